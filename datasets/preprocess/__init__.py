@@ -1,0 +1,1 @@
+"""Pure preprocessing of one ScanNet++ scene: undistort, rescale, render depth and panoptic ids."""

@@ -1,0 +1,1 @@
+"""ScanNet++ v2 on-disk format: readers (and the writers used by the synthetic generator)."""

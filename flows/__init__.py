@@ -1,0 +1,1 @@
+"""Orchestration: Prefect flows and tasks, Dask cluster choice, torchrun launch, MLflow logging, the CLI."""

@@ -1,0 +1,1 @@
+"""The `panst3r` console script: one module per subcommand."""

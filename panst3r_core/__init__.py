@@ -1,0 +1,1 @@
+"""PanSt3R model, inference, post-processing, losses, metrics and training engine (torch only)."""
