@@ -1,0 +1,81 @@
+"""Content hashes that decide whether a committed scene is still up to date.
+
+A scene is redone when any of three things changes: its input files (source hash), the preprocessing
+settings (config hash) or the code that turns one into the other (code version).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+_BLOCK = 1 << 20
+_PACKAGE = "panst3r-pipeline"
+# Packages whose source decides the preprocessed output; a change to any .py file there redoes scenes.
+_CODE_PACKAGES = ("preprocess", "scannetpp")
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's content, read in 1 MiB blocks (meshes and image folders can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def source_hash(files: Iterable[Path], root: Path) -> str:
+    """sha256 over (path relative to `root`, size, content digest) of every input file, order-independent."""
+    entries = []
+    for path in files:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"input file {path} listed for the scene does not exist")
+        try:
+            rel = path.resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            rel = path.resolve().as_posix()  # a pairs folder may live outside the root
+        entries.append((rel, path.stat().st_size, file_digest(path)))
+    digest = hashlib.sha256()
+    for rel, size, content in sorted(entries):
+        digest.update(f"{rel}\0{size}\0{content}\n".encode())
+    return digest.hexdigest()
+
+
+def config_hash(config: object) -> str:
+    """sha256 of the canonical JSON (sorted keys) of a dataclass config."""
+    if not dataclasses.is_dataclass(config):
+        raise TypeError(f"config_hash expects a dataclass instance, got {type(config).__name__}")
+    canonical = json.dumps(dataclasses.asdict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version(_PACKAGE)
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def source_tree_digest(directories: Iterable[Path]) -> str:
+    """sha256 over the relative names and contents of every .py file under `directories`."""
+    digest = hashlib.sha256()
+    for directory in directories:
+        directory = Path(directory)
+        for path in sorted(directory.rglob("*.py")):
+            digest.update(f"{directory.name}/{path.relative_to(directory).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """`<package version>+<12 hex digits of the preprocessing source>`, e.g. `0.1.0+3fa2c9d01b7e`."""
+    datasets_dir = Path(__file__).resolve().parents[1]
+    tree = source_tree_digest(datasets_dir / name for name in _CODE_PACKAGES)
+    return f"{_package_version()}+{tree[:12]}"

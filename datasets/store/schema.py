@@ -1,0 +1,110 @@
+"""Layout and version of the preprocessed-scene store.
+
+STORE/
+  scenes.zarr/                      zarr v3 root group; attrs: schema_version, store_uuid, categories
+    scenes/<scene_id>/              one committed group per scene (attrs: see SCENE_ATTR_KEYS)
+      pairs                         (P, 3) float64: frame a, frame b (selection order), overlap
+      <camera>/                     "dslr" / "iphone": frames that share one image size
+        images (F,H,W,3) uint8, depth_mm (F,H,W) uint16, panoptic (F,H,W) uint32,
+        intrinsics (F,3,3) float64, cam_to_world (F,4,4) float64; attrs: names
+    _staging/<scene_id>.<uuid>/     a scene being written (invisible to readers)
+    _trash/                         replaced versions waiting to be deleted
+  tables/{scenes,frames,pairs}.parquet   derived from the committed groups + failure records
+  failures/<scene_id>.json          the last failure of a scene
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+"""Bump whenever arrays, dtypes or attrs change meaning; readers refuse any other version."""
+
+ZARR_DIRNAME = "scenes.zarr"
+SCENES_GROUP = "scenes"
+STAGING_DIRNAME = "_staging"
+TRASH_DIRNAME = "_trash"
+TABLES_DIRNAME = "tables"
+FAILURES_DIRNAME = "failures"
+TABLE_NAMES = ("scenes", "frames", "pairs")
+
+FRAME_ARRAYS = ("images", "depth_mm", "panoptic", "intrinsics", "cam_to_world")
+SCENE_ATTR_KEYS = (
+    "schema_version",
+    "scene_id",
+    "source_hash",
+    "config_hash",
+    "code_version",
+    "frame_order",
+    "segments",
+    "categories",
+    "num_frames",
+    "split",
+    "timings",
+    "committed_at",
+)
+
+SHARD_FRAMES = 16
+"""Frames per shard: fewer files per scene; a scene is written by exactly one task, so no shard is shared."""
+
+
+class SchemaVersionError(ValueError):
+    """The store was written by a different schema version."""
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """Paths inside a store directory."""
+
+    root: Path
+
+    @property
+    def zarr_root(self) -> Path:
+        return self.root / ZARR_DIRNAME
+
+    @property
+    def scenes_dir(self) -> Path:
+        return self.zarr_root / SCENES_GROUP
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.zarr_root / STAGING_DIRNAME
+
+    @property
+    def trash_dir(self) -> Path:
+        return self.zarr_root / TRASH_DIRNAME
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.root / TABLES_DIRNAME
+
+    @property
+    def failures_dir(self) -> Path:
+        return self.root / FAILURES_DIRNAME
+
+    def scene_dir(self, scene_id: str) -> Path:
+        return self.scenes_dir / scene_id
+
+    def table_path(self, name: str) -> Path:
+        if name not in TABLE_NAMES:
+            raise ValueError(f"unknown table {name!r}; the store has {', '.join(TABLE_NAMES)}")
+        return self.tables_dir / f"{name}.parquet"
+
+    def failure_path(self, scene_id: str) -> Path:
+        return self.failures_dir / f"{scene_id}.json"
+
+    def committed_scene_ids(self) -> list[str]:
+        """Scene groups that finished their atomic commit (a group's zarr.json is written before the rename)."""
+        if not self.scenes_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.scenes_dir.iterdir() if (p / "zarr.json").is_file())
+
+
+def check_schema_version(found: object, store: Path) -> None:
+    """Raise SchemaVersionError naming the store when `found` is not the version this code reads."""
+    if found != SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"store {store} has schema_version {found}, this code reads {SCHEMA_VERSION}; "
+            "re-run preprocess into a new store"
+        )

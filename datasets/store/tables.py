@@ -1,0 +1,233 @@
+"""The Parquet tables `scenes`, `frames` and `pairs`, derived from committed scene groups + failure records.
+
+Rebuilt in the flow process only (after each finished task and at the end), each written to a temporary
+file and renamed, so a reader always sees a consistent table that lists committed scenes only.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from datasets.store.failures import read_failures
+from datasets.store.reader import StoreReader
+from datasets.store.schema import TABLE_NAMES, StoreLayout
+
+SCENE_COLUMNS = [
+    "scene_id",
+    "status",
+    "error",
+    "frames",
+    "split",
+    "source_hash",
+    "config_hash",
+    "code_version",
+    "seconds",
+    "committed_at",
+]
+FRAME_COLUMNS = [
+    "scene_id",
+    "frame_index",
+    "name",
+    "camera",
+    "index_in_camera",
+    "height",
+    "width",
+    "fx",
+    "fy",
+    "cx",
+    "cy",
+    "split",
+]
+PAIR_COLUMNS = ["scene_id", "frame_a", "frame_b", "overlap", "split"]
+
+
+@dataclass(frozen=True)
+class CurrentVersion:
+    """What a scene would be produced with now; a committed scene that differs is `stale`.
+
+    `source_hashes` may cover only some scenes (those whose inputs were hashed)."""
+
+    config_hash: str
+    code_version: str
+    source_hashes: dict[str, str] | None = None
+
+    def is_stale(self, scene_id: str, attrs: dict) -> bool:
+        if attrs.get("config_hash") != self.config_hash or attrs.get("code_version") != self.code_version:
+            return True
+        known = (self.source_hashes or {}).get(scene_id)
+        return known is not None and known != attrs.get("source_hash")
+
+
+class TableBuilder:
+    """Builds the three tables, caching each committed scene's rows by the identity of its zarr.json
+    (inode + mtime: a re-commit renames a new directory in), so rebuilding after every task stays cheap."""
+
+    def __init__(self, store: str | Path):
+        self.layout = StoreLayout(Path(store))
+        self._cache: dict[str, tuple[tuple[int, int], dict, pd.DataFrame, pd.DataFrame]] = {}
+
+    def _scene_rows(self, reader: StoreReader, scene_id: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+        stat = (self.layout.scene_dir(scene_id) / "zarr.json").stat()
+        key = (stat.st_ino, stat.st_mtime_ns)
+        cached = self._cache.get(scene_id)
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2], cached[3]
+        attrs = reader.scene_attrs(scene_id)
+        split = str(attrs.get("split") or "")
+        scene_arrays = reader._open_scene(scene_id)
+        names = reader._names[scene_id]
+        rows = []
+        intrinsics = {
+            camera: np.asarray(h["intrinsics"][...])
+            for camera, h in scene_arrays.items()
+            if camera != "_scene"
+        }
+        shapes = reader.camera_shapes(scene_id)
+        for frame_index, (camera, index) in enumerate(attrs["frame_order"]):
+            K = intrinsics[camera][index]
+            rows.append(
+                {
+                    "scene_id": scene_id,
+                    "frame_index": frame_index,
+                    "name": names[camera][index],
+                    "camera": camera,
+                    "index_in_camera": index,
+                    "height": shapes[camera][1],
+                    "width": shapes[camera][2],
+                    "fx": K[0, 0],
+                    "fy": K[1, 1],
+                    "cx": K[0, 2],
+                    "cy": K[1, 2],
+                    "split": split,
+                }
+            )
+        frames = _typed(pd.DataFrame(rows, columns=FRAME_COLUMNS), FRAME_COLUMNS)
+        pairs_array = reader.pairs(scene_id)
+        pairs = _typed(
+            pd.DataFrame(
+                {
+                    "scene_id": scene_id,
+                    "frame_a": pairs_array[:, 0].astype(np.int32),
+                    "frame_b": pairs_array[:, 1].astype(np.int32),
+                    "overlap": pairs_array[:, 2].astype(np.float32),
+                    "split": split,
+                },
+                columns=PAIR_COLUMNS,
+            ),
+            PAIR_COLUMNS,
+        )
+        self._cache[scene_id] = (key, attrs, frames, pairs)
+        return attrs, frames, pairs
+
+    def build(self, current: CurrentVersion | None = None) -> dict[str, pd.DataFrame]:
+        """The three tables as DataFrames (scenes sorted by id)."""
+        failures = read_failures(self.layout)
+        committed = self.layout.committed_scene_ids()
+        reader = StoreReader(self.layout.root) if committed else None
+        scene_rows, frames, pairs = [], [], []
+        for scene_id in committed:
+            attrs, scene_frames, scene_pairs = self._scene_rows(reader, scene_id)
+            frames.append(scene_frames)
+            pairs.append(scene_pairs)
+            failure = failures.pop(scene_id, None)
+            if failure is not None and failure.time >= str(attrs.get("committed_at", "")):
+                # The last attempt failed; the older committed version is still readable.
+                status, error = "failed", failure.reason
+            elif current is not None and current.is_stale(scene_id, attrs):
+                status, error = "stale", ""
+            else:
+                status, error = "done", ""
+            timings = attrs.get("timings") or {}
+            row = {
+                "scene_id": scene_id,
+                "status": status,
+                "error": error,
+                "frames": int(attrs.get("num_frames", 0)),
+                "split": str(attrs.get("split") or ""),
+                "source_hash": attrs.get("source_hash", ""),
+                "config_hash": attrs.get("config_hash", ""),
+                "code_version": attrs.get("code_version", ""),
+                "seconds": float(timings.get("total", sum(timings.values()) if timings else np.nan)),
+                "committed_at": attrs.get("committed_at", ""),
+            }
+            row.update(
+                {f"seconds_{stage}": float(value) for stage, value in timings.items() if stage != "total"}
+            )
+            scene_rows.append(row)
+        for scene_id, failure in failures.items():
+            scene_rows.append(
+                {
+                    "scene_id": scene_id,
+                    "status": "failed",
+                    "error": failure.reason,
+                    "frames": 0,
+                    "seconds": np.nan,
+                }
+            )
+        scenes = pd.DataFrame(scene_rows)
+        extra = sorted(c for c in scenes.columns if c.startswith("seconds_"))
+        scenes = scenes.reindex(columns=SCENE_COLUMNS + extra)
+        scenes = _typed(scenes, SCENE_COLUMNS + extra).sort_values("scene_id", ignore_index=True)
+        return {
+            "scenes": scenes,
+            "frames": _concat(frames, FRAME_COLUMNS),
+            "pairs": _concat(pairs, PAIR_COLUMNS),
+        }
+
+    def write(self, current: CurrentVersion | None = None) -> dict[str, pd.DataFrame]:
+        """Build and write the tables (temp file + rename each); returns them."""
+        tables = self.build(current)
+        self.layout.tables_dir.mkdir(parents=True, exist_ok=True)
+        for name in TABLE_NAMES:
+            target = self.layout.table_path(name)
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+            tables[name].to_parquet(tmp, index=False, compression="zstd")
+            os.replace(tmp, target)
+        return tables
+
+
+_INT_COLUMNS = {
+    "frames": "int64",
+    "frame_index": "int32",
+    "index_in_camera": "int32",
+    "height": "int32",
+    "width": "int32",
+}
+_INT_COLUMNS.update({"frame_a": "int32", "frame_b": "int32"})
+_FLOAT_COLUMNS = {"fx", "fy", "cx", "cy", "seconds"}
+
+
+def _typed(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Stable dtypes even for empty tables: strings as pandas' `str`, ints and floats fixed."""
+    for column in columns:
+        if column in _INT_COLUMNS:
+            frame[column] = frame[column].fillna(0).astype(_INT_COLUMNS[column])
+        elif column in _FLOAT_COLUMNS or column.startswith("seconds_"):
+            frame[column] = frame[column].astype("float64")
+        elif column == "overlap":
+            frame[column] = frame[column].astype("float32")
+        else:
+            frame[column] = frame[column].fillna("").astype("str")
+    return frame
+
+
+def _concat(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    if not parts:
+        return _typed(pd.DataFrame(columns=columns), columns)
+    return pd.concat(parts, ignore_index=True)
+
+
+def read_table(store: str | Path, name: str) -> pd.DataFrame:
+    """One table of a store; FileNotFoundError naming the file and the fix when it was never written."""
+    path = StoreLayout(Path(store)).table_path(name)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"table {path} does not exist; run `panst3r preprocess --store {store}` first"
+        )
+    return pd.read_parquet(path)

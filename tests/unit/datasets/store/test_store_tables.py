@@ -1,0 +1,90 @@
+import pandas as pd
+import pytest
+
+from datasets.store import writer
+from datasets.store.failures import write_failure
+from datasets.store.schema import StoreLayout
+from datasets.store.tables import CurrentVersion, TableBuilder, read_table
+
+HASHES = {"source_hash": "s", "config_hash": "c", "code_version": "v"}
+
+
+@pytest.fixture
+def store(tmp_path, make_scene):
+    store = tmp_path / "store"
+    writer.open_or_create_store(store)
+    writer.write_scene(store, make_scene("aaa", seed=1, dslr=3, iphone=2), split="train", **HASHES)
+    writer.write_scene(store, make_scene("bbb", seed=2, dslr=2, iphone=0), split="val", **HASHES)
+    write_failure(StoreLayout(store), "ccc", "ValueError", "segments.json: segIndices are not 0..N-1")
+    return store
+
+
+def test_tables_list_committed_scenes_and_failures(store):
+    tables = TableBuilder(store).write()
+    scenes = read_table(store, "scenes")
+    assert list(scenes["scene_id"]) == ["aaa", "bbb", "ccc"]
+    assert list(scenes["status"]) == ["done", "done", "failed"]
+    assert scenes.loc[2, "error"] == "segments.json: segIndices are not 0..N-1"
+    assert list(scenes["frames"]) == [5, 2, 0]
+    assert scenes.loc[0, "seconds"] == pytest.approx(1.75)
+    assert scenes.loc[0, "seconds_render"] == pytest.approx(1.5)
+    assert scenes["scene_id"].dtype == tables["scenes"]["scene_id"].dtype
+
+    frames = read_table(store, "frames")
+    assert len(frames) == 7
+    aaa = frames[frames.scene_id == "aaa"]
+    assert list(aaa["camera"]) == ["dslr"] * 3 + ["iphone"] * 2
+    assert list(aaa["index_in_camera"]) == [0, 1, 2, 0, 1]
+    assert list(aaa["height"]) == [12, 12, 12, 9, 9] and list(aaa["width"]) == [16, 16, 16, 12, 12]
+    assert set(frames["split"]) == {"train", "val"}
+
+    pairs = read_table(store, "pairs")
+    assert len(pairs) == 4 + 1
+    assert pairs["frame_a"].dtype == "int32" and pairs["overlap"].dtype == "float32"
+    assert list(pairs[pairs.scene_id == "bbb"]["frame_b"]) == [1]
+
+
+def test_a_later_success_clears_the_failed_status(store, make_scene):
+    layout = StoreLayout(store)
+    writer.write_scene(store, make_scene("ccc", seed=3), **HASHES)
+    scenes = TableBuilder(store).build()["scenes"]
+    # A failure record older than the commit no longer counts.
+    assert scenes.set_index("scene_id").loc["ccc", "status"] == "done"
+    write_failure(layout, "ccc", "OSError", "disk full")
+    scenes = TableBuilder(store).build()["scenes"]
+    assert scenes.set_index("scene_id").loc["ccc", "status"] == "failed"
+
+
+def test_stale_when_config_code_or_source_changed(store):
+    builder = TableBuilder(store)
+    assert set(builder.build(CurrentVersion("c", "v"))["scenes"]["status"]) == {"done", "failed"}
+    by_id = builder.build(CurrentVersion("c2", "v"))["scenes"].set_index("scene_id")["status"]
+    assert by_id["aaa"] == "stale" and by_id["bbb"] == "stale" and by_id["ccc"] == "failed"
+    by_id = builder.build(CurrentVersion("c", "v", {"aaa": "changed"}))["scenes"].set_index("scene_id")[
+        "status"
+    ]
+    assert by_id["aaa"] == "stale" and by_id["bbb"] == "done"
+
+
+def test_rebuild_picks_up_a_recommitted_scene(store, make_scene):
+    builder = TableBuilder(store)
+    assert len(builder.build()["frames"]) == 7
+    writer.write_scene(store, make_scene("bbb", seed=5, dslr=4, iphone=0), **HASHES)
+    assert len(builder.build()["frames"]) == 9
+
+
+def test_empty_store_gives_typed_empty_tables(tmp_path):
+    store = tmp_path / "store"
+    writer.open_or_create_store(store)
+    tables = TableBuilder(store).write()
+    for name in ("scenes", "frames", "pairs"):
+        assert len(read_table(store, name)) == 0
+    assert tables["pairs"]["frame_a"].dtype == "int32"
+    assert isinstance(tables["scenes"], pd.DataFrame)
+
+
+def test_read_table_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="panst3r preprocess"):
+        read_table(tmp_path, "scenes")
+    with pytest.raises(ValueError, match="unknown table"):
+        read_table(tmp_path, "nope")
