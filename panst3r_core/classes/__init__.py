@@ -1,0 +1,17 @@
+"""Class vocabularies: built-in sets (ScanNet++ top-100, COCO-panoptic 133, ADE20k-150) and their union."""
+
+from panst3r_core.classes.vocabulary import (
+    COCO_NUM_THINGS,
+    class_set_names,
+    dedup_preserving_order,
+    load_class_set,
+    union_class_sets,
+)
+
+__all__ = [
+    "COCO_NUM_THINGS",
+    "class_set_names",
+    "dedup_preserving_order",
+    "load_class_set",
+    "union_class_sets",
+]

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from datasets.image_io import collect_image_paths, load_images, read_image_rgb
+
+
+def _write(path, array, mode=None):
+    Image.fromarray(array, mode=mode).save(path)
+    return path
+
+
+def test_folder_is_sorted_filtered_and_files_keep_order(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    _write(folder / "b.png", rgb)
+    _write(folder / "a.JPG", rgb)
+    (folder / "notes.txt").write_text("not an image")
+    extra = _write(tmp_path / "z.png", rgb)
+    paths = collect_image_paths([extra, folder, folder / "a.JPG"])
+    assert [p.name for p in paths] == ["z.png", "a.JPG", "b.png"]
+
+
+def test_reads_rgb_from_grey_and_rgba(tmp_path):
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    rgba = np.zeros((3, 4, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[..., 3] = 10
+    out_grey = read_image_rgb(_write(tmp_path / "g.png", grey))
+    out_rgba = read_image_rgb(_write(tmp_path / "c.png", rgba))
+    assert out_grey.shape == (3, 4, 3) and out_grey.dtype == np.uint8
+    np.testing.assert_array_equal(out_grey[..., 1], grey)
+    assert (out_rgba[..., 0] == 200).all() and out_rgba.shape == (3, 4, 3)
+    images, paths = load_images([tmp_path / "g.png", tmp_path / "c.png"])
+    assert len(images) == 2 and [p.name for p in paths] == ["g.png", "c.png"]
+
+
+def test_clear_errors(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"this is not a png")
+    with pytest.raises(ValueError, match=r"broken\.png.*convert it to PNG or JPEG"):
+        read_image_rgb(bad)
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        collect_image_paths([tmp_path / "missing.png"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="holds no image files"):
+        collect_image_paths([empty])
+    with pytest.raises(ValueError, match="no images given"):
+        collect_image_paths([])
