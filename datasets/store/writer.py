@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -161,10 +162,14 @@ def write_scene(
     code_version: str,
     split: str = "",
     extra_timings: dict[str, float] | None = None,
+    started_at: float | None = None,
 ) -> dict[str, Any]:
     """Write `scene` into staging, then commit it with one rename. Returns a small summary dict.
 
-    Any older committed version of the scene is renamed into `_trash/` first and deleted after."""
+    Timings stored: the scene's own, `extra_timings`, `write` (seconds spent here) and, when `started_at`
+    (a `time.perf_counter()` value) is given, `total` up to the commit. Any older committed version of the
+    scene is renamed into `_trash/` first and deleted after."""
+    write_start = time.perf_counter()
     layout = StoreLayout(Path(store))
     if not layout.scenes_dir.is_dir():
         raise FileNotFoundError(f"store {layout.root} is not initialised; the flow creates it before writing")
@@ -185,7 +190,9 @@ def write_scene(
         pairs = np.asarray(scene.pairs, dtype=np.float64).reshape(-1, 3)
         group.create_array("pairs", shape=pairs.shape, dtype=pairs.dtype, chunks=(max(len(pairs), 1), 3))
         group["pairs"][...] = pairs
-        timings = {**scene.timings, **(extra_timings or {})}
+        timings = {**scene.timings, **(extra_timings or {}), "write": time.perf_counter() - write_start}
+        if started_at is not None:
+            timings["total"] = time.perf_counter() - started_at
         committed_at = utc_now()
         group.attrs.update(
             _jsonable(
@@ -214,6 +221,7 @@ def write_scene(
         "frames": scene.num_frames,
         "path": str(layout.scene_dir(scene.scene_id)),
         "committed_at": committed_at,
+        "timings": timings,
     }
 
 

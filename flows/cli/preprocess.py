@@ -1,0 +1,125 @@
+"""`panst3r preprocess`: run the Prefect flow `preprocess` (one task per scene on Dask) into a store."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "Prefect flow `preprocess`: scenes -> Zarr store + Parquet tables (incremental)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--root", required=True, help="ScanNet++ v2 root (the folder holding data/, metadata/, splits/)"
+    )
+    parser.add_argument(
+        "--pairs", default=None, help="pairs folder with <scene>/selected_pairs.npz (optional)"
+    )
+    parser.add_argument("--store", required=True, help="output store directory (created if absent)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="Dask worker processes of the local cluster (default 2)"
+    )
+    parser.add_argument(
+        "--dask-address",
+        default=None,
+        help="scheduler address of an existing Dask cluster (instead of --workers)",
+    )
+    parser.add_argument("--scenes", nargs="+", default=None, metavar="ID", help="only these scene ids")
+    parser.add_argument(
+        "--target-resolution",
+        type=int,
+        default=920,
+        help="output images cover (T, T*3/4) pixels (default 920)",
+    )
+    parser.add_argument(
+        "--prefect-port",
+        type=int,
+        default=4200,
+        help="port of a local Prefect server to reuse (default 4200)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.prefect_env import configure_prefect_env, prefect_api
+
+    if not Path(args.root).is_dir():
+        raise FileNotFoundError(
+            f"--root {args.root} is not a directory; pass the ScanNet++ root (with data/)"
+        )
+    if args.target_resolution < 16:
+        raise ValueError(
+            f"--target-resolution {args.target_resolution} is too small; the official value is 920"
+        )
+    configure_prefect_env()
+    with prefect_api(port=args.prefect_port):
+        from flows.preprocess import (
+            progress_listener,
+            run_preprocess,
+        )  # imports prefect: after the env is set
+
+        with _ProgressBar() as bar, progress_listener(bar.update):
+            summary = run_preprocess(
+                root=args.root,
+                store=args.store,
+                pairs=args.pairs,
+                scenes=args.scenes,
+                target_resolution=args.target_resolution,
+                workers=args.workers,
+                dask_address=args.dask_address,
+            )
+    print_summary(summary)
+    return 1 if summary["failed"] else 0
+
+
+class _ProgressBar:
+    """A rich progress bar over scenes, fed by the flow's progress events."""
+
+    def __enter__(self) -> _ProgressBar:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]preprocess"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+        )
+        self.progress.__enter__()
+        self.task = self.progress.add_task("scenes", total=None, detail="planning")
+        self.failed = 0
+        return self
+
+    def update(self, event: dict) -> None:
+        if event["event"] == "planned":
+            self.progress.update(self.task, total=event["total"], detail=f"{event['skipped']} skipped")
+        elif event["event"] == "scene":
+            self.failed += event["status"] == "failed"
+            detail = f"last {event['scene_id']} {event['status']}" + (
+                f", {self.failed} failed" if self.failed else ""
+            )
+            self.progress.update(self.task, advance=1, detail=detail)
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+
+def print_summary(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"preprocess summary ({summary['seconds']:.1f} s, store {summary['store']})")
+    table.add_column("scene")
+    table.add_column("result")
+    table.add_column("reason")
+    for scene_id in summary["done"]:
+        table.add_row(scene_id, "[green]done", "")
+    for scene_id in summary["skipped"]:
+        table.add_row(scene_id, "skipped", "up to date")
+    for scene_id, reason in summary["failed"].items():
+        table.add_row(scene_id, "[red]failed", reason)
+    console = Console()
+    console.print(table)
+    console.print(
+        f"done {len(summary['done'])} ({summary['frames']} frames) / skipped {len(summary['skipped'])} / "
+        f"failed {len(summary['failed'])}"
+    )

@@ -1,0 +1,157 @@
+"""Where Prefect keeps its state, and the local Prefect server the flows report to.
+
+Prefect reads its settings when it is first imported, so `configure_prefect_env` and `prefect_api`
+must run before anything imports `prefect`.
+
+Why a server and not Prefect's ephemeral mode: without PREFECT_API_URL every process that runs a task,
+including each Dask worker, starts its own temporary server on one shared SQLite file (measured in
+environment.md section 3: 3.5-9.5 s each and occasional "database is locked"). One server per run,
+shared by the flow and its workers through the inherited PREFECT_API_URL, avoids both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFECT_HOME = Path("runs") / "prefect"
+DEFAULT_PORT = 4200
+HOST = "127.0.0.1"
+
+
+def configure_prefect_env(home: str | Path | None = None) -> Path:
+    """Set PREFECT_HOME (default ./runs/prefect unless the user set it), analytics off, EGL rendering."""
+    if home is not None or "PREFECT_HOME" not in os.environ:
+        os.environ["PREFECT_HOME"] = str(Path(home or DEFAULT_PREFECT_HOME).resolve())
+    # Without this the server tries to send telemetry from an offline machine and logs DNS errors.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    path = Path(os.environ["PREFECT_HOME"])
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def api_url_for(port: int) -> str:
+    return f"http://{HOST}:{port}/api"
+
+
+def api_healthy(api_url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalServer:
+    """`prefect server start` on 127.0.0.1 as a child process (own process group, so `stop` ends it
+    and everything it started)."""
+
+    def __init__(self, port: int, log_path: Path | None = None):
+        self.port = port
+        self.api_url = api_url_for(port)
+        self.log_path = log_path or Path(os.environ.get("PREFECT_HOME", ".")) / f"server-{port}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120.0) -> LocalServer:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        env.pop("PREFECT_API_URL", None)
+        with open(self.log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "server",
+                    "start",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(self.port),
+                ],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if api_healthy(self.api_url, timeout=1.0):
+                log.info("Prefect server up at %s (log: %s)", self.api_url, self.log_path)
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"prefect server exited with code {self.process.returncode}; see {self.log_path}"
+                )
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(
+            f"prefect server did not answer at {self.api_url} within {timeout:.0f} s; see {self.log_path}"
+        )
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=timeout)
+        except ProcessLookupError:
+            pass
+
+
+@contextmanager
+def prefect_api(port: int = DEFAULT_PORT, start: bool = True) -> Iterator[str]:
+    """Make PREFECT_API_URL point at a live server for the duration of the block.
+
+    Order: the server named by PREFECT_API_URL (an error if it does not answer); else the local one on
+    `port` (e.g. the one `panst3r serve` started); else, when `start`, a temporary server on a free port,
+    stopped at the end of the block."""
+    configured = os.environ.get("PREFECT_API_URL")
+    if configured:
+        if not api_healthy(configured):
+            raise ValueError(
+                f"PREFECT_API_URL={configured} does not answer at /health; start that server "
+                "(`panst3r serve`) or unset PREFECT_API_URL to let panst3r start a local one"
+            )
+        yield configured
+        return
+    local = api_url_for(port)
+    if api_healthy(local, timeout=1.0):
+        os.environ["PREFECT_API_URL"] = local
+        try:
+            yield local
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
+        return
+    if not start:
+        raise ValueError(f"no Prefect server answers at {local}; run `panst3r serve` first")
+    server = LocalServer(free_port()).start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield server.api_url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()

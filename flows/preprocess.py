@@ -1,0 +1,264 @@
+"""Prefect flow `preprocess`: ScanNet++ scenes -> Zarr store + Parquet tables, one task per scene on Dask.
+
+The flow process decides what to do (skip scenes whose committed version has the same source hash,
+config hash and code version), creates the store, submits one task per remaining scene, records
+failures and rebuilds the tables as tasks finish. Workers only read inputs and commit their own scene.
+Import this module only after `flows.prefect_env.configure_prefect_env` (Prefect reads settings at import).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from prefect_dask import DaskTaskRunner
+
+from datasets.preprocess.result import PreprocessConfig
+from datasets.scannetpp.reader import list_scenes
+from datasets.store import hashing
+from datasets.store.failures import clear_failure, write_failure
+from datasets.store.reader import read_scene_attrs
+from datasets.store.scene_job import failure_reason, is_bad_input, plan_scene, run_scene
+from datasets.store.schema import StoreLayout
+from datasets.store.splits import scene_splits
+from datasets.store.tables import CurrentVersion, TableBuilder
+from datasets.store.writer import open_or_create_store, set_categories, sweep_staging
+
+TASK_RETRIES = 2
+TABLE_REFRESH_SECONDS = 2.0
+# Environment every worker process needs; PREFECT_API_URL/PREFECT_HOME are inherited from the parent.
+_WORKER_ENV = {"PYOPENGL_PLATFORM": "egl", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def make_task_runner(workers: int = 2, dask_address: str | None = None) -> DaskTaskRunner:
+    """A temporary LocalCluster of `workers` single-threaded processes, or an existing cluster."""
+    if dask_address:
+        return DaskTaskRunner(address=dask_address)
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    env = {key: os.environ.get(key, value) for key, value in _WORKER_ENV.items()}
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": workers,
+            "threads_per_worker": 1,  # pyrender/EGL contexts are per thread; one scene per process
+            "processes": True,
+            "dashboard_address": None,
+            "env": env,
+        },
+    )
+
+
+# Progress listeners (the CLI's progress bar); called in the flow process only.
+_listeners: list[Callable[[dict[str, Any]], None]] = []
+
+
+@contextmanager
+def progress_listener(callback: Callable[[dict[str, Any]], None]) -> Iterator[None]:
+    """Receive `{"event": "planned", "total", "skipped"}` then `{"event": "scene", "scene_id", "status", ...}`."""
+    _listeners.append(callback)
+    try:
+        yield
+    finally:
+        _listeners.remove(callback)
+
+
+def _emit(event: dict[str, Any]) -> None:
+    for callback in list(_listeners):
+        callback(event)
+
+
+def _retry_transient(task, task_run, state) -> bool:
+    """Retry unless the scene's own input is bad (ValueError / FileNotFoundError / KeyError)."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - an unreadable result is itself a transient problem
+        return True
+    return not (isinstance(exc, BaseException) and is_bad_input(exc))
+
+
+@task(
+    name="preprocess-scene",
+    task_run_name="scene-{scene_id}",
+    retries=TASK_RETRIES,
+    retry_delay_seconds=2,
+    retry_condition_fn=_retry_transient,
+    cache_policy=NO_CACHE,  # skipping is decided from the store's content, see plan_scene
+    persist_result=False,
+)
+def preprocess_scene_task(
+    root: str, store: str, scene_id: str, config: dict, pairs: str | None, split: str, source_hash: str | None
+) -> dict:
+    return run_scene(root, store, scene_id, PreprocessConfig(**config), pairs, split, source_hash)
+
+
+def _collect(future) -> tuple[dict | None, BaseException | None]:
+    try:
+        state = future.state if future.state.is_final() else None
+        if state is None:
+            future.wait()
+            state = future.state
+        if state.is_completed():
+            return future.result(), None
+        exc = future.result(raise_on_failure=False)
+        return None, exc if isinstance(exc, BaseException) else RuntimeError(str(state.message))
+    except BaseException as exc:  # noqa: BLE001 - e.g. KilledWorker when Dask gives up on a scene
+        return None, exc
+
+
+@flow(name="preprocess", task_runner=make_task_runner(2))
+def preprocess(
+    root: str,
+    store: str,
+    pairs: str | None = None,
+    scenes: list[str] | None = None,
+    target_resolution: int = 920,
+) -> dict[str, Any]:
+    """Preprocess every scene of `root` (or `scenes`) into `store`; returns the run summary
+    `{done, skipped, failed: {scene: reason}, frames, seconds, store}`."""
+    logger = get_run_logger()
+    started = time.perf_counter()
+    root_path, store_path = Path(root).resolve(), Path(store).resolve()
+    pairs_path = Path(pairs).resolve() if pairs else None
+    if not root_path.is_dir():
+        raise FileNotFoundError(
+            f"--root {root_path} is not a directory; pass the ScanNet++ root (with data/)"
+        )
+    if pairs_path is not None and not pairs_path.is_dir():
+        raise FileNotFoundError(
+            f"--pairs {pairs_path} is not a directory; pass the folder of <scene>/selected_pairs.npz"
+        )
+    config = PreprocessConfig(target_resolution=target_resolution)
+    config_hash, code_version = hashing.config_hash(config), hashing.code_version()
+
+    available = list_scenes(root_path, pairs_path)
+    if scenes:
+        unknown = sorted(set(scenes) - set(available))
+        if unknown:
+            raise ValueError(
+                f"--scenes names {', '.join(unknown)}, not found under {root_path / 'data'}"
+                + (f" with pairs in {pairs_path}" if pairs_path else "")
+                + f"; available: {', '.join(available[:10])}{' ...' if len(available) > 10 else ''}"
+            )
+        selected = [s for s in available if s in set(scenes)]
+    else:
+        selected = available
+
+    open_or_create_store(store_path)
+    sweep_staging(store_path)  # leftovers of killed runs; nothing is writing yet
+    layout = StoreLayout(store_path)
+
+    # Hashing reads every input file; threads overlap the I/O (hashlib releases the GIL).
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        plans = list(
+            pool.map(
+                lambda s: plan_scene(store_path, root_path, s, pairs_path, config_hash, code_version),
+                selected,
+            )
+        )
+    to_run = [p for p in plans if p.run]
+    skipped = [p.scene_id for p in plans if not p.run]
+    logger.info(
+        "%d scenes: %d to process, %d up to date (skipped); store %s",
+        len(plans),
+        len(to_run),
+        len(skipped),
+        store_path,
+    )
+    for plan in to_run:
+        logger.info("scene %s: %s", plan.scene_id, plan.why)
+    _emit({"event": "planned", "total": len(to_run), "skipped": len(skipped)})
+
+    splits = scene_splits(root_path)
+    current = CurrentVersion(
+        config_hash, code_version, {p.scene_id: p.source_hash for p in plans if p.source_hash}
+    )
+    builder = TableBuilder(store_path)
+    futures = {
+        preprocess_scene_task.submit(
+            str(root_path),
+            str(store_path),
+            plan.scene_id,
+            asdict(config),
+            str(pairs_path) if pairs_path else None,
+            splits.get(plan.scene_id, ""),
+            plan.source_hash,
+        ): plan.scene_id
+        for plan in to_run
+    }
+
+    done: list[str] = []
+    failed: dict[str, str] = {}
+    frames = 0
+    last_tables = 0.0
+    for future in as_completed(list(futures)):
+        scene_id = futures[future]
+        result, exc = _collect(future)
+        if exc is None:
+            clear_failure(layout, scene_id)
+            done.append(scene_id)
+            frames += int(result["frames"])
+            logger.info("scene %s done: %d frames, %.1f s", scene_id, result["frames"], result["seconds"])
+            _emit({"event": "scene", "scene_id": scene_id, "status": "done", "frames": result["frames"]})
+        else:
+            reason = failure_reason(exc)
+            attempts = 1 if is_bad_input(exc) else TASK_RETRIES + 1
+            write_failure(layout, scene_id, type(exc).__name__, reason, attempt=attempts)
+            failed[scene_id] = reason
+            logger.warning("scene %s failed: %s", scene_id, reason)
+            _emit({"event": "scene", "scene_id": scene_id, "status": "failed", "reason": reason})
+        if time.monotonic() - last_tables > TABLE_REFRESH_SECONDS:
+            builder.write(current)
+            last_tables = time.monotonic()
+
+    for scene_id in layout.committed_scene_ids():
+        categories = read_scene_attrs(layout, scene_id).get("categories")
+        if categories:
+            set_categories(store_path, categories)
+            break
+    tables = builder.write(current)
+    summary = {
+        "done": sorted(done),
+        "skipped": sorted(skipped),
+        "failed": dict(sorted(failed.items())),
+        "frames": frames,
+        "seconds": time.perf_counter() - started,
+        "store": str(store_path),
+        "committed_scenes": int((tables["scenes"]["status"] != "failed").sum()),
+    }
+    logger.info(
+        "preprocess finished in %.1f s: %d done (%d frames), %d skipped, %d failed",
+        summary["seconds"],
+        len(done),
+        frames,
+        len(skipped),
+        len(failed),
+    )
+    for scene_id, reason in summary["failed"].items():
+        logger.warning("failed %s: %s", scene_id, reason)
+    return summary
+
+
+def run_preprocess(
+    root: str,
+    store: str,
+    pairs: str | None = None,
+    scenes: list[str] | None = None,
+    target_resolution: int = 920,
+    workers: int = 2,
+    dask_address: str | None = None,
+) -> dict[str, Any]:
+    """Run the flow in this process with the chosen Dask cluster."""
+    runner = make_task_runner(workers, dask_address)
+    return preprocess.with_options(task_runner=runner)(
+        root=root, store=store, pairs=pairs, scenes=scenes, target_resolution=target_resolution
+    )
