@@ -1,0 +1,1 @@
+"""The PanSt3R architecture (parameter names identical to the official checkpoints)."""

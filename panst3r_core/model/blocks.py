@@ -1,0 +1,145 @@
+"""Transformer building blocks shared by the MUSt3R encoder/decoder, the input mixer and LoftUp.
+
+Attention goes through `torch.nn.functional.scaled_dot_product_attention`. xformers' memory-efficient
+attention is used only when it is importable, the tensors are on CUDA, no mask is given and it has been
+enabled with `set_memory_efficient_attention(True)`; it is never required.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from panst3r_core.model.rope import RoPE2D
+
+_USE_XFORMERS = False
+_XFORMERS_OPS = None
+
+
+def autocast_disabled(device: torch.device):
+    """A context that runs float32 inside an autocast region (no-op on devices without autocast, e.g. meta)."""
+    if device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def set_memory_efficient_attention(enabled: bool) -> bool:
+    """Enable xformers attention on CUDA when it can be imported; returns whether it is now active."""
+    global _USE_XFORMERS, _XFORMERS_OPS
+    if not enabled:
+        _USE_XFORMERS = False
+        return False
+    try:
+        import xformers.ops as xops  # noqa: PLC0415 - optional GPU extra
+    except Exception:  # noqa: BLE001 - any import failure means "not available"
+        _USE_XFORMERS = False
+        return False
+    _XFORMERS_OPS = xops
+    _USE_XFORMERS = True
+    return True
+
+
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None = None
+) -> torch.Tensor:
+    """q (B, heads, Nq, d), k/v (B, heads, Nk, d); `allowed` bool broadcastable to (B, heads, Nq, Nk),
+    True where attention is allowed. Returns (B, heads, Nq, d)."""
+    if _USE_XFORMERS and allowed is None and q.is_cuda and _XFORMERS_OPS is not None:
+        out = _XFORMERS_OPS.memory_efficient_attention(
+            q.transpose(1, 2).contiguous(), k.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()
+        )
+        return out.transpose(1, 2)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+
+
+class Mlp(nn.Module):
+    """fc1 -> GELU -> fc2 (CroCo `Mlp`)."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int | None = None) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, out_dim or in_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a fused qkv projection and optional 2-D RoPE on q and k."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, rope: RoPE2D | None = None) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.rope = rope
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, N, C), pos (B, N, 2) int (y, x) -> (B, N, C)."""
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if self.rope is not None:
+            q = self.rope(q, pos)
+            k = self.rope(k, pos)
+        out = attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(B, N, C))
+
+
+class CrossAttention(nn.Module):
+    """Multi-head cross-attention with separate q/k/v projections (no RoPE)."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.projq = nn.Linear(dim, dim, bias=qkv_bias)
+        self.projk = nn.Linear(dim, dim, bias=qkv_bias)
+        self.projv = nn.Linear(dim, dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        return x.reshape(B, N, self.num_heads, C // self.num_heads).transpose(1, 2)
+
+    def project_kv(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """memory (B, M, C) -> keys, values (B, heads, M, C/heads); computed once, reused by many queries."""
+        return self._heads(self.projk(memory)), self._heads(self.projv(memory))
+
+    def forward_kv(
+        self, query: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """query (B, Nq, C) against projected k/v -> (B, Nq, C)."""
+        B, Nq, C = query.shape
+        out = attention(self._heads(self.projq(query)), k, v, allowed)
+        return self.proj(out.transpose(1, 2).reshape(B, Nq, C))
+
+    def forward(self, query: torch.Tensor, memory: torch.Tensor, allowed: torch.Tensor | None = None):
+        k, v = self.project_kv(memory)
+        return self.forward_kv(query, k, v, allowed)
+
+
+class Block(nn.Module):
+    """Pre-norm ViT block: x += Attn(LN1 x); x += MLP(LN2 x)."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        norm_eps: float = 1e-6,
+        rope: RoPE2D | None = None,
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = SelfAttention(dim, num_heads, qkv_bias=qkv_bias, rope=rope)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), pos)
+        return x + self.mlp(self.norm2(x))

@@ -1,0 +1,98 @@
+"""Named model variants (a registry of config factories) and `build_model`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from panst3r_core.model.config import (
+    DecoderConfig,
+    DinoConfig,
+    EncoderConfig,
+    InputMixerConfig,
+    LoftUpConfig,
+    PanopticDecoderConfig,
+    PanSt3RConfig,
+    PixelShuffleConfig,
+)
+from panst3r_core.model.panst3r import PanSt3R
+from panst3r_core.registry import Registry
+
+VARIANTS: Registry[Callable[[], PanSt3RConfig]] = Registry("model variant")
+
+
+@VARIANTS.register("panst3r_v1_512")
+def panst3r_v1_512() -> PanSt3RConfig:
+    """Released v1: ViT-L MUSt3R encoder, ViT-B decoder, DINOv2-L, PixelShuffle upscaler."""
+    return PanSt3RConfig()
+
+
+@VARIANTS.register("panst3r_v2_512")
+def panst3r_v2_512() -> PanSt3RConfig:
+    """Released v2: InputMixer + LoftUp upscaler, mask_dim 384."""
+    return PanSt3RConfig(
+        panoptic=PanopticDecoderConfig(
+            pixel_shuffle=None, loftup=LoftUpConfig(), input_mixer=InputMixerConfig(), mask_dim=384
+        )
+    )
+
+
+def _tiny_backbones() -> dict:
+    # The sizes of the parity fixture's tiny checkpoints (constructor strings in its manifest).
+    return {
+        "encoder": EncoderConfig(embed_dim=64, depth=2, num_heads=2),
+        "decoder": DecoderConfig(enc_embed_dim=64, embed_dim=48, depth=3, num_heads=2),
+        "dino": DinoConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, model_id="tiny"),
+    }
+
+
+_TINY_HEAD = {
+    "fpn_dim": [64],
+    "hidden_dim": 64,
+    "ff_dim": 128,
+    "num_queries": 12,
+    "num_heads": 2,
+    "dec_layers": 2,
+}
+
+
+@VARIANTS.register("tiny_v1")
+def tiny_v1() -> PanSt3RConfig:
+    """CPU-test size v1 (concat 64|48|64 = 176, PixelShuffle fp_dim [64, 48, 40, 32])."""
+    return PanSt3RConfig(
+        **_tiny_backbones(),
+        panoptic=PanopticDecoderConfig(
+            pixel_shuffle=PixelShuffleConfig(input_dim=176, hidden_dim_factor=2, fp_dim=[64, 48, 40, 32]),
+            mask_dim=32,
+            **_TINY_HEAD,
+        ),
+    )
+
+
+@VARIANTS.register("tiny_v2")
+def tiny_v2() -> PanSt3RConfig:
+    """CPU-test size v2 (InputMixer 64-d / 2 heads / 2 layers, LoftUp dim 32 / 4 heads / 2 layers)."""
+    return PanSt3RConfig(
+        **_tiny_backbones(),
+        panoptic=PanopticDecoderConfig(
+            pixel_shuffle=None,
+            input_mixer=InputMixerConfig(in_dim=176, hidden_dim=64, num_heads=2, num_layers=2),
+            loftup=LoftUpConfig(input_dim=64, dim=32, num_heads=4, num_layers=2),
+            mask_dim=32,
+            **_TINY_HEAD,
+        ),
+    )
+
+
+def variant_config(name: str) -> PanSt3RConfig:
+    return VARIANTS.get(name)()
+
+
+def build_model(name_or_config: str | PanSt3RConfig, device: str | torch.device | None = None) -> PanSt3R:
+    """A PanSt3R with randomly initialised weights; `device='meta'` builds shapes only (no memory)."""
+    config = variant_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
+    if device is None:
+        return PanSt3R(config)
+    with torch.device(device):
+        return PanSt3R(config)
