@@ -1,5 +1,8 @@
 """Undistortion of ScanNet++ images to a pinhole camera, as the official (dust3r/PanSt3R) preprocessing does it.
 
+The remap tables are float (cv2.CV_32FC1, as in the ScanNet++ toolkit recipe the official code follows):
+fixed-point CV_16SC2 tables give pixels that differ by a few grey levels.
+
 Intrinsics enter and leave in the COLMAP pixel convention (the centre of the top-left pixel is (0.5, 0.5));
 OpenCV wants the centre at (0, 0), hence the -0.5 / +0.5 shifts around the cv2 calls.
 """

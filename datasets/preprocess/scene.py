@@ -1,0 +1,254 @@
+"""`preprocess_scene`: one ScanNet++ scene in, arrays out (no files written), as the official script does it.
+
+Per frame, in the official order: anonymise the RGB (mask == 0 -> black), undistort RGB and mask at the input
+resolution, rescale to cover (target, 3/4 target), JPEG round trip of the RGB (the official script stores
+JPEG quality 75, so those decoded pixels are the frame), render ids + depth of the mesh at the rescaled
+camera, depth to uint16 mm zeroed where the mask is not fully valid, ids multiplied by the mask and filtered
+by area and validity.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from datasets.preprocess.covisibility import overlap_matrix, pairs_from_overlap, symmetric_score
+from datasets.preprocess.errors import BadSceneInput
+from datasets.preprocess.panoptic import MAX_ENCODABLE_ID, apply_anon_mask, filter_ids
+from datasets.preprocess.render import IdDepthRenderer
+from datasets.preprocess.rescale import rescale_image, rescale_intrinsics, rescale_mask, rescale_plan
+from datasets.preprocess.result import FrameBlock, PreprocessConfig, PreprocessedScene
+from datasets.preprocess.undistort import UndistortMaps, undistort_image, undistort_mask, undistortion_maps
+from datasets.scannetpp.ply import read_ply
+from datasets.scannetpp.record import CameraModel, FrameRecord, SceneRecord
+from datasets.scannetpp.semantics import load_label_map, read_vertex_panoptic_ids
+
+
+class _Timer:
+    """Accumulates wall time per stage name."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.totals[name] += time.perf_counter() - start
+
+
+def _resolve(root: Path, relative_or_absolute: str) -> Path:
+    path = Path(relative_or_absolute)
+    return path if path.is_absolute() else root / path
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB")).copy()
+    except FileNotFoundError:
+        raise BadSceneInput(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise BadSceneInput(f"image {path} cannot be decoded ({exc}); replace the file") from exc
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            mask = image if image.mode == "L" else image.convert("L")
+            return np.asarray(mask).copy()
+    except FileNotFoundError:
+        raise BadSceneInput(f"anonymisation mask not found: {path}") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise BadSceneInput(f"anonymisation mask {path} cannot be decoded ({exc}); replace the file") from exc
+
+
+def jpeg_round_trip(rgb: np.ndarray, quality: int = 75) -> np.ndarray:
+    """(H, W, 3) uint8 -> the pixels a reader gets back from PIL's JPEG at `quality` (PIL's default is 75)."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return np.asarray(decoded.convert("RGB")).copy()
+
+
+def _check_frame_sizes(frame: FrameRecord, rgb: np.ndarray, mask: np.ndarray) -> None:
+    expected = (frame.camera.height, frame.camera.width)
+    if rgb.shape[:2] != expected:
+        raise BadSceneInput(
+            f"image {frame.image_path} is {rgb.shape[1]}x{rgb.shape[0]} but its COLMAP camera says "
+            f"{expected[1]}x{expected[0]} (cameras.txt WIDTH HEIGHT); the image and the camera must match"
+        )
+    if mask.shape != rgb.shape[:2]:
+        raise BadSceneInput(
+            f"anonymisation mask {frame.mask_path} is {mask.shape[1]}x{mask.shape[0]}, its image is "
+            f"{rgb.shape[1]}x{rgb.shape[0]}; the mask must have the image's size"
+        )
+
+
+def _load_mesh_and_semantics(record: SceneRecord, config: PreprocessConfig, timer: _Timer):
+    try:
+        with timer.stage("read_mesh"):
+            mesh = read_ply(record.mesh_path)
+        with timer.stage("semantics"):
+            label_map = load_label_map(
+                _resolve(record.root, config.class_list),
+                _resolve(record.root, config.instance_list),
+                _resolve(record.root, config.mapping_file),
+            )
+            pan_ids, segments = read_vertex_panoptic_ids(
+                record.segments_path,
+                record.segments_anno_path,
+                label_map,
+                mesh.num_vertices,
+                cls_sep=config.cls_sep,
+                export_crowd=config.export_crowd,
+            )
+    except BadSceneInput:
+        raise
+    except (ValueError, FileNotFoundError) as exc:
+        raise BadSceneInput(str(exc)) from exc
+    if len(mesh.faces) == 0:
+        raise BadSceneInput(f"{record.mesh_path}: the mesh has no faces; nothing can be rendered")
+    if not np.all(np.isfinite(mesh.vertices)):
+        raise BadSceneInput(f"{record.mesh_path}: vertex coordinates (x y z) contain NaN or infinity")
+    if pan_ids.size and pan_ids.max() > MAX_ENCODABLE_ID:
+        raise BadSceneInput(
+            f"{record.segments_anno_path}: {len(segments)} instances give ids up to {pan_ids.max()}, more than "
+            f"the 24-bit RGB encoding holds ({MAX_ENCODABLE_ID}); lower cls_sep or split the scene"
+        )
+    return mesh, pan_ids, segments, label_map.categories()
+
+
+def _process_frame(
+    frame: FrameRecord,
+    maps: UndistortMaps,
+    renderer: IdDepthRenderer,
+    valid_ids: np.ndarray,
+    config: PreprocessConfig,
+    timer: _Timer,
+) -> dict:
+    with timer.stage("read_images"):
+        rgb = _read_rgb(frame.image_path)
+        mask = _read_mask(frame.mask_path)
+        _check_frame_sizes(frame, rgb, mask)
+        rgb[mask == 0] = 0
+    with timer.stage("undistort"):
+        rgb = undistort_image(rgb, maps)
+        mask = undistort_mask(mask, maps)
+    with timer.stage("rescale"):
+        plan = rescale_plan(maps.size[0], maps.size[1], config.target_resolution)
+        rgb = rescale_image(rgb, plan)
+        mask = rescale_mask(mask, plan)
+        K = rescale_intrinsics(maps.intrinsics, plan)
+    with timer.stage("jpeg"):
+        rgb = jpeg_round_trip(rgb, config.jpeg_quality)
+    with timer.stage("render"):
+        view = renderer.render(K, frame.cam_to_world, plan.out_size[0], plan.out_size[1])
+    with timer.stage("depth_and_panoptic"):
+        depth_mm = (view.depth * 1000).astype(np.uint16)  # truncating, as the official cast
+        depth_mm[mask < 255] = 0
+        panoptic = filter_ids(apply_anon_mask(view.ids, mask), valid_ids, config.min_inst_area)
+    return {"image": rgb, "depth_mm": depth_mm, "panoptic": panoptic, "K": K}
+
+
+def _scene_pairs(
+    record: SceneRecord,
+    frame_order: list[tuple[str, int]],
+    blocks: dict[str, FrameBlock],
+    config: PreprocessConfig,
+) -> np.ndarray:
+
+    def overlaps() -> np.ndarray:
+        depths = [blocks[cam].depth_mm[i].astype(np.float64) / 1000.0 for cam, i in frame_order]
+        intrinsics = [blocks[cam].intrinsics[i] for cam, i in frame_order]
+        poses = [blocks[cam].cam_to_world[i] for cam, i in frame_order]
+        return overlap_matrix(depths, intrinsics, poses)
+
+    if record.pairs is None:
+        return pairs_from_overlap(overlaps(), config.pairs_min_overlap)
+    given = np.asarray(record.pairs, dtype=np.float64)
+    if given.ndim != 2 or given.shape[1] < 2:
+        raise BadSceneInput(
+            f"scene {record.scene_id}: pairs must be a (P, >=2) array, got shape {given.shape}"
+        )
+    a, b = given[:, 0].astype(np.int64), given[:, 1].astype(np.int64)
+    n = len(frame_order)
+    if given.size and (min(a.min(), b.min()) < 0 or max(a.max(), b.max()) >= n):
+        raise BadSceneInput(
+            f"scene {record.scene_id}: field 'pairs' of selected_pairs.npz indexes frames outside 0..{n - 1}"
+        )
+    # Keep the file's score column when there is one; otherwise score the given pairs by co-visibility.
+    score = given[:, 2] if given.shape[1] >= 3 else symmetric_score(overlaps(), a, b)
+    return np.stack([a, b, score], axis=1).astype(np.float64).reshape(-1, 3)
+
+
+def preprocess_scene(record: SceneRecord, config: PreprocessConfig | None = None) -> PreprocessedScene:
+    """Preprocess one scene: every selected frame undistorted, rescaled, rendered; grouped by camera.
+
+    Pure: reads the record's files, writes nothing. Raises BadSceneInput (a ValueError) for input problems
+    that a retry cannot fix. `timings` holds seconds per stage plus `total` and `frames_per_second`."""
+    config = config or PreprocessConfig()
+    timer = _Timer()
+    started = time.perf_counter()
+    if not record.frames:
+        raise BadSceneInput(f"scene {record.scene_id}: no frames selected; nothing to preprocess")
+    mesh, pan_ids, segments, categories = _load_mesh_and_semantics(record, config, timer)
+    with timer.stage("upload_mesh"):
+        renderer = IdDepthRenderer.from_vertex_ids(
+            mesh.vertices, mesh.faces, pan_ids, znear=config.znear, zfar=config.zfar
+        )
+    valid_ids = np.unique(pan_ids)
+
+    maps_by_camera: dict[CameraModel, UndistortMaps] = {}
+    per_camera: dict[str, list[tuple[FrameRecord, dict]]] = defaultdict(list)
+    frame_order: list[tuple[str, int]] = []
+    for frame in record.frames:
+        if not np.all(np.isfinite(frame.cam_to_world)):
+            raise BadSceneInput(f"scene {record.scene_id}: frame {frame.name!r} has a non-finite pose")
+        if frame.camera not in maps_by_camera:
+            with timer.stage("undistort_maps"):
+                maps_by_camera[frame.camera] = undistortion_maps(frame.camera)
+        result = _process_frame(frame, maps_by_camera[frame.camera], renderer, valid_ids, config, timer)
+        frame_order.append((frame.device, len(per_camera[frame.device])))
+        per_camera[frame.device].append((frame, result))
+
+    blocks: dict[str, FrameBlock] = {}
+    for camera, items in per_camera.items():
+        shapes = {r["image"].shape for _, r in items}
+        if len(shapes) != 1:
+            raise BadSceneInput(
+                f"scene {record.scene_id}: {camera} frames have different sizes {sorted(shapes)}; "
+                "one camera per device is expected (cameras.txt)"
+            )
+        blocks[camera] = FrameBlock(
+            camera=camera,
+            names=[f.name for f, _ in items],
+            images=np.stack([r["image"] for _, r in items]),
+            depth_mm=np.stack([r["depth_mm"] for _, r in items]),
+            panoptic=np.stack([r["panoptic"] for _, r in items]),
+            intrinsics=np.stack([r["K"] for _, r in items]),
+            cam_to_world=np.stack([np.asarray(f.cam_to_world, dtype=np.float64) for f, _ in items]),
+        )
+    with timer.stage("pairs"):
+        pairs = _scene_pairs(record, frame_order, blocks, config)
+    timings = dict(timer.totals)
+    timings["total"] = time.perf_counter() - started
+    timings["frames_per_second"] = len(frame_order) / max(timings["total"], 1e-9)
+    return PreprocessedScene(
+        scene_id=record.scene_id,
+        blocks=blocks,
+        frame_order=frame_order,
+        pairs=pairs,
+        segments=segments,
+        categories=categories,
+        timings=timings,
+    )
