@@ -57,6 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="add a 'Local path' tab that loads images from inside ROOT only",
     )
     parser.add_argument("--camera_animation", action="store_true", help="add an orbiting-camera control")
+    parser.add_argument(
+        "--text-embeddings",
+        dest="text_embeddings",
+        default="auto",
+        choices=("auto", "siglip", "hashed"),
+        help="class-name embedder: SigLIP (local copy) or the offline hashed one; auto picks",
+    )
     parser.add_argument("--max-images", dest="max_images", type=int, default=200, help="images per run")
     parser.add_argument("--max-image-mb", dest="max_image_mb", type=float, default=50.0, help="MiB per image")
     parser.add_argument("--max-total-mb", dest="max_total_mb", type=float, default=1000.0, help="MiB per run")
@@ -119,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     from flows.demo.app import launch_demo
     from flows.demo.model import DemoModel
 
-    model = DemoModel.load(config.weights, config.device, config.amp, config.dino_config, config.image_size)
+    model = DemoModel.load(
+        config.weights, config.device, config.amp, config.dino_config, config.image_size, args.text_embeddings
+    )
     launch_demo(config, model, block=True)
     return 0

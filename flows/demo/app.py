@@ -51,8 +51,9 @@ def segment_rows(recon: PanopticReconstruction) -> list[list[Any]]:
 def browser_host(request: gr.Request | None, fallback: str) -> str:
     """The host name the browser used for this page (so the viewer iframe works behind any name/IP)."""
     host = ""
-    if request is not None:
-        host = (request.headers.get("x-forwarded-host") or request.headers.get("host") or "").split(",")[0]
+    headers = getattr(request, "headers", None) if request is not None else None
+    if headers is not None:
+        host = (headers.get("x-forwarded-host") or headers.get("host") or "").split(",")[0]
     host = host.strip()
     if host.startswith("["):  # [ipv6]:port
         host = host[: host.find("]") + 1]
@@ -122,13 +123,14 @@ class DemoApp:
     def _select(self, paths: list[str], source: str) -> tuple[Any, list[str], str]:
         n = len(paths)
         if n == 0:
-            return gr.update(minimum=1, maximum=1, value=1), [], ""
+            return gr.update(minimum=1, maximum=2, value=1), [], ""
         try:
             check_upload(paths, self.config.limits)
             status = f"{n} image{'s' if n != 1 else ''} {source}; press Run"
         except DemoInputError as exc:
             status = f"**Error:** {exc}"
-        slider = gr.update(minimum=1, maximum=n, value=default_keyframes(n), step=1)
+        # gradio needs maximum > minimum; one image with "2 keyframes" is clamped to 1 at run time.
+        slider = gr.update(minimum=1, maximum=max(n, 2), value=default_keyframes(n), step=1)
         return slider, paths, status
 
     def on_run(
@@ -238,7 +240,7 @@ class DemoApp:
                                 )
                                 load = gr.Button("Load", elem_id="local-load")
                     num_keyframes = gr.Slider(
-                        1, 1, value=1, step=1, label="Number of keyframes", elem_id="num-keyframes"
+                        1, 2, value=1, step=1, label="Number of keyframes", elem_id="num-keyframes"
                     )
                     class_sets = gr.CheckboxGroup(
                         list(CLASS_SET_CHOICES),

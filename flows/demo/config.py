@@ -18,7 +18,8 @@ class DemoConfig:
     weights: official `.pth` checkpoint or our converted checkpoint folder.
     dino_config: transformers Dinov2Config JSON for checkpoints whose DINOv2 sizes are not standard.
     server_name / server_port: where gradio listens (port None: first free from 7860).
-    viser_port: first port tried for the per-session 3-D viewers (each session takes the next free one).
+    viser_port: first port tried for the per-session 3-D viewers (each session takes the next free one;
+        0 lets the OS pick any free port).
     viewer_host: host the browser uses to reach the viewers; None means the host of the page itself.
     image_size: long side (pixels) the images are resized to before the model.
     device: torch device; amp: "none", "bf16" or "fp16".
@@ -52,5 +53,7 @@ class DemoConfig:
             )
         if self.amp not in ("none", "bf16", "fp16"):
             raise ValueError(f"--amp {self.amp!r} is not supported; choose none, bf16 or fp16")
-        if not 1 <= self.viser_port <= 65535:
-            raise ValueError(f"--viser_port {self.viser_port} is not a port number (1-65535)")
+        if not 0 <= self.viser_port <= 65535:
+            raise ValueError(
+                f"--viser_port {self.viser_port} is not a port number (0-65535; 0 = any free port)"
+            )

@@ -78,26 +78,46 @@ def postprocess_label(name: str | None) -> str:
     return "Standard (v2)"
 
 
-class DemoModel:
-    """A loaded predictor plus the lock that makes sessions take turns."""
+# The predictor's stages in order, with the share of the progress bar each one takes (by typical cost).
+STAGE_SHARES: dict[str, float] = {
+    "text_embeddings": 0.05,
+    "preprocess": 0.05,
+    "inference": 0.6,
+    "postprocess": 0.25,
+    "to_cpu": 0.05,
+}
 
-    def __init__(self, predictor: Any) -> None:
+
+class DemoModel:
+    """A loaded predictor, the input size it runs at, and the lock that makes sessions take turns."""
+
+    def __init__(self, predictor: Any, image_size: int = 512) -> None:
         self.predictor = predictor
+        self.image_size = image_size
         self._lock = threading.Lock()
 
     @classmethod
     def load(
-        cls, weights: Any, device: str, amp: str, dino_config: Any, image_size: int
-    ) -> DemoModel:  # pragma: no cover - exercised by the browser test
+        cls,
+        weights: Any,
+        device: str,
+        amp: str,
+        dino_config: Any,
+        image_size: int,
+        text_embeddings: str = "auto",
+    ) -> DemoModel:
         from panst3r_core.predictor import Predictor
 
-        predictor = Predictor(weights, device=device, amp=amp, dino_config=dino_config, image_size=image_size)
-        return cls(predictor)
+        predictor = Predictor(
+            weights, device=device, amp=amp, dino_config=dino_config, text_embeddings=text_embeddings
+        )
+        return cls(predictor, image_size)
 
     @property
     def default_postprocess(self) -> str:
         """UI label of the checkpoint's own default post-processing (standard v2 when it names none)."""
-        return postprocess_label(getattr(self.predictor, "postprocess_default", None))
+        metadata = getattr(self.predictor, "metadata", {}) or {}
+        return postprocess_label(metadata.get("postprocess_default"))
 
     @property
     def busy(self) -> bool:
@@ -119,29 +139,32 @@ class DemoModel:
                 f"got {num_keyframes}"
             )
         if self.busy:
-            progress(0.0, "waiting for another session's run to finish")
+            progress(0.02, "waiting for another session's run to finish")
         with self._lock:
-            recon = self.predictor.predict(
+            return self.predictor.predict(
                 images,
                 class_names=class_names,
                 num_keyframes=int(num_keyframes),
                 postprocess=postprocess,
-                progress=_stage_reporter(progress),
+                progress=stage_progress(progress),
+                image_size=self.image_size,
+                view_names=view_names,
             )
-        if not recon.view_names:
-            recon.view_names = list(view_names)
-        return recon
 
 
-def _stage_reporter(progress: ProgressFn) -> Callable[..., None]:
-    """Adapt the predictor's stage callback (stage name, optional fraction) to the UI's progress bar."""
-    seen: list[str] = []
+def stage_progress(
+    progress: ProgressFn, start: float = 0.05, span: float = 0.85
+) -> Callable[[str, int, int], None]:
+    """Adapt the predictor's `progress(stage, done, total)` to one bar from `start` to `start + span`."""
+    offsets: dict[str, float] = {}
+    acc = 0.0
+    for stage, share in STAGE_SHARES.items():
+        offsets[stage] = acc
+        acc += share
 
-    def report(stage: str, fraction: float | None = None, *_: Any) -> None:
-        if stage not in seen:
-            seen.append(stage)
-        # Inference stages take 5-90 % of the bar; loading before and export after take the rest.
-        share = fraction if fraction is not None else min(0.95, len(seen) / (len(seen) + 1))
-        progress(0.05 + 0.85 * float(share), str(stage))
+    def report(stage: str, done: int, total: int) -> None:
+        share = STAGE_SHARES.get(stage, 0.0)
+        fraction = offsets.get(stage, acc) + share * (done / total if total else 1.0)
+        progress(start + span * min(fraction / acc, 1.0), stage.replace("_", " "))
 
     return report
