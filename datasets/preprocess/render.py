@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from datasets.preprocess.errors import TransientSceneError
 from datasets.preprocess.panoptic import MAX_ENCODABLE_ID, id2rgb
 
 # OpenCV camera axes (x right, y down, z forward) -> OpenGL camera axes (y up, looking down -z).
@@ -143,16 +144,27 @@ class IdDepthRenderer:
         cam_to_world: (4, 4) OpenCV camera axes. Returns ids and depth of the (height, width) image."""
         import pyrender
 
+        if width <= 0 or height <= 0:
+            raise ValueError(f"image size must be positive, got {width}x{height}")
         K = np.asarray(K, dtype=np.float64)
         self._camera.fx, self._camera.fy = float(K[0, 0]), float(K[1, 1])
         self._camera.cx, self._camera.cy = float(K[0, 2]), float(K[1, 2])
         self._scene.set_pose(self._camera_node, np.asarray(cam_to_world, dtype=np.float64) @ OPENCV_TO_OPENGL)
+        global _offscreen
         with _lock:
             offscreen = _shared_offscreen(int(width), int(height))
             try:
                 color, depth = offscreen.render(self._scene, flags=pyrender.RenderFlags.FLAT)
+            except Exception as exc:
+                # A lost or broken GL context is not the scene's fault: drop the renderer so that the retry
+                # of this scene starts from a fresh one.
+                _offscreen = None
+                raise TransientSceneError(
+                    f"pyrender failed ({type(exc).__name__}: {exc}); the renderer was reset"
+                ) from exc
             finally:
-                _release_context(offscreen)
+                if _offscreen is not None:
+                    _release_context(offscreen)
         color = color.astype(np.uint32)
         ids = color[..., 0] | (color[..., 1] << 8) | (color[..., 2] << 16)
         return RenderedView(ids=ids, depth=np.ascontiguousarray(depth, dtype=np.float32))

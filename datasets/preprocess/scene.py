@@ -195,7 +195,7 @@ def preprocess_scene(record: SceneRecord, config: PreprocessConfig | None = None
     """Preprocess one scene: every selected frame undistorted, rescaled, rendered; grouped by camera.
 
     Pure: reads the record's files, writes nothing. Raises BadSceneInput (a ValueError) for input problems
-    that a retry cannot fix. `timings` holds seconds per stage plus `total` and `frames_per_second`."""
+    that a retry cannot fix. `timings` holds seconds per stage plus `total`."""
     config = config or PreprocessConfig()
     timer = _Timer()
     started = time.perf_counter()
@@ -242,7 +242,6 @@ def preprocess_scene(record: SceneRecord, config: PreprocessConfig | None = None
         pairs = _scene_pairs(record, frame_order, blocks, config)
     timings = dict(timer.totals)
     timings["total"] = time.perf_counter() - started
-    timings["frames_per_second"] = len(frame_order) / max(timings["total"], 1e-9)
     return PreprocessedScene(
         scene_id=record.scene_id,
         blocks=blocks,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
@@ -180,9 +181,28 @@ def test_renderer_is_reused_across_scenes_and_sizes():
     np.testing.assert_array_equal(a.depth, c.depth)
 
 
+def test_renderer_works_from_another_thread():
+    box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
+    box.apply_translation([0.0, 0.0, 3.0])
+    renderer = IdDepthRenderer(box.vertices, box.faces, np.full(len(box.faces), 5))
+    results = {}
+    # Dask/Prefect run tasks on worker threads: the shared EGL context must follow the calling thread.
+    worker = threading.Thread(
+        target=lambda: results.setdefault("thread", renderer.render(K, np.eye(4), W, H))
+    )
+    worker.start()
+    worker.join()
+    here = renderer.render(K, np.eye(4), W, H)
+    np.testing.assert_array_equal(results["thread"].ids, here.ids)
+    assert (here.ids == 5).sum() > 100
+
+
 def test_invalid_inputs_raise():
     vertices = np.zeros((3, 3))
     with pytest.raises(ValueError, match="2\\*\\*24|fit in RGB"):
         IdDepthRenderer(vertices, np.array([[0, 1, 2]]), np.array([2**24]))
     with pytest.raises(ValueError, match="faces index"):
         IdDepthRenderer(vertices, np.array([[0, 1, 3]]), np.array([1]))
+    renderer = IdDepthRenderer(vertices, np.array([[0, 1, 2]]), np.array([1]))
+    with pytest.raises(ValueError, match="positive"):
+        renderer.render(K, np.eye(4), 0, H)
