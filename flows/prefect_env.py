@@ -122,6 +122,27 @@ class LocalServer:
             pass
 
 
+def drain_prefect_clients(timeout: float = 10.0) -> None:
+    """Send queued logs and events now, while the server still runs; otherwise Prefect retries them at
+    interpreter exit against a stopped server and the process hangs for a minute."""
+    if "prefect" not in sys.modules:
+        return
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        try:
+            worker.drain_all(timeout=timeout)
+        except Exception as exc:  # noqa: BLE001 - best effort; the run's own result is already known
+            log.debug("could not drain %s: %s", worker.__name__, exc)
+
+
+def quiet_chatty_loggers() -> None:
+    """httpx logs every API call and distributed every worker heartbeat at INFO; keep the CLI readable."""
+    for name in ("httpx", "distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 @contextmanager
 def prefect_api(port: int = DEFAULT_PORT, start: bool = True) -> Iterator[str]:
     """Make PREFECT_API_URL point at a live server for the duration of the block.
@@ -153,5 +174,6 @@ def prefect_api(port: int = DEFAULT_PORT, start: bool = True) -> Iterator[str]:
     try:
         yield server.api_url
     finally:
+        drain_prefect_clients()
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()

@@ -115,7 +115,12 @@ def _collect(future) -> tuple[dict | None, BaseException | None]:
         return None, exc
 
 
-@flow(name="preprocess", task_runner=make_task_runner(2))
+# Served deployments load this module in a fresh process per flow run, so their worker count comes from
+# the environment (`panst3r serve --workers N` sets it); the CLI passes its own runner instead.
+WORKERS_ENV = "PANST3R_PREPROCESS_WORKERS"
+
+
+@flow(name="preprocess", task_runner=make_task_runner(int(os.environ.get(WORKERS_ENV, "2"))))
 def preprocess(
     root: str,
     store: str,

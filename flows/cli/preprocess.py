@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.prefect_env import configure_prefect_env, prefect_api
+    from flows.prefect_env import configure_prefect_env, prefect_api, quiet_chatty_loggers
 
     if not Path(args.root).is_dir():
         raise FileNotFoundError(
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
             f"--target-resolution {args.target_resolution} is too small; the official value is 920"
         )
     configure_prefect_env()
+    quiet_chatty_loggers()
     with prefect_api(port=args.prefect_port):
         from flows.preprocess import (
             progress_listener,

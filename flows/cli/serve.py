@@ -1,0 +1,85 @@
+"""`panst3r serve`: start (or reuse) a local Prefect server on 127.0.0.1 and serve the deployments."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+
+HELP = "start (or reuse) a local Prefect server and serve the deployments"
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--port", type=int, default=4200, help="port of the local Prefect server (default 4200)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="Dask worker processes for each preprocess flow run (default 2)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.prefect_env import (
+        LocalServer,
+        api_healthy,
+        api_url_for,
+        configure_prefect_env,
+        drain_prefect_clients,
+        quiet_chatty_loggers,
+    )
+
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    home = configure_prefect_env()
+    quiet_chatty_loggers()
+    os.environ["PANST3R_PREPROCESS_WORKERS"] = str(args.workers)  # read by each served flow run's process
+    server = None
+    api_url = os.environ.get("PREFECT_API_URL")
+    if api_url:
+        if not api_healthy(api_url):
+            raise ValueError(
+                f"PREFECT_API_URL={api_url} does not answer; start that server or unset the variable"
+            )
+        log.info("using the Prefect server at %s", api_url)
+    elif api_healthy(api_url_for(args.port)):
+        api_url = api_url_for(args.port)
+        log.info("reusing the Prefect server already running at %s", api_url)
+    else:
+        server = LocalServer(args.port).start()
+        api_url = server.api_url
+    os.environ["PREFECT_API_URL"] = api_url
+
+    # SIGTERM (e.g. from a test or a service manager) must also stop the server this command started.
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        from prefect import serve
+
+        from flows.serve import build_deployments
+
+        deployments = build_deployments()
+        if not deployments:
+            raise ValueError("no flow module could be loaded; nothing to serve")
+        names = ", ".join(f"{d.flow_name}/{d.name}" for d in deployments)
+        print(f"Prefect server: {api_url} (UI at {api_url.removesuffix('/api')}, home {home})", flush=True)
+        print(f"serving: {names}", flush=True)
+        print(
+            f"trigger from another shell:\n  export PREFECT_API_URL={api_url}\n"
+            "  prefect deployment run 'preprocess/local' -p root=$PWD/runs/synth -p store=$PWD/runs/store --watch",
+            flush=True,
+        )
+        serve(*deployments, print_starting_message=False)
+    except KeyboardInterrupt:
+        log.info("stopping")
+    finally:
+        drain_prefect_clients(timeout=5)
+        if server is not None:
+            server.stop()
+    return 0

@@ -1,0 +1,64 @@
+"""The deployments `panst3r serve` offers: `preprocess/local`, `train/local`, `evaluate/local`.
+
+Each entry names a module and a flow object in it; modules are imported only when serving, and an
+entry whose module does not exist yet is skipped with a log line, so flows can be added one at a time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeploymentEntry:
+    module: str
+    flow_attribute: str
+    name: str
+    description: str
+
+
+DEPLOYMENTS: tuple[DeploymentEntry, ...] = (
+    DeploymentEntry(
+        "flows.preprocess", "preprocess", "local", "ScanNet++ scenes -> Zarr store + Parquet tables"
+    ),
+    DeploymentEntry("flows.train", "train", "local", "torchrun training on a store, logged to MLflow"),
+    DeploymentEntry("flows.evaluate", "evaluate", "local", "checkpoint x post-processing x keyframes sweep"),
+)
+
+
+def load_flows(entries: tuple[DeploymentEntry, ...] = DEPLOYMENTS) -> list[tuple[DeploymentEntry, object]]:
+    """(entry, flow) for every entry whose module and flow exist. Call after PREFECT_API_URL is set."""
+    found = []
+    for entry in entries:
+        try:
+            module = importlib.import_module(entry.module)
+        except ModuleNotFoundError as exc:
+            if exc.name != entry.module:
+                raise  # the module exists but one of its imports is missing: a real error
+            log.info(
+                "skipping deployment %s/%s: module %s does not exist yet",
+                entry.flow_attribute,
+                entry.name,
+                entry.module,
+            )
+            continue
+        flow = getattr(module, entry.flow_attribute, None)
+        if flow is None or not hasattr(flow, "to_deployment"):
+            log.warning(
+                "skipping %s: %s has no Prefect flow named %r", entry.name, entry.module, entry.flow_attribute
+            )
+            continue
+        found.append((entry, flow))
+    return found
+
+
+def build_deployments(entries: tuple[DeploymentEntry, ...] = DEPLOYMENTS) -> list:
+    """RunnerDeployments named `<flow name>/<entry name>` for `prefect.serve`."""
+    return [
+        flow.to_deployment(name=entry.name, description=entry.description, tags=["panst3r"])
+        for entry, flow in load_flows(entries)
+    ]
