@@ -1,0 +1,132 @@
+"""Typed training configuration. YAML files in conf/train/ only set values; defaults mirror the official
+`configs/base.yaml` (sections `model`, `data`, `criterion`, `training`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from panst3r_core.losses.criterion import CriterionConfig
+
+AMP_MODES = (False, "bf16", "fp16")
+OFFICIAL_RESOLUTIONS = [(512, 384), (512, 336), (512, 288), (512, 256), (512, 160)]
+
+
+@dataclass
+class ModelConfig:
+    variant: str = "panst3r_v1_512"
+    """Registered model variant (`panst3r_core.model.variants`), e.g. panst3r_v1_512, panst3r_v2_512, tiny_v1."""
+
+
+@dataclass
+class DataConfig:
+    stores: list[str] = field(default_factory=list)
+    """Zarr stores to train on (several = datasets concatenated with one global vocabulary)."""
+    num_views: int = 5
+    """Views per training sample (`_num_views`)."""
+    min_memory_num_views: int = 2
+    """Smallest number of memory views drawn per batch (`db_options.min_memory_num_views`)."""
+    max_memory_num_views: int = 5
+    """Largest number of memory views drawn per batch (`db_options.max_memory_num_views`)."""
+    aug_crop: int = 16
+    """Random zoom margin in pixels added to the crop size (`db_options.aug_crop`)."""
+    resolutions: list[tuple[int, int]] = field(default_factory=lambda: list(OFFICIAL_RESOLUTIONS))
+    """(W, H) training resolutions; one is drawn per batch (`train_options.resolution`)."""
+    color_jitter: bool = True
+    """ColorJitter(0.5, 0.5, 0.5, 0.1) per view (`train_options.transform`)."""
+    samples_per_epoch: int = 10000
+    """Samples drawn per epoch over all ranks (`train_options.ds_size`)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_memory_num_views <= self.max_memory_num_views:
+            raise ValueError(
+                f"data: need 1 <= min_memory_num_views ({self.min_memory_num_views}) <= max_memory_num_views "
+                f"({self.max_memory_num_views})"
+            )
+        if not self.resolutions:
+            raise ValueError("data.resolutions: give at least one [W, H] pair")
+        for width, height in self.resolutions:
+            if width % 16 or height % 16:
+                raise ValueError(
+                    f"data.resolutions: {width}x{height} is not a multiple of 16 (the patch size)"
+                )
+
+
+@dataclass
+class TrainingConfig:
+    seed: int = 777
+    """Base seed: global seed + rank, per epoch seed + epoch * world_size + rank, sampler seed (seed, epoch)."""
+    batch_size: int = 2
+    """Samples per rank per iteration."""
+    accum_iter: int = 2
+    """Iterations accumulated per optimizer step."""
+    epochs: int = 200
+    """Number of epochs."""
+    lr: float | None = 1e-4
+    """Absolute learning rate; null = blr * effective batch / 256."""
+    blr: float = 1.5e-4
+    """Base learning rate, used only when lr is null."""
+    min_lr: float = 1e-6
+    """Floor of the cosine schedule."""
+    warmup_epochs: float = 5
+    """Linear warm-up from 0 over this many (fractional) epochs."""
+    weight_decay: float = 0.05
+    """AdamW weight decay (0 for `.bias` and parameters whose name contains `norm`)."""
+    betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW betas."""
+    amp: bool | str = False
+    """Autocast dtype of the forward: false (fp32), bf16 or fp16 (fp16 on CUDA only, with a GradScaler)."""
+    finetune_must3r_encoder: bool = False
+    """Train the MUSt3R encoder (frozen officially; needed to learn from scratch on synthetic data)."""
+    finetune_must3r_decoder: bool = False
+    """Train the MUSt3R decoder."""
+    finetune_dino: bool = False
+    """Train the DINOv2 encoder."""
+    must3r_chkpt: str | None = None
+    """MUSt3R checkpoint to initialise the encoder/decoder from (ignored when auto-resuming)."""
+    chkpt: str | None = None
+    """PanSt3R checkpoint to initialise the whole model from (ignored when auto-resuming)."""
+    output_dir: str = "runs/train"
+    """Checkpoints and logs go here; an existing checkpoint-last here is resumed."""
+    resume: bool = True
+    """Auto-resume from output_dir/checkpoint-last when present."""
+    keep_freq: int = 10
+    """Also keep checkpoint-<epoch> when epoch % keep_freq == 0 (0 = never)."""
+    checkpoint_every_steps: int = 0
+    """Also write checkpoint-last every this many optimizer steps inside an epoch (0 = only at epoch ends)."""
+    print_freq: int = 20
+    """Log (all-reduced) metrics every this many optimizer steps."""
+    max_steps_per_epoch: int | None = None
+    """Cap on optimizer steps per epoch (small CPU runs); null = the whole epoch."""
+    num_workers: int = 8
+    """DataLoader worker processes per rank."""
+    disable_tf32: bool = False
+    """Keep fp32 matmuls exact on Ampere+ GPUs (TF32 is on by default, as officially)."""
+    find_unused_parameters: bool = False
+    """DDP option; needed when a fine-tuned module has parameters the loss never reaches."""
+    distributed: bool = False
+    """Expect a process group (the torchrun worker initialises it; `distributed.yaml` sets true)."""
+
+    def __post_init__(self) -> None:
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"training.amp: {self.amp!r} is not one of false, bf16, fp16")
+        for name in ("batch_size", "accum_iter", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"training.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise ValueError(
+                f"training.max_steps_per_epoch: must be >= 1 or null, got {self.max_steps_per_epoch}"
+            )
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs besides the data itself."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """Which model to build."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Sampling and augmentation of the training data."""
+    criterion: CriterionConfig = field(default_factory=CriterionConfig)
+    """Loss weights and point sampling."""
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    """Optimisation, precision, checkpointing."""

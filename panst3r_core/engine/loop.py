@@ -1,0 +1,478 @@
+"""The training loop: gradient accumulation, AMP, DDP, per-iteration LR schedule, checkpoints, exact resume.
+
+Exact resume rests on three things: the sampler's plan depends only on (seed, epoch) and can start at any
+batch; every rank's RNG states are saved with each checkpoint (and re-seeded at every epoch start, as the
+official trainer does); and creating the loader iterator never consumes the main RNG stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from panst3r_core.engine.batch import TrainBatch
+from panst3r_core.engine.callbacks import IterationRecord, TrainCallback
+from panst3r_core.engine.checkpointing import (
+    FINAL,
+    LAST,
+    Progress,
+    capture_rng_state,
+    copy_checkpoint,
+    find_resume_checkpoint,
+    load_weights,
+    read_progress,
+    read_training_state,
+    restore_rng_state,
+    save_checkpoint,
+)
+from panst3r_core.engine.config import TrainConfig, TrainingConfig
+from panst3r_core.engine.optim import base_learning_rate, build_optimizer
+from panst3r_core.engine.sampler import BatchedViewSampler
+from panst3r_core.engine.schedule import learning_rate_at, set_learning_rate
+from panst3r_core.losses.criterion import TOTAL_LOSS_NAME, PanopticCriterion
+from panst3r_core.losses.distributed import all_reduce_mean, is_distributed, rank, world_size
+from panst3r_core.losses.targets import prepare_batch_targets
+
+logger = logging.getLogger(__name__)
+
+# Submodule name -> TrainingConfig switch that un-freezes it (frozen by default, as officially).
+FREEZABLE_MODULES = {
+    "must3r_encoder": "finetune_must3r_encoder",
+    "must3r_decoder": "finetune_must3r_decoder",
+    "dino_encoder": "finetune_dino",
+}
+
+ForwardFn = Callable[[nn.Module, TrainBatch, torch.Tensor, TrainingConfig], dict]
+InitWeightsFn = Callable[[nn.Module, TrainingConfig], None]
+
+
+@dataclass
+class TrainData:
+    """What the loop needs from the data side."""
+
+    dataset_size: int
+    """Number of distinct samples the sampler indexes (e.g. pairs in the store)."""
+    make_loader: Callable[[BatchedViewSampler], Iterable[Any]]
+    """Builds the batch iterable (typically `DataLoader(dataset, batch_sampler=sampler, ...)`); called once,
+    then iterated once per epoch after `sampler.set_epoch`. Batches are TrainBatch or mappings with its keys."""
+    vocabulary: Sequence[str]
+    """Global class names; targets are resolved into it by name."""
+    class_embeddings: torch.Tensor
+    """(C, D) embeddings of `vocabulary`, passed to the model."""
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    final_checkpoint: Path | None
+    global_step: int
+    epochs: int
+    resumed_from: Path | None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    if device is None or device == "auto":
+        return (
+            torch.device("cuda", torch.cuda.current_device())
+            if torch.cuda.is_available()
+            else torch.device("cpu")
+        )
+    return torch.device(device)
+
+
+def autocast_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
+    """None for fp32; fp16 is refused on CPU (no fp16 GradScaler path worth using there)."""
+    if amp is False:
+        return None
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("training.amp: fp16 needs a CUDA device; use bf16 or false on the CPU")
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def apply_freezing(model: nn.Module, config: TrainingConfig) -> None:
+    """Freeze the backbones unless their finetune switch is on."""
+    for module_name, switch in FREEZABLE_MODULES.items():
+        module = getattr(model, module_name, None)
+        if module is None:
+            logger.warning("model has no submodule %r; training.%s has no effect", module_name, switch)
+            continue
+        module.requires_grad_(bool(getattr(config, switch)))
+
+
+def default_forward(
+    model: nn.Module, batch: TrainBatch, class_embeddings: torch.Tensor, config: TrainingConfig
+):
+    """The PanSt3R training-style forward; backbones without gradients unless fine-tuned."""
+    return model(
+        batch.images,
+        class_embeddings,
+        train_must3r=config.finetune_must3r_encoder or config.finetune_must3r_decoder,
+        train_dino=config.finetune_dino,
+    )
+
+
+def steps_per_epoch(config: TrainConfig, world: int) -> int:
+    """Optimizer steps per epoch: whole accumulation cycles only (a trailing partial cycle is dropped, so no
+    gradient ever spans two epochs or a checkpoint)."""
+    training = config.training
+    batches = config.data.samples_per_epoch // (training.batch_size * world)
+    steps = batches // training.accum_iter
+    if training.max_steps_per_epoch is not None:
+        steps = min(steps, training.max_steps_per_epoch)
+    if steps < 1:
+        raise ValueError(
+            f"data.samples_per_epoch ({config.data.samples_per_epoch}) is too small for one optimizer step of "
+            f"batch_size {training.batch_size} x accum_iter {training.accum_iter} x {world} rank(s)"
+        )
+    return steps
+
+
+def build_sampler(config: TrainConfig, dataset_size: int) -> BatchedViewSampler:
+    world = world_size()
+    return BatchedViewSampler(
+        dataset_size=dataset_size,
+        batch_size=config.training.batch_size,
+        num_resolutions=len(config.data.resolutions),
+        min_memory_num_views=config.data.min_memory_num_views,
+        max_memory_num_views=config.data.max_memory_num_views,
+        samples_per_epoch=config.data.samples_per_epoch,
+        max_batches_per_epoch=steps_per_epoch(config, world) * config.training.accum_iter,
+        world_size=world,
+        rank=rank(),
+        seed=config.training.seed,
+    )
+
+
+def _iterate_keeping_rng(loader: Iterable[Any]) -> Iterator[Any]:
+    # DataLoader draws its workers' base seed from the global torch RNG when an iterator is created; that
+    # draw would shift the main stream differently in a resumed run, so it is undone.
+    state = torch.get_rng_state()
+    iterator = iter(loader)
+    torch.set_rng_state(state)
+    return iterator
+
+
+def _gather_rng_states() -> list[dict[str, Any]]:
+    state = capture_rng_state()
+    if not is_distributed():
+        return [state]
+    gathered: list[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, state)
+    return gathered
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+class _MeanTracker:
+    """Running sums of loss values for windowed / per-epoch means."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+        self.count += 1
+
+    def means(self) -> dict[str, float]:
+        return {key: value / max(self.count, 1) for key, value in self.sums.items()}
+
+
+class Trainer:
+    """Holds the state of one run; `train()` is the usual entry point."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: nn.Module,
+        data: TrainData,
+        criterion: PanopticCriterion | None = None,
+        callbacks: Sequence[TrainCallback] = (),
+        device: torch.device | str | None = None,
+        forward: ForwardFn | None = None,
+        init_weights: InitWeightsFn | None = None,
+    ) -> None:
+        self.config = config
+        self.training = config.training
+        self.data = data
+        self.callbacks = list(callbacks)
+        self.device = resolve_device(device)
+        self.amp_dtype = autocast_dtype(self.training.amp, self.device)
+        self.forward_fn = forward or default_forward
+        self.rank = rank()
+        self.world = world_size()
+        self.output_dir = Path(self.training.output_dir)
+        self.criterion = criterion or PanopticCriterion(config.criterion)
+        if self.device.type == "cuda":
+            allow_tf32 = not self.training.disable_tf32
+            torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+            torch.backends.cudnn.allow_tf32 = allow_tf32
+
+        self.model = model.to(self.device)
+        apply_freezing(self.model, self.training)
+        self.resume_path = find_resume_checkpoint(self.output_dir) if self.training.resume else None
+        if self.resume_path is not None:
+            load_weights(self.model, self.resume_path, strict=True)
+        else:
+            self._initialise_weights(init_weights)
+
+        self.base_lr = base_learning_rate(self.training, self.world)
+        self.optimizer = build_optimizer(self.model, self.training, self.base_lr)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.training.amp == "fp16")
+        self.sampler = build_sampler(config, data.dataset_size)
+        self.batches_per_epoch = self.sampler.batches_per_epoch
+        self.progress = Progress()
+        self._pending_rng_state: dict[str, Any] | None = None
+        if self.resume_path is not None:
+            self._restore(self.resume_path)
+
+        self.ddp_model: nn.Module = self.model
+        if is_distributed():
+            find_unused = self.training.find_unused_parameters or self.training.finetune_must3r_decoder
+            self.ddp_model = nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=find_unused,
+            )
+        self.class_embeddings = data.class_embeddings.to(self.device)
+
+    # -- setup ---------------------------------------------------------------------------------------------
+
+    def _initialise_weights(self, init_weights: InitWeightsFn | None) -> None:
+        if init_weights is not None:
+            init_weights(self.model, self.training)
+            return
+        for key in ("must3r_chkpt", "chkpt"):
+            source = getattr(self.training, key)
+            if source is None:
+                continue
+            path = Path(source)
+            if path.is_dir() or path.suffix == ".safetensors":
+                load_weights(self.model, path, strict=False)
+            else:
+                raise ValueError(
+                    f"training.{key}: {source} is not in our checkpoint format (a directory or .safetensors); "
+                    "convert official .pth files with `panst3r convert`, or pass init_weights to train()"
+                )
+
+    def _restore(self, path: Path) -> None:
+        state = read_training_state(path)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.progress = read_progress(path)
+        rng_states = state["rng"]
+        if len(rng_states) != self.world:
+            raise ValueError(
+                f"{path}: saved by {len(rng_states)} rank(s), resumed with {self.world}; exact resume needs "
+                "the same world size (or start a new output_dir)"
+            )
+        # Applied when the loop starts, so that nothing done during setup shifts the restored streams.
+        self._pending_rng_state = rng_states[self.rank]
+        logger.info(
+            "resuming from %s at epoch %d batch %d (step %d)",
+            path,
+            self.progress.epoch,
+            self.progress.batch,
+            self.progress.global_step,
+        )
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+
+    def _config_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.config)
+
+    def _save_last(self, epoch: int, batch: int) -> Path | None:
+        """Write checkpoint-last at (epoch, batch done); collective (RNG states gathered from every rank)."""
+        rng_states = _gather_rng_states()
+        if self.rank != 0:
+            return None
+        if batch >= self.batches_per_epoch:
+            progress = Progress(epoch=epoch + 1, batch=0, global_step=self.progress.global_step)
+        else:
+            progress = Progress(epoch=epoch, batch=batch, global_step=self.progress.global_step)
+        sampler_state = {**self.sampler.state_dict(), "epoch": progress.epoch, "start_batch": progress.batch}
+        training_state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler": sampler_state,
+            "rng": rng_states,
+        }
+        path = save_checkpoint(
+            self.output_dir / LAST, self.model, self._config_dict(), progress, training_state
+        )
+        for callback in self.callbacks:
+            callback.on_checkpoint(path, progress.epoch, progress.global_step)
+        return path
+
+    # -- loop ----------------------------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        if self.rank == 0:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        loader = self.data.make_loader(self.sampler)
+        start = self.progress
+        if self.rank == 0:
+            for callback in self.callbacks:
+                callback.on_train_start(start.epoch, start.batch, start.global_step)
+        self.model.train()
+        if self._pending_rng_state is not None:
+            restore_rng_state(self._pending_rng_state)
+            self._pending_rng_state = None
+        for epoch in range(start.epoch, self.training.epochs):
+            first_batch = start.batch if epoch == start.epoch else 0
+            if first_batch == 0:
+                # Per-epoch reseed (official): epoch e's randomness does not depend on earlier epochs.
+                seed_everything(self.training.seed + epoch * self.world + self.rank)
+            self._run_epoch(epoch, first_batch, loader)
+        final = None
+        if self.rank == 0:
+            final = save_checkpoint(
+                self.output_dir / FINAL,
+                self.model,
+                self._config_dict(),
+                Progress(epoch=self.training.epochs, batch=0, global_step=self.progress.global_step),
+            )
+            for callback in self.callbacks:
+                callback.on_train_end(final, self.progress.global_step)
+        return TrainResult(
+            self.output_dir, final, self.progress.global_step, self.training.epochs, self.resume_path
+        )
+
+    def _run_epoch(self, epoch: int, first_batch: int, loader: Iterable[Any]) -> None:
+        training = self.training
+        accum = training.accum_iter
+        self.sampler.set_epoch(epoch, first_batch)
+        iterator = _iterate_keeping_rng(loader)
+        window, epoch_means = _MeanTracker(), _MeanTracker()
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.zero_grad(set_to_none=True)
+        for batch_index in range(first_batch, self.batches_per_epoch):
+            try:
+                raw_batch = next(iterator)
+            except StopIteration:
+                raise ValueError(
+                    f"the loader ended after {batch_index - first_batch} batches of epoch {epoch}; it must "
+                    f"yield one batch per sampler entry ({self.batches_per_epoch - first_batch})"
+                ) from None
+            if batch_index % accum == 0:
+                lr = learning_rate_at(
+                    epoch + batch_index / self.batches_per_epoch,
+                    self.base_lr,
+                    training.min_lr,
+                    training.warmup_epochs,
+                    training.epochs,
+                )
+                set_learning_rate(self.optimizer, lr)
+            step_now = (batch_index + 1) % accum == 0
+            losses = self._forward_backward(TrainBatch.from_any(raw_batch), accum, sync=step_now)
+            if step_now:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.progress.global_step += 1
+            window.add(losses)
+            epoch_means.add(losses)
+            record = IterationRecord(epoch, batch_index, self.progress.global_step, step_now, lr, losses)
+            for callback in self.callbacks:
+                callback.on_iteration(record)
+            if not step_now:
+                continue
+            if training.print_freq and self.progress.global_step % training.print_freq == 0:
+                self._log(window, lr, epoch + (batch_index + 1) / self.batches_per_epoch)
+                window = _MeanTracker()
+            done = batch_index + 1
+            every = training.checkpoint_every_steps
+            if every and self.progress.global_step % every == 0 and done < self.batches_per_epoch:
+                self._save_last(epoch, done)
+        epoch_metrics = all_reduce_mean(epoch_means.means(), device=self.device)
+        if self.rank == 0:
+            for callback in self.callbacks:
+                callback.on_epoch_end(epoch, epoch_metrics)
+        last = self._save_last(epoch, self.batches_per_epoch)
+        if self.rank == 0 and last is not None and training.keep_freq and epoch % training.keep_freq == 0:
+            kept = copy_checkpoint(last, self.output_dir / f"checkpoint-{epoch}")
+            for callback in self.callbacks:
+                callback.on_checkpoint(kept, epoch + 1, self.progress.global_step)
+
+    def _forward_backward(self, batch: TrainBatch, accum: int, sync: bool) -> dict[str, float]:
+        batch = batch.to(self.device)
+        targets = prepare_batch_targets(
+            batch.pan_inst_id, batch.pan_cls_id, batch.class_set, self.data.vocabulary
+        )
+        no_sync = (
+            self.ddp_model.no_sync()
+            if isinstance(self.ddp_model, nn.parallel.DistributedDataParallel) and not sync
+            else contextlib.nullcontext()
+        )
+        with no_sync:
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                outputs = self.forward_fn(self.ddp_model, batch, self.class_embeddings, self.training)
+            losses = self.criterion(outputs, targets)
+            total = losses[TOTAL_LOSS_NAME]
+            if not math.isfinite(total.item()):
+                raise FloatingPointError(
+                    f"loss is {total.item()} at step {self.progress.global_step}; stopping (lower training.lr, "
+                    "or try amp=false)"
+                )
+            self.scaler.scale(total / accum).backward()
+        return {name: float(value.detach().item()) for name, value in losses.items()}
+
+    def _log(self, window: _MeanTracker, lr: float, epoch_f: float) -> None:
+        metrics = all_reduce_mean(window.means(), device=self.device)
+        if self.rank != 0:
+            return
+        metrics.update(lr=lr, epoch=epoch_f)
+        logger.info(
+            "epoch %.3f step %d %s %.4f lr %.3g",
+            epoch_f,
+            self.progress.global_step,
+            TOTAL_LOSS_NAME,
+            metrics.get(TOTAL_LOSS_NAME, float("nan")),
+            lr,
+        )
+        for callback in self.callbacks:
+            callback.on_log(metrics, self.progress.global_step)
+
+
+def train(
+    config: TrainConfig,
+    model: nn.Module,
+    data: TrainData,
+    criterion: PanopticCriterion | None = None,
+    callbacks: Sequence[TrainCallback] = (),
+    device: torch.device | str | None = None,
+    forward: ForwardFn | None = None,
+    init_weights: InitWeightsFn | None = None,
+) -> TrainResult:
+    """Train `model` (auto-resuming from `config.training.output_dir/checkpoint-last` when present).
+
+    Under torchrun, initialise the process group before calling: the model is then wrapped in DDP, the
+    sampler is sliced per rank, num_masks and logged losses are averaged over ranks, and rank 0 writes
+    checkpoints and calls the rank-0 callbacks. Seed (seed + rank) before building the model so that a
+    fresh run's initial weights are reproducible.
+    """
+    trainer = Trainer(config, model, data, criterion, callbacks, device, forward, init_weights)
+    return trainer.run()

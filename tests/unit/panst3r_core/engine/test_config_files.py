@@ -1,0 +1,64 @@
+import pytest
+
+from panst3r_core.config import from_dict
+from panst3r_core.engine.config import TrainConfig
+from panst3r_core.engine.config_files import (
+    available_configs,
+    config_to_dict,
+    config_to_yaml,
+    load_train_config,
+)
+
+
+def test_shipped_configs_load_with_official_values():
+    assert {"base", "distributed", "base_v2", "synthetic_cpu", "synthetic_gpu"} <= set(available_configs())
+    base = load_train_config("base")
+    assert base.model.variant == "panst3r_v1_512"
+    assert (base.training.batch_size, base.training.accum_iter, base.training.epochs) == (2, 2, 200)
+    assert (base.training.lr, base.training.min_lr, base.training.warmup_epochs) == (1e-4, 1e-6, 5)
+    assert base.training.betas == (0.9, 0.95) and base.training.weight_decay == 0.05
+    assert base.criterion.num_points == 12288 and base.criterion.mask_weight == 20.0
+    assert base.data.resolutions[0] == (512, 384) and base.data.samples_per_epoch == 10000
+    assert not (base.training.finetune_dino or base.training.finetune_must3r_encoder)
+    assert load_train_config("distributed").training.distributed is True
+    v2 = load_train_config("base_v2")
+    assert v2.model.variant == "panst3r_v2_512" and v2.training.lr == 1e-4  # inherited
+    cpu = load_train_config("synthetic_cpu")
+    assert (
+        cpu.model.variant == "tiny_v1" and cpu.training.finetune_dino and cpu.data.resolutions == [(128, 96)]
+    )
+    assert load_train_config("synthetic_gpu").training.amp == "bf16"
+
+
+def test_overrides_are_typed():
+    config = load_train_config(
+        "base", ["training.lr=3e-4", "training.amp=bf16", "data.resolutions=[[256,192]]"]
+    )
+    assert config.training.lr == 3e-4 and config.training.amp == "bf16"
+    assert config.data.resolutions == [(256, 192)]
+    assert load_train_config("base", ["training.lr=null"]).training.lr is None
+
+
+def test_unknown_keys_and_names_are_errors_that_list_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown key.*learning_rate.*valid keys:.*accum_iter"):
+        load_train_config("base", ["training.learning_rate=1"])
+    with pytest.raises(ValueError, match="unknown key.*optim"):
+        load_train_config("base", ["optim.lr=1"])
+    with pytest.raises(ValueError, match="available: .*synthetic_cpu"):
+        load_train_config("nope")
+    with pytest.raises(ValueError, match="amp"):
+        load_train_config("base", ["training.amp=fp8"])
+    with pytest.raises(ValueError, match="multiple of 16"):
+        load_train_config("base", ["data.resolutions=[[100,100]]"])
+
+
+def test_yaml_path_with_inheritance_and_round_trip(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("inherits: synthetic_cpu\ntraining:\n  epochs: 1\n")
+    with pytest.raises(ValueError, match="unknown training config 'synthetic_cpu'"):
+        load_train_config(path, config_dir=tmp_path)
+    (tmp_path / "synthetic_cpu.yaml").write_text("model:\n  variant: tiny_v2\n")
+    config = load_train_config(path, config_dir=tmp_path)
+    assert config.training.epochs == 1 and config.model.variant == "tiny_v2"
+    assert from_dict(TrainConfig, config_to_dict(config)) == config
+    assert "variant: tiny_v2" in config_to_yaml(config)

@@ -1,0 +1,49 @@
+import pytest
+import torch
+from torch import nn
+
+from panst3r_core.engine.config import TrainingConfig
+from panst3r_core.engine.optim import base_learning_rate, build_optimizer, parameter_groups
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+        self.decoder_norm = nn.LayerNorm(4)
+        self.first_conv = nn.Sequential(nn.Conv2d(4, 8, 1), nn.GroupNorm(2, 8))  # GroupNorm not named norm
+        self.query_embed = nn.Parameter(torch.zeros(3, 4))
+        self.frozen = nn.Linear(4, 4)
+        self.frozen.requires_grad_(False)
+
+
+def test_no_decay_for_bias_and_norm_names_only_over_trainable_parameters():
+    net = Net()
+    groups = parameter_groups(net, weight_decay=0.05)
+    names = {id(p): n for n, p in net.named_parameters()}
+    no_decay = sorted(names[id(p)] for p in groups[0]["params"])
+    decay = sorted(names[id(p)] for p in groups[1]["params"])
+    assert groups[0]["weight_decay"] == 0.0 and groups[1]["weight_decay"] == 0.05
+    assert no_decay == [
+        "decoder_norm.bias",
+        "decoder_norm.weight",
+        "first_conv.0.bias",
+        "first_conv.1.bias",
+        "proj.bias",
+    ]
+    assert decay == ["first_conv.0.weight", "first_conv.1.weight", "proj.weight", "query_embed"]
+
+
+def test_adamw_settings_and_lr_from_blr():
+    optimizer = build_optimizer(Net(), TrainingConfig(), lr=1e-4)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert optimizer.defaults["betas"] == (0.9, 0.95)
+    assert base_learning_rate(TrainingConfig(lr=3e-4), world_size=8) == 3e-4
+    # Effective batch 2 * 2 * 8 = 32 -> 1.5e-4 * 32 / 256.
+    assert base_learning_rate(TrainingConfig(lr=None, blr=1.5e-4), world_size=8) == pytest.approx(1.875e-5)
+
+
+def test_model_without_trainable_parameters_is_an_error():
+    net = nn.Linear(2, 2).requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameter"):
+        build_optimizer(net, TrainingConfig(), lr=1e-4)
