@@ -40,7 +40,9 @@ MAPPING = [
     ("boxes", "4", "box", ""),  # thing without instance target -> crowd
 ]
 DSLR = CameraModel("OPENCV_FISHEYE", 438, 292, (170.0, 171.0, 219.3, 146.2, -0.03, 0.012, -0.004, 0.001))
-IPHONE = CameraModel("OPENCV", 320, 240, (260.0, 260.0, 160.4, 119.7, 0.05, -0.03, 0.001, -0.0005))
+IPHONE = CameraModel(
+    "OPENCV", 1280, 960, (1040.0, 1040.0, 641.6, 478.8, 0.05, -0.03, 0.001, -0.0005)
+)  # downscaled
 
 
 def _subdivided_quad(corners: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +132,9 @@ def _mask(camera: CameraModel, frame: int) -> np.ndarray:
     mask = np.full((camera.height, camera.width), 255, np.uint8)
     if frame % 2 == 0:  # an anonymised ellipse ("a face") in every other frame
         v, u = np.mgrid[0 : camera.height, 0 : camera.width]
-        inside = ((u - camera.width * 0.3) / 40.0) ** 2 + ((v - camera.height * 0.4) / 30.0) ** 2 < 1
+        inside = ((u - camera.width * 0.3) / (0.09 * camera.width)) ** 2 + (
+            (v - camera.height * 0.4) / (0.1 * camera.height)
+        ) ** 2 < 1
         mask[inside] = 0
     return mask
 

@@ -242,12 +242,10 @@ def _frames_in_selection_order(result):
         yield block, index
 
 
-def test_official_equivalence(mini_scene, scene_with_pairs, tmp_path):
-    root, _pairs_dir, selection = mini_scene
-    _record, ours = scene_with_pairs
-    reference = official_scene(root, SCENE_ID, selection, tmp_path)
+def assert_matches_official(ours, reference) -> tuple[float, float]:
+    """Same frames, intrinsics, poses and stored images; returns (depth agreement, id agreement)."""
     names = [block.names[i] for block, i in _frames_in_selection_order(ours)]
-    assert names == reference["names"] == selection
+    assert names == reference["names"]
     valid_depth = equal_depth = equal_ids = total_px = 0
     for k, (block, i) in enumerate(_frames_in_selection_order(ours)):
         np.testing.assert_allclose(block.intrinsics[i], reference["K"][k], rtol=0, atol=1e-9)
@@ -259,8 +257,15 @@ def test_official_equivalence(mini_scene, scene_with_pairs, tmp_path):
         equal_depth += (np.abs(block.depth_mm[i].astype(np.int64) - ref_depth) <= 1)[valid].sum()
         equal_ids += (block.panoptic[i].astype(np.int64) == reference["panoptic"][k]).sum()
         total_px += ref_depth.size
-    depth_agreement, id_agreement = equal_depth / valid_depth, equal_ids / total_px
-    print(f"official equivalence: depth {depth_agreement:.6f}, ids {id_agreement:.6f}")
+    return equal_depth / max(valid_depth, 1), equal_ids / total_px
+
+
+def test_official_equivalence(mini_scene, scene_with_pairs, tmp_path):
+    root, _pairs_dir, selection = mini_scene
+    _record, ours = scene_with_pairs
+    reference = official_scene(root, SCENE_ID, selection, tmp_path)
+    assert reference["names"] == selection
+    depth_agreement, id_agreement = assert_matches_official(ours, reference)
     assert depth_agreement >= 0.999, f"depth within 1 mm on {depth_agreement:.5%} of valid pixels"
     assert id_agreement >= 0.995, f"panoptic ids equal on {id_agreement:.5%} of pixels"
 
@@ -384,3 +389,35 @@ def test_segments_of_another_mesh_are_a_bad_input(mini_scene, tmp_path):
     segments.write_text('{"segIndices": [0, 1, 2]}')
     with pytest.raises(BadSceneInput, match="segIndices"):
         preprocess_scene(dataclasses.replace(record, segments_path=segments, pairs=None))
+
+
+def _generated_root(request) -> Path:
+    """ROOT of the generator's synthetic scenes (tests/conftest.py `synthetic_root`), or skip."""
+    try:
+        value = request.getfixturevalue("synthetic_root")
+    except pytest.FixtureLookupError:
+        pytest.skip(
+            "no `synthetic_root` fixture yet (the synthetic generator's tests/conftest.py provides it)"
+        )
+    if isinstance(value, dict):
+        value = value.get("root")
+    elif isinstance(value, (tuple, list)):
+        value = value[0]
+    root = Path(value)
+    if not (root / "data").is_dir():
+        pytest.skip(f"`synthetic_root` does not look like a ScanNet++ root (no data/ folder): {root}")
+    return root
+
+
+@pytest.mark.slow
+def test_official_equivalence_on_a_generated_scene(request, tmp_path):
+    root = _generated_root(request)
+    scene_id = sorted(p.name for p in (root / "data").iterdir() if p.is_dir())[0]
+    record = read_scene(root, scene_id, None)
+    record = dataclasses.replace(record, frames=record.frames[:6])
+    ours = preprocess_scene(record, PreprocessConfig())
+    selection = [f.name for f in record.frames]
+    reference = official_scene(root, scene_id, selection, tmp_path)
+    depth_agreement, id_agreement = assert_matches_official(ours, reference)
+    assert depth_agreement >= 0.999, f"depth within 1 mm on {depth_agreement:.5%} of valid pixels"
+    assert id_agreement >= 0.995, f"panoptic ids equal on {id_agreement:.5%} of pixels"
