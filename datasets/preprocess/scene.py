@@ -202,7 +202,7 @@ def preprocess_scene(record: SceneRecord, config: PreprocessConfig | None = None
     if not record.frames:
         raise BadSceneInput(f"scene {record.scene_id}: no frames selected; nothing to preprocess")
     mesh, pan_ids, segments, categories = _load_mesh_and_semantics(record, config, timer)
-    with timer.stage("upload_mesh"):
+    with timer.stage("build_mesh"):
         renderer = IdDepthRenderer.from_vertex_ids(
             mesh.vertices, mesh.faces, pan_ids, znear=config.znear, zfar=config.zfar
         )
