@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 HELP = "Prefect flow `preprocess`: scenes -> Zarr store + Parquet tables (incremental)"
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=920,
         help="output images cover (T, T*3/4) pixels (default 920)",
     )
+    parser.add_argument("--summary-json", default=None, help="also write the run summary to this JSON file")
     parser.add_argument(
         "--prefect-port",
         type=int,
@@ -69,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
                 dask_address=args.dask_address,
             )
     print_summary(summary)
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(summary, indent=1))
     return 1 if summary["failed"] else 0
 
 

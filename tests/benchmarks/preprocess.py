@@ -1,0 +1,151 @@
+"""Preprocessing throughput: frames per second of the `preprocess` flow with 1, 2, ... Dask workers on the
+same synthetic scenes (each run into a fresh store, one Prefect server shared by all runs).
+
+    .venv/bin/python tests/benchmarks/preprocess.py --scenes 4 --frames 8 --workers 1 2
+
+Prints a table and writes it (JSON + Markdown) under --out (default runs/benchmarks/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scenes", type=int, default=4, help="synthetic scenes (default 4)")
+    parser.add_argument("--frames", type=int, default=8, help="DSLR frames per scene (default 8)")
+    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    parser.add_argument(
+        "--image-size", type=int, nargs=2, default=None, metavar=("W", "H"), help="generator size"
+    )
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare (default 1 2)"
+    )
+    parser.add_argument(
+        "--target-resolution", type=int, default=920, help="preprocess resolution (default 920)"
+    )
+    parser.add_argument("--root", default=None, help="use this ScanNet++ root instead of generating one")
+    parser.add_argument("--pairs", default=None, help="pairs folder of --root")
+    parser.add_argument("--out", default=str(REPO / "runs" / "benchmarks"), help="results folder")
+    parser.add_argument("--label", default="", help="free text stored with the results (e.g. the machine)")
+    return parser.parse_args()
+
+
+def machine_description() -> str:
+    gpu = ""
+    if shutil.which("nvidia-smi"):
+        query = ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]
+        gpu = subprocess.run(query, capture_output=True, text=True).stdout.strip().replace("\n", ", ")
+    return f"{platform.node()} {os.cpu_count()} CPUs {platform.machine()}" + (f", GPU {gpu}" if gpu else "")
+
+
+def main() -> int:
+    args = parse_args()
+    from flows.prefect_env import (
+        LocalServer,
+        configure_prefect_env,
+        drain_prefect_clients,
+        free_port,
+        quiet_chatty_loggers,
+    )
+
+    work = Path(tempfile.mkdtemp(prefix="panst3r_bench_"))
+    configure_prefect_env(work / "prefect")
+    quiet_chatty_loggers()
+    if args.root:
+        root, pairs = Path(args.root), Path(args.pairs) if args.pairs else None
+    else:
+        from datasets.synthetic.generate import generate_dataset
+
+        root, pairs = work / "root", work / "pairs"
+        started = time.perf_counter()
+        kwargs = {"image_size": tuple(args.image_size)} if args.image_size else {}
+        generate_dataset(
+            out_root=root,
+            num_scenes=args.scenes,
+            seed=args.seed,
+            frames=args.frames,
+            iphone=False,
+            pairs_dir=pairs,
+            **kwargs,
+        )
+        print(f"generated {args.scenes} scenes in {time.perf_counter() - started:.1f} s under {root}")
+
+    server = LocalServer(free_port()).start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    rows = []
+    try:
+        from flows.preprocess import run_preprocess
+
+        for workers in args.workers:
+            store = work / f"store_w{workers}"
+            started = time.perf_counter()
+            summary = run_preprocess(
+                str(root),
+                str(store),
+                pairs=str(pairs) if pairs else None,
+                target_resolution=args.target_resolution,
+                workers=workers,
+            )
+            wall = time.perf_counter() - started
+            if summary["failed"]:
+                raise SystemExit(f"benchmark scenes failed: {summary['failed']}")
+            frames = summary["frames"]
+            rows.append(
+                {
+                    "workers": workers,
+                    "scenes": len(summary["done"]),
+                    "frames": frames,
+                    "flow_seconds": round(summary["seconds"], 2),
+                    "wall_seconds": round(wall, 2),
+                    "frames_per_second": round(frames / summary["seconds"], 3),
+                    "frames_per_second_wall": round(frames / wall, 3),
+                }
+            )
+            shutil.rmtree(store, ignore_errors=True)
+    finally:
+        drain_prefect_clients()
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    base = rows[0]["frames_per_second"]
+    for row in rows:
+        row["speedup"] = round(row["frames_per_second"] / base, 2)
+    header = ["workers", "scenes", "frames", "flow_seconds", "wall_seconds", "frames_per_second", "speedup"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(row[h]) for h in header) + " |" for row in rows]
+    table = "\n".join(lines)
+    machine = machine_description()
+    settings = f"{args.scenes} scenes x {args.frames} frames, target resolution {args.target_resolution}"
+    print(f"\npreprocess benchmark on {machine} ({settings})\n{table}")
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    result = {"machine": machine, "label": args.label, "settings": vars(args), "rows": rows, "time": stamp}
+    (out / f"preprocess-{stamp}.json").write_text(json.dumps(result, indent=1))
+    (out / f"preprocess-{stamp}.md").write_text(
+        f"preprocess benchmark on {machine} ({settings})\n\n{table}\n"
+    )
+    print(f"results written to {out}/preprocess-{stamp}.json and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

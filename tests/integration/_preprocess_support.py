@@ -1,0 +1,96 @@
+"""Helpers shared by the preprocess integration tests: tiny synthetic roots, a Prefect server, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+# Small frames keep a scene to a few seconds on 2 CPU cores; the flow is what these tests check.
+TARGET_RESOLUTION = 128
+
+
+def make_root(out: Path, num_scenes: int, seed: int = 0, frames: int = 3) -> tuple[Path, Path]:
+    """A synthetic ScanNet++ root and its pairs folder under `out`."""
+    generate = pytest.importorskip(
+        "datasets.synthetic.generate", reason="the synthetic generator is not there yet"
+    )
+    root, pairs = out / "root", out / "pairs"
+    generate.generate_dataset(
+        out_root=root,
+        num_scenes=num_scenes,
+        seed=seed,
+        frames=frames,
+        image_size=(176, 132),
+        iphone=False,
+        pairs_dir=pairs,
+    )
+    return root, pairs
+
+
+def start_prefect_server(home: Path):
+    """A Prefect server on a free port using `home` as PREFECT_HOME; the caller stops it."""
+    old_home = os.environ.get("PREFECT_HOME")
+    os.environ["PREFECT_HOME"] = str(home)
+    try:
+        from flows.prefect_env import LocalServer, free_port
+
+        return LocalServer(free_port(), log_path=home / "server.log").start()
+    finally:
+        if old_home is None:
+            os.environ.pop("PREFECT_HOME")
+        else:
+            os.environ["PREFECT_HOME"] = old_home
+
+
+def cli_env(prefect_api: str, prefect_home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "PREFECT_API_URL": prefect_api,
+            "PREFECT_HOME": str(prefect_home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PYOPENGL_PLATFORM": "egl",
+        }
+    )
+    return env
+
+
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flows.cli.main", *args]
+
+
+def run_preprocess(
+    env: dict[str, str],
+    root: Path,
+    pairs: Path,
+    store: Path,
+    summary: Path,
+    *extra: str,
+    timeout: float = 600,
+) -> tuple[subprocess.CompletedProcess, dict]:
+    command = cli_command(
+        "preprocess",
+        "--root",
+        str(root),
+        "--pairs",
+        str(pairs),
+        "--store",
+        str(store),
+        "--target-resolution",
+        str(TARGET_RESOLUTION),
+        "--summary-json",
+        str(summary),
+        *extra,
+    )
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    if not summary.is_file():
+        raise AssertionError(
+            f"preprocess wrote no summary (rc {result.returncode}):\n{result.stderr[-4000:]}"
+        )
+    return result, json.loads(summary.read_text())
