@@ -308,7 +308,7 @@ def launch_demo(config: DemoConfig, model: DemoModel, block: bool = True) -> tup
         prevent_thread_lock=True,
         show_error=False,
         allowed_paths=allowed,
-        max_file_size=f"{config.limits.max_image_mb}mb",
+        max_file_size=int(config.limits.max_image_mb * 1024 * 1024),
         footer_links=[],
     )
     if block:
