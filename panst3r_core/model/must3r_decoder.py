@@ -54,6 +54,19 @@ class DecoderBlock(nn.Module):
     def prepare_memory(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm_y(x).to(x.dtype)
 
+    def forward_images(self, xs, poss, keys, values, allowed) -> list[torch.Tensor]:
+        """Memory update: per image self-attention, joint cross-attention of all images' queries.
+
+        xs/poss: lists of (B, T_i, D) / (B, T_i, 2); allowed (sum T_i, M) bool or None."""
+        xs = [x + self.attn(self.norm1(x), p) for x, p in zip(xs, poss)]
+        query = torch.cat([self.norm2(x) for x in xs], dim=1)
+        attended = self.cross_attn.forward_kv(query, keys, values, allowed)
+        out = []
+        for x, ca in zip(xs, attended.split([x.shape[1] for x in xs], dim=1)):
+            x = x + ca
+            out.append(x + self.mlp(self.norm3(x)))
+        return out
+
     def forward(self, x, pos, keys, values, allowed, batch: int) -> torch.Tensor:
         """x (B*n, T, D); keys/values (B, heads, M, d); allowed (n*T, M) bool or None."""
         x = x + self.attn(self.norm1(x), pos)
@@ -129,37 +142,42 @@ class Must3rDecoder(nn.Module):
     # ------------------------------------------------------------------ passes
     def update_memory(
         self,
-        x_enc: torch.Tensor,
-        pos: torch.Tensor,
-        grid_hw: tuple[int, int],
+        x_enc: list[torch.Tensor],
+        pos: list[torch.Tensor],
+        grids: list[tuple[int, int]],
         memory: DecoderMemory | None = None,
         return_pointmaps: bool = False,
-    ) -> tuple[DecoderMemory, torch.Tensor, torch.Tensor | None]:
-        """Add n images to the memory.
+    ) -> tuple[DecoderMemory, list[torch.Tensor], list[torch.Tensor] | None]:
+        """Add n images (in this order) to the memory; images may have different shapes.
 
-        x_enc (B, n, T, Denc), pos (B, n, T, 2) -> (new memory, last-layer features after norm_dec
-        (B, n, T, D), raw pointmaps (B, n, H, W, 7) or None).
+        x_enc: n tensors (B, T_i, Denc); pos: n tensors (B, T_i, 2); grids: n (h_i, w_i).
+        Returns (new memory, per image the last-layer features after norm_dec (B, T_i, D), per image the raw
+        pointmaps (B, H_i, W_i, 7) or None).
         """
-        B, n, T, _ = x_enc.shape
-        x = self._embed(x_enc, memory is None)
-        D = x.shape[-1]
-        x = x.reshape(B * n, T, D)
-        pos = pos.reshape(B * n, T, 2)
+        n = len(x_enc)
+        first = memory is None
+        xs = []
+        for i, tokens in enumerate(x_enc):
+            x = self.feat_embed_enc_to_dec(tokens)
+            # The first image of the initial batch is the reference frame of the reconstruction.
+            xs.append(x if (first and i == 0) else x + self.image2_embed[0].to(x.dtype))
+        sizes = [x.shape[1] for x in xs]
+        total = sum(sizes)
         old_tokens = 0 if memory is None else memory.num_tokens
         allowed = None
         if old_tokens > 0 or n > 1:
             # Do not let an image cross-attend to its own tokens while it is being added.
-            own = torch.block_diag(*[torch.ones(T, T, dtype=torch.bool, device=x.device)] * n)
-            old = torch.ones(n * T, old_tokens, dtype=torch.bool, device=x.device)
+            own = torch.block_diag(*[torch.ones(t, t, dtype=torch.bool, device=xs[0].device) for t in sizes])
+            old = torch.ones(total, old_tokens, dtype=torch.bool, device=xs[0].device)
             allowed = torch.cat((old, ~own), dim=1)
         layer_inputs = []
         for layer, block in enumerate(self.blocks_dec):
-            layer_inputs.append(x.reshape(B, n * T, D))
+            layer_inputs.append(torch.cat(xs, dim=1))
             new_tokens = block.prepare_memory(layer_inputs[-1])
             mem = new_tokens if memory is None else torch.cat((memory.values[layer], new_tokens), dim=1)
             keys, values = block.cross_attn.project_kv(mem)
-            x = block(x, pos, keys, values, allowed, B)
-        feats_last = self.norm_dec(x).reshape(B, n, T, D)
+            xs = block.forward_images(xs, pos, keys, values, allowed)
+        feats_last = [self.norm_dec(x) for x in xs]
 
         if self.feedback_layer is not None:
             offset = self.feedback_layer(self.feedback_norm(layer_inputs[-1]))
@@ -169,10 +187,14 @@ class Must3rDecoder(nn.Module):
             stored = block.prepare_memory(layer_inputs[layer])
             values_out.append(stored if memory is None else torch.cat((memory.values[layer], stored), dim=1))
         start = 0 if memory is None else memory.num_images
-        new_labels = torch.arange(start, start + n, device=x.device).repeat_interleave(T).expand(B, -1)
+        device = xs[0].device
+        new_labels = torch.cat([torch.full((t,), start + i, device=device) for i, t in enumerate(sizes)])
+        new_labels = new_labels.expand(xs[0].shape[0], -1)
         labels = new_labels if memory is None else torch.cat((memory.labels, new_labels), dim=1)
         new_memory = DecoderMemory(values_out, labels, start + n)
-        pointmaps = self.pointmap_head(feats_last, grid_hw) if return_pointmaps else None
+        pointmaps = None
+        if return_pointmaps:
+            pointmaps = [self.pointmap_head(f[:, None], g)[:, 0] for f, g in zip(feats_last, grids)]
         return new_memory, feats_last, pointmaps
 
     def prepare_render(self, memory: DecoderMemory) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -52,11 +52,11 @@ class PanSt3R(nn.Module):
         feats = []
         start = 0
         for size in memory_batches(enc_tokens.shape[1]):
-            sl = slice(start, start + size)
+            idx = range(start, start + size)
             memory, feats_i, _ = self.must3r_decoder.update_memory(
-                enc_tokens[:, sl], enc_pos[:, sl], grid_hw, memory
+                [enc_tokens[:, i] for i in idx], [enc_pos[:, i] for i in idx], [grid_hw] * size, memory
             )
-            feats.append(feats_i)
+            feats.append(torch.stack(feats_i, dim=1))
             start += size
         assert memory is not None
         return memory, feats

@@ -1,0 +1,1 @@
+"""Keyframe inference: images in, pointmaps, cameras and multi-view panoptic logits out."""
