@@ -85,3 +85,16 @@ def test_viewer_draws_points_labels_and_cameras(reconstruction):
         port = viewer.port
         viewer.close()
     assert not _port_is_open(port)
+
+
+def test_camera_animation_controls_and_clean_stop(reconstruction):
+    viewer = SceneViewer(host="127.0.0.1", port=0, camera_animation=True)
+    try:
+        viewer.set_scene(reconstruction)
+        assert viewer.animate is not None and viewer.animate.value is False
+        assert (viewer.anim_fps.value, viewer.anim_speed.value, viewer.anim_radius.value) == (60, 1.0, 10.0)
+        viewer.animate.value = True
+        assert viewer._animation_thread.is_alive()
+    finally:
+        viewer.close()
+    assert not viewer._animation_thread.is_alive()
