@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import html
 import logging
+import signal
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -216,7 +218,9 @@ class DemoApp:
     # -- layout
 
     def build(self) -> gr.Blocks:
-        with gr.Blocks(title="PanSt3R Demo") as demo:
+        # delete_cache: results copied into gradio's cache are removed after an hour (checked every 30 min)
+        # and when the server stops, so finished sessions do not accumulate on disk.
+        with gr.Blocks(title="PanSt3R Demo", delete_cache=(1800, 3600)) as demo:
             gr.Markdown(
                 "# PanSt3R Demo\nMulti-view consistent panoptic segmentation and 3-D reconstruction from "
                 "unposed images. Upload images, pick the classes, press **Run**."
@@ -299,7 +303,12 @@ def launch_demo(config: DemoConfig, model: DemoModel, block: bool = True) -> tup
     """Build and start the gradio server; with block=True, serve until interrupted, then clean up."""
     app = DemoApp(config, model)
     demo = app.build()
-    allowed = [str(app.sessions.tmp_root)]
+    # gradio copies returned files into its cache only from the system temp folder, the working folder or
+    # allowed_paths. Name the session root only when it lies elsewhere: allowing all of /tmp would let any
+    # browser fetch any file there.
+    root = app.sessions.tmp_root.resolve()
+    implicit = (Path(tempfile.gettempdir()).resolve(), Path.cwd().resolve())
+    allowed = [] if any(root.is_relative_to(p) for p in implicit) else [str(root)]
     demo.queue(default_concurrency_limit=1)
     demo.launch(
         server_name=config.server_name,
@@ -312,9 +321,16 @@ def launch_demo(config: DemoConfig, model: DemoModel, block: bool = True) -> tup
         footer_links=[],
     )
     if block:
+        # A service manager (or a test) stops the server with SIGTERM: turn it into a normal exit so that
+        # the viewers are stopped and the session folders deleted below.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
             demo.block_thread()
         finally:
             app.sessions.close_all()
             demo.close()
     return demo, app
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(0)

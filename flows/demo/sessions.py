@@ -94,7 +94,8 @@ class SessionManager:
     ) -> None:
         if max_sessions < 1:
             raise ValueError(f"max_sessions must be >= 1, got {max_sessions}; pass --max-sessions 1 or more")
-        root = Path(tmp_root) if tmp_root is not None else Path(tempfile.gettempdir())
+        # A dedicated default folder, so that cleaning up never touches anything else in the temp folder.
+        root = Path(tmp_root) if tmp_root is not None else Path(tempfile.gettempdir()) / "panst3r_demo"
         root.mkdir(parents=True, exist_ok=True)
         self.tmp_root = root
         self.viewer_factory = viewer_factory

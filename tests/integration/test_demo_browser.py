@@ -161,6 +161,9 @@ def demo_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+    # SIGTERM is a clean stop: every session folder (viewer state, downloads) is gone afterwards
+    leftovers = sorted(p.name for p in (work / "tmp").glob("session-*"))
+    assert leftovers == [], f"session folders left after the server stopped: {leftovers}"
 
 
 @pytest.fixture(scope="module")
