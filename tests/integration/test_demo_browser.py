@@ -103,6 +103,10 @@ def demo_server(tmp_path_factory):
     work = tmp_path_factory.mktemp("demo_server")
     port, viser_port = _free_port(), _free_port()
     fixture = _fixture_dir()
+    shared = work / "shared"
+    _write_images(shared / "scene", [31, 32], (96, 128))
+    _write_images(work / "private", [33], (96, 128))
+    (shared / "scene" / "view_99.png").symlink_to(work / "private" / "view_33.png")
     command = [
         sys.executable,
         "-m",
@@ -126,6 +130,8 @@ def demo_server(tmp_path_factory):
         str(work / "tmp"),
         "--max-images",
         "4",
+        "--allow_local_files",
+        str(shared),
     ]
     env = {
         **os.environ,
@@ -153,7 +159,7 @@ def demo_server(tmp_path_factory):
             if time.monotonic() > deadline:
                 pytest.fail(f"the demo server did not start in time:\n{log_path.read_text()[-3000:]}")
             time.sleep(1.0)
-        yield {"url": url, "log": log_path, "tmp": work / "tmp"}
+        yield {"url": url, "log": log_path, "tmp": work / "tmp", "shared": shared}
     finally:
         process.terminate()
         try:
@@ -344,5 +350,23 @@ def test_too_many_images_are_refused_on_upload(demo_server, browser, tmp_path):
         page.wait_for_timeout(500)
         status = _wait_status(page, "at most", "Done")
         assert "at most 4" in status, status
+    finally:
+        context.close()
+
+
+def test_local_path_tab_stays_inside_its_root(demo_server, browser):
+    context, page = _open(browser, demo_server["url"])
+    try:
+        page.get_by_role("tab", name="Local path").click()
+        page.fill("#local-path textarea", "../private")
+        page.click("#local-load")
+        status = _wait_status(page, "Error", "found", timeout=60_000)
+        assert "outside the folder this server shares" in status, status
+        page.fill("#local-path textarea", "scene")
+        page.click("#local-load")
+        status = _wait_status(page, "found", timeout=60_000)
+        # the symlink to a file outside the root is left out and named
+        assert "2 images found" in status and "view_99.png" in status, status
+        assert page.input_value("#num-keyframes input[type=number]") == "2"
     finally:
         context.close()
