@@ -37,7 +37,7 @@ def load_image_uint8(path: str | Path) -> np.ndarray:
 
 def to_model_range(image_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
     """(H, W, 3) uint8 -> (3, H, W) float32 in [-1, 1], exactly ToTensor then Normalize(0.5, 0.5)."""
-    tensor = torch.as_tensor(np.asarray(image_uint8)).permute(2, 0, 1).float() / 255.0
+    tensor = torch.as_tensor(np.array(image_uint8, copy=True)).permute(2, 0, 1).float() / 255.0
     return (tensor - 0.5) / 0.5
 
 
@@ -52,7 +52,7 @@ def target_resolution(height: int, width: int, size: int = 512, patch_size: int 
         if size % patch_size:
             raise ValueError(f"image size {size} must be a multiple of the patch size {patch_size}")
         long_side = size
-        short_side = max(patch_size, int(round(size / ratio / patch_size)) * patch_size)
+        short_side = max(patch_size, int(size / ratio / patch_size + 0.5) * patch_size)
     return (short_side, long_side) if landscape else (long_side, short_side)
 
 
