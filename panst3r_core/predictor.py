@@ -1,0 +1,392 @@
+"""`Predictor`: images in, `PanopticReconstruction` out. What `panst3r predict`, the evaluation flow and the
+demo all call. It loads a checkpoint (official `.pth` or our folder format), embeds the class names, runs
+keyframe inference and a post-processor, and returns numpy arrays on the CPU. It never writes files.
+
+Everything between the input upload and the final copy to the CPU stays on the device, so a GPU run has no
+host round trips between stages (the benchmark `tests/benchmarks/inference.py` relies on this).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from panst3r_core.reconstruction import PanopticReconstruction, Segment
+
+LOG = logging.getLogger(__name__)
+
+# progress(stage, done, total): called when a stage starts (done=0) and ends (done=total).
+ProgressCallback = Callable[[str, int, int], None]
+
+AMP_MODES = ("none", "bf16", "fp16")
+TEXT_EMBEDDING_BACKENDS = ("auto", "siglip", "hashed")
+DEFAULT_CLASS_SET = "scannetpp"
+DEFAULT_MAX_KEYFRAMES = 50
+
+
+class Predictor:
+    """A loaded PanSt3R model ready to predict scenes.
+
+    Args:
+        weights: official `.pth` checkpoint or a folder with `model.safetensors` + `config.json`.
+        model: an already built model (instead of `weights`), e.g. random weights in the benchmark.
+        device: torch device string.
+        amp: "none", "bf16" or "fp16" (autocast on CUDA; the encoder and pointmap head stay fp32).
+        dino_config: Dinov2Config JSON path (or dict) for official checkpoints whose DINO head count cannot
+            be inferred from the weights.
+        text_embeddings: "siglip", "hashed" or "auto" (the checkpoint's declared backend, else SigLIP when
+            it is available offline, else hashed with a warning).
+        siglip: SigLIP model folder or hub id (read from the local HF cache only).
+        max_batch_size: views per forward in the batched stages (None = the inference default).
+    """
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        model: torch.nn.Module | None = None,
+        device: str | torch.device = "cpu",
+        amp: str = "none",
+        dino_config: str | Path | dict | None = None,
+        text_embeddings: str = "auto",
+        siglip: str | None = None,
+        max_batch_size: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if (weights is None) == (model is None):
+            raise ValueError("Predictor needs exactly one of `weights` (a checkpoint path) or `model`")
+        if amp not in AMP_MODES:
+            raise ValueError(f"amp {amp!r} is not supported; choose one of {', '.join(AMP_MODES)}")
+        if text_embeddings not in TEXT_EMBEDDING_BACKENDS:
+            raise ValueError(
+                f"text_embeddings {text_embeddings!r} is not supported; choose one of {', '.join(TEXT_EMBEDDING_BACKENDS)}"
+            )
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+        self.amp = amp
+        self.text_embeddings = text_embeddings
+        self.siglip = siglip
+        self.max_batch_size = max_batch_size
+        started = time.perf_counter()
+        if model is None:
+            model, loaded_metadata = load_model(weights, dino_config)
+            metadata = {**loaded_metadata, **(metadata or {})}
+        self.model = model.to(self.device).eval()
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.load_seconds = time.perf_counter() - started
+
+    # ------------------------------------------------------------------ public API
+
+    @torch.no_grad()
+    def predict(
+        self,
+        images: Sequence[np.ndarray | torch.Tensor],
+        class_names: Sequence[str] | None = None,
+        class_embeddings: np.ndarray | torch.Tensor | None = None,
+        num_keyframes: int | None = None,
+        keyframe_mode: str = "linspace",
+        postprocess: str | None = None,
+        postprocess_options: dict[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+        image_size: int = 512,
+        view_names: Sequence[str] | None = None,
+        return_raw: bool = False,
+        seed: int = 0,
+    ) -> PanopticReconstruction:
+        """Reconstruct one scene.
+
+        Args:
+            images: V views, each (H, W, 3) uint8 RGB or a (3, H, W) float tensor in [-1, 1] whose size is
+                already a network resolution (multiples of 16). One view is duplicated into a pair, as the
+                official demo does, and only the first copy is returned.
+            class_names: vocabulary (index = class id); default: the checkpoint's names, else ScanNet++ top-100.
+            class_embeddings: (C, 768) embeddings for `class_names` (skips the text encoder).
+            num_keyframes: keyframes for the memory and the query decoding (None: all views up to 50).
+            keyframe_mode: "linspace" or "retrieval".
+            postprocess: post-processor name (default: the checkpoint's, else standard_v2).
+            postprocess_options: overrides of that post-processor's options.
+            progress: `progress(stage, done, total)` callback.
+            image_size: long side of the network input for uint8 images (512 for the released models).
+            view_names: names kept in the result (e.g. file stems).
+            return_raw: keep raw outputs (pointmaps, logits, mask logits, queries) in `result.raw`.
+            seed: seed of stochastic post-processing (QUBO) and retrieval keyframe sampling.
+        Returns:
+            PanopticReconstruction with V views.
+        """
+        report = progress or (lambda stage, done, total: None)
+        timings: dict[str, float] = {}
+        if len(images) == 0:
+            raise ValueError("no images given; pass at least one view")
+        duplicated = len(images) == 1
+        if duplicated:
+            images = [images[0], images[0]]
+        if keyframe_mode not in ("linspace", "retrieval"):
+            raise ValueError(f"keyframe_mode {keyframe_mode!r} is not supported; use linspace or retrieval")
+        names, embeddings = self._vocabulary(class_names, class_embeddings, report, timings)
+        postprocess = postprocess or self.metadata.get("postprocess_default") or "standard_v2"
+
+        with _stage("preprocess", report, timings, self.device):
+            views, images_uint8 = prepare_views(images, image_size, self.model.patch_size, self.device)
+        true_shapes = [tuple(int(d) for d in view.shape[-2:]) for view in views]
+        num_views = len(views)
+        if num_keyframes is None:
+            num_keyframes = min(num_views, DEFAULT_MAX_KEYFRAMES)
+        num_keyframes = max(1, min(int(num_keyframes), num_views))
+
+        with _stage("inference", report, timings, self.device):
+            from panst3r_core.inference.engine import InferenceOptions, run_inference
+
+            options = InferenceOptions(
+                num_keyframes=num_keyframes,
+                keyframe_mode=keyframe_mode,
+                amp=None if self.amp == "none" else self.amp,
+                retrieval_seed=seed,
+                output_device=None,  # stay on the device until the end
+            )
+            if self.max_batch_size is not None:
+                options.max_batch = self.max_batch_size
+            output = run_inference(self.model, views, embeddings, options)
+
+        with _stage("postprocess", report, timings, self.device):
+            from panst3r_core.postprocess import run_postprocessor
+
+            options = dict(postprocess_options or {})
+            if postprocess == "qubo":
+                options.setdefault("seed", seed)
+            panoptic = run_postprocessor(
+                postprocess, output.class_logits, output.mask_logits, true_shapes, options
+            )
+
+        with _stage("to_cpu", report, timings, self.device):
+            recon = assemble_reconstruction(
+                output, panoptic, names, images_uint8, true_shapes, postprocess, return_raw
+            )
+        recon.timings = timings
+        recon.view_names = list(view_names) if view_names is not None else []
+        if duplicated:
+            recon = _first_view_only(recon)
+        return recon
+
+    # ------------------------------------------------------------------ vocabulary
+
+    def _vocabulary(self, class_names, class_embeddings, report, timings) -> tuple[list[str], torch.Tensor]:
+        from panst3r_core.classes import load_class_set
+
+        if class_names is None:
+            class_names = self.metadata.get("class_names") or load_class_set(DEFAULT_CLASS_SET)
+        names = [str(n) for n in class_names]
+        if not names:
+            raise ValueError("the class vocabulary is empty; give at least one class name")
+        with _stage("text_embeddings", report, timings, self.device):
+            if class_embeddings is not None:
+                embeddings = torch.as_tensor(np.asarray(class_embeddings), dtype=torch.float32)
+                if embeddings.ndim != 2 or embeddings.shape[0] != len(names):
+                    raise ValueError(
+                        f"class_embeddings has shape {tuple(embeddings.shape)}; expected ({len(names)}, D), "
+                        "one row per class name in the same order"
+                    )
+            else:
+                embeddings = embed_class_names(names, self.text_embeddings, self.metadata, self.siglip)
+            embeddings = torch.nn.functional.normalize(embeddings.float(), dim=-1).to(self.device)
+        return names, embeddings
+
+
+# ---------------------------------------------------------------------- stages
+
+
+@contextmanager
+def _stage(name: str, report: ProgressCallback, timings: dict[str, float], device: torch.device):
+    """Time a stage (synchronising CUDA so the time is the stage's own) and report its start and end."""
+    report(name, 0, 1)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    yield
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+    report(name, 1, 1)
+
+
+def assemble_reconstruction(
+    output, panoptic, class_names: list[str], images_uint8, true_shapes, postprocess: str, return_raw: bool
+) -> PanopticReconstruction:
+    """Inference output + post-processing result -> CPU numpy `PanopticReconstruction`.
+
+    Per-view segment areas are counted on the device with one bincount per view before the copy.
+    """
+    segments_info = list(panoptic.segments_info)
+    ids = torch.tensor([s.id for s in segments_info], dtype=torch.long)
+    areas = []
+    for pan in panoptic.pan:
+        counts = torch.bincount(pan.reshape(-1).long(), minlength=int(ids.max()) + 1 if len(ids) else 1)
+        areas.append(counts.cpu())
+    segments = [
+        Segment(
+            id=int(info.id),
+            query_id=int(info.query_id),
+            class_id=int(info.category_id),
+            class_name=class_names[int(info.category_id)],
+            score=float(info.score),
+            area_per_view=[int(view_counts[info.id]) for view_counts in areas],
+        )
+        for info in segments_info
+    ]
+    raw: dict[str, Any] = {}
+    if return_raw:
+        # layouts of the parity fixture: pred_logits (1, Q, C), pred_masks per view (1, Q, h, w),
+        # out_queries (Q, 1, hidden), pointmaps per view (H, W, 7)
+        raw = {
+            "pointmaps": [p.float().cpu().numpy() for p in output.pointmaps],
+            "pred_logits": output.class_logits.float().cpu().numpy()[None],
+            "pred_masks": [m.float().cpu().numpy()[None] for m in output.mask_logits],
+            "out_queries": output.out_queries.float().cpu().numpy()[:, None],
+            "true_shape": np.asarray(true_shapes, dtype=np.int32),
+        }
+    return PanopticReconstruction(
+        images=[img if isinstance(img, np.ndarray) else to_uint8_image(img) for img in images_uint8],
+        panoptic=[p.cpu().numpy().astype(np.int32) for p in panoptic.pan],
+        panoptic_conf=[c.float().cpu().numpy() for c in panoptic.conf],
+        pts3d=[p.float().cpu().numpy() for p in output.pts3d],
+        pts3d_local=[p.float().cpu().numpy() for p in output.pts3d_local],
+        confidence=[c.float().cpu().numpy() for c in output.conf],
+        focal=output.focal.float().cpu().numpy(),
+        cam_to_world=output.cam_to_world.float().cpu().numpy(),
+        segments=segments,
+        class_names=list(class_names),
+        keyframes=[int(k) for k in output.keyframes],
+        postprocess=postprocess,
+        raw=raw,
+    )
+
+
+def _first_view_only(recon: PanopticReconstruction) -> PanopticReconstruction:
+    """Drop the duplicate second view that a single-image input was paired with."""
+    for name in ("images", "panoptic", "panoptic_conf", "pts3d", "pts3d_local", "confidence"):
+        setattr(recon, name, getattr(recon, name)[:1])
+    recon.focal = recon.focal[:1]
+    recon.cam_to_world = recon.cam_to_world[:1]
+    recon.keyframes = [k for k in recon.keyframes if k == 0]
+    for seg in recon.segments:
+        seg.area_per_view = seg.area_per_view[:1]
+    recon.segments = [seg for seg in recon.segments if seg.area_per_view[0] > 0]
+    for key in ("pointmaps", "pred_masks"):
+        if key in recon.raw:
+            recon.raw[key] = recon.raw[key][:1]
+    return recon
+
+
+# ---------------------------------------------------------------------- model and images
+
+
+def load_model(weights: str | Path, dino_config: str | Path | None = None) -> tuple[torch.nn.Module, dict]:
+    """An official `.pth` file or our checkpoint folder -> (model in eval mode, metadata)."""
+    from panst3r_core.checkpoint.loading import load_any_checkpoint
+
+    path = Path(weights)
+    if not path.exists():
+        raise FileNotFoundError(f"weights {path} do not exist; pass an official .pth file or a model folder")
+    loaded = load_any_checkpoint(path, dino_config)
+    return loaded.model, dict(loaded.metadata)
+
+
+def prepare_views(
+    images: Sequence[np.ndarray | torch.Tensor], image_size: int, patch_size: int, device: torch.device
+) -> tuple[list[torch.Tensor], list[np.ndarray | torch.Tensor]]:
+    """Views -> (network inputs (3, H, W) in [-1, 1] on `device`, the views as the network sees them).
+
+    uint8 (H, W, 3) arrays are uploaded as uint8 (a quarter of the float bytes, one copy per shape group),
+    then normalised exactly as ToTensor + Normalize(0.5, 0.5) and brought to a network resolution by the
+    official crop + antialiased resize. The second list holds the original array when no resize happened,
+    else the resized tensor (converted to uint8 on the host at the end).
+    """
+    from panst3r_core.inference.images import resize_for_model
+
+    uploaded: list[torch.Tensor | None] = [None] * len(images)
+    groups: dict[tuple, list[int]] = {}
+    for i, image in enumerate(images):
+        if isinstance(image, torch.Tensor):
+            if image.ndim != 3 or image.shape[0] != 3:
+                raise ValueError(
+                    f"view {i}: a tensor view must be (3, H, W) in [-1, 1], got {tuple(image.shape)}"
+                )
+            uploaded[i] = image.to(device, torch.float32)
+            continue
+        array = np.asarray(image)
+        if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+            raise ValueError(
+                f"view {i}: expected an (H, W, 3) uint8 RGB array, got {array.dtype} {array.shape}"
+            )
+        groups.setdefault(array.shape, []).append(i)
+    for indices in groups.values():
+        batch = torch.from_numpy(np.stack([np.asarray(images[i]) for i in indices])).to(device)
+        floats = (batch.permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5
+        for j, i in enumerate(indices):
+            uploaded[i] = floats[j]
+    views, shown = [], []
+    for i, view in enumerate(uploaded):
+        assert view is not None
+        resized = resize_for_model(view, image_size, patch_size)
+        views.append(resized)
+        unchanged = resized.shape == view.shape and not isinstance(images[i], torch.Tensor)
+        shown.append(np.asarray(images[i]) if unchanged else resized)
+    return views, shown
+
+
+def to_uint8_image(view: torch.Tensor) -> np.ndarray:
+    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8."""
+    return (
+        ((view.float() * 0.5 + 0.5) * 255.0)
+        .round()
+        .clamp(0, 255)
+        .to(torch.uint8)
+        .permute(1, 2, 0)
+        .cpu()
+        .numpy()
+    )
+
+
+# ---------------------------------------------------------------------- text embeddings
+
+
+def embed_class_names(
+    names: list[str], backend: str, metadata: dict[str, Any], siglip: str | None = None
+) -> torch.Tensor:
+    """Class names -> (C, 768) embeddings with the chosen backend.
+
+    "auto": the backend the checkpoint declares (metadata `text_embeddings`), else SigLIP when it can be
+    loaded offline, else the `hashed` embedder with a warning (right for models trained with it, such as
+    the synthetic/tiny ones; meaningless for the released SigLIP-trained models).
+    """
+    from panst3r_core.model.hashed_text_embedding import BACKEND_NAME, hashed_class_embeddings
+
+    if backend == "auto":
+        declared = metadata.get("text_embeddings")
+        if declared == BACKEND_NAME:
+            return hashed_class_embeddings(names)
+        try:
+            return _siglip_embeddings(names, declared or "siglip", siglip)
+        except ValueError as exc:
+            LOG.warning(
+                "SigLIP text embeddings are not available offline (%s); using the offline `hashed` "
+                "embedder instead. This is right only for models trained with hashed embeddings; for the "
+                "released models pass --siglip DIR or --class-embeddings E.npy.",
+                str(exc).splitlines()[0],
+            )
+            return hashed_class_embeddings(names)
+    if backend == BACKEND_NAME:
+        return hashed_class_embeddings(names)
+    return _siglip_embeddings(names, backend, siglip)
+
+
+def _siglip_embeddings(names: list[str], kind: str, model_path: str | None) -> torch.Tensor:
+    from panst3r_core.model.text_encoder import TextEncoder
+
+    return TextEncoder(kind=kind, model_path=model_path)(names)

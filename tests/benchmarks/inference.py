@@ -1,0 +1,249 @@
+"""Inference benchmark: full-size PanSt3R v1 / v2 with random weights, end to end on one device.
+
+For every (variant, views, precision): random 512x384 views (uint8 on the host, as after decoding) ->
+`Predictor.predict` (upload, encoder, keyframe memory, render, DINO, upscaler, mask transformer,
+non-keyframes, standard_v2 post-processing on the same device, copy of the results to the host).
+Keyframes: all views up to 50 (as the official measurement: 100 views -> 50 keyframes).
+Reports images per second (views / end-to-end seconds), end-to-end seconds per scene, the forward and
+post-processing parts, and peak GPU memory; prints a table and writes JSON (default
+runs/benchmarks/inference.json).
+
+GPU:   python tests/benchmarks/inference.py --device cuda
+Smoke: python tests/benchmarks/inference.py --device cpu --variant tiny_v1 --views 4 --precision fp32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere, with or without `pip install -e .`
+    sys.path.insert(0, str(REPO_ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+PRECISION_TO_AMP = {"fp32": "none", "bf16": "bf16", "fp16": "fp16"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cuda, cuda:N or cpu"
+    )
+    parser.add_argument(
+        "--variant",
+        "--variants",
+        dest="variants",
+        nargs="+",
+        default=["panst3r_v1_512", "panst3r_v2_512"],
+        help="registered model variants (default: panst3r_v1_512 panst3r_v2_512)",
+    )
+    parser.add_argument("--views", nargs="+", type=int, default=[10, 50, 100], help="views per scene")
+    parser.add_argument(
+        "--precision",
+        "--precisions",
+        dest="precisions",
+        nargs="+",
+        choices=list(PRECISION_TO_AMP),
+        default=["fp32", "bf16"],
+        help="fp32 (TF32 matmuls unless --no-tf32), bf16 or fp16 autocast",
+    )
+    parser.add_argument("--width", type=int, default=512, help="view width (multiple of 16)")
+    parser.add_argument("--height", type=int, default=384, help="view height (multiple of 16)")
+    parser.add_argument("--max-keyframes", type=int, default=50, help="keyframes = min(views, this)")
+    parser.add_argument("--num-classes", type=int, default=100, help="random class embeddings (768-d)")
+    parser.add_argument("--postprocess", default="standard_v2", help="post-processor name")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed runs per configuration (median reported)"
+    )
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (CUDA kernels, allocator)")
+    parser.add_argument("--max-batch-size", type=int, default=None, help="views per batched forward")
+    parser.add_argument("--no-tf32", action="store_true", help="disable TF32 matmuls in fp32")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/benchmarks/inference.json", help="results JSON path")
+    return parser.parse_args(argv)
+
+
+def random_views(num_views: int, height: int, width: int, seed: int) -> list[np.ndarray]:
+    """Smooth random images (low-frequency colour fields + noise): uint8 (H, W, 3) on the host."""
+    rng = np.random.default_rng(seed)
+    views = []
+    for _ in range(num_views):
+        coarse = rng.integers(0, 256, (height // 32 + 1, width // 32 + 1, 3)).astype(np.float32)
+        upsampled = np.kron(coarse, np.ones((32, 32, 1), np.float32))[:height, :width]
+        noisy = upsampled + rng.normal(0, 12, (height, width, 3))
+        views.append(np.clip(noisy, 0, 255).astype(np.uint8))
+    return views
+
+
+def build_random_model(variant: str, seed: int) -> torch.nn.Module:
+    from panst3r_core.model.variants import build_model
+
+    torch.manual_seed(seed)
+    return build_model(variant)
+
+
+def run_one(predictor, views, embeddings, class_names, num_keyframes, postprocess, device) -> dict:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    recon = predictor.predict(
+        views,
+        class_names=class_names,
+        class_embeddings=embeddings,
+        num_keyframes=num_keyframes,
+        postprocess=postprocess,
+    )
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "timings": recon.timings, "segments": len(recon.segments)}
+
+
+def benchmark(args: argparse.Namespace) -> dict:
+    from panst3r_core.predictor import Predictor
+
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = not args.no_tf32
+        torch.backends.cudnn.allow_tf32 = not args.no_tf32
+    rng = np.random.default_rng(args.seed)
+    class_names = [f"class_{i:03d}" for i in range(args.num_classes)]
+    embeddings = rng.standard_normal((args.num_classes, 768)).astype(np.float32)
+    results = []
+    for variant in args.variants:
+        model = build_random_model(variant, args.seed)
+        num_params = sum(p.numel() for p in model.parameters())
+        for precision in args.precisions:
+            predictor = Predictor(
+                model=model,
+                device=device,
+                amp=PRECISION_TO_AMP[precision],
+                max_batch_size=args.max_batch_size,
+            )
+            for num_views in args.views:
+                views = random_views(num_views, args.height, args.width, args.seed + num_views)
+                num_keyframes = min(num_views, args.max_keyframes)
+                row = {
+                    "variant": variant,
+                    "params_m": round(num_params / 1e6, 1),
+                    "precision": precision,
+                    "views": num_views,
+                    "keyframes": num_keyframes,
+                    "resolution": f"{args.width}x{args.height}",
+                }
+                try:
+                    for _ in range(args.warmup):
+                        run_one(
+                            predictor, views, embeddings, class_names, num_keyframes, args.postprocess, device
+                        )
+                    if device.type == "cuda":
+                        torch.cuda.reset_peak_memory_stats(device)
+                    runs = [
+                        run_one(
+                            predictor, views, embeddings, class_names, num_keyframes, args.postprocess, device
+                        )
+                        for _ in range(max(1, args.repeats))
+                    ]
+                except torch.cuda.OutOfMemoryError as exc:  # one configuration too large: record and go on
+                    row["error"] = f"out of memory: {str(exc).splitlines()[0]}"
+                    results.append(row)
+                    print_row(row)
+                    torch.cuda.empty_cache()
+                    continue
+                seconds = statistics.median(r["seconds"] for r in runs)
+                median_stage = {
+                    stage: statistics.median(r["timings"].get(stage, 0.0) for r in runs)
+                    for stage in runs[0]["timings"]
+                }
+                row.update(
+                    {
+                        "end_to_end_s": round(seconds, 4),
+                        "images_per_s": round(num_views / seconds, 2),
+                        "forward_s": round(median_stage.get("inference", float("nan")), 4),
+                        "postprocess_s": round(median_stage.get("postprocess", float("nan")), 4),
+                        "stages_s": {k: round(v, 4) for k, v in median_stage.items()},
+                        "segments": runs[-1]["segments"],
+                        "runs_s": [round(r["seconds"], 4) for r in runs],
+                        "peak_gpu_mem_gib": (
+                            round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+                            if device.type == "cuda"
+                            else None
+                        ),
+                    }
+                )
+                results.append(row)
+                print_row(row)
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return {
+        "benchmark": "panst3r inference end to end (random weights)",
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "tf32": device.type == "cuda" and not args.no_tf32,
+        "postprocess": args.postprocess,
+        "num_classes": args.num_classes,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "results": results,
+    }
+
+
+COLUMNS = [
+    ("variant", "variant", 16),
+    ("precision", "prec", 5),
+    ("views", "views", 5),
+    ("keyframes", "kf", 3),
+    ("images_per_s", "img/s", 8),
+    ("end_to_end_s", "e2e s", 8),
+    ("forward_s", "fwd s", 8),
+    ("postprocess_s", "post s", 8),
+    ("peak_gpu_mem_gib", "peak GiB", 8),
+]
+_header_printed = False
+
+
+def print_row(row: dict) -> None:
+    global _header_printed
+    if not _header_printed:
+        print(" ".join(f"{title:>{width}}" for _, title, width in COLUMNS), flush=True)
+        _header_printed = True
+    if "error" in row:
+        lead = " ".join(f"{row[key]!s:>{width}}" for key, _, width in COLUMNS[:4])
+        print(f"{lead}  {row['error']}", flush=True)
+        return
+    cells = []
+    for key, _, width in COLUMNS:
+        value = row.get(key)
+        text = "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
+        cells.append(f"{text:>{width}}")
+    print(" ".join(cells), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.width % 16 or args.height % 16:
+        raise SystemExit(f"--width {args.width} / --height {args.height} must be multiples of 16")
+    report = benchmark(args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"results written to {out}")
+    return 1 if any("error" in r for r in report["results"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Smoke test of the GPU inference benchmark script, run on the CPU with the tiny variant."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "inference.py"
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("inference_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_runs_tiny_on_cpu_and_writes_results(tmp_path, capsys):
+    torch.set_num_threads(1)
+    out = tmp_path / "inference.json"
+    argv = ["--device", "cpu", "--variant", "tiny_v1", "--views", "4", "--precision", "fp32"]
+    argv += ["--width", "128", "--height", "96", "--repeats", "1", "--warmup", "0", "--out", str(out)]
+    assert _load_script().main(argv) == 0
+    report = json.loads(out.read_text())
+    (row,) = report["results"]
+    assert row["variant"] == "tiny_v1" and row["views"] == 4 and row["keyframes"] == 4
+    assert row["resolution"] == "128x96" and row["precision"] == "fp32"
+    assert row["end_to_end_s"] > 0 and row["images_per_s"] > 0
+    assert row["images_per_s"] == round(4 / row["end_to_end_s"], 2)
+    assert {"inference", "postprocess"} <= set(row["stages_s"]) and row["peak_gpu_mem_gib"] is None
+    printed = capsys.readouterr().out
+    assert "tiny_v1" in printed and str(out) in printed

@@ -1,0 +1,171 @@
+"""`panst3r predict` for real on the official-format tiny checkpoint and synthetic images."""
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from PIL import Image
+
+from datasets.segment_colors import rgb_to_ids
+from flows.cli.main import main
+from panst3r_core.classes import union_class_sets
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def parity_fixture_dir() -> Path | None:
+    for base in (REPO_ROOT, *REPO_ROOT.parents):
+        candidate = base / "shared" / "fixtures" / "parity"
+        if (candidate / "tiny_v1.pth").is_file():
+            return candidate
+    return None
+
+
+FIXTURE = parity_fixture_dir()
+pytestmark = pytest.mark.skipif(FIXTURE is None, reason="parity fixture shared/fixtures/parity not found")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _synthetic_images(folder: Path, count: int = 3) -> list[Path]:
+    """Coloured rectangles on a gradient, 128x96 (already a network resolution for --image-size 128)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    ys, xs = np.mgrid[0:96, 0:128]
+    for i in range(count):
+        img = np.stack([xs * 2, ys * 2, np.full_like(xs, 60 * i)], -1).astype(np.uint8)
+        img[20 + 5 * i : 60, 30 + 10 * i : 90] = (200, 40, 40)
+        img[65:90, 10:50] = (30, 180, 60)
+        path = folder / f"frame_{i:02d}.png"
+        Image.fromarray(img).save(path)
+        paths.append(path)
+    return paths
+
+
+def _gltf_json(path: Path) -> dict:
+    data = path.read_bytes()
+    length = struct.unpack("<I", data[12:16])[0]
+    return json.loads(data[20 : 20 + length])
+
+
+def test_predict_writes_every_output(tmp_path, capsys):
+    images = _synthetic_images(tmp_path / "images")
+    out = tmp_path / "out"
+    code = main(
+        [
+            "predict",
+            "--weights", str(FIXTURE / "tiny_v1.pth"),
+            "--dino-config", str(FIXTURE / "tiny_dino_config.json"),
+            "--images", str(tmp_path / "images"),
+            "--classes", "scannetpp", "coco",
+            "--text-embeddings", "hashed",
+            "--num-keyframes", "2",
+            "--image-size", "128",
+            "--min-confidence", "1.0",
+            "--raw",
+            "--no-progress",
+            "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "3 views" in printed and str(out / "scene.glb") in printed
+
+    segments = json.loads((out / "segments.json").read_text())
+    assert segments["views"] == [p.stem for p in images]
+    assert segments["class_names"] == union_class_sets(["scannetpp", "coco"])
+    assert (
+        segments["class_names"][:2] == ["wall", "ceiling"] and "wall-other-merged" in segments["class_names"]
+    )
+    assert segments["keyframes"] == [0, 2] and segments["postprocess"] == "standard_v2"
+    by_id = {s["id"]: s for s in segments["segments"]}
+    for v, stem in enumerate(segments["views"]):
+        ids = rgb_to_ids(np.asarray(Image.open(out / "panoptic" / f"{stem}.png")))
+        assert ids.shape == (96, 128)
+        assert set(np.unique(ids)) - {0} <= set(by_id)
+        for seg_id, seg in by_id.items():
+            assert seg["area_per_view"][v] == int((ids == seg_id).sum())
+            assert seg["class_name"] == segments["class_names"][seg["class_id"]]
+        assert np.asarray(Image.open(out / "panoptic_vis" / f"{stem}.png")).shape == (96, 128, 3)
+
+    cameras = json.loads((out / "cameras.json").read_text())["cameras"]
+    # tiny random-ish weights: focal values are arbitrary but finite
+    assert len(cameras) == 3 and all(np.isfinite(c["focal"]) for c in cameras)
+    assert np.asarray(cameras[0]["cam_to_world"]).shape == (4, 4)
+
+    cloud = trimesh.load(out / "scene.ply")
+    assert isinstance(cloud, trimesh.PointCloud) and len(cloud.vertices) == 3 * 96 * 128
+    assert np.isfinite(np.asarray(cloud.vertices)).all()
+    scene = trimesh.load(out / "scene.glb")
+    assert isinstance(scene, trimesh.Scene)
+    node_names = {n["name"] for n in _gltf_json(out / "scene.glb")["nodes"]}
+    assert {"camera_0000", "camera_0001", "camera_0002"} <= node_names
+    assert sum(1 for n in node_names if n.startswith("segment_")) == len(
+        [s for s in segments["segments"] if s["area"] > 0]
+    )
+
+    raw = np.load(out / "raw.npz")
+    assert raw["pts3d"].shape == (3, 96, 128, 3) and raw["pts3d_local"].shape == (3, 96, 128, 3)
+    assert raw["conf"].shape == (3, 96, 128) and raw["focal"].shape == (3,) and raw["c2w"].shape == (3, 4, 4)
+    assert raw["pointmaps"].shape == (3, 96, 128, 7)
+    assert raw["pred_logits"].shape == (1, 12, len(segments["class_names"]))
+    assert raw["pred_masks"].shape == (3, 1, 12, 48, 64)
+    assert list(raw["keyframes"]) == [0, 2]
+
+
+def test_predict_with_fixture_embeddings_matches_official_segments(tmp_path):
+    """--class-names + --class-embeddings on the fixture views reproduce the official (b2) + standard_v2."""
+    inputs = np.load(FIXTURE / "inputs.npz")
+    outputs = np.load(FIXTURE / "tiny_v1_outputs.npz")
+    np.save(tmp_path / "emb.npy", outputs["class_emb"])
+    out = tmp_path / "out"
+    code = main(
+        [
+            "predict",
+            "--weights", str(FIXTURE / "tiny_v1.pth"),
+            "--dino-config", str(FIXTURE / "tiny_dino_config.json"),
+            "--images", *[str(FIXTURE / f"input_view{i}.png") for i in range(4)],
+            "--class-names", *[str(n) for n in inputs["class_names"]],
+            "--class-embeddings", str(tmp_path / "emb.npy"),
+            "--num-keyframes", "2",
+            "--image-size", "128",
+            "--no-progress",
+            "--out", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    segments = json.loads((out / "segments.json").read_text())["segments"]
+    rows = [[s["id"], s["query_id"], s["class_id"]] for s in segments]
+    np.testing.assert_array_equal(rows, outputs["c_standard_v2_segments"])
+
+
+def test_bad_inputs_give_one_clear_error(tmp_path, capsys):
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.png").write_bytes(b"not a png")
+    base = [
+        "predict",
+        "--weights",
+        str(FIXTURE / "tiny_v1.pth"),
+        "--out",
+        str(tmp_path / "o"),
+        "--no-progress",
+    ]
+    assert main([*base, "--images", str(tmp_path / "imgs"), "--text-embeddings", "hashed"]) == 2
+    assert "a.png" in capsys.readouterr().err
+    assert main([*base, "--images", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert main([*base, "--images", str(tmp_path), "--class-embeddings", "e.npy"]) == 2
+    assert "--class-names" in capsys.readouterr().err
+    missing_weights = ["predict", "--weights", str(tmp_path / "nope.pth"), "--images", str(tmp_path)]
+    assert main([*missing_weights, "--out", str(tmp_path / "o")]) == 2
+    assert "nope.pth" in capsys.readouterr().err
