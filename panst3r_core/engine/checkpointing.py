@@ -3,7 +3,9 @@
 A checkpoint is a directory:
 
     model.safetensors    model weights (data only, no pickled code)
-    config.json          the resolved TrainConfig (model variant included)
+    config.json          for a PanSt3R model: its architecture config and metadata in the format of
+                         `panst3r_core.checkpoint.ours`, so `predict` / `evaluate` load the folder directly
+    train_config.json    the resolved TrainConfig
     training_state.pt    optimizer, grad scaler, sampler position and every rank's RNG states
                          (tensors and plain containers only: loads with `weights_only=True`)
     meta.json            progress (epoch, batch, optimizer step); written last, so its presence marks a
@@ -30,10 +32,13 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from panst3r_core.checkpoint import ours as inference_format
+from panst3r_core.model.panst3r import PanSt3R
+
 LAST = "checkpoint-last"
 FINAL = "checkpoint-final"
-MODEL_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
+MODEL_FILE = inference_format.WEIGHTS_FILE
+TRAIN_CONFIG_FILE = "train_config.json"
 STATE_FILE = "training_state.pt"
 META_FILE = "meta.json"
 FORMAT_NAME = "panst3r-train-checkpoint"
@@ -126,13 +131,23 @@ def save_checkpoint(
     config: dict[str, Any],
     progress: Progress,
     training_state: dict[str, Any] | None = None,
+    model_metadata: dict[str, Any] | None = None,
 ) -> Path:
     """Write a checkpoint directory. `training_state` (optimizer, scaler, sampler, rng) is omitted for
-    weights-only checkpoints such as checkpoint-final."""
+    weights-only checkpoints such as checkpoint-final; `model_metadata` (class names, text-embedding
+    backend, ...) goes into a PanSt3R model's inference config.json."""
 
     def write(tmp: Path) -> None:
-        save_model(model, str(tmp / MODEL_FILE))
-        _write_json(tmp / CONFIG_FILE, config)
+        if isinstance(model, PanSt3R):
+            metadata = {
+                **(model_metadata or {}),
+                "epoch": progress.epoch,
+                "global_step": progress.global_step,
+            }
+            inference_format.save_checkpoint(model, tmp, metadata)
+        else:
+            save_model(model, str(tmp / MODEL_FILE))
+        _write_json(tmp / TRAIN_CONFIG_FILE, config)
         if training_state is not None:
             torch.save(training_state, tmp / STATE_FILE)
         meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **asdict(progress)}

@@ -22,6 +22,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from panst3r_core.checkpoint.official import (
+    load_must3r_backbone,
+    read_official_checkpoint,
+    rename_transformers4_keys,
+)
 from panst3r_core.engine.batch import TrainBatch
 from panst3r_core.engine.callbacks import IterationRecord, TrainCallback
 from panst3r_core.engine.checkpointing import (
@@ -71,6 +76,9 @@ class TrainData:
     """Global class names; targets are resolved into it by name."""
     class_embeddings: torch.Tensor
     """(C, D) embeddings of `vocabulary`, passed to the model."""
+    checkpoint_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Extra inference metadata stored with every checkpoint, e.g. {"text_embeddings": "hashed"};
+    `class_names` (= vocabulary) is added automatically."""
 
 
 @dataclass
@@ -180,8 +188,8 @@ def _gather_rng_states() -> list[dict[str, Any]]:
     return gathered
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+def _is_our_format(path: Path) -> bool:
+    return path.is_dir() or path.suffix == ".safetensors"
 
 
 class _MeanTracker:
@@ -261,21 +269,30 @@ class Trainer:
     # -- setup ---------------------------------------------------------------------------------------------
 
     def _initialise_weights(self, init_weights: InitWeightsFn | None) -> None:
+        """Fresh run: MUSt3R backbone first, then a PanSt3R checkpoint on top (official order), both
+        non-strict for the whole model as officially; or the caller's own `init_weights`."""
         if init_weights is not None:
             init_weights(self.model, self.training)
             return
-        for key in ("must3r_chkpt", "chkpt"):
-            source = getattr(self.training, key)
-            if source is None:
-                continue
-            path = Path(source)
-            if path.is_dir() or path.suffix == ".safetensors":
-                load_weights(self.model, path, strict=False)
+        if self.training.must3r_chkpt is not None:
+            source = Path(self.training.must3r_chkpt)
+            if _is_our_format(source):
+                load_weights(self.model, source, strict=False)
             else:
-                raise ValueError(
-                    f"training.{key}: {source} is not in our checkpoint format (a directory or .safetensors); "
-                    "convert official .pth files with `panst3r convert`, or pass init_weights to train()"
-                )
+                load_must3r_backbone(self.model, source)  # official MUSt3R .pth: 'encoder' + 'decoder'
+            logger.info("initialised the MUSt3R backbone from %s", source)
+        if self.training.chkpt is not None:
+            source = Path(self.training.chkpt)
+            if _is_our_format(source):
+                load_weights(self.model, source, strict=False)
+            else:
+                weights = rename_transformers4_keys(read_official_checkpoint(source).weights)
+                missing, unexpected = self.model.load_state_dict(weights, strict=False)
+                if missing or unexpected:
+                    logger.warning(
+                        "%s: %d missing and %d unexpected keys", source, len(missing), len(unexpected)
+                    )
+            logger.info("initialised the model from %s", source)
 
     def _restore(self, path: Path) -> None:
         state = read_training_state(path)
@@ -303,6 +320,9 @@ class Trainer:
 
     def _config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.config)
+
+    def _model_metadata(self) -> dict[str, Any]:
+        return {**self.data.checkpoint_metadata, "class_names": list(self.data.vocabulary)}
 
     def _save_last(self, epoch: int, batch: int) -> Path | None:
         """Write checkpoint-last at (epoch, batch done); collective (RNG states gathered from every rank)."""
@@ -354,6 +374,7 @@ class Trainer:
                 self.model,
                 self._config_dict(),
                 Progress(epoch=self.training.epochs, batch=0, global_step=self.progress.global_step),
+                model_metadata=self._model_metadata(),
             )
             for callback in self.callbacks:
                 callback.on_train_end(final, self.progress.global_step)

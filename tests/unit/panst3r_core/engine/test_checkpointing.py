@@ -32,9 +32,9 @@ def test_save_load_and_atomic_replacement(tmp_path):
     state = {"optimizer": {"x": torch.ones(2)}, "rng": [capture_rng_state()]}
     path = save_checkpoint(tmp_path / LAST, model, {"model": {"variant": "toy"}}, Progress(1, 2, 3), state)
     assert sorted(p.name for p in path.iterdir()) == [
-        "config.json",
         "meta.json",
         "model.safetensors",
+        "train_config.json",
         "training_state.pt",
     ]
     assert read_progress(path) == Progress(1, 2, 3)
