@@ -205,8 +205,8 @@ class DemoApp:
         host = browser_host(request, self._viewer_fallback_host)
         seconds = time.perf_counter() - start
         status = (
-            f"Done in {seconds:.1f} s: {recon.num_views} views, {len(recon.segments)} segments, "
-            f"{len(names)} classes, keyframes {list(recon.keyframes)}, post-processing {postprocess}."
+            f"Done in {seconds:.1f} s: {_count(recon.num_views, 'view')}, {_count(len(recon.segments), 'segment')}, "
+            f"{_count(len(names), 'class', 'classes')}, keyframes {list(recon.keyframes)}, post-processing {postprocess}."
         )
         return status, viewer_iframe(host, viewer.port, session.runs), segment_rows(recon), str(zip_path)
 
@@ -330,6 +330,10 @@ def launch_demo(config: DemoConfig, model: DemoModel, block: bool = True) -> tup
             app.sessions.close_all()
             demo.close()
     return demo, app
+
+
+def _count(n: int, singular: str, plural: str | None = None) -> str:
+    return f"{n} {singular if n == 1 else (plural or singular + 's')}"
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
