@@ -129,8 +129,12 @@ class Predictor:
             images = [images[0], images[0]]
         if keyframe_mode not in ("linspace", "retrieval"):
             raise ValueError(f"keyframe_mode {keyframe_mode!r} is not supported; use linspace or retrieval")
-        names, embeddings = self._vocabulary(class_names, class_embeddings, report, timings)
         postprocess = postprocess or self.metadata.get("postprocess_default") or "standard_v2"
+        postprocess_options = dict(postprocess_options or {})
+        if postprocess == "qubo":
+            postprocess_options.setdefault("seed", seed)
+        check_postprocess(postprocess, postprocess_options)  # fail before the expensive stages
+        names, embeddings = self._vocabulary(class_names, class_embeddings, report, timings)
 
         with _stage("preprocess", report, timings, self.device):
             views, images_uint8 = prepare_views(images, image_size, self.model.patch_size, self.device)
@@ -157,11 +161,8 @@ class Predictor:
         with _stage("postprocess", report, timings, self.device):
             from panst3r_core.postprocess import run_postprocessor
 
-            options = dict(postprocess_options or {})
-            if postprocess == "qubo":
-                options.setdefault("seed", seed)
             panoptic = run_postprocessor(
-                postprocess, output.class_logits, output.mask_logits, true_shapes, options
+                postprocess, output.class_logits, output.mask_logits, true_shapes, postprocess_options
             )
 
         with _stage("to_cpu", report, timings, self.device):
@@ -186,7 +187,11 @@ class Predictor:
             raise ValueError("the class vocabulary is empty; give at least one class name")
         with _stage("text_embeddings", report, timings, self.device):
             if class_embeddings is not None:
-                embeddings = torch.as_tensor(np.asarray(class_embeddings), dtype=torch.float32)
+                embeddings = (
+                    class_embeddings.float()
+                    if isinstance(class_embeddings, torch.Tensor)
+                    else torch.as_tensor(np.asarray(class_embeddings), dtype=torch.float32)
+                )
                 if embeddings.ndim != 2 or embeddings.shape[0] != len(names):
                     raise ValueError(
                         f"class_embeddings has shape {tuple(embeddings.shape)}; expected ({len(names)}, D), "
@@ -199,6 +204,13 @@ class Predictor:
 
 
 # ---------------------------------------------------------------------- stages
+
+
+def check_postprocess(name: str, options: dict[str, Any] | None = None) -> None:
+    """Raise ValueError (listing the valid names / keys) for an unknown post-processor or option."""
+    from panst3r_core.postprocess import POSTPROCESSORS
+
+    POSTPROCESSORS.get(name).options(options)
 
 
 @contextmanager
@@ -220,14 +232,18 @@ def assemble_reconstruction(
 ) -> PanopticReconstruction:
     """Inference output + post-processing result -> CPU numpy `PanopticReconstruction`.
 
-    Per-view segment areas are counted on the device with one bincount per view before the copy.
+    Per-view segment areas are counted on the device (scatter-add, no host sync), and every per-view list
+    is copied to the host with one transfer per array and view shape instead of one per view.
     """
     segments_info = list(panoptic.segments_info)
-    ids = torch.tensor([s.id for s in segments_info], dtype=torch.long)
-    areas = []
-    for pan in panoptic.pan:
-        counts = torch.bincount(pan.reshape(-1).long(), minlength=int(ids.max()) + 1 if len(ids) else 1)
-        areas.append(counts.cpu())
+    num_ids = max((int(s.id) for s in segments_info), default=0) + 1
+    counts = [
+        torch.zeros(num_ids, dtype=torch.long, device=pan.device).scatter_add_(
+            0, pan.reshape(-1).long(), torch.ones(pan.numel(), dtype=torch.long, device=pan.device)
+        )
+        for pan in panoptic.pan
+    ]
+    areas = _host_arrays(counts)
     segments = [
         Segment(
             id=int(info.id),
@@ -244,19 +260,19 @@ def assemble_reconstruction(
         # layouts of the parity fixture: pred_logits (1, Q, C), pred_masks per view (1, Q, h, w),
         # out_queries (Q, 1, hidden), pointmaps per view (H, W, 7)
         raw = {
-            "pointmaps": [p.float().cpu().numpy() for p in output.pointmaps],
+            "pointmaps": _host_arrays(output.pointmaps),
             "pred_logits": output.class_logits.float().cpu().numpy()[None],
-            "pred_masks": [m.float().cpu().numpy()[None] for m in output.mask_logits],
+            "pred_masks": [m[None] for m in _host_arrays(output.mask_logits)],
             "out_queries": output.out_queries.float().cpu().numpy()[:, None],
             "true_shape": np.asarray(true_shapes, dtype=np.int32),
         }
     return PanopticReconstruction(
         images=[img if isinstance(img, np.ndarray) else to_uint8_image(img) for img in images_uint8],
-        panoptic=[p.cpu().numpy().astype(np.int32) for p in panoptic.pan],
-        panoptic_conf=[c.float().cpu().numpy() for c in panoptic.conf],
-        pts3d=[p.float().cpu().numpy() for p in output.pts3d],
-        pts3d_local=[p.float().cpu().numpy() for p in output.pts3d_local],
-        confidence=[c.float().cpu().numpy() for c in output.conf],
+        panoptic=_host_arrays(panoptic.pan, np.int32),
+        panoptic_conf=_host_arrays(panoptic.conf),
+        pts3d=_host_arrays(output.pts3d),
+        pts3d_local=_host_arrays(output.pts3d_local),
+        confidence=_host_arrays(output.conf),
         focal=output.focal.float().cpu().numpy(),
         cam_to_world=output.cam_to_world.float().cpu().numpy(),
         segments=segments,
@@ -265,6 +281,24 @@ def assemble_reconstruction(
         postprocess=postprocess,
         raw=raw,
     )
+
+
+def _host_arrays(tensors: Sequence[torch.Tensor], dtype: type | None = np.float32) -> list[np.ndarray]:
+    """Per-view tensors -> numpy arrays, one device-to-host copy per group of equal shapes."""
+    out: list[np.ndarray | None] = [None] * len(tensors)
+    groups: dict[tuple, list[int]] = {}
+    for i, tensor in enumerate(tensors):
+        groups.setdefault((tuple(tensor.shape), tensor.dtype), []).append(i)
+    for indices in groups.values():
+        stacked = torch.stack([tensors[i] for i in indices])
+        if stacked.is_floating_point():
+            stacked = stacked.float()
+        host = stacked.cpu().numpy()
+        if dtype is not None and host.dtype.kind == np.dtype(dtype).kind:
+            host = host.astype(dtype, copy=False)
+        for j, i in enumerate(indices):
+            out[i] = host[j]
+    return out  # type: ignore[return-value]
 
 
 def _first_view_only(recon: PanopticReconstruction) -> PanopticReconstruction:

@@ -116,6 +116,10 @@ def run(args: argparse.Namespace) -> int:
     _check_arguments(args)
     class_names, class_embeddings = _vocabulary(args)
     postprocess_options = _parse_options(args.postprocess_option)
+    if args.postprocess is not None:  # check before loading anything
+        from panst3r_core.predictor import check_postprocess
+
+        check_postprocess(args.postprocess, postprocess_options)
     started = time.perf_counter()
 
     with _StageProgress(enabled=not args.no_progress) as progress:

@@ -166,6 +166,8 @@ def test_bad_inputs_give_one_clear_error(tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
     assert main([*base, "--images", str(tmp_path), "--class-embeddings", "e.npy"]) == 2
     assert "--class-names" in capsys.readouterr().err
+    assert main([*base, "--images", str(tmp_path), "--postprocess", "bogus"]) == 2
+    assert "standard_v2" in capsys.readouterr().err
     missing_weights = ["predict", "--weights", str(tmp_path / "nope.pth"), "--images", str(tmp_path)]
     assert main([*missing_weights, "--out", str(tmp_path / "o")]) == 2
     assert "nope.pth" in capsys.readouterr().err

@@ -169,3 +169,24 @@ def test_official_checkpoint_reproduces_the_fixture_keyframe_run():
     np.testing.assert_array_equal(got, expected)
     mismatched = sum(int((a != b).sum()) for a, b in zip(recon.panoptic, outputs["c_standard_v2_pan"]))
     assert mismatched <= 8  # near-tie pixels counted in the manifest (4 below 1e-4 margin)
+
+
+def test_postprocessor_choice_and_early_errors(tiny_predictor):
+    views = _views(2, seed=3)
+    qubo_a = tiny_predictor.predict(views, class_names=["a", "b"], image_size=128, postprocess="qubo", seed=5)
+    qubo_b = tiny_predictor.predict(views, class_names=["a", "b"], image_size=128, postprocess="qubo", seed=5)
+    assert qubo_a.postprocess == "qubo"
+    assert [s.id for s in qubo_a.segments] == [s.id for s in qubo_b.segments]
+    np.testing.assert_array_equal(qubo_a.panoptic[1], qubo_b.panoptic[1])
+    v1 = tiny_predictor.predict(
+        views,
+        class_names=["a", "b"],
+        image_size=128,
+        postprocess="standard_v1",
+        postprocess_options={"cls_threshold": 1.0},
+    )
+    assert v1.segments == [] and all((p == 0).all() for p in v1.panoptic)  # no query passes 1.0
+    with pytest.raises(ValueError, match="registered: qubo, standard_v1, standard_v2"):
+        tiny_predictor.predict(views, image_size=128, postprocess="bogus")
+    with pytest.raises(ValueError, match="unknown key"):
+        tiny_predictor.predict(views, image_size=128, postprocess_options={"nope": 1})
