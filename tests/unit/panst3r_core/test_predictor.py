@@ -190,3 +190,16 @@ def test_postprocessor_choice_and_early_errors(tiny_predictor):
         tiny_predictor.predict(views, image_size=128, postprocess="bogus")
     with pytest.raises(ValueError, match="unknown key"):
         tiny_predictor.predict(views, image_size=128, postprocess_options={"nope": 1})
+
+
+def test_v2_with_a_portrait_view():
+    from panst3r_core.model.variants import build_model
+
+    torch.manual_seed(1)
+    predictor = Predictor(model=build_model("tiny_v2"), text_embeddings="hashed")
+    views = _views(2) + [np.random.default_rng(9).integers(0, 256, (128, 96, 3), dtype=np.uint8)]
+    recon = predictor.predict(views, class_names=["a", "b"], image_size=128, num_keyframes=2)
+    assert [p.shape for p in recon.panoptic] == [(96, 128), (96, 128), (128, 96)]
+    assert recon.pts3d[2].shape == (128, 96, 3) and recon.images[2].shape == (128, 96, 3)
+    for seg in recon.segments:
+        assert seg.area_per_view == [int((p == seg.id).sum()) for p in recon.panoptic]
