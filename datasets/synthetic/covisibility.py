@@ -86,6 +86,7 @@ def select_pairs(overlap: np.ndarray, min_overlap: float = 0.3) -> np.ndarray:
 class Track:
     xyz: np.ndarray  # (3,)
     observations: list[tuple[int, np.ndarray]]  # (view index, (2,) COLMAP pixel)
+    source: int = 0  # the view the point was sampled in
 
 
 def point_tracks(views: list[View], rng: np.random.Generator, per_view: int = 30) -> list[Track]:
@@ -100,5 +101,5 @@ def point_tracks(views: list[View], rng: np.random.Generator, per_view: int = 30
         for k, xyz in enumerate(chosen):
             seen = [(v, observed[v][0][k]) for v in range(len(views)) if observed[v][1][k] or v == index]
             if len(seen) >= 2:
-                tracks.append(Track(xyz, seen))
+                tracks.append(Track(xyz, seen, index))
     return tracks

@@ -167,13 +167,19 @@ def _write_colmap(
     observations: list[list[tuple[float, float, int]]] = [[] for _ in frames]
     points = []
     for point_id, track in enumerate(tracks, start=1):
+        uv = dict(track.observations)[track.source]
+        rgb = frames[track.source].rgb[int(uv[1]), int(uv[0])] if frames else (128, 128, 128)
         entries = []
         for view, uv in track.observations:
             entries.append((view + 1, len(observations[view])))
             observations[view].append((float(uv[0]), float(uv[1]), point_id))
         points.append(
             colmap.ColmapPoint3D(
-                point_id, tuple(round(float(c), 6) for c in track.xyz), (128, 128, 128), 0.5, tuple(entries)
+                point_id,
+                tuple(round(float(c), 6) for c in track.xyz),
+                tuple(int(c) for c in rgb),
+                0.5,
+                tuple(entries),
             )
         )
     images = []

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+import trimesh
 from PIL import Image
 
 from datasets.scannetpp import colmap
@@ -57,6 +58,11 @@ def test_checklist_layout(synthetic_root):
             assert (scene / sub).is_dir()
         # 2-4: mesh, one segment per vertex, non-empty groups with known labels
         mesh = read_ply(scene / "scans" / "mesh_aligned_0.05.ply")
+        official = trimesh.load(
+            scene / "scans" / "mesh_aligned_0.05.ply", process=False
+        )  # as PanSt3R loads it
+        assert len(official.vertices) == mesh.num_vertices and len(official.faces) == len(mesh.faces)
+        np.testing.assert_array_equal(official.visual.vertex_colors[:, :3], mesh.colors)
         header = (scene / "scans" / "mesh_aligned_0.05.ply").read_bytes().split(b"end_header")[0]
         assert b"binary_little_endian" in header and b"property list uchar int vertex_indices" in header
         segments = json.loads((scene / "scans" / "segments.json").read_text())
