@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from panst3r_core.losses.criterion import CriterionConfig
 
 AMP_MODES = (False, "bf16", "fp16")
+TEXT_EMBEDDERS = ("siglip", "hashed")
 OFFICIAL_RESOLUTIONS = [(512, 384), (512, 336), (512, 288), (512, 256), (512, 160)]
 
 
@@ -15,6 +16,15 @@ OFFICIAL_RESOLUTIONS = [(512, 384), (512, 336), (512, 288), (512, 256), (512, 16
 class ModelConfig:
     variant: str = "panst3r_v1_512"
     """Registered model variant (`panst3r_core.model.variants`), e.g. panst3r_v1_512, panst3r_v2_512, tiny_v1."""
+    text_embeddings: str = "siglip"
+    """Class-name embedder: `siglip` (official; needs the SigLIP weights offline) or `hashed` (deterministic,
+    no weights; for synthetic training). Recorded in checkpoints so inference uses the same one."""
+
+    def __post_init__(self) -> None:
+        if self.text_embeddings not in TEXT_EMBEDDERS:
+            raise ValueError(
+                f"model.text_embeddings: {self.text_embeddings!r} is not one of {', '.join(TEXT_EMBEDDERS)}"
+            )
 
 
 @dataclass
@@ -35,6 +45,9 @@ class DataConfig:
     """ColorJitter(0.5, 0.5, 0.5, 0.1) per view (`train_options.transform`)."""
     samples_per_epoch: int = 10000
     """Samples drawn per epoch over all ranks (`train_options.ds_size`)."""
+    split: str | None = "train"
+    """Train on the scenes of this split (null = all scenes); a store without split labels contributes all
+    of its scenes."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_memory_num_views <= self.max_memory_num_views:

@@ -1,0 +1,1 @@
+"""Training data over preprocessed scene stores: view tuples, crops, colour jitter, the torch Dataset."""

@@ -1,0 +1,228 @@
+"""The process torchrun starts on every rank: `python -m flows.torchrun_worker --run-dir DIR`.
+
+Reads the resolved config (`DIR/config.json`, written by the `train` flow), joins the process group (gloo on
+the CPU, nccl on GPUs, `env://` from torchrun), builds the store dataset, the model and the loss, and runs the
+engine's loop, which auto-resumes from `DIR/checkpoint-last`. Rank 0 writes every logged loss term and the
+learning rate to `DIR/metrics.jsonl` and, when the launcher set MLFLOW_RUN_ID and MLFLOW_TRACKING_URI, to that
+MLflow run; every rank logs its own throughput there. At the end rank 0 exports the trained model in the
+inference checkpoint format (`DIR/model-final`, loadable by `panst3r predict`/evaluate) and `DIR/result.json`.
+
+Imports no Prefect (an import-linter contract): it runs under torchrun, not inside a flow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from datasets.training.collate import collate_views
+from datasets.training.color_jitter import ColorJitter
+from datasets.training.dataset import StoreViewDataset
+from panst3r_core.config import from_dict
+from panst3r_core.engine import JsonlMetricsWriter, TrainConfig, TrainData, seed_everything, train
+
+log = logging.getLogger("flows.torchrun_worker")
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+RESULT_FILE = "result.json"
+EXPORT_DIRNAME = "model-final"
+
+# NVLink multicast (NVLS) stays off in every launched process: it is not available on the lent machines.
+NCCL_SAFE_ENV = {
+    "NCCL_NVLS_ENABLE": "0",
+    "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+    "NVSHMEM_DISABLE_NVLS": "1",
+}
+
+
+def read_run_config(run_dir: Path) -> TrainConfig:
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist; the `train` flow writes it before launching torchrun"
+        )
+    return from_dict(TrainConfig, json.loads(path.read_text()), where=str(path))
+
+
+def class_embeddings(names: list[str], embedder: str) -> torch.Tensor:
+    """(C, 768) embeddings of the vocabulary with the configured embedder."""
+    if embedder == "hashed":
+        from panst3r_core.model.hashed_text_embedding import hashed_class_embeddings
+
+        return hashed_class_embeddings(names)
+    from panst3r_core.model.text_encoder import TextEncoder
+
+    return TextEncoder(kind=embedder)(names)
+
+
+def init_distributed(config: TrainConfig, device_kind: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); joins the process group when torchrun started several ranks (or the
+    config asks for it)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device_kind == "cuda" or (device_kind == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    if world > 1 or config.training.distributed:
+        if "MASTER_ADDR" not in os.environ:
+            raise ValueError(
+                "training.distributed is true but no torchrun environment (MASTER_ADDR) is set; launch with "
+                "torchrun or set training.distributed=false"
+            )
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method="env://")
+    return rank, world, device
+
+
+def build_dataset(config: TrainConfig) -> StoreViewDataset:
+    data = config.data
+    return StoreViewDataset(
+        stores=data.stores,
+        num_views=data.num_views,
+        resolutions=data.resolutions,
+        aug_crop=data.aug_crop,
+        seed=config.training.seed,
+        split=data.split,
+        transform=ColorJitter() if data.color_jitter else None,
+    )
+
+
+def make_train_data(config: TrainConfig, dataset: StoreViewDataset, device: torch.device) -> TrainData:
+    workers = config.training.num_workers
+
+    def make_loader(sampler):
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=collate_views,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=workers > 0,
+        )
+
+    return TrainData(
+        dataset_size=len(dataset),
+        make_loader=make_loader,
+        vocabulary=dataset.classes,
+        class_embeddings=class_embeddings(dataset.classes, config.model.text_embeddings),
+    )
+
+
+def export_model(model: torch.nn.Module, run_dir: Path, config: TrainConfig, dataset, step: int) -> Path:
+    """The trained weights in the inference format (`panst3r_core.checkpoint.ours`), with the embedder and
+    the training vocabulary as metadata."""
+    from panst3r_core.checkpoint.ours import save_checkpoint
+
+    metadata = {
+        "text_embeddings": config.model.text_embeddings,
+        "class_names": list(dataset.classes),
+        "variant": config.model.variant,
+        "trained_steps": step,
+        "train_stores": [str(store) for store in dataset.stores],
+    }
+    return save_checkpoint(model, run_dir / EXPORT_DIRNAME, metadata=metadata)
+
+
+def run(run_dir: Path, device_kind: str = "auto") -> dict[str, Any] | None:
+    config = read_run_config(run_dir)
+    rank, world, device = init_distributed(config, device_kind)
+    logging.getLogger().handlers[0].setFormatter(
+        logging.Formatter(f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s")
+    )
+    from panst3r_core.model.variants import build_model
+
+    dataset = build_dataset(config)
+    data = make_train_data(config, dataset, device)
+    log.info(
+        "rank %d/%d on %s: %d samples (pairs) from %d store(s), %d classes, embedder %s",
+        rank,
+        world,
+        device,
+        len(dataset),
+        len(dataset.stores),
+        len(dataset.classes),
+        config.model.text_embeddings,
+    )
+    seed_everything(config.training.seed + rank)
+    model = build_model(config.model.variant)
+
+    tracking = None
+    if os.environ.get("MLFLOW_RUN_ID") and os.environ.get("MLFLOW_TRACKING_URI"):
+        from flows import mlflow_tracking
+
+        tracking = mlflow_tracking.run_from_environment()
+    callbacks = []
+    if rank == 0:
+        callbacks.append(JsonlMetricsWriter(run_dir / METRICS_FILE))
+    if tracking is not None:
+        from flows.mlflow_tracking import MlflowMetricsCallback, ThroughputCallback
+
+        client, run_id = tracking
+        if rank == 0:
+            callbacks.append(MlflowMetricsCallback(client, run_id))
+        every = config.training.print_freq or 1
+        callbacks.append(ThroughputCallback(rank, config.training.batch_size, every, client, run_id))
+
+    result = train(config, model, data, callbacks=callbacks, device=device)
+    if rank != 0:
+        return None
+    exported = export_model(model, run_dir, config, dataset, result.global_step)
+    summary = {
+        "final_checkpoint": str(result.final_checkpoint),
+        "exported_model": str(exported),
+        "global_step": result.global_step,
+        "epochs": result.epochs,
+        "resumed_from": str(result.resumed_from) if result.resumed_from else None,
+        "world_size": world,
+        "device": str(device),
+    }
+    (run_dir / RESULT_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("training finished: %s", summary)
+    return summary
+
+
+def teardown() -> None:
+    """Leave without letting gloo's threads race the interpreter shutdown (environment.md section 7: a
+    barrier, destroy, flush, then os._exit was the only variant without SIGABRTs after training)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.torchrun_worker", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--run-dir", required=True, help="run folder holding config.json (written by the flow)"
+    )
+    parser.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when available"
+    )
+    args = parser.parse_args(argv)
+    for key, value in NCCL_SAFE_ENV.items():
+        os.environ.setdefault(key, value)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run(Path(args.run_dir).resolve(), args.device)
+    teardown()
+
+
+if __name__ == "__main__":
+    main()
