@@ -139,6 +139,7 @@ class DemoApp:
         self,
         selected: list[str] | None,
         num_keyframes: float,
+        use_retrieval: bool,
         class_sets: list[str] | None,
         extra_classes: str | None,
         postprocess: str,
@@ -153,6 +154,7 @@ class DemoApp:
                     session,
                     selected,
                     int(num_keyframes),
+                    "retrieval" if use_retrieval else "linspace",
                     class_sets,
                     extra_classes,
                     postprocess,
@@ -175,6 +177,7 @@ class DemoApp:
         session: DemoSession,
         selected: list[str] | None,
         num_keyframes: int,
+        keyframe_mode: str,
         class_sets: list[str] | None,
         extra_classes: str | None,
         postprocess: str,
@@ -194,6 +197,7 @@ class DemoApp:
             min(max(1, num_keyframes), len(images)),
             pp_name,
             lambda frac, desc: progress(frac, desc=desc),
+            keyframe_mode=keyframe_mode,
         )
         progress(0.92, desc="writing downloads")
         run_dir = session.new_run_dir()
@@ -246,6 +250,9 @@ class DemoApp:
                     num_keyframes = gr.Slider(
                         1, 2, value=1, step=1, label="Number of keyframes", elem_id="num-keyframes"
                     )
+                    use_retrieval = gr.Checkbox(
+                        False, label="Use retrieval for keyframe selection", elem_id="use-retrieval"
+                    )
                     class_sets = gr.CheckboxGroup(
                         list(CLASS_SET_CHOICES),
                         value=DEFAULT_CLASS_SETS,
@@ -291,7 +298,7 @@ class DemoApp:
             # then shows a waiting tab its position instead of a frozen button.
             run.click(
                 self.on_run,
-                inputs=[selected, num_keyframes, class_sets, extra_classes, postprocess],
+                inputs=[selected, num_keyframes, use_retrieval, class_sets, extra_classes, postprocess],
                 outputs=[status, viewer, segments, download],
                 concurrency_limit=1,
             )

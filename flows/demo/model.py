@@ -131,8 +131,12 @@ class DemoModel:
         num_keyframes: int,
         postprocess: str,
         progress: ProgressFn,
+        keyframe_mode: str = "linspace",
     ) -> PanopticReconstruction:
-        """Reconstruct `images` ((H, W, 3) uint8 each) with one segmentation over `class_names`."""
+        """Reconstruct `images` ((H, W, 3) uint8 each) with one segmentation over `class_names`.
+
+        keyframe_mode: "linspace" (evenly spaced, the official default) or "retrieval" (diverse views).
+        """
         if not 1 <= num_keyframes <= len(images):
             raise DemoInputError(
                 f"number of keyframes must be between 1 and the number of images ({len(images)}), "
@@ -145,6 +149,7 @@ class DemoModel:
                 images,
                 class_names=class_names,
                 num_keyframes=int(num_keyframes),
+                keyframe_mode=keyframe_mode,
                 postprocess=postprocess,
                 progress=stage_progress(progress),
                 image_size=self.image_size,

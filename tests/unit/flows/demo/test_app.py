@@ -71,13 +71,16 @@ def test_run_shows_own_viewer_segments_and_zip_per_session(app, tmp_path, make_p
     files_a = [str(make_png(tmp_path / f"a{i}.png", seed=i)) for i in range(2)]
     files_b = [str(make_png(tmp_path / f"b{i}.png", seed=10 + i)) for i in range(3)]
     progress = RecordingProgress()
-    out_a = app.on_run(files_a, 2, ["ScanNet++ (100)"], "", "QUBO", request("tab-a"), progress)
-    out_b = app.on_run(files_b, 1, [], "mug, laptop", "Standard (v1)", request("tab-b"), RecordingProgress())
+    out_a = app.on_run(files_a, 2, False, ["ScanNet++ (100)"], "", "QUBO", request("tab-a"), progress)
+    out_b = app.on_run(
+        files_b, 2, True, [], "mug, laptop", "Standard (v1)", request("tab-b"), RecordingProgress()
+    )
     status_a, html_a, rows_a, zip_a = out_a
     status_b, html_b, rows_b, zip_b = out_b
     assert status_a.startswith("Done") and "2 views" in status_a and "keyframes [0, 1]" in status_a
-    assert status_b.startswith("Done") and "3 views" in status_b and "keyframes [0]" in status_b
+    assert status_b.startswith("Done") and "3 views" in status_b and "keyframes [" in status_b
     recon_a, recon_b = app.sessions.get("tab-a").scene, app.sessions.get("tab-b").scene
+    assert len(recon_b.keyframes) == 2  # chosen by retrieval
     assert recon_a.postprocess == "qubo" and recon_b.postprocess == "standard_v1"
     assert recon_a.class_names[:2] == ["wall", "ceiling"] and len(recon_a.class_names) == 100
     assert recon_b.class_names == ["mug", "laptop"]
@@ -116,7 +119,9 @@ def test_user_errors_become_one_status_line(app, tmp_path, make_png, selected, c
         selected = [str(bad)]
     elif selected == "ok":
         selected = [str(make_png(tmp_path / "ok.png", seed=1))]
-    status, *rest = app.on_run(selected, 1, class_sets, text, "QUBO", request("tab-x"), RecordingProgress())
+    status, *rest = app.on_run(
+        selected, 1, False, class_sets, text, "QUBO", request("tab-x"), RecordingProgress()
+    )
     assert status.startswith("**Error:**") and message in status
     assert "Traceback" not in status
     assert "tab-x" not in app.sessions or app.sessions.get("tab-x").scene is None
@@ -124,7 +129,7 @@ def test_user_errors_become_one_status_line(app, tmp_path, make_png, selected, c
 
 def test_unload_closes_the_session(app, tmp_path, make_png):
     files = [str(make_png(tmp_path / "u.png", seed=3))]
-    app.on_run(files, 1, ["COCO (133)"], "", "QUBO", request("tab-u"), RecordingProgress())
+    app.on_run(files, 1, False, ["COCO (133)"], "", "QUBO", request("tab-u"), RecordingProgress())
     work_dir = app.sessions.get("tab-u").work_dir
     app.on_unload(request("tab-u"))
     assert "tab-u" not in app.sessions and not work_dir.exists()
