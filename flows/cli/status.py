@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--root",
         default=None,
-        help="ScanNet++ root: also mark scenes whose inputs changed as stale (hashes inputs)",
+        help="ScanNet++ root: also mark scenes whose inputs, config or code changed as stale (hashes the inputs)",
     )
     parser.add_argument("--pairs", default=None, help="pairs folder used with --root (optional)")
     parser.add_argument(
@@ -33,14 +33,14 @@ def run(args: argparse.Namespace) -> int:
     from datasets.store.reader import StoreReader
     from datasets.store.tables import CurrentVersion, TableBuilder
 
-    StoreReader(args.store)  # refuses a missing store or another schema version, by name
-    config_hash = hashing.config_hash(PreprocessConfig(target_resolution=args.target_resolution))
-    sources: dict[str, str] = {}
+    reader = StoreReader(args.store)  # refuses a missing store or another schema version, by name
+    current = None
     if args.root:
-        sources = _source_hashes(Path(args.root), args.pairs, StoreReader(args.store).scene_ids())
-    scenes = TableBuilder(args.store).build(CurrentVersion(config_hash, hashing.code_version(), sources))[
-        "scenes"
-    ]
+        # Staleness needs the inputs: compare with the hashes preprocess would record now.
+        config_hash = hashing.config_hash(PreprocessConfig(target_resolution=args.target_resolution))
+        sources = _source_hashes(Path(args.root), args.pairs, reader.scene_ids())
+        current = CurrentVersion(config_hash, hashing.code_version(), sources)
+    scenes = TableBuilder(args.store).build(current)["scenes"]
 
     table = Table(title=f"store {args.store}")
     for column in ("scene", "status", "frames", "split", "seconds", "committed", "error"):

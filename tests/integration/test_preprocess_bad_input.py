@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 from _preprocess_support import cli_env, make_root, run_preprocess
 
@@ -56,9 +57,12 @@ def _missing_image(scene):
 
 
 def _empty_scene(scene):
+    """No image in COLMAP and an empty selection in the pairs file."""
     path = scene / "dslr" / "colmap" / "images.txt"
     header = [line for line in path.read_text().splitlines() if line.startswith("#")]
     path.write_text("\n".join(header) + "\n")
+    pairs_file = scene.parents[2] / "pairs" / scene.name / "selected_pairs.npz"
+    np.savez(pairs_file, selection=np.array([], dtype="<U8"), pairs=np.zeros((0, 3)))
 
 
 BREAKAGES = {
@@ -78,7 +82,8 @@ def test_each_bad_scene_fails_alone_with_a_clear_message(tmp_path, prefect_serve
     broken = dict(zip(scene_ids, names))  # the last two scenes stay good (one of them gets unknown labels)
     good, relabelled = scene_ids[-2], scene_ids[-1]
     pristine = tmp_path / "pristine"
-    shutil.copytree(root / "data", pristine)
+    shutil.copytree(root / "data", pristine / "data")
+    shutil.copytree(pairs, pristine / "pairs")
     for scene_id, name in broken.items():
         BREAKAGES[name][0](root / "data" / scene_id)
     _unknown_labels(root / "data" / relabelled)
@@ -109,7 +114,10 @@ def test_each_bad_scene_fails_alone_with_a_clear_message(tmp_path, prefect_serve
     repaired = scene_ids[:2]
     for scene_id in repaired:
         shutil.rmtree(root / "data" / scene_id)
-        shutil.copytree(pristine / scene_id, root / "data" / scene_id)
+        shutil.copytree(pristine / "data" / scene_id, root / "data" / scene_id)
+        shutil.copy2(
+            pristine / "pairs" / scene_id / "selected_pairs.npz", pairs / scene_id / "selected_pairs.npz"
+        )
     result, summary = run_preprocess(env, root, pairs, store, tmp_path / "s2.json", "--workers", "2")
     assert summary["skipped"] == [good, relabelled]
     assert summary["done"] == repaired
