@@ -80,16 +80,20 @@ def test_tiny_variant_trains_backbones_when_asked(name):
 
 
 @pytest.mark.parametrize("name", FULL)
-def test_full_size_variant_forward_on_meta_device(name):
-    # Full-size backward on CPU would need ~10 GB and minutes; the meta device checks every shape instead.
+def test_full_size_variant_forward_and_backward_on_meta_device(name):
+    # Real full-size tensors would need ~10 GB and minutes on 2 CPU cores; the meta device runs the same
+    # forward and backward graph with shapes only, so every shape and every gradient path is checked.
     model = build_model(name, device="meta")
     images = torch.empty(1, 2, 3, 384, 512, device="meta")
     emb = torch.empty(4, 768, device="meta")
-    out = model(images, emb)
-    mask_dim_stride = (192, 256)
+    out = model(images, emb, train_must3r=True, train_dino=True)
     assert out["pred_logits"].shape == (1, 200, 4)
-    assert out["pred_masks"].shape == (1, 2, 200, *mask_dim_stride)
+    assert out["pred_masks"].shape == (1, 2, 200, 192, 256)
     assert out["pointmaps"].shape == (1, 2, 384, 512, 7)
+    (out["pred_logits"].sum() + out["pred_masks"].sum() + out["pointmaps"].sum()).backward()
+    without_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    # DINOv2's mask token is only used for masked-image pretraining.
+    assert without_grad == ["dino_encoder.dinov2.embeddings.mask_token"]
 
 
 def test_unknown_variant_lists_registered_names():
