@@ -76,8 +76,8 @@ class _Builder:
     def __init__(self, rng: np.random.Generator, resolution: float):
         self.rng = rng
         self.res = resolution
-        lx, ly = rng.uniform(4.6, 7.0), rng.uniform(4.2, 6.0)
-        self.room = Room(lx, ly, rng.uniform(2.5, 3.0), loop_margin=min(1.25, min(lx, ly) / 2 - 0.6))
+        lx, ly = rng.uniform(5.0, 7.5), rng.uniform(4.5, 6.5)
+        self.room = Room(lx, ly, rng.uniform(2.5, 3.0), loop_margin=min(1.2, min(lx, ly) / 2 - 0.6))
         self.nx, self.ny = int(np.ceil(lx / CELL)), int(np.ceil(ly / CELL))
         self.occupancy = np.zeros((self.nx, self.ny), dtype=bool)
         self.heights = np.zeros((self.nx, self.ny))
@@ -195,9 +195,10 @@ class _Builder:
         self.occupancy |= cells
         self.heights[cells] = np.maximum(self.heights[cells], height)
 
-    def in_inner_region(self, centre, yaw, half) -> bool:
+    def in_inner_region(self, centre, yaw, half, clearance: float = 0.4) -> bool:
+        """Whether a footprint lies inside the camera loop, `clearance` metres away from it."""
         a, b = self.room.loop_axes
-        a, b = a - 0.55, b - 0.55
+        a, b = a - clearance, b - clearance
         if a <= 0.1 or b <= 0.1:
             return False
         corners = np.array([[sx * half[0], sy * half[1]] for sx in (-1, 1) for sy in (-1, 1)])
@@ -288,7 +289,9 @@ class _Builder:
         ]
         position, yaw = self._wall_point(wall, s, 0.0)
         self._stuff("window frame", parts, np.append(position, 0.0), yaw)
-        sill = [self._local_box(-w / 2 - 0.1, -0.16, z0 - frame - 0.04, w / 2 + 0.1, 0.0, z0 - frame)]
+        sill = [
+            self._local_box(-w / 2 - 0.1, -0.16, z0 - frame - 0.042, w / 2 + 0.1, 0.0, z0 - frame - 0.002)
+        ]
         label = "windowsill" if self.rng.random() < 0.5 else "window sill"  # the raw label maps via the CSV
         self._stuff(label, sill, np.append(position, 0.0), yaw, class_name="windowsill")
         self.wall_rects[wall].append((s - w / 2 - 0.15, s + w / 2 + 0.15, z0 - 0.15, z0 + h + 0.08))
@@ -301,19 +304,24 @@ class _Builder:
         self.add(label, class_name or label, parts, position, yaw, palette, ("solid",), 0.3)
 
     # -- free-standing ------------------------------------------------------------------------------------
-    def place_center(self, spec: ClassSpec, tries=30, size=None, near=None):
+    def place_center(self, spec: ClassSpec, tries=30, size=None, near=None, aligned=False):
+        """Free-standing object inside the camera loop; `near` = (centre, yaw) tries one given spot with a
+        looser clearance (chairs around a table); `aligned` keeps the yaw close to the room axes."""
         size = size or self.sample_size(spec)
         w, d, h = size
         for _ in range(tries):
             if near is None:
                 a, b = self.room.loop_axes
                 centre = self.room.centre + self.rng.uniform(-1, 1, 2) * np.array([a, b])
-                yaw = self.rng.uniform(0, 2 * np.pi)
+                if aligned:
+                    yaw = self.rng.integers(4) * np.pi / 2 + self.rng.uniform(-0.15, 0.15)
+                else:
+                    yaw = self.rng.uniform(0, 2 * np.pi)
             else:
                 centre, yaw = near
-            if not self.in_inner_region(centre, yaw, (w / 2, d / 2)) or not self.fits(
-                centre, yaw, (w / 2, d / 2)
-            ):
+            clearance = 0.15 if near is not None else 0.4
+            inside = self.in_inner_region(centre, yaw, (w / 2, d / 2), clearance)
+            if not inside or not self.fits(centre, yaw, (w / 2, d / 2)):
                 if near is not None:
                     return None, size
                 continue
@@ -322,7 +330,7 @@ class _Builder:
         return None, size
 
     def table_with_chairs(self):
-        table, (w, d, h) = self.place_center(CATALOGUE["table"])
+        table, (w, d, h) = self.place_center(CATALOGUE["table"], aligned=True)
         if table is None:
             return
         self.supports.append(Support(table.position[:2], table.yaw, (w / 2 - 0.05, d / 2 - 0.05), h))
@@ -426,7 +434,7 @@ def build_layout(rng: np.random.Generator, resolution: float = 0.06) -> Layout:
         if obj is not None and spec.class_name == "plant pot":
             plant = CATALOGUE["plant"]
             b.add_spec(plant, b.sample_size(plant), obj.position + np.array([0, 0, size[2]]), obj.yaw)
-    for name in rng.choice(ON_TOP, size=int(rng.integers(3, 8))):
+    for name in rng.choice(ON_TOP, size=int(rng.integers(4, 10))):
         b.place_on_top(CATALOGUE[str(name)])
     if rng.random() < 0.5 and b.supports:  # an annotated object whose raw label has no benchmark class
         spec = ClassSpec(

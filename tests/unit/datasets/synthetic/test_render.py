@@ -45,24 +45,29 @@ def test_visible_faces_face_the_camera():
     tm.visual = trimesh.visual.ColorVisuals(tm, face_colors=face_rgba.astype(np.uint8))
     scene = pyrender.Scene(ambient_light=np.ones(3), bg_color=np.zeros(4))
     scene.add(pyrender.Mesh.from_trimesh(tm, smooth=False))
-    flags = pyrender.RenderFlags.FLAT | pyrender.RenderFlags.SKIP_CULL_FACES
+    culled = pyrender.RenderFlags.FLAT
+    unculled = pyrender.RenderFlags.FLAT | pyrender.RenderFlags.SKIP_CULL_FACES
     checked = 0
     for pose in scan_path(layout, rng, 4):
-        node = scene.add(
-            pyrender.IntrinsicsCamera(110.0, 110.0, 100.0, 75.0, 0.05, 30.0),
-            pose=pose @ np.diag([1, -1, -1, 1.0]),
-        )
-        rgb, _ = offscreen_renderer(200, 150).render(scene, flags=flags)
+        camera = pyrender.IntrinsicsCamera(110.0, 110.0, 100.0, 75.0, 0.05, 30.0)
+        node = scene.add(camera, pose=pose @ np.diag([1, -1, -1, 1.0]))
+        ids_all = _decode(offscreen_renderer(200, 150).render(scene, flags=unculled)[0])
+        ids_front = _decode(offscreen_renderer(200, 150).render(scene, flags=culled)[0])
         scene.remove_node(node)
-        face = (
-            rgb[..., 0].astype(np.int64)
-            | (rgb[..., 1].astype(np.int64) << 8)
-            | (rgb[..., 2].astype(np.int64) << 16)
-        )
-        seen = np.unique(face[face > 0]) - 1
+        # Culling back faces (what the official id renderer does) changes (almost) nothing: no holes.
+        assert np.mean(ids_all != ids_front) < 1e-3
+        seen, pixels = np.unique(ids_all[ids_all > 0] - 1, return_counts=True)
         assert seen.max() < len(mesh.faces)
         centroids = v[mesh.faces[seen]].mean(1)
-        facing = np.einsum("ij,ij->i", normals[seen], pose[:3, 3] - centroids)
-        assert np.all(facing > 0), f"{np.sum(facing <= 0)} of {len(seen)} visible faces face away"
+        facing = np.einsum("ij,ij->i", normals[seen], pose[:3, 3] - centroids) > 0
+        # Only isolated edge pixels (depth ties where two faces meet) may show a back face.
+        assert pixels[~facing].sum() <= 1e-3 * ids_all.size, (
+            f"{np.sum(~facing)} of {len(seen)} faces face away"
+        )
         checked += len(seen)
     assert checked > 1000
+
+
+def _decode(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(np.int64)
+    return rgb[..., 0] | (rgb[..., 1] << 8) | (rgb[..., 2] << 16)
