@@ -51,7 +51,12 @@ class PanopticFormatError(ValueError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def _check_prediction(pred: PanopticImage, labels: np.ndarray, categories: Mapping[int, bool]) -> None:
+def check_prediction(
+    pred: PanopticImage, categories: Mapping[int, bool], labels: np.ndarray | None = None
+) -> None:
+    """panopticapi's sanity checks: map ids and segment infos agree, and every category is known."""
+    if labels is None:
+        labels = dense_labels(pred.ids)[0]
     segments = {segment.id for segment in pred.segments}
     in_map = {int(label) for label in labels if label != VOID_ID}
     missing_in_json = sorted(in_map - segments)
@@ -81,7 +86,7 @@ def coco_pq_stats(gt: PanopticImage, pred: PanopticImage, categories: Mapping[in
             f"image {gt.image_id}: GT map {gt.ids.shape} and prediction map {pred.ids.shape} differ in shape"
         )
     pred_labels, pred_index, pred_areas = dense_labels(pred.ids)
-    _check_prediction(pred, pred_labels, categories)
+    check_prediction(pred, categories, pred_labels)
     gt_labels, gt_index, _ = dense_labels(gt.ids)
     gt_pos, pred_pos, intersections = pair_counts(gt_index, len(gt_labels), pred_index, len(pred_labels))
     gt_of_pair, pred_of_pair = gt_labels[gt_pos], pred_labels[pred_pos]
