@@ -1,0 +1,93 @@
+"""`panst3r train`: run the Prefect flow `train` (torchrun on a store, logged to MLflow)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "Prefect flow `train`: torchrun on a store, logged to MLflow"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        required=True,
+        action="append",
+        help="store made by `panst3r preprocess`; repeat the flag to train on several (one vocabulary)",
+    )
+    parser.add_argument(
+        "--config",
+        default="synthetic_cpu",
+        help="conf/train/<NAME>.yaml or a path to a .yaml file (default synthetic_cpu)",
+    )
+    parser.add_argument(
+        "--nproc-per-node", type=int, default=1, help="torchrun processes (one per GPU; gloo on the CPU)"
+    )
+    parser.add_argument(
+        "--experiment", default="panst3r-train", help="MLflow experiment (default panst3r-train)"
+    )
+    parser.add_argument(
+        "--run-name", default=None, help="run folder name under RUNS/train/; an existing one is resumed"
+    )
+    parser.add_argument("--runs-dir", default="runs", help="state folder (default ./runs)")
+    parser.add_argument(
+        "--tracking-uri", default=None, help="MLflow tracking URI (default sqlite RUNS/mlflow.db)"
+    )
+    parser.add_argument(
+        "--prefect-port",
+        type=int,
+        default=4200,
+        help="port of a local Prefect server to reuse (default 4200)",
+    )
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. training.epochs=2"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from flows.prefect_env import configure_prefect_env, prefect_api, quiet_chatty_loggers
+
+    for store in args.store:
+        if not Path(store).is_dir():
+            raise FileNotFoundError(f"--store {store} does not exist; run `panst3r preprocess --store` first")
+    for item in args.overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key=value (e.g. training.epochs=2)")
+    configure_prefect_env()
+    quiet_chatty_loggers()
+    with prefect_api(port=args.prefect_port):
+        from flows.train import train  # imports prefect: after the env is set
+
+        summary = train(
+            store=args.store,
+            config=args.config,
+            overrides=list(args.overrides),
+            nproc_per_node=args.nproc_per_node,
+            run_name=args.run_name,
+            experiment=args.experiment,
+            tracking_uri=args.tracking_uri,
+            runs_dir=args.runs_dir,
+        )
+    print_summary(summary)
+    return 0
+
+
+def print_summary(summary: dict) -> None:
+    uri = summary["tracking_uri"]
+    lines = [
+        f"run          {summary['run_name']}  ({summary['run_dir']})",
+        f"steps        {summary['global_step']} optimizer steps, {summary['epochs']} epochs"
+        + (f", resumed from {summary['resumed_from']}" if summary.get("resumed_from") else ""),
+        f"checkpoints  {summary['final_checkpoint']} (resumable: checkpoint-last next to it)",
+        f"model        {summary['exported_model']} (for panst3r predict / evaluate)",
+    ]
+    if "first_loss" in summary:
+        lines.append(
+            f"loss         {summary['first_loss']:.4f} (first logged) -> {summary['last_loss']:.4f} (last)"
+        )
+    lines.append(f"MLflow run   {summary['mlflow_run_id']} ({uri})")
+    if uri.startswith("sqlite:"):
+        lines.append(
+            f"MLflow UI    mlflow ui --backend-store-uri {uri} --port 5000   (then http://127.0.0.1:5000)"
+        )
+    print("\n".join(lines))

@@ -1,0 +1,77 @@
+"""Prefect flow `train`: resolve the config, record the run in MLflow, launch torchrun, stream its logs.
+
+Import this module only after `flows.prefect_env.configure_prefect_env` (Prefect reads settings at import).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.train_run import (
+    MlflowRun,
+    finish_mlflow_run,
+    launch_torchrun,
+    loss_summary,
+    prepare_run,
+    start_mlflow_run,
+    worker_environment,
+)
+
+
+@task(name="torchrun", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE, persist_result=False)
+def torchrun_task(run_dir: str, nproc_per_node: int, tracking: MlflowRun) -> dict[str, Any]:
+    """One torchrun launch; a retry resumes from checkpoint-last (the gloo teardown race of
+    environment.md section 7 is the failure this retry is for). The worker environment is built here, not
+    passed in, so that it never lands in Prefect's recorded task parameters."""
+    logger = get_run_logger()
+    return launch_torchrun(Path(run_dir), nproc_per_node, worker_environment(tracking), on_line=logger.info)
+
+
+@flow(name="train")
+def train(
+    store: str | list[str],
+    config: str = "synthetic_cpu",
+    overrides: list[str] | None = None,
+    nproc_per_node: int = 1,
+    run_name: str | None = None,
+    experiment: str = "panst3r-train",
+    tracking_uri: str | None = None,
+    runs_dir: str = "runs",
+) -> dict[str, Any]:
+    """Train on `store` (one path or several) with conf/train/<config>.yaml + `overrides` (key=value);
+    `run_name` of an existing run continues it. Returns where the run, checkpoints and MLflow run are."""
+    logger = get_run_logger()
+    stores = [store] if isinstance(store, str) else list(store)
+    runs_path = Path(runs_dir).resolve()
+    plan = prepare_run(stores, config, list(overrides or []), run_name, runs_path)
+    logger.info(
+        "run %s in %s (%s); %s",
+        plan.run_name,
+        plan.run_dir,
+        plan.config_name,
+        f"resuming from {plan.resume_from}" if plan.resume_from else "starting from scratch",
+    )
+    tracking = start_mlflow_run(plan, experiment, tracking_uri, runs_path, nproc_per_node)
+    logger.info("MLflow run %s in experiment %s (%s)", tracking.run_id, experiment, tracking.tracking_uri)
+    try:
+        result = torchrun_task(str(plan.run_dir), nproc_per_node, tracking)
+    except BaseException:
+        finish_mlflow_run(tracking, plan, None, failed=True)
+        raise
+    finish_mlflow_run(tracking, plan, result, failed=False)
+    summary = {
+        "run_name": plan.run_name,
+        "run_dir": str(plan.run_dir),
+        "resumed_from": str(plan.resume_from) if plan.resume_from else None,
+        "mlflow_run_id": tracking.run_id,
+        "mlflow_experiment_id": tracking.experiment_id,
+        "tracking_uri": tracking.tracking_uri,
+        **result,
+        **loss_summary(plan.run_dir),
+    }
+    logger.info("training done: %s", summary)
+    return summary
