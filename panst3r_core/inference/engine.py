@@ -27,6 +27,7 @@ import torch
 
 from panst3r_core.inference.geometry import activate_pointmaps, camera_to_world, estimate_focal_weiszfeld
 from panst3r_core.inference.keyframes import linspace_keyframes, retrieval_keyframes
+from panst3r_core.model.blocks import set_memory_efficient_attention
 from panst3r_core.model.panst3r import PanSt3R, memory_batches
 from panst3r_core.model.text_encoder import normalize_class_embeddings
 
@@ -44,6 +45,8 @@ class InferenceOptions:
     amp: str | None = None
     """None (float32), `bf16` or `fp16`: autocast everywhere except the encoder and the pointmap head."""
     retrieval_seed: int = 0
+    xformers: bool = True
+    """Use xformers' memory-efficient attention for unmasked attention when it is installed (CUDA only)."""
     output_device: str | None = "cpu"
     """Where the results are moved at the end (None: stay on the model's device)."""
     return_intermediates: bool = False
@@ -106,6 +109,7 @@ def run_inference(
     if num_views == 0:
         raise ValueError("no images given")
     device = next(model.parameters()).device
+    set_memory_efficient_attention(opts.xformers and device.type == "cuda")
     patch = model.patch_size
     transposed = [bool(img.shape[-2] > img.shape[-1]) for img in images]
     views = [
