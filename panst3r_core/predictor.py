@@ -199,7 +199,8 @@ class Predictor:
                     )
             else:
                 embeddings = embed_class_names(names, self.text_embeddings, self.metadata, self.siglip)
-            embeddings = torch.nn.functional.normalize(embeddings.float(), dim=-1).to(self.device)
+            # L2 normalisation happens once, inside the inference engine (as the official text encoder)
+            embeddings = embeddings.float().to(self.device)
         return names, embeddings
 
 
