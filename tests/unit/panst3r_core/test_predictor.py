@@ -205,3 +205,30 @@ def test_v2_with_a_portrait_view():
     assert recon.pts3d[2].shape == (128, 96, 3) and recon.images[2].shape == (128, 96, 3)
     for seg in recon.segments:
         assert seg.area_per_view == [int((p == seg.id).sum()) for p in recon.panoptic]
+
+
+@needs_fixture
+def test_our_folder_format_is_detected_and_its_metadata_used(tmp_path, caplog):
+    from panst3r_core.checkpoint.ours import save_checkpoint
+
+    official = Predictor(weights=FIXTURE / "tiny_v1.pth", dino_config=FIXTURE / "tiny_dino_config.json")
+    names = ["wall", "floor", "lamp"]
+    metadata = {"text_embeddings": "hashed", "class_names": names, "postprocess_default": "standard_v1"}
+    folder = save_checkpoint(official.model, tmp_path / "converted", metadata=metadata)
+    ours = Predictor(weights=folder)
+    assert ours.metadata["class_names"] == names
+    views = _views(3, seed=4)
+    with caplog.at_level("WARNING"):
+        recon = ours.predict(views, image_size=128)  # vocabulary, embedder and post-processing from metadata
+    assert not [r for r in caplog.records if "SigLIP" in r.getMessage()]
+    assert recon.class_names == names and recon.postprocess == "standard_v1"
+    reference = official.predict(
+        views,
+        class_names=names,
+        class_embeddings=hashed_class_embeddings(names),
+        postprocess="standard_v1",
+        image_size=128,
+    )
+    for a, b in zip(recon.panoptic, reference.panoptic):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(recon.pts3d[2], reference.pts3d[2], rtol=0, atol=1e-6)
