@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,11 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
 
-PARITY_DIR = (Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "parity").resolve()
+# GPU machines may get the fixture copied elsewhere: PANST3R_PARITY_DIR overrides the sibling shared/ folder.
+PARITY_DIR = Path(
+    os.environ.get("PANST3R_PARITY_DIR")
+    or (Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "parity").resolve()
+)
 
 
 def _rel(ours: torch.Tensor, ref: np.ndarray) -> float:
