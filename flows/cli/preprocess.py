@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 from pathlib import Path
 
 HELP = "Prefect flow `preprocess`: scenes -> Zarr store + Parquet tables (incremental)"
@@ -54,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         )
     configure_prefect_env()
     quiet_chatty_loggers()
+    # SIGTERM must unwind like Ctrl-C so that a temporary Prefect server started below is stopped.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     with prefect_api(port=args.prefect_port):
         from flows.preprocess import (
             progress_listener,
@@ -74,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(summary, indent=1))
     return 1 if summary["failed"] else 0
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 class _ProgressBar:
