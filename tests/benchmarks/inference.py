@@ -9,6 +9,7 @@ post-processing parts, and peak GPU memory; prints a table and writes JSON (defa
 runs/benchmarks/inference.json).
 
 GPU:   python tests/benchmarks/inference.py --device cuda
+       (or per variant, within a time limit: --variant panst3r_v1_512, then --variant panst3r_v2_512 --append)
 Smoke: python tests/benchmarks/inference.py --device cpu --variant tiny_v1 --views 4 --precision fp32
 Where the time goes: add --profile runs/benchmarks/profiles (one op table per configuration).
 """
@@ -64,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-classes", type=int, default=100, help="random class embeddings (768-d)")
     parser.add_argument("--postprocess", default="standard_v2", help="post-processor name")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="timed runs per configuration (median reported)"
+        "--repeats", type=int, default=2, help="timed runs per configuration (median reported)"
     )
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (CUDA kernels, allocator)")
     parser.add_argument("--max-batch-size", type=int, default=None, help="views per batched forward")
@@ -77,6 +78,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also profile one run per configuration; op tables (sorted by device time) written to DIR",
     )
     parser.add_argument("--out", default="runs/benchmarks/inference.json", help="results JSON path")
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="add the rows to an existing --out file (e.g. one call per variant within a time limit)",
+    )
     return parser.parse_args(argv)
 
 
@@ -274,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     report = benchmark(args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.append and out.is_file():
+        report["results"] = json.loads(out.read_text()).get("results", []) + report["results"]
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"results written to {out}")
     return 1 if any("error" in r for r in report["results"]) else 0

@@ -31,3 +31,6 @@ def test_benchmark_runs_tiny_on_cpu_and_writes_results(tmp_path, capsys):
     assert {"inference", "postprocess"} <= set(row["stages_s"]) and row["peak_gpu_mem_gib"] is None
     printed = capsys.readouterr().out
     assert "tiny_v1" in printed and str(out) in printed
+    # --append keeps earlier rows
+    assert _load_script().main([*argv, "--append"]) == 0
+    assert len(json.loads(out.read_text())["results"]) == 2
