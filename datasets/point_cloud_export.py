@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datasets.segment_colors import colorize_ids
 from panst3r_core.reconstruction import PanopticReconstruction
 
 VOID_POINT_COLOR = (128, 128, 128)
@@ -64,10 +65,9 @@ def gather_points(
 
 def point_colors(segment_id: np.ndarray, id_to_color: dict[int, tuple[int, int, int]]) -> np.ndarray:
     """(P,) ids -> (P, 3) uint8; ids without a colour (void) get VOID_POINT_COLOR."""
-    colors = np.empty((len(segment_id), 3), dtype=np.uint8)
-    colors[:] = VOID_POINT_COLOR
-    for seg_id, color in id_to_color.items():
-        colors[segment_id == seg_id] = color
+    colors = colorize_ids(segment_id, id_to_color)
+    known = np.isin(segment_id, np.fromiter(id_to_color, dtype=np.int64, count=len(id_to_color)))
+    colors[~known] = VOID_POINT_COLOR
     return colors
 
 
@@ -150,12 +150,14 @@ def write_scene_glb(
 
     scene = trimesh.Scene()
     by_id = {seg.id: seg for seg in recon.segments}
-    for seg_id in np.unique(points.segment_id):
-        seg_id = int(seg_id)
-        mask = points.segment_id == seg_id
+    # one sort instead of one full-array mask per segment
+    order = np.argsort(points.segment_id, kind="stable")
+    seg_ids, starts, counts = np.unique(points.segment_id[order], return_index=True, return_counts=True)
+    for seg_id, start, count in zip(seg_ids.tolist(), starts.tolist(), counts.tolist()):
+        members = order[start : start + count]
         color = id_to_color.get(seg_id, VOID_POINT_COLOR)
-        rgba = np.tile(np.array([*color, 255], dtype=np.uint8), (int(mask.sum()), 1))
-        cloud = trimesh.PointCloud(points.xyz[mask], colors=rgba)
+        rgba = np.tile(np.array([*color, 255], dtype=np.uint8), (count, 1))
+        cloud = trimesh.PointCloud(points.xyz[members], colors=rgba)
         if seg_id in by_id:
             seg = by_id[seg_id]
             name = f"segment_{seg_id:04d}_{_node_safe(seg.class_name)}"
