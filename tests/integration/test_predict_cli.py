@@ -114,6 +114,19 @@ def test_predict_writes_every_output(tmp_path, capsys):
         [s for s in segments["segments"] if s["area"] > 0]
     )
 
+    # panoptic.json + panoptic/ is valid COCO-panoptic input for `panst3r pq`: a prediction scores 1 on itself
+    coco = out / "panoptic.json"
+    assert (
+        main(
+            ["pq", "--gt-json", str(coco), "--pred-json", str(coco), "--json-out", str(tmp_path / "pq.json")]
+        )
+        == 0
+    )
+    pq = json.loads((tmp_path / "pq.json").read_text())
+    present_classes = {s["class_id"] for s in segments["segments"] if s["area"] > 0}
+    assert present_classes and pq["All"]["n"] == len(present_classes)
+    assert pq["All"]["pq"] == pytest.approx(1.0)
+
     raw = np.load(out / "raw.npz")
     assert raw["pts3d"].shape == (3, 96, 128, 3) and raw["pts3d_local"].shape == (3, 96, 128, 3)
     assert raw["conf"].shape == (3, 96, 128) and raw["focal"].shape == (3,) and raw["c2w"].shape == (3, 4, 4)
