@@ -1,6 +1,7 @@
 """`panst3r predict` for real on the official-format tiny checkpoint and synthetic images."""
 
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -18,6 +19,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def parity_fixture_dir() -> Path | None:
+    """The parity fixture: $PANST3R_PARITY_DIR, else `shared/fixtures/parity` found walking up from the repo."""
+    override = os.environ.get("PANST3R_PARITY_DIR")
+    if override and (Path(override) / "tiny_v1.pth").is_file():
+        return Path(override)
     for base in (REPO_ROOT, *REPO_ROOT.parents):
         candidate = base / "shared" / "fixtures" / "parity"
         if (candidate / "tiny_v1.pth").is_file():

@@ -1,5 +1,6 @@
 """Predictor on the tiny models: real forward passes on the CPU (random weights and the parity checkpoint)."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,10 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def parity_fixture_dir() -> Path | None:
+    """The parity fixture: $PANST3R_PARITY_DIR, else `shared/fixtures/parity` found walking up from the repo."""
+    override = os.environ.get("PANST3R_PARITY_DIR")
+    if override and (Path(override) / "tiny_v1.pth").is_file():
+        return Path(override)
     for base in (REPO_ROOT, *REPO_ROOT.parents):
         candidate = base / "shared" / "fixtures" / "parity"
         if (candidate / "tiny_v1.pth").is_file():
