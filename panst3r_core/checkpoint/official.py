@@ -96,6 +96,24 @@ def rename_transformers4_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, 
     return out
 
 
+def rename_transformers5_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """DINOv2 parameter names of transformers 5 -> transformers 4 (other keys untouched)."""
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith(DINO_PREFIX):
+            for old, new in _T4_TO_T5.items():
+                key = key.replace(new, old)
+        out[key] = value
+    return out
+
+
+def match_dino_key_names(state_dict: dict[str, torch.Tensor], model_keys) -> dict[str, torch.Tensor]:
+    """Rename DINOv2 keys to the convention of the installed transformers (which names the model's own keys):
+    the same Dinov2Model is `attention.q_proj` in some releases and `attention.attention.query` in others."""
+    model_uses_t4 = any(".attention.attention.query." in k for k in model_keys)
+    return rename_transformers5_keys(state_dict) if model_uses_t4 else rename_transformers4_keys(state_dict)
+
+
 def infer_dino_config(
     state_dict: dict[str, torch.Tensor], dino_config_json: str | Path | None = None
 ) -> DinoConfig:
@@ -231,7 +249,7 @@ def load_official_checkpoint(path: str | Path, dino_config_json: str | Path | No
     weights = rename_transformers4_keys(ckpt.weights)
     config = config_from_official_args(ckpt.args, weights, dino_config_json)
     model = PanSt3R(config)
-    load_state_dict_strict(model, weights, f"checkpoint {path}")
+    load_state_dict_strict(model, match_dino_key_names(weights, model.state_dict()), f"checkpoint {path}")
     metadata = {
         "postprocess_default": ckpt.args.get("postprocess_default", "standard_v2"),
         "qubo_enabled": bool(ckpt.args.get("qubo_enabled", True)),

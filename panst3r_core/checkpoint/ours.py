@@ -10,7 +10,12 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from panst3r_core.checkpoint.official import LoadedModel, load_state_dict_strict
+from panst3r_core.checkpoint.official import (
+    LoadedModel,
+    load_state_dict_strict,
+    match_dino_key_names,
+    rename_transformers4_keys,
+)
 from panst3r_core.config import from_dict
 from panst3r_core.model.config import PanSt3RConfig
 from panst3r_core.model.panst3r import PanSt3R
@@ -25,7 +30,10 @@ def save_checkpoint(model: PanSt3R, directory: str | Path, metadata: dict[str, A
     """Write `directory/model.safetensors` and `directory/config.json`; returns the directory."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    # Canonical (transformers 5) DINOv2 names on disk, whatever transformers version wrote the file.
+    weights = {
+        k: v.detach().contiguous().cpu() for k, v in rename_transformers4_keys(model.state_dict()).items()
+    }
     save_file(weights, str(directory / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
     document = {
         "format": FORMAT_NAME,
@@ -59,5 +67,6 @@ def load_checkpoint(directory: str | Path) -> LoadedModel:
     if not weights_path.is_file():
         raise FileNotFoundError(f"{weights_path} does not exist; the checkpoint directory is incomplete")
     model = PanSt3R(config)
-    load_state_dict_strict(model, load_file(str(weights_path)), str(weights_path))
+    weights = match_dino_key_names(load_file(str(weights_path)), model.state_dict())
+    load_state_dict_strict(model, weights, str(weights_path))
     return LoadedModel(model.eval(), config, metadata)

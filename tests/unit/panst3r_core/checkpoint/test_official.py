@@ -11,7 +11,10 @@ from panst3r_core.checkpoint.official import (
     infer_dino_config,
     load_must3r_backbone,
     load_official_checkpoint,
+    match_dino_key_names,
     read_official_checkpoint,
+    rename_transformers4_keys,
+    rename_transformers5_keys,
     safe_torch_load,
 )
 from panst3r_core.model.variants import build_model
@@ -59,7 +62,7 @@ def test_missing_file_is_a_clear_error(tmp_path):
 def test_tiny_checkpoint_loads_strictly_with_its_metadata(parity_dir):
     loaded = load_official_checkpoint(parity_dir / "tiny_v1.pth", parity_dir / "tiny_dino_config.json")
     raw = read_official_checkpoint(parity_dir / "tiny_v1.pth").weights
-    state = loaded.model.state_dict()
+    state = rename_transformers4_keys(loaded.model.state_dict())
     assert set(state) == set(raw)
     assert all(torch.equal(state[k], raw[k]) for k in raw)
     assert loaded.metadata["postprocess_default"] == "standard_v2"
@@ -108,7 +111,8 @@ def test_transformers4_dino_key_names_load(parity_dir, tmp_path):
     loaded = load_official_checkpoint(path, parity_dir / "tiny_dino_config.json")
     reference = load_official_checkpoint(parity_dir / "tiny_v1.pth", parity_dir / "tiny_dino_config.json")
     key = "dino_encoder.dinov2.encoder.layer.1.attention.o_proj.weight"
-    assert torch.equal(loaded.model.state_dict()[key], reference.model.state_dict()[key])
+    ours = rename_transformers4_keys(loaded.model.state_dict())
+    assert torch.equal(ours[key], rename_transformers4_keys(reference.model.state_dict())[key])
     assert loaded.metadata["epoch"] == 3
 
 
@@ -146,3 +150,18 @@ def test_must3r_checkpoint_initialises_the_backbone(parity_dir, tmp_path):
     assert torch.equal(target.must3r_decoder.state_dict()[key], source.must3r_decoder.state_dict()[key])
     with pytest.raises(ValueError, match="'encoder' and 'decoder'"):
         load_must3r_backbone(target, parity_dir / "tiny_v1.pth")
+
+
+def test_dino_names_follow_the_installed_transformers_convention():
+    t5 = {
+        "dino_encoder.dinov2.encoder.layer.0.attention.q_proj.weight": torch.zeros(1),
+        "other.attention.q_proj.w": torch.ones(1),
+    }
+    t4 = rename_transformers5_keys(t5)
+    assert set(t4) == {
+        "dino_encoder.dinov2.encoder.layer.0.attention.attention.query.weight",
+        "other.attention.q_proj.w",
+    }
+    assert rename_transformers4_keys(t4) == t5
+    assert set(match_dino_key_names(t5, list(t4))) == set(t4)
+    assert set(match_dino_key_names(t4, list(t5))) == set(t5)

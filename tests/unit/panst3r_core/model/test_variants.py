@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from panst3r_core.checkpoint.official import rename_transformers4_keys
 from panst3r_core.model.variants import VARIANTS, build_model
 
 REFERENCE = Path(__file__).resolve().parents[4] / ".." / "shared" / "reference"
@@ -26,7 +27,8 @@ def _reference_keys(version: str) -> dict[str, list[int]]:
 @pytest.mark.parametrize("version", ["v1", "v2"])
 def test_full_size_keys_and_shapes_match_the_official_lists(version):
     model = build_model(f"panst3r_{version}_512", device="meta")
-    ours = {key: list(t.shape) for key, t in model.state_dict().items()}
+    # Canonical (transformers 5) DINOv2 names, whichever transformers release is installed.
+    ours = {key: list(t.shape) for key, t in rename_transformers4_keys(model.state_dict()).items()}
     reference = _reference_keys(version)
     assert sorted(set(reference) - set(ours)) == []
     assert sorted(set(ours) - set(reference)) == []
