@@ -22,7 +22,9 @@ from flows.mlflow_tracking import default_tracking_uri
 
 log = logging.getLogger(__name__)
 
-CHILD_FILTER = "tags.`panst3r.sweep` = 'child'"
+SWEEP_TAG = "panst3r.sweep"
+"""Tag that `flows.evaluate` puts on its runs: "parent" for a sweep, "child" for a configuration."""
+CHILD_FILTER = f"tags.`{SWEEP_TAG}` = 'child'"
 TABLE_COLUMNS = {
     "run": "tags.mlflow.runName",
     "checkpoint": "params.checkpoint_label",
@@ -210,21 +212,27 @@ def plot_pq_by_configuration(latest: pd.DataFrame, path: Path) -> Path:
     axes[0][0].set_ylabel("scene PQ (PanLift protocol)")
     axes[0][0].set_ylim(0, min(1.0, top * 1.18 + 0.02))
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", ncol=len(labels), bbox_to_anchor=(0.99, 0.99), fontsize=10)
-    fig.suptitle(
-        "Scene PQ by post-processing and keyframes", x=0.01, ha="left", fontsize=14, fontweight="bold"
+    order = sorted(range(len(labels)), key=lambda i: labels[i].startswith("COCO"))  # methods first
+    fig.suptitle("Scene PQ by post-processing and keyframes", fontsize=14, fontweight="bold", y=0.98)
+    fig.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
+        loc="upper center",
+        ncol=len(labels),
+        bbox_to_anchor=(0.5, 0.92),
+        fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.tight_layout(rect=(0, 0, 1, 0.84))
     fig.savefig(path)
     plt.close(fig)
     return path
 
 
-def plot_per_class(per_class: pd.DataFrame, title: str, path: Path, limit: int = 30) -> Path:
+def plot_per_class(per_class: pd.DataFrame, subtitle: str, path: Path, limit: int = 30) -> Path:
     """Horizontal bars of per-class scene PQ (things and stuff coloured apart), COCO PQ as a tick."""
     plt = _pyplot()
     rows = per_class.dropna(subset=["PQ"]).sort_values("PQ", ascending=True).tail(limit)
-    fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.32 * max(3, len(rows))))
+    fig, ax = plt.subplots(figsize=(8, 1.9 + 0.34 * max(4, len(rows))))
     colors = ["#0072B2" if thing else "#E69F00" for thing in rows["isthing"]]
     y = range(len(rows))
     ax.barh(y, rows["PQ"], color=colors, height=0.7)
@@ -248,7 +256,8 @@ def plot_per_class(per_class: pd.DataFrame, title: str, path: Path, limit: int =
         loc="lower right",
         fontsize=9,
     )
-    ax.set_title(title, loc="left")
+    fig.suptitle("Per-class PQ of the best run", x=0.02, ha="left", fontsize=14, fontweight="bold")
+    ax.set_title(subtitle, loc="left", fontsize=10, fontweight="normal", color="#444444")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -376,7 +385,7 @@ def write_html(
     titles = {
         "pq_by_configuration": "PQ by post-processing and keyframes",
         "pq_vs_speed": "PQ vs seconds per scene",
-        "per_class": best_title or "Per-class PQ of the best run",
+        "per_class": f"Per-class PQ of the best run: {best_title}" if best_title else "Per-class PQ",
     }
     for name in ("pq_by_configuration", "pq_vs_speed"):
         if name in plots:
@@ -433,8 +442,8 @@ def compare(
         best_run_id = str(best["run_id"])
         per_class = read_per_class(best_run_id, uri)
         best_title = (
-            f"Per-class PQ of the best run: {best['checkpoint']} | {best['postprocess']} | "
-            f"keyframes {best['keyframes']} (PQ {best['PQ']:.3f})"
+            f"{best['checkpoint']} | {best['postprocess']} | keyframes {best['keyframes']} "
+            f"(scene PQ {best['PQ']:.3f}); {len(per_class) if per_class is not None else 0} classes scored"
         )
         if per_class is not None and not per_class.empty:
             plots["per_class"] = plot_per_class(per_class, best_title, out_dir / "per_class.png")

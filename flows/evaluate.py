@@ -33,6 +33,7 @@ from datasets.evaluation.scene_run import EvalSettings, evaluate_scene
 from datasets.evaluation.scene_scores import aggregate, per_class_rows, per_scene_rows, summary_metrics
 from datasets.store.reader import StoreReader
 from datasets.store.tables import read_table
+from flows.compare import SWEEP_TAG as PARENT_TAG
 from flows.mlflow_tracking import (
     ARTIFACTS_DIRNAME,
     default_tracking_uri,
@@ -43,8 +44,6 @@ from flows.mlflow_tracking import (
 
 DEFAULT_CLS_SEP = 256
 ALL_SPLITS = ("all", "")
-PARENT_TAG = "panst3r.sweep"
-"""Tag on every run of this flow: "parent" for a sweep, "child" for a configuration."""
 SWEEP_KEY_TAG = "panst3r.sweep_key"
 """Hash of what a sweep evaluated (store content, checkpoint files, settings): equal keys, equal results."""
 
@@ -226,6 +225,35 @@ def _save_png(picture, path: Path) -> None:
     Image.fromarray(picture).save(path, optimize=True)
 
 
+def finished_sweep(client, experiment_id: str, key: str) -> str | None:
+    """The newest finished parent run with this sweep key, if any."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{SWEEP_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
+def child_summaries(client, experiment_id: str, parent_run_id: str) -> list[dict[str, Any]]:
+    """The configuration summaries of a logged sweep (as `evaluate_configuration` returns them)."""
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=1000
+    )
+    return [
+        {
+            "run_id": run.info.run_id,
+            "checkpoint": run.data.params.get("checkpoint_label", ""),
+            "variant": run.data.params.get("variant", ""),
+            "postprocess": run.data.params.get("postprocess", ""),
+            "keyframes": run.data.params.get("keyframes", ""),
+            **run.data.metrics,
+        }
+        for run in runs
+    ]
+
+
 # ---------------------------------------------------------------------- the task
 
 
@@ -378,10 +406,13 @@ def evaluate(
     query_vocabulary: str = "store",
     visual_scenes: int = 2,
     sweep_name: str | None = None,
+    reuse: bool = False,
 ) -> dict[str, Any]:
     """Sweep checkpoints x post-processings x keyframe counts (None = all views) over the scenes of `split`.
+    With `reuse`, a finished sweep of the same store content, checkpoint files and settings is returned
+    instead of evaluating again.
 
-    Returns `{parent_run_id, experiment_id, tracking_uri, scenes, runs: [summary per configuration]}`."""
+    Returns `{parent_run_id, experiment_id, tracking_uri, scenes, runs: [summary per configuration], reused}`."""
     logger = get_run_logger()
     postprocess = list(postprocess or ["standard_v2"])
     keyframes = list(keyframes) if keyframes else [None]
@@ -421,6 +452,21 @@ def evaluate(
         "query_vocabulary": query_vocabulary,
     }
     key = sweep_key(store_path, checkpoints, settings)
+    if reuse:
+        previous = finished_sweep(client, experiment_id, key)
+        if previous is not None:
+            logger.info("sweep %s already evaluated exactly this (key %s); reusing it", previous, key)
+            return {
+                "parent_run_id": previous,
+                "experiment": experiment,
+                "experiment_id": experiment_id,
+                "tracking_uri": uri,
+                "sweep_key": key,
+                "split": split,
+                "scenes": scenes,
+                "runs": child_summaries(client, experiment_id, previous),
+                "reused": True,
+            }
     parent = client.create_run(
         experiment_id,
         tags={PARENT_TAG: "parent", SWEEP_KEY_TAG: key, "store": str(store_path)},
@@ -501,4 +547,5 @@ def evaluate(
         "split": split,
         "scenes": scenes,
         "runs": summaries,
+        "reused": False,
     }

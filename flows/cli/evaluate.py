@@ -75,6 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--experiment", default="panst3r-eval", help="MLflow experiment (default panst3r-eval)"
     )
     parser.add_argument("--sweep-name", default=None, help="name of the parent run (default sweep-<time>)")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="return an earlier finished sweep of the same store content, checkpoints and settings",
+    )
     parser.add_argument("--runs-dir", default="runs", help="state folder (default ./runs)")
     parser.add_argument(
         "--tracking-uri", default=None, help="MLflow tracking URI (default sqlite RUNS/mlflow.db)"
@@ -121,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
             query_vocabulary=args.query_vocabulary,
             visual_scenes=args.visual_scenes,
             sweep_name=args.sweep_name,
+            reuse=args.reuse,
         )
     print_summary(summary)
     return 0
@@ -135,6 +141,7 @@ def print_summary(summary: dict) -> None:
     table = Table(
         title=f"evaluate: {len(summary['scenes'])} {summary['split']} scene(s), "
         f"sweep {summary['parent_run_id']} in experiment {summary['experiment']}"
+        + (" (reused)" if summary.get("reused") else "")
     )
     for column in ("checkpoint", "postprocess", "keyframes", "PQ", "PQ_th", "PQ_st", "coco_PQ", "s/scene"):
         table.add_column(column, justify="right" if column[0].isupper() or column == "s/scene" else "left")

@@ -1,0 +1,247 @@
+"""`panst3r run-all` (what `make run` calls): the whole pipeline on embedded defaults, on the CPU.
+
+synth (6 small scenes: 4 train + 2 held out) -> preprocess (Prefect on a local Dask cluster) -> train
+(config synthetic_cpu, one process) -> evaluate the trained model on the held-out scenes (standard_v2 and
+qubo, two keyframe settings) -> compare; then it prints where to look.
+
+Idempotent: the synthetic scenes are written once per setting (a marker file records them), preprocess
+skips unchanged scenes by itself, a model trained on the same store content with the same settings is
+reused, and an identical finished evaluation sweep is reused too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+HELP = "the whole pipeline on embedded defaults (what `make run` calls)"
+STATE_FILE = "run_all.json"
+EXPERIMENT = "panst3r-run-all"
+MLFLOW_PORT = 5055
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", default="runs", help="state folder for everything (default ./runs)")
+    parser.add_argument("--scenes", type=int, default=6, help="synthetic scenes (default 6)")
+    parser.add_argument(
+        "--val-scenes", type=int, default=2, help="of which held out for evaluation (default 2)"
+    )
+    parser.add_argument("--frames", type=int, default=16, help="DSLR frames per scene (default 16)")
+    parser.add_argument(
+        "--image-size", nargs=2, type=int, default=(438, 292), metavar=("W", "H"), help="synthetic DSLR size"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic scenes (default 0)")
+    parser.add_argument(
+        "--target-resolution", type=int, default=256, help="preprocessing output width (default 256)"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="Dask workers of preprocess (default 2)")
+    parser.add_argument("--config", default="synthetic_cpu", help="training config (default synthetic_cpu)")
+    parser.add_argument(
+        "--keyframes",
+        nargs="+",
+        default=["4", "all"],
+        help="keyframe settings of the evaluation sweep (default 4 all)",
+    )
+    parser.add_argument(
+        "--postprocess",
+        nargs="+",
+        default=["standard_v2", "qubo"],
+        help="post-processings of the evaluation sweep (default standard_v2 qubo)",
+    )
+    parser.add_argument("--device", default="auto", help="evaluation device (default auto)")
+    parser.add_argument(
+        "--prefect-port",
+        type=int,
+        default=4200,
+        help="port of a local Prefect server to reuse (default 4200)",
+    )
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="training config overrides, e.g. training.epochs=2"
+    )
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _keyframes(values: list[str]) -> list[int | None]:
+    out: list[int | None] = []
+    for value in values:
+        if value.lower() == "all":
+            out.append(None)
+        elif value.isdigit() and int(value) > 0:
+            out.append(int(value))
+        else:
+            raise ValueError(f"--keyframes {value!r}: give positive integers or 'all'")
+    return out
+
+
+def synthesize(args: argparse.Namespace, root: Path) -> tuple[list[str], bool]:
+    """Write the synthetic scenes (unless the marker says they exist) and the 4 + 2 split; returns
+    (scene ids, written now)."""
+    from datasets.synthetic.generate import generate_dataset, scene_ids
+    from datasets.synthetic.writer import write_splits
+
+    settings = {
+        "scenes": args.scenes,
+        "seed": args.seed,
+        "frames": args.frames,
+        "image_size": list(args.image_size),
+        "val_scenes": args.val_scenes,
+    }
+    marker = root / ".run_all_synth.json"
+    ids = scene_ids(args.seed, args.scenes)
+    complete = all((root / "data" / scene).is_dir() for scene in ids)
+    if complete and _read_state(marker) == settings:
+        return ids, False
+    ids = generate_dataset(
+        root, args.scenes, args.seed, frames=args.frames, image_size=tuple(args.image_size)
+    )
+    # the generator holds out one scene in four; the demo wants a fixed number of held-out scenes
+    write_splits(root, ids[: -args.val_scenes], ids[-args.val_scenes :])
+    marker.write_text(json.dumps(settings) + "\n")
+    return ids, True
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.scenes < 2 or not 1 <= args.val_scenes < args.scenes:
+        raise ValueError(
+            f"--scenes {args.scenes} / --val-scenes {args.val_scenes}: need at least one training and one "
+            "held-out scene"
+        )
+    keyframes = _keyframes(list(args.keyframes))
+    for item in args.overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key=value (e.g. training.epochs=2)")
+    from flows.prefect_env import configure_prefect_env, prefect_api, quiet_chatty_loggers
+
+    runs = Path(args.runs).resolve()
+    runs.mkdir(parents=True, exist_ok=True)
+    root, store = runs / "synthetic", runs / "stores" / "synthetic"
+    state_path = runs / STATE_FILE
+    state = _read_state(state_path)
+    timings: dict[str, float] = {}
+    configure_prefect_env(runs / "prefect")
+    quiet_chatty_loggers()
+
+    started = time.perf_counter()
+    ids, written = synthesize(args, root)
+    timings["synth"] = time.perf_counter() - started
+    _say(f"synth: {len(ids)} scenes in {root}" + ("" if written else " (already there)"))
+
+    with prefect_api(port=args.prefect_port):
+        from flows.preprocess import run_preprocess  # imports prefect: after the env is set
+
+        started = time.perf_counter()
+        summary = run_preprocess(
+            root=str(root),
+            store=str(store),
+            pairs=str(root / "pairs"),
+            target_resolution=args.target_resolution,
+            workers=args.workers,
+        )
+        timings["preprocess"] = time.perf_counter() - started
+        _say(
+            f"preprocess: {len(summary['done'])} done, {len(summary['skipped'])} unchanged (skipped), "
+            f"{len(summary['failed'])} failed -> {store}"
+        )
+        if summary["failed"]:
+            raise ValueError(
+                f"preprocess failed for {summary['failed']}; see `panst3r status --store {store}`"
+            )
+
+        from flows.evaluate import store_digest
+        from flows.train import train
+
+        started = time.perf_counter()
+        train_key = _digest([store_digest(store), args.config, list(args.overrides)])
+        model = Path(state.get("model", ""))
+        if state.get("train_key") == train_key and (model / "config.json").is_file():
+            _say(f"train: reusing {model} (same store content and settings)")
+        else:
+            trained = train(
+                store=str(store),
+                config=args.config,
+                overrides=list(args.overrides),
+                nproc_per_node=1,
+                run_name=f"run-all-{train_key}",
+                runs_dir=str(runs),
+            )
+            model = Path(trained["exported_model"])
+            state.update({"train_key": train_key, "model": str(model), "train_run": trained["run_name"]})
+            state_path.write_text(json.dumps(state, indent=1) + "\n")
+            _say(f"train: {trained['global_step']} steps -> {model}")
+        timings["train"] = time.perf_counter() - started
+
+        from flows.evaluate import evaluate
+
+        started = time.perf_counter()
+        sweep = evaluate(
+            store=str(store),
+            checkpoints=[str(model)],
+            postprocess=list(args.postprocess),
+            keyframes=keyframes,
+            split="val",
+            device=args.device,
+            experiment=EXPERIMENT,
+            runs_dir=str(runs),
+            reuse=True,
+        )
+        timings["evaluate"] = time.perf_counter() - started
+        _say(
+            f"evaluate: sweep {sweep['parent_run_id']} on {len(sweep['scenes'])} held-out scenes"
+            + (" (reused: nothing changed)" if sweep.get("reused") else "")
+        )
+
+    from flows.cli.compare import print_table
+    from flows.compare import compare
+
+    started = time.perf_counter()
+    report = compare(
+        EXPERIMENT,
+        filter_string=f"tags.mlflow.parentRunId = '{sweep['parent_run_id']}'",
+        out=runs / "compare",
+        runs_dir=runs,
+    )
+    timings["compare"] = time.perf_counter() - started
+    print_table(report.table, EXPERIMENT, top=20)
+    _where_to_look(runs, store, report, timings)
+    return 0
+
+
+def _say(line: str) -> None:
+    print(f"[run-all] {line}", flush=True)
+
+
+def _where_to_look(runs: Path, store: Path, report, timings: dict[str, float]) -> None:
+    db, artifacts = runs / "mlflow.db", runs / "mlartifacts"
+    best = report.table.iloc[0] if not report.table.empty else None
+    lines = [
+        "",
+        "timings: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items()),
+    ]
+    if best is not None:
+        lines.append(
+            f"best held-out scene PQ {best['PQ']:.3f} (coco PQ {best['coco_PQ']:.3f}): "
+            f"{best['postprocess']}, keyframes {best['keyframes']}"
+        )
+    lines += [
+        f"store        {store}   (status: .venv/bin/panst3r status --store {store})",
+        f"report       {report.html}   (open it in a browser; plots: {report.out_dir}/*.png)",
+        "MLflow UI    MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false .venv/bin/mlflow server "
+        f"--backend-store-uri sqlite:///{db} --artifacts-destination {artifacts} "
+        f"--host 127.0.0.1 --port {MLFLOW_PORT} --workers 1",
+        f"             then http://127.0.0.1:{MLFLOW_PORT} (experiments {EXPERIMENT}, panst3r-train)",
+    ]
+    print("\n".join(lines), flush=True)
