@@ -139,9 +139,8 @@ def export_model(model: torch.nn.Module, run_dir: Path, config: TrainConfig, dat
 def run(run_dir: Path, device_kind: str = "auto") -> dict[str, Any] | None:
     config = read_run_config(run_dir)
     rank, world, device = init_distributed(config, device_kind)
-    logging.getLogger().handlers[0].setFormatter(
-        logging.Formatter(f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s")
-    )
+    for handler in logging.getLogger().handlers:  # the rank in every line: ranks share one output stream
+        handler.setFormatter(logging.Formatter(f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s"))
     from panst3r_core.model.variants import build_model
 
     dataset = build_dataset(config)

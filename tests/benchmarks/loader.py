@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scenes", type=int, default=3)
     parser.add_argument("--frames", type=int, default=16, help="frames per scene")
     parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--batches", type=int, default=12, help="timed batches per worker count")
+    parser.add_argument("--batches", type=int, default=40, help="timed batches per worker count")
     parser.add_argument("--store", type=Path, default=None, help="use this store instead of a toy one")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/loader.json"))
     parser.add_argument("--quick", action="store_true", help="tiny frames and few batches (smoke test)")
