@@ -57,6 +57,8 @@ def machine_description() -> str:
 
 def main() -> int:
     args = parse_args()
+    import pandas as pd
+
     from flows.prefect_env import (
         LocalServer,
         configure_prefect_env,
@@ -107,6 +109,12 @@ def main() -> int:
             if summary["failed"]:
                 raise SystemExit(f"benchmark scenes failed: {summary['failed']}")
             frames = summary["frames"]
+            scenes_table = pd.read_parquet(Path(store) / "tables" / "scenes.parquet")
+            stages = {
+                c.removeprefix("seconds_"): round(float(scenes_table[c].sum()) / frames, 4)
+                for c in scenes_table
+                if c.startswith("seconds_")
+            }
             rows.append(
                 {
                     "workers": workers,
@@ -116,6 +124,7 @@ def main() -> int:
                     "wall_seconds": round(wall, 2),
                     "frames_per_second": round(frames / summary["seconds"], 3),
                     "frames_per_second_wall": round(frames / wall, 3),
+                    "task_seconds_per_frame_by_stage": stages,
                 }
             )
             shutil.rmtree(store, ignore_errors=True)
@@ -124,6 +133,8 @@ def main() -> int:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
+    slowest = sorted(rows[0]["task_seconds_per_frame_by_stage"].items(), key=lambda kv: -kv[1])[:5]
+    print("task seconds per frame by stage (1st run):", ", ".join(f"{k} {v:.3f}" for k, v in slowest))
     base = rows[0]["frames_per_second"]
     for row in rows:
         row["speedup"] = round(row["frames_per_second"] / base, 2)
