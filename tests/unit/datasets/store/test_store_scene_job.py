@@ -30,36 +30,48 @@ def test_plan_marks_unreadable_scenes_for_a_task(tmp_path):
     assert plan.run and plan.source_hash is None and "unreadable input" in plan.why
 
 
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """One real synthetic scene (small: 2 frames of 96x64), generated once for this module."""
+    from datasets.synthetic.generate import generate_dataset
+
+    root = tmp_path_factory.mktemp("synthetic")
+    (scene_id,) = generate_dataset(root, 1, seed=4, frames=2, image_size=(96, 64))
+    return root, scene_id
+
+
 @pytest.fixture
-def committed(tmp_path, make_scene, monkeypatch):
-    """A store with one committed scene whose source hash is that of a fake reader's files."""
-    from datasets.store import scene_job
+def committed(generated, tmp_path, make_scene):
+    """A store holding the generated scene's id, committed with the hash of its real input files."""
+    import shutil
+
+    from datasets.scannetpp.reader import read_scene
     from datasets.store.hashing import source_hash
 
     root = tmp_path / "root"
-    (root / "data" / "s1").mkdir(parents=True)
-    mesh = root / "data" / "s1" / "mesh.ply"
-    mesh.write_text("ply")
-
-    class FakeRecord:
-        source_files = (mesh,)
-
-    monkeypatch.setattr(scene_job, "read_scene", lambda root, scene_id, pairs=None: FakeRecord())
+    shutil.copytree(generated[0], root)
+    scene_id = generated[1]
+    record = read_scene(root, scene_id)
     store = tmp_path / "store"
     writer.open_or_create_store(store)
     writer.write_scene(
-        store, make_scene("s1"), source_hash=source_hash([mesh], root), config_hash="c", code_version="v"
+        store,
+        make_scene(scene_id),
+        source_hash=source_hash(record.source_files, root),
+        config_hash="c",
+        code_version="v",
     )
-    return store, root, mesh
+    return store, root, scene_id, record.mesh_path
 
 
 def test_plan_skips_only_identical_scenes(committed):
-    store, root, mesh = committed
-    assert not plan_scene(store, root, "s1", None, "c", "v").run
-    assert plan_scene(store, root, "s1", None, "c2", "v").why == "changed: config"
-    assert plan_scene(store, root, "s1", None, "c", "v2").why == "changed: code"
-    write_failure(StoreLayout(store), "s1", "OSError", "disk full")
-    assert plan_scene(store, root, "s1", None, "c", "v").why == "changed: last attempt failed"
-    (StoreLayout(store).failure_path("s1")).unlink()
-    mesh.write_text("ply2")
-    assert plan_scene(store, root, "s1", None, "c", "v").why == "changed: inputs"
+    store, root, scene_id, mesh = committed
+    assert not plan_scene(store, root, scene_id, None, "c", "v").run
+    assert plan_scene(store, root, scene_id, None, "c2", "v").why == "changed: config"
+    assert plan_scene(store, root, scene_id, None, "c", "v2").why == "changed: code"
+    write_failure(StoreLayout(store), scene_id, "OSError", "disk full")
+    assert plan_scene(store, root, scene_id, None, "c", "v").why == "changed: last attempt failed"
+    StoreLayout(store).failure_path(scene_id).unlink()
+    mesh.write_bytes(mesh.read_bytes() + b"\n")
+    assert plan_scene(store, root, scene_id, None, "c", "v").why == "changed: inputs"
+    assert plan_scene(store, root, "0000000000", None, "c", "v").why.startswith("unreadable input")
