@@ -169,6 +169,8 @@ class Predictor:
             recon = assemble_reconstruction(
                 output, panoptic, names, images_uint8, true_shapes, postprocess, return_raw
             )
+        if output.clock is not None:  # device time of each inference stage (events, read after the sync)
+            timings.update({f"inference.{k}": v for k, v in output.clock.seconds().items()})
         recon.timings = timings
         recon.view_names = list(view_names) if view_names is not None else []
         if duplicated:
@@ -233,18 +235,39 @@ def assemble_reconstruction(
 ) -> PanopticReconstruction:
     """Inference output + post-processing result -> CPU numpy `PanopticReconstruction`.
 
-    Per-view segment areas are counted on the device (scatter-add, no host sync), and every per-view list
-    is copied to the host with one transfer per array and view shape instead of one per view.
+    Per-view segment areas are counted on the device (one bincount per view shape). Every array is queued
+    for the host first (pinned memory, one transfer per array and view shape) and the host waits once.
+    Raw outputs (pointmaps, mask logits: most of the bytes) are copied only when `return_raw` is set.
     """
+    from panst3r_core.inference.host_transfer import HostTransfer
+
     segments_info = list(panoptic.segments_info)
     num_ids = max((int(s.id) for s in segments_info), default=0) + 1
-    counts = [
-        torch.zeros(num_ids, dtype=torch.long, device=pan.device).scatter_add_(
-            0, pan.reshape(-1).long(), torch.ones(pan.numel(), dtype=torch.long, device=pan.device)
-        )
-        for pan in panoptic.pan
+    transfer = HostTransfer()
+    areas = transfer.per_view(_segment_areas(panoptic.pan, num_ids))
+    pending = {
+        "panoptic": transfer.per_view([pan.to(torch.int32) for pan in panoptic.pan]),
+        "panoptic_conf": transfer.per_view(panoptic.conf),
+        "pts3d": transfer.per_view(output.pts3d),
+        "pts3d_local": transfer.per_view(output.pts3d_local),
+        "confidence": transfer.per_view(output.conf),
+        "focal": transfer.tensor(output.focal),
+        "cam_to_world": transfer.tensor(output.cam_to_world),
+    }
+    if return_raw:
+        pending_raw = {
+            "pointmaps": transfer.per_view(output.pointmaps),
+            "pred_logits": transfer.tensor(output.class_logits),
+            "pred_masks": transfer.per_view(output.mask_logits),
+            "out_queries": transfer.tensor(output.out_queries),
+        }
+    # views the network saw resized: converted on the device, queued with the rest
+    shown = [
+        None if isinstance(img, np.ndarray) else transfer.tensor(to_uint8_tensor(img)) for img in images_uint8
     ]
-    areas = _host_arrays(counts)
+    transfer.wait()
+
+    area_rows = areas.arrays()
     segments = [
         Segment(
             id=int(info.id),
@@ -252,7 +275,7 @@ def assemble_reconstruction(
             class_id=int(info.category_id),
             class_name=class_names[int(info.category_id)],
             score=float(info.score),
-            area_per_view=[int(view_counts[info.id]) for view_counts in areas],
+            area_per_view=[int(view_counts[info.id]) for view_counts in area_rows],
         )
         for info in segments_info
     ]
@@ -261,21 +284,21 @@ def assemble_reconstruction(
         # layouts of the parity fixture: pred_logits (1, Q, C), pred_masks per view (1, Q, h, w),
         # out_queries (Q, 1, hidden), pointmaps per view (H, W, 7)
         raw = {
-            "pointmaps": _host_arrays(output.pointmaps),
-            "pred_logits": output.class_logits.float().cpu().numpy()[None],
-            "pred_masks": [m[None] for m in _host_arrays(output.mask_logits)],
-            "out_queries": output.out_queries.float().cpu().numpy()[:, None],
+            "pointmaps": pending_raw["pointmaps"].arrays(),
+            "pred_logits": pending_raw["pred_logits"].array()[None],
+            "pred_masks": [m[None] for m in pending_raw["pred_masks"].arrays()],
+            "out_queries": pending_raw["out_queries"].array()[:, None],
             "true_shape": np.asarray(true_shapes, dtype=np.int32),
         }
     return PanopticReconstruction(
-        images=[img if isinstance(img, np.ndarray) else to_uint8_image(img) for img in images_uint8],
-        panoptic=_host_arrays(panoptic.pan, np.int32),
-        panoptic_conf=_host_arrays(panoptic.conf),
-        pts3d=_host_arrays(output.pts3d),
-        pts3d_local=_host_arrays(output.pts3d_local),
-        confidence=_host_arrays(output.conf),
-        focal=output.focal.float().cpu().numpy(),
-        cam_to_world=output.cam_to_world.float().cpu().numpy(),
+        images=[img if copy is None else copy.array() for img, copy in zip(images_uint8, shown)],
+        panoptic=pending["panoptic"].arrays(),
+        panoptic_conf=pending["panoptic_conf"].arrays(),
+        pts3d=pending["pts3d"].arrays(),
+        pts3d_local=pending["pts3d_local"].arrays(),
+        confidence=pending["confidence"].arrays(),
+        focal=pending["focal"].array(),
+        cam_to_world=pending["cam_to_world"].array(),
         segments=segments,
         class_names=list(class_names),
         keyframes=[int(k) for k in output.keyframes],
@@ -284,22 +307,20 @@ def assemble_reconstruction(
     )
 
 
-def _host_arrays(tensors: Sequence[torch.Tensor], dtype: type | None = np.float32) -> list[np.ndarray]:
-    """Per-view tensors -> numpy arrays, one device-to-host copy per group of equal shapes."""
-    out: list[np.ndarray | None] = [None] * len(tensors)
-    groups: dict[tuple, list[int]] = {}
-    for i, tensor in enumerate(tensors):
-        groups.setdefault((tuple(tensor.shape), tensor.dtype), []).append(i)
+def _segment_areas(pans: Sequence[torch.Tensor], num_ids: int) -> list[torch.Tensor]:
+    """Per-view (H, W) id maps -> per-view (num_ids,) int64 pixel counts, one bincount per view shape."""
+    counts: list[torch.Tensor | None] = [None] * len(pans)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, pan in enumerate(pans):
+        groups.setdefault(tuple(pan.shape), []).append(i)
     for indices in groups.values():
-        stacked = torch.stack([tensors[i] for i in indices])
-        if stacked.is_floating_point():
-            stacked = stacked.float()
-        host = stacked.cpu().numpy()
-        if dtype is not None and host.dtype.kind == np.dtype(dtype).kind:
-            host = host.astype(dtype, copy=False)
+        stacked = torch.stack([pans[i] for i in indices]).flatten(1).long()
+        # ids of view j are shifted by j * num_ids so that one bincount counts every view separately
+        offsets = torch.arange(len(indices), device=stacked.device)[:, None] * num_ids
+        flat = torch.bincount((stacked + offsets).flatten(), minlength=len(indices) * num_ids)
         for j, i in enumerate(indices):
-            out[i] = host[j]
-    return out  # type: ignore[return-value]
+            counts[i] = flat[j * num_ids : (j + 1) * num_ids]
+    return counts  # type: ignore[return-value]
 
 
 def _first_view_only(recon: PanopticReconstruction) -> PanopticReconstruction:
@@ -375,17 +396,14 @@ def prepare_views(
     return views, shown
 
 
+def to_uint8_tensor(view: torch.Tensor) -> torch.Tensor:
+    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8 on the same device."""
+    return ((view.float() * 0.5 + 0.5) * 255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
+
+
 def to_uint8_image(view: torch.Tensor) -> np.ndarray:
     """(3, H, W) in [-1, 1] -> (H, W, 3) uint8."""
-    return (
-        ((view.float() * 0.5 + 0.5) * 255.0)
-        .round()
-        .clamp(0, 255)
-        .to(torch.uint8)
-        .permute(1, 2, 0)
-        .cpu()
-        .numpy()
-    )
+    return to_uint8_tensor(view).cpu().numpy()
 
 
 # ---------------------------------------------------------------------- text embeddings

@@ -27,7 +27,9 @@ import torch
 
 from panst3r_core.inference.geometry import activate_pointmaps, camera_to_world, estimate_focal_weiszfeld
 from panst3r_core.inference.keyframes import linspace_keyframes, retrieval_keyframes
+from panst3r_core.inference.stage_clock import StageClock
 from panst3r_core.model.blocks import set_memory_efficient_attention
+from panst3r_core.model.must3r_kv_memory import KVMemory
 from panst3r_core.model.panst3r import PanSt3R, memory_batches
 from panst3r_core.model.text_encoder import normalize_class_embeddings
 
@@ -68,6 +70,8 @@ class InferenceResult:
     mask_logits: list[torch.Tensor]  # (Q, H/2, W/2) per view
     out_queries: torch.Tensor  # (Q, hidden)
     intermediates: dict[str, Any] = field(default_factory=dict)
+    clock: StageClock | None = None
+    """Per-stage device time (`clock.seconds()`: encoder, memory, render, dino, ..., geometry)."""
 
     def stacked(self, name: str) -> torch.Tensor:
         return torch.stack(getattr(self, name))
@@ -128,8 +132,10 @@ def run_inference(
     autocast = (
         torch.autocast(device.type, dtype=AMP_DTYPES[opts.amp]) if opts.amp else contextlib.nullcontext()
     )
+    compute_dtype = AMP_DTYPES[opts.amp] if opts.amp else torch.float32
     enc: list[torch.Tensor] = [None] * num_views  # type: ignore[list-item]
     pos: list[torch.Tensor] = [None] * num_views  # type: ignore[list-item]
+    clock = StageClock(device)
     with autocast:
         # 1. encoder
         for idx in _shape_groups(shapes, range(num_views)).values():
@@ -145,44 +151,56 @@ def run_inference(
         else:
             keyframes = linspace_keyframes(num_views, opts.num_keyframes)
         non_keyframes = sorted(set(range(num_views)) - set(keyframes))
+        clock.mark("encoder")
 
-        # 3. memory over the keyframes
+        # 3. memory over the keyframes: keys/values projected once into buffers sized for all keyframes
         decoder = model.must3r_decoder
-        memory, start = None, 0
+        kv_memory = KVMemory(
+            decoder,
+            capacity=sum(enc[i].shape[0] for i in keyframes),
+            dtype=compute_dtype,
+            device=device,
+            keep_values=opts.return_intermediates,
+        )
+        start = 0
         for size in memory_batches(len(keyframes)):
             batch = keyframes[start : start + size]
-            memory, _, _ = decoder.update_memory(
-                [enc[i][None] for i in batch],
-                [pos[i][None] for i in batch],
-                [grids[i] for i in batch],
-                memory,
-            )
+            kv_memory.add([enc[i][None] for i in batch], [pos[i][None] for i in batch])
             start += size
-        memory_kv = decoder.prepare_render(memory)
+        memory_kv = kv_memory.render_kv()
+        clock.mark("memory")
 
         # 4. render + DINO, batched per shape
         dec: list[torch.Tensor] = [None] * num_views  # type: ignore[list-item]
         raw: list[torch.Tensor] = [None] * num_views  # type: ignore[list-item]
         dino: list[torch.Tensor] = [None] * num_views  # type: ignore[list-item]
-        for idx in _shape_groups(shapes, range(num_views)).values():
-            for chunk in _chunks(idx, opts.max_batch):
-                # One batch item holding n views: all their queries attend to the shared memory at once.
-                x = torch.stack([enc[i] for i in chunk])[None]
-                p = torch.stack([pos[i] for i in chunk])[None]
-                feats, pointmaps = decoder.render(x, p, grids[chunk[0]], memory_kv)
-                tokens = model.dino_encoder(torch.stack([views[i] for i in chunk]))
-                for j, i in enumerate(chunk):
-                    dec[i], raw[i], dino[i] = feats[0, j], pointmaps[0, j], tokens[j]
+        view_chunks = [
+            c
+            for idx in _shape_groups(shapes, range(num_views)).values()
+            for c in _chunks(idx, opts.max_batch)
+        ]
+        for chunk in view_chunks:
+            # One batch item holding n views: all their queries attend to the shared memory at once.
+            x = torch.stack([enc[i] for i in chunk])[None]
+            p = torch.stack([pos[i] for i in chunk])[None]
+            feats, pointmaps = decoder.render(x, p, grids[chunk[0]], memory_kv)
+            for j, i in enumerate(chunk):
+                dec[i], raw[i] = feats[0, j], pointmaps[0, j]
+        clock.mark("render")
+        for chunk in view_chunks:
+            tokens = model.dino_encoder(torch.stack([views[i] for i in chunk]))
+            for j, i in enumerate(chunk):
+                dino[i] = tokens[j]
+        clock.mark("dino")
 
         # 5. panoptic pixel features
         pan = model.panoptic_decoder
 
         def pixel_features(chunk: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            concat = torch.stack(
-                [
-                    torch.cat((enc[i], dec[i].to(enc[i].dtype), dino[i].to(enc[i].dtype)), dim=-1)
-                    for i in chunk
-                ]
+            # Concatenated in the compute dtype: the first layer that reads it (a linear, autocast) would
+            # round the float32 encoder tokens to it anyway, so this is the same input at half the bytes.
+            concat = torch.cat(
+                [torch.stack([part[i] for i in chunk]).to(compute_dtype) for part in (enc, dec, dino)], dim=-1
             )
             up_in = pan.upscaler_input(concat, torch.stack([pos[i] for i in chunk]))
             f16, mask_feats = pan.upscale(
@@ -199,6 +217,7 @@ def run_inference(
                 up_in, f, m = pixel_features(chunk)
                 for j, i in enumerate(chunk):
                     f16[i], kf_mask_feats[i], upscaler_in[i] = f[j], m[j], up_in[j]
+        clock.mark("pixel_features")
 
         # 6. joint mask transformer over the keyframes
         groups = list(kf_groups.values())
@@ -213,6 +232,7 @@ def run_inference(
                 masks[i] = group_masks[0, j]
         queries = out["out_queries"]
         del kf_mask_feats
+        clock.mark("mask_transformer")
 
         # 7. non-keyframes from the final keyframe queries
         for idx in _shape_groups(shapes, non_keyframes).values():
@@ -223,6 +243,7 @@ def run_inference(
                     masks[i] = chunk_masks[j]
                     if opts.return_intermediates:
                         f16[i], upscaler_in[i] = f[j], up_in[j]
+        clock.mark("non_keyframes")
 
     # 8. geometry (float32), back to the original orientation, batched per output shape
     pointmaps_out, masks_out = [], []
@@ -246,6 +267,7 @@ def run_inference(
                 focal[i], c2w[i] = chunk_focal[j], chunk_c2w[j]
                 for key in geo:
                     geo[key][i] = act[key][j]
+    clock.mark("geometry")
     result = InferenceResult(
         keyframes=list(keyframes),
         true_shape=torch.tensor([tuple(img.shape[-2:]) for img in images], dtype=torch.int64),
@@ -258,12 +280,13 @@ def run_inference(
         class_logits=out["pred_logits"][0].float(),
         mask_logits=masks_out,
         out_queries=queries[:, 0].float(),
+        clock=clock,
     )
     if opts.return_intermediates:
         result.intermediates = {
             "enc_tokens": enc,
             "enc_pos": pos,
-            "memory": memory,
+            "memory": kv_memory.decoder_memory(),
             "dec_feats": dec,
             "dino_tokens": dino,
             "f16": [f16.get(i) for i in range(num_views)],

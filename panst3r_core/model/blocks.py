@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from panst3r_core.model.rope import RoPE2D
+from panst3r_core.model.rope import RoPE2D, RotaryTables
 
 _USE_XFORMERS = False
 _XFORMERS_OPS = None
@@ -78,14 +78,17 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.rope = rope
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, N, C), pos (B, N, 2) int (y, x) -> (B, N, C)."""
+    def forward(self, x: torch.Tensor, pos: torch.Tensor | RotaryTables | None = None) -> torch.Tensor:
+        """x (B, N, C), pos (B, N, 2) int (y, x) or their `RotaryTables` -> (B, N, C)."""
         B, N, C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         if self.rope is not None:
-            q = self.rope(q, pos)
-            k = self.rope(k, pos)
+            if pos is None:
+                raise ValueError("this attention uses RoPE: pass the token positions")
+            tables = pos if isinstance(pos, RotaryTables) else RotaryTables(pos)
+            cos, sin = tables.get(self.rope, q.shape[-1], q.dtype)
+            q, k = self.rope.rotate(qkv[:2], cos, sin).unbind(0)  # q and k in one pass
         out = attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
 
@@ -140,6 +143,6 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor, pos: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pos: torch.Tensor | RotaryTables | None = None) -> torch.Tensor:
         x = x + self.attn(self.norm1(x), pos)
         return x + self.mlp(self.norm2(x))

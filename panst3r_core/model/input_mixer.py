@@ -7,7 +7,7 @@ from torch import nn
 
 from panst3r_core.model.blocks import Block
 from panst3r_core.model.config import InputMixerConfig
-from panst3r_core.model.rope import build_rope
+from panst3r_core.model.rope import RotaryTables, build_rope
 
 
 class InputMixer(nn.Module):
@@ -25,6 +25,7 @@ class InputMixer(nn.Module):
     def forward(self, tokens: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """tokens (B, T, in_dim), pos (B, T, 2) MUSt3R patch positions -> (B, T, hidden_dim)."""
         x = self.in_proj(tokens)
+        tables = RotaryTables(pos)  # one cos/sin table for all blocks
         for block in self.mixer_blk:
-            x = block(x, pos)
+            x = block(x, tables)
         return self.mixer_norm(x)

@@ -20,7 +20,7 @@ from torch import nn
 
 from panst3r_core.model.blocks import CrossAttention, Mlp, SelfAttention, autocast_disabled
 from panst3r_core.model.config import DecoderConfig
-from panst3r_core.model.rope import RoPE2D, build_rope
+from panst3r_core.model.rope import RoPE2D, RotaryTables, build_rope
 
 POINTMAP_CHANNELS = 7  # pts3d (3), pts3d_local (3), confidence (1)
 
@@ -57,7 +57,8 @@ class DecoderBlock(nn.Module):
     def forward_images(self, xs, poss, keys, values, allowed) -> list[torch.Tensor]:
         """Memory update: per image self-attention, joint cross-attention of all images' queries.
 
-        xs/poss: lists of (B, T_i, D) / (B, T_i, 2); allowed (sum T_i, M) bool or None."""
+        xs/poss: lists of (B, T_i, D) / (B, T_i, 2) positions or their RotaryTables; allowed (sum T_i, M) bool
+        or None."""
         xs = [x + self.attn(self.norm1(x), p) for x, p in zip(xs, poss)]
         query = torch.cat([self.norm2(x) for x in xs], dim=1)
         attended = self.cross_attn.forward_kv(query, keys, values, allowed)
@@ -171,12 +172,13 @@ class Must3rDecoder(nn.Module):
             old = torch.ones(total, old_tokens, dtype=torch.bool, device=xs[0].device)
             allowed = torch.cat((old, ~own), dim=1)
         layer_inputs = []
+        tables = [RotaryTables(p) for p in pos]  # one cos/sin table per image for all layers
         for layer, block in enumerate(self.blocks_dec):
             layer_inputs.append(torch.cat(xs, dim=1))
             new_tokens = block.prepare_memory(layer_inputs[-1])
             mem = new_tokens if memory is None else torch.cat((memory.values[layer], new_tokens), dim=1)
             keys, values = block.cross_attn.project_kv(mem)
-            xs = block.forward_images(xs, pos, keys, values, allowed)
+            xs = block.forward_images(xs, tables, keys, values, allowed)
         feats_last = [self.norm_dec(x) for x in xs]
 
         if self.feedback_layer is not None:
@@ -218,14 +220,14 @@ class Must3rDecoder(nn.Module):
         x = self._embed(x_enc, memory_empty=False)
         D = x.shape[-1]
         x = x.reshape(B * n, T, D)
-        pos = pos.reshape(B * n, T, 2)
+        tables = RotaryTables(pos.reshape(B * n, T, 2))  # one cos/sin table for all layers
         mem_batch = memory_kv[0][0].shape[0]
         if mem_batch != B:
             if mem_batch != 1:
                 raise ValueError(f"memory batch {mem_batch} does not match the image batch {B}")
             memory_kv = [(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in memory_kv]
         for block, (keys, values) in zip(self.blocks_dec, memory_kv):
-            x = block(x, pos, keys, values, None, B)
+            x = block(x, tables, keys, values, None, B)
         feats_last = self.norm_dec(x).reshape(B, n, T, D)
         pointmaps = self.pointmap_head(feats_last, grid_hw) if return_pointmaps else None
         return feats_last, pointmaps

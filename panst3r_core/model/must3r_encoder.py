@@ -10,7 +10,7 @@ from torch import nn
 
 from panst3r_core.model.blocks import Block, autocast_disabled
 from panst3r_core.model.config import EncoderConfig
-from panst3r_core.model.rope import build_rope
+from panst3r_core.model.rope import RotaryTables, build_rope
 
 
 def patch_positions(batch: int, grid_h: int, grid_w: int, device: torch.device) -> torch.Tensor:
@@ -56,6 +56,7 @@ class Must3rEncoder(nn.Module):
         """images (B, 3, H, W) in [-1, 1] -> tokens (B, H/16*W/16, D) float32, positions (B, T, 2) int64."""
         with autocast_disabled(images.device):
             x, pos = self.patch_embed(images.float())
+            tables = RotaryTables(pos)  # one cos/sin table for all blocks
             for block in self.blocks_enc:
-                x = block(x, pos)
+                x = block(x, tables)
             return self.norm_enc(x), pos

@@ -11,7 +11,10 @@ runs/benchmarks/inference.json).
 GPU:   python tests/benchmarks/inference.py --device cuda
        (or per variant, within a time limit: --variant panst3r_v1_512, then --variant panst3r_v2_512 --append)
 Smoke: python tests/benchmarks/inference.py --device cpu --variant tiny_v1 --views 4 --precision fp32
-Where the time goes: add --profile runs/benchmarks/profiles (one op table per configuration).
+Where the time goes: every row is followed by its stages (preprocess, text_embeddings, inference,
+postprocess, to_cpu: host-synchronised) and the device time of each inference stage (encoder, memory,
+render, dino, pixel_features, mask_transformer, non_keyframes, geometry: CUDA events, no extra syncs);
+add --profile runs/benchmarks/profiles for one op table per configuration.
 """
 
 from __future__ import annotations
@@ -275,6 +278,13 @@ def print_row(row: dict) -> None:
         text = "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
         cells.append(f"{text:>{width}}")
     print(" ".join(cells), flush=True)
+    # stage breakdown: host-synchronised stages, then the device time of each inference stage (CUDA events)
+    stages = row.get("stages_s", {})
+    outer = [f"{k} {v:.3f}" for k, v in stages.items() if not k.startswith("inference.")]
+    inner = [f"{k.split('.', 1)[1]} {v:.3f}" for k, v in stages.items() if k.startswith("inference.")]
+    print(f"    stages s: {' | '.join(outer)}", flush=True)
+    if inner:
+        print(f"    inference stages s: {' | '.join(inner)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
