@@ -162,14 +162,19 @@ def preprocess(
     sweep_staging(store_path)  # leftovers of killed runs; nothing is writing yet
     layout = StoreLayout(store_path)
 
-    # Hashing reads every input file; threads overlap the I/O (hashlib releases the GIL).
+    # Hashing reads every changed input file; threads overlap the I/O (hashlib releases the GIL).
+    digests = hashing.DigestCache(layout.digest_cache_path)
     with ThreadPoolExecutor(max_workers=4) as pool:
         plans = list(
             pool.map(
-                lambda s: plan_scene(store_path, root_path, s, pairs_path, config_hash, code_version),
+                lambda s: plan_scene(
+                    store_path, root_path, s, pairs_path, config_hash, code_version, digests
+                ),
                 selected,
             )
         )
+    digests.save()
+    logger.info("input digests: %d files read, %d unchanged since the last run", digests.misses, digests.hits)
     to_run = [p for p in plans if p.run]
     skipped = [p.scene_id for p in plans if not p.run]
     logger.info(

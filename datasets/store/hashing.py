@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+import threading
+import uuid
 from collections.abc import Iterable
 from functools import lru_cache
 from importlib import metadata
@@ -29,7 +32,49 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def source_hash(files: Iterable[Path], root: Path) -> str:
+class DigestCache:
+    """Content digests keyed by (path, size, mtime_ns, inode), kept in a JSON file between runs.
+
+    A re-run over hundreds of unchanged scenes then stats the inputs instead of reading gigabytes; any
+    write to a file changes its mtime (or size), which misses the cache and re-reads it."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = Path(path) if path is not None else None
+        self._entries: dict[str, list] = {}
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+        if self.path is not None and self.path.is_file():
+            try:
+                self._entries = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                self._entries = {}  # a damaged cache only costs re-reading
+
+    def digest(self, path: Path) -> str:
+        stat = path.stat()
+        key = str(path.resolve())
+        signature = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        with self._lock:
+            cached = self._entries.get(key)
+        if cached is not None and cached[:3] == signature:
+            self.hits += 1
+            return cached[3]
+        self.misses += 1
+        content = file_digest(path)
+        with self._lock:
+            self._entries[key] = [*signature, content]
+        return content
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex}.tmp")
+        with self._lock:
+            tmp.write_text(json.dumps(self._entries))
+        os.replace(tmp, self.path)
+
+
+def source_hash(files: Iterable[Path], root: Path, cache: DigestCache | None = None) -> str:
     """sha256 over (path relative to `root`, size, content digest) of every input file, order-independent."""
     entries = []
     for path in files:
@@ -40,7 +85,8 @@ def source_hash(files: Iterable[Path], root: Path) -> str:
             rel = path.resolve().relative_to(Path(root).resolve()).as_posix()
         except ValueError:
             rel = path.resolve().as_posix()  # a pairs folder may live outside the root
-        entries.append((rel, path.stat().st_size, file_digest(path)))
+        content = cache.digest(path) if cache is not None else file_digest(path)
+        entries.append((rel, path.stat().st_size, content))
     digest = hashlib.sha256()
     for rel, size, content in sorted(entries):
         digest.update(f"{rel}\0{size}\0{content}\n".encode())

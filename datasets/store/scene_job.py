@@ -50,13 +50,19 @@ class ScenePlan:
 
 
 def plan_scene(
-    store: Path, root: Path, scene_id: str, pairs_dir: Path | None, config_hash: str, code_version: str
+    store: Path,
+    root: Path,
+    scene_id: str,
+    pairs_dir: Path | None,
+    config_hash: str,
+    code_version: str,
+    digests: hashing.DigestCache | None = None,
 ) -> ScenePlan:
     """Decide skip vs redo from content, never from a result cache (which ignores deleted outputs)."""
     layout = StoreLayout(Path(store))
     try:
         record = read_scene(root, scene_id, pairs_dir)
-        source = hashing.source_hash(record.source_files, root)
+        source = hashing.source_hash(record.source_files, root, digests)
     except BAD_INPUT_ERRORS as exc:
         return ScenePlan(scene_id, True, None, f"unreadable input: {failure_reason(exc)}")
     if not (layout.scene_dir(scene_id) / "zarr.json").is_file():

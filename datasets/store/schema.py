@@ -27,6 +27,7 @@ STAGING_DIRNAME = "_staging"
 TRASH_DIRNAME = "_trash"
 TABLES_DIRNAME = "tables"
 FAILURES_DIRNAME = "failures"
+CACHE_DIRNAME = "cache"
 TABLE_NAMES = ("scenes", "frames", "pairs")
 
 FRAME_ARRAYS = ("images", "depth_mm", "panoptic", "intrinsics", "cam_to_world")
@@ -82,6 +83,10 @@ class StoreLayout:
     @property
     def failures_dir(self) -> Path:
         return self.root / FAILURES_DIRNAME
+
+    @property
+    def digest_cache_path(self) -> Path:
+        return self.root / CACHE_DIRNAME / "digests.json"
 
     def scene_dir(self, scene_id: str) -> Path:
         return self.scenes_dir / scene_id

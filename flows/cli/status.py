@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
     if args.root:
         # Staleness needs the inputs: compare with the hashes preprocess would record now.
         config_hash = hashing.config_hash(PreprocessConfig(target_resolution=args.target_resolution))
-        sources = _source_hashes(Path(args.root), args.pairs, reader.scene_ids())
+        sources = _source_hashes(
+            Path(args.root), args.pairs, reader.scene_ids(), reader.layout.digest_cache_path
+        )
         current = CurrentVersion(config_hash, hashing.code_version(), sources)
     scenes = TableBuilder(args.store).build(current)["scenes"]
 
@@ -63,15 +65,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _source_hashes(root: Path, pairs: str | None, scene_ids: list[str]) -> dict[str, str]:
+def _source_hashes(root: Path, pairs: str | None, scene_ids: list[str], cache_path: Path) -> dict[str, str]:
     from datasets.scannetpp.reader import read_scene
-    from datasets.store.hashing import source_hash
+    from datasets.store.hashing import DigestCache, source_hash
 
+    digests = DigestCache(cache_path)  # read only: status never writes into the store
     hashes = {}
     for scene_id in scene_ids:
         try:
             record = read_scene(root, scene_id, pairs)
-            hashes[scene_id] = source_hash(record.source_files, root)
+            hashes[scene_id] = source_hash(record.source_files, root, digests)
         except (ValueError, FileNotFoundError):
             hashes[scene_id] = "unreadable"  # inputs gone or broken: the committed version is stale
     return hashes

@@ -1,3 +1,4 @@
+import os
 from dataclasses import dataclass
 
 import pytest
@@ -62,3 +63,23 @@ def test_code_version_tracks_source_files(tmp_path):
     assert hashing.source_tree_digest([pkg]) != first
     version = hashing.code_version()
     assert "+" in version and len(version.split("+")[-1]) == 12
+
+
+def test_digest_cache_rereads_only_changed_files(tmp_path):
+    a, b = _files(tmp_path)
+    cache_path = tmp_path / "cache" / "digests.json"
+    cache = hashing.DigestCache(cache_path)
+    first = hashing.source_hash([a, b], tmp_path, cache)
+    assert first == hashing.source_hash([a, b], tmp_path) and (cache.hits, cache.misses) == (0, 2)
+    cache.save()
+    reloaded = hashing.DigestCache(cache_path)
+    assert hashing.source_hash([a, b], tmp_path, reloaded) == first and (reloaded.hits, reloaded.misses) == (
+        2,
+        0,
+    )
+    a.write_text("hellO")  # same size: the mtime tells (moved on explicitly: timestamps are coarse)
+    os.utime(a, ns=(a.stat().st_atime_ns, a.stat().st_mtime_ns + 10_000_000))
+    changed = hashing.source_hash([a, b], tmp_path, reloaded)
+    assert changed == hashing.source_hash([a, b], tmp_path) != first and reloaded.misses == 1
+    cache_path.write_text("{broken")
+    assert hashing.source_hash([a, b], tmp_path, hashing.DigestCache(cache_path)) == changed
