@@ -51,6 +51,18 @@ class RunPlan:
     resume_from: Path | None
 
 
+def check_overrides(config: str, overrides: Sequence[str]) -> TrainConfig:
+    """Resolve the config once (unknown names, keys and bad values raise ValueError) and refuse the keys the
+    flow sets itself; cheap, so the CLI calls it before starting anything."""
+    for item in overrides:
+        if item.split("=", 1)[0].strip() in MANAGED_KEYS:
+            raise ValueError(
+                f"override {item!r}: {item.split('=', 1)[0]} is set by the train flow (use --store, "
+                "--run-name and --runs-dir instead)"
+            )
+    return load_train_config(config, overrides)
+
+
 def prepare_run(
     stores: Sequence[str | Path],
     config: str = "synthetic_cpu",
@@ -66,12 +78,7 @@ def prepare_run(
     for store in store_paths:
         if not store.is_dir():
             raise FileNotFoundError(f"--store {store} does not exist; run `panst3r preprocess --store` first")
-    for item in overrides:
-        if item.split("=", 1)[0].strip() in MANAGED_KEYS:
-            raise ValueError(
-                f"override {item!r}: {item.split('=', 1)[0]} is set by the train flow (use --store, "
-                "--run-name and --runs-dir instead)"
-            )
+    check_overrides(config, overrides)
     config_label = Path(config).stem if str(config).endswith((".yaml", ".yml")) else str(config)
     name = run_name or f"{config_label}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not name or "/" in name or name.startswith("."):

@@ -53,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
     for item in args.overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not of the form key=value (e.g. training.epochs=2)")
+    from flows.train_run import check_overrides
+
+    check_overrides(args.config, args.overrides)  # fail on a bad key before starting Prefect
     configure_prefect_env()
     quiet_chatty_loggers()
     with prefect_api(port=args.prefect_port):
