@@ -24,12 +24,13 @@ import random
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, save_model
 from torch import nn
 
 from panst3r_core.checkpoint import ours as inference_format
@@ -205,6 +206,24 @@ def read_training_state(directory: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def loadable_names(model: nn.Module) -> dict[str, str]:
+    """Map each key that `model.state_dict()` writes to the name `load_state_dict` expects.
+
+    They differ when a submodule overrides `state_dict` to rename keys on save only (transformers 5.17's
+    Dinov2 writes `attention.q_proj` for modules still named `attention.attention.query`); matching the
+    tensors themselves makes saved weights load back whatever the installed version does.
+    """
+    actual = {
+        id(tensor): name
+        for name, tensor in chain(
+            model.named_parameters(remove_duplicate=False), model.named_buffers(remove_duplicate=False)
+        )
+    }
+    return {
+        saved: actual.get(id(tensor), saved) for saved, tensor in model.state_dict(keep_vars=True).items()
+    }
+
+
 def load_weights(model: nn.Module, source: str | Path, strict: bool = True) -> tuple[list[str], list[str]]:
     """Load our-format weights (a checkpoint directory or a .safetensors file) into `model`.
 
@@ -217,7 +236,9 @@ def load_weights(model: nn.Module, source: str | Path, strict: bool = True) -> t
         raise FileNotFoundError(
             f"{path}: no model weights here (expected a checkpoint directory or .safetensors)"
         )
-    missing, unexpected = load_model(model, str(path), strict=False)
+    names = loadable_names(model)
+    weights = {names.get(key, key): value for key, value in load_file(str(path)).items()}
+    missing, unexpected = model.load_state_dict(weights, strict=False)
     if strict and (missing or unexpected):
         raise ValueError(
             f"{path}: weights do not fit the model: missing {sorted(missing)[:10]} "
