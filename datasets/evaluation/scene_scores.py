@@ -196,7 +196,10 @@ def per_class_rows(scores: DatasetScores, vocabulary: EvalVocabulary) -> list[di
         for category in scene.scene.per_class:
             scene_counts[category] = scene_counts.get(category, 0) + 1
     rows = []
-    for category, isthing in vocabulary.categories().items():
+    # predicted void is a stuff class of its own in scene mode (Panoptic Lifting's class 0); when kept it
+    # enters the mean, so it gets a row too
+    categories = {VOID_CLASS: False, **vocabulary.categories()}
+    for category, isthing in categories.items():
         scene_score = scores.scene.per_class.get(category)
         stats = scores.coco_stats.per_class.get(category)
         if scene_score is None and (stats is None or not stats.counted):
@@ -204,7 +207,7 @@ def per_class_rows(scores: DatasetScores, vocabulary: EvalVocabulary) -> list[di
         coco_score = scores.coco.per_class.get(category)
         rows.append(
             {
-                "class_id": category - 1,
+                "class_id": category - 1,  # the store's id; -1 for void
                 "class_name": vocabulary.name_of(category),
                 "isthing": isthing,
                 "PQ": scene_score.pq if scene_score else None,

@@ -117,3 +117,19 @@ def test_dataset_scores_average_scenes_and_sum_coco_statistics():
 def test_no_scenes_is_an_error():
     with pytest.raises(ValueError, match="no scenes"):
         aggregate([], VOCABULARY)
+
+
+def test_predicted_void_is_a_kept_stuff_class_in_scene_mode_and_gets_a_table_row():
+    # the right quarter of the wall is predicted void (class 0): as in Panoptic Lifting, void is a stuff class
+    # of its own, not the void colour, so it is kept (25 % of the predicted pixels) and is a false positive
+    gt_class = np.full((4, 4), WALL)
+    pred_class = np.where(np.arange(4)[None, :] < 3, WALL, 0).repeat(4, axis=0)
+    view = _view(gt_class, np.zeros((4, 4)), pred_class, np.where(pred_class == WALL, 3, 0))
+    dataset = aggregate([score_scene("s", [view], VOCABULARY)], VOCABULARY)
+    assert sorted(dataset.scene.per_class) == [0, WALL]
+    # wall: IoU 12 / 16 = 0.75, a true positive; void: PQ 0
+    assert dataset.scene.per_class[WALL].pq == pytest.approx(0.75)
+    assert dataset.scene.all.pq == pytest.approx(0.375)
+    rows = {r["class_name"]: r for r in per_class_rows(dataset, VOCABULARY)}
+    assert rows["void"]["class_id"] == -1 and rows["void"]["PQ"] == 0.0
+    assert rows["wall"]["PQ"] == pytest.approx(0.75)
