@@ -39,15 +39,17 @@ def adjust_saturation(image: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 def rgb_to_hsv(image: torch.Tensor) -> torch.Tensor:
-    """(3, H, W) RGB in [0, 1] -> (3, H, W) HSV, hue in [0, 1)."""
+    """(3, H, W) RGB in [0, 1] -> (3, H, W) HSV, hue in [0, 1).
+
+    The hue sector comes from which channel is the largest (ties give the same hue either way)."""
     r, g, b = image.unbind(0)
-    maxc, _ = image.max(dim=0)
-    minc, _ = image.min(dim=0)
-    delta = maxc - minc
+    maxc, largest = image.max(dim=0)
+    delta = maxc - image.min(dim=0).values
     safe_delta = torch.where(delta > 0, delta, torch.ones_like(delta))
-    saturation = torch.where(maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)), 0.0)
-    rc, gc, bc = (maxc - r) / safe_delta, (maxc - g) / safe_delta, (maxc - b) / safe_delta
-    hue = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
+    saturation = delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc))
+    # Largest channel R, G, B -> hue in sixths: (G - B) / d, 2 + (B - R) / d, 4 + (R - G) / d.
+    numerators = torch.stack([g - b, b - r, r - g])
+    hue = numerators.gather(0, largest.unsqueeze(0)).squeeze(0) / safe_delta + 2.0 * largest
     hue = torch.where(delta > 0, (hue / 6.0) % 1.0, torch.zeros_like(hue))
     return torch.stack([hue, saturation, maxc])
 
