@@ -70,6 +70,7 @@ def class_probabilities(pred_logits: torch.Tensor, label_mode: str = "sigmoid") 
 
 def upsample_view_masks(mask_logits: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """(K, h, w) mask logits -> (K, H, W) probabilities: sigmoid first, then bilinear to the true shape.
+    A batch of views (n, K, h, w) -> (n, K, H, W) gives the same values view by view.
 
     The order matters for bit-exact parity with the official code (it is not the same as upsampling the
     logits). Upsampling is per channel, so any subset of queries gives the same values as the full set.
@@ -77,7 +78,9 @@ def upsample_view_masks(mask_logits: torch.Tensor, shape: tuple[int, int]) -> to
     probs = mask_logits.float().sigmoid()
     if tuple(probs.shape[-2:]) == tuple(shape):
         return probs
-    return F.interpolate(probs[None], size=shape, mode="bilinear", align_corners=False)[0]
+    batched = probs if probs.dim() == 4 else probs[None]
+    out = F.interpolate(batched, size=shape, mode="bilinear", align_corners=False)
+    return out if probs.dim() == 4 else out[0]
 
 
 def flat_scene_masks(

@@ -5,9 +5,10 @@ score * mask, accepts a candidate when enough of its own mask survives that comp
 candidates to the accepted ones for the next iteration. Because areas are summed over every view, a
 query keeps one segment id in all views.
 
-Vectorised: one argmax over the candidates per view and iteration, region sizes by a bincount over the
-owner map; views are streamed one at a time so 100 views of 384x512 with 200 queries never need the full
-(Q, V, H, W) tensor in memory. Runs on the device of the mask logits.
+Vectorised: one argmax over the candidates per batch of equal-shape views and iteration, region sizes by a
+scatter-add over the owner maps (no host synchronisation); views are streamed in small batches so 100 views of
+384x512 with 200 queries never need the full (Q, V, H, W) tensor in memory. Runs on the device of the mask
+logits.
 """
 
 from __future__ import annotations
@@ -52,17 +53,38 @@ STANDARD_V1 = StandardOptions(mask_threshold=0.5, overlap_threshold=0.8, niters=
 STANDARD_V2 = StandardOptions()
 
 
+# Views are processed in batches of equal shapes of at most this many upsampled mask values (256 MiB of
+# float32): a few views of 200 candidates at 384x512 per batch, instead of ~17 small kernels per view.
+MAX_BATCH_ELEMENTS = 2**26
+
+
 def _count_per_query(flags: torch.Tensor) -> torch.Tensor:
-    """(K, H, W) bool -> (K,) int64 counts; summing the bytes is several times faster than a bool sum."""
-    return flags.view(torch.uint8).flatten(1).sum(dim=1, dtype=torch.int32).long()  # per view < 2**31
+    """(n, K, H, W) bool -> (K,) int64 counts; summing the bytes is several times faster than a bool sum."""
+    return flags.view(torch.uint8).sum(dim=(0, 2, 3), dtype=torch.int32).long()  # per batch < 2**31
+
+
+def view_batches(
+    views: list[torch.Tensor], shapes: list[tuple[int, int]], num_candidates: int
+) -> list[list[int]]:
+    """Indices of views with equal mask and true shapes, in batches bounded by MAX_BATCH_ELEMENTS."""
+    groups: dict[tuple, list[int]] = {}
+    for i, (view, shape) in enumerate(zip(views, shapes)):
+        groups.setdefault((tuple(view.shape), tuple(shape)), []).append(i)
+    batches = []
+    for indices in groups.values():
+        height, width = shapes[indices[0]]
+        size = max(1, MAX_BATCH_ELEMENTS // max(1, num_candidates * height * width))
+        batches += [indices[start : start + size] for start in range(0, len(indices), size)]
+    return batches
 
 
 @dataclass
 class _Assignment:
-    """One round's per-view owner maps (indices into the candidate list) and owner mask values."""
+    """One round's owner maps (indices into the candidate list) and owner mask values, per batch of views."""
 
-    owners: list[torch.Tensor]
-    values: list[torch.Tensor]
+    batches: list[list[int]]
+    owners: list[torch.Tensor]  # per batch (n, H, W) int32
+    values: list[torch.Tensor]  # per batch (n, H, W) float32
     region_counts: torch.Tensor
     original_areas: torch.Tensor | None
 
@@ -75,20 +97,23 @@ def _assign(
     mask_threshold: float,
     count_original_areas: bool,
 ) -> _Assignment:
+    batches = view_batches(views, shapes, len(candidates))
     owners, values = [], []
     region_counts = torch.zeros(len(candidates), dtype=torch.int64, device=candidates.device)
     original_areas = torch.zeros_like(region_counts) if count_original_areas else None
-    for view, shape in zip(views, shapes):
-        masks = upsample_view_masks(view[candidates], shape)  # (K, H, W)
+    for batch in batches:
+        logits = torch.stack([views[i] for i in batch]).index_select(1, candidates)
+        masks = upsample_view_masks(logits, shapes[batch[0]])  # (n, K, H, W)
         if original_areas is not None:
             original_areas += _count_per_query(masks >= ORIGINAL_AREA_THRESHOLD)
         # max(dim).indices is the first maximum on ties, like the official argmax, and faster on CPU
-        owner = (candidate_scores[:, None, None] * masks).max(dim=0).indices
-        value = masks.gather(0, owner[None])[0]
-        region_counts += torch.bincount(owner[value >= mask_threshold], minlength=len(candidates))
+        owner = (candidate_scores[None, :, None, None] * masks).max(dim=1).indices
+        value = masks.gather(1, owner[:, None])[:, 0]
+        # a scatter-add, unlike bincount or boolean indexing, needs no host synchronisation on a GPU
+        region_counts.scatter_add_(0, owner.flatten(), (value >= mask_threshold).flatten().long())
         owners.append(owner.to(torch.int32))
         values.append(value)
-    return _Assignment(owners, values, region_counts, original_areas)
+    return _Assignment(batches, owners, values, region_counts, original_areas)
 
 
 def _empty_result(
@@ -160,12 +185,16 @@ def _build_result(
     id_of_candidate[accepted] = torch.arange(
         1, int(accepted.sum()) + 1, dtype=torch.int32, device=candidates.device
     )
-    pans, confs = [], []
-    for owner, value in zip(assignment.owners, assignment.values):
+    num_views = sum(len(batch) for batch in assignment.batches)
+    pans: list[torch.Tensor] = [None] * num_views  # type: ignore[list-item]
+    confs: list[torch.Tensor] = [None] * num_views  # type: ignore[list-item]
+    for batch, owner, value in zip(assignment.batches, assignment.owners, assignment.values):
         segment_id = id_of_candidate[owner.long()]
         keep = (segment_id > 0) & (value >= options.mask_threshold)
-        pans.append(torch.where(keep, segment_id, torch.zeros_like(segment_id)))
-        confs.append(torch.where(keep, value, torch.full_like(value, options.void_confidence)))
+        batch_pan = torch.where(keep, segment_id, torch.zeros_like(segment_id))
+        batch_conf = torch.where(keep, value, torch.full_like(value, options.void_confidence))
+        for j, i in enumerate(batch):
+            pans[i], confs[i] = batch_pan[j], batch_conf[j]
     segments = []
     for k in torch.nonzero(accepted).flatten().tolist():
         query = int(candidates[k])

@@ -147,7 +147,9 @@ def count_ops(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--variant", choices=["v1", "v2"], default="v1")
     parser.add_argument("--amp", choices=["none", "bf16"], default="none", help="autocast dtype (CPU bf16)")
     parser.add_argument("--views", type=int, default=100)

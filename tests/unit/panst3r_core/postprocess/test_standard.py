@@ -145,3 +145,21 @@ def test_all_candidates_rejected_in_the_first_round_gives_an_empty_second_round(
     masks = torch.full((1, 2, 2), -20.0)  # no pixel reaches 0.5 -> original area 0 -> rejected
     result = standard_postprocess(torch.tensor([[5.0]]), [masks], [(2, 2)], STANDARD_V2)
     assert result.segments_info == [] and int(result.pan[0].sum()) == 0
+
+
+def test_results_do_not_depend_on_how_views_are_batched(monkeypatch):
+    import panst3r_core.postprocess.standard as standard
+
+    generator = torch.Generator().manual_seed(5)
+    logits = torch.randn(7, 4, generator=generator) * 2
+    shapes = [(12, 16)] * 4 + [(16, 12)] * 2
+    views = [torch.randn(7, 6, 8, generator=generator) * 3 - 1 for _ in shapes]
+    batched = standard_postprocess(logits, views, shapes, STANDARD_V2)
+    assert max(len(b) for b in standard.view_batches(views, shapes, 7)) == 4
+    monkeypatch.setattr(standard, "MAX_BATCH_ELEMENTS", 1)  # one view per batch
+    assert all(len(b) == 1 for b in standard.view_batches(views, shapes, 7))
+    single = standard_postprocess(logits, views, shapes, STANDARD_V2)
+    assert batched.segments_info == single.segments_info
+    # the CPU bilinear kernel may round the last bit differently for another number of planes
+    for a, b, c, d in zip(batched.pan, single.pan, batched.conf, single.conf):
+        assert torch.equal(a, b) and torch.allclose(c, d, rtol=1e-6, atol=0)
