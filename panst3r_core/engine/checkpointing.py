@@ -24,7 +24,6 @@ import random
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from safetensors.torch import load_file, save_model
 from torch import nn
 
 from panst3r_core.checkpoint import ours as inference_format
+from panst3r_core.checkpoint.official import match_dino_key_names
 from panst3r_core.model.panst3r import PanSt3R
 
 LAST = "checkpoint-last"
@@ -206,24 +206,6 @@ def read_training_state(directory: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def loadable_names(model: nn.Module) -> dict[str, str]:
-    """Map each key that `model.state_dict()` writes to the name `load_state_dict` expects.
-
-    They differ when a submodule overrides `state_dict` to rename keys on save only (transformers 5.17's
-    Dinov2 writes `attention.q_proj` for modules still named `attention.attention.query`); matching the
-    tensors themselves makes saved weights load back whatever the installed version does.
-    """
-    actual = {
-        id(tensor): name
-        for name, tensor in chain(
-            model.named_parameters(remove_duplicate=False), model.named_buffers(remove_duplicate=False)
-        )
-    }
-    return {
-        saved: actual.get(id(tensor), saved) for saved, tensor in model.state_dict(keep_vars=True).items()
-    }
-
-
 def load_weights(model: nn.Module, source: str | Path, strict: bool = True) -> tuple[list[str], list[str]]:
     """Load our-format weights (a checkpoint directory or a .safetensors file) into `model`.
 
@@ -236,8 +218,8 @@ def load_weights(model: nn.Module, source: str | Path, strict: bool = True) -> t
         raise FileNotFoundError(
             f"{path}: no model weights here (expected a checkpoint directory or .safetensors)"
         )
-    names = loadable_names(model)
-    weights = {names.get(key, key): value for key, value in load_file(str(path)).items()}
+    # Our format stores DINOv2 keys under transformers-5 names; the installed release may name them otherwise.
+    weights = match_dino_key_names(load_file(str(path)), model.state_dict().keys())
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if strict and (missing or unexpected):
         raise ValueError(

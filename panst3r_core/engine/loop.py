@@ -24,8 +24,8 @@ from torch import nn
 
 from panst3r_core.checkpoint.official import (
     load_must3r_backbone,
+    match_dino_key_names,
     read_official_checkpoint,
-    rename_transformers4_keys,
 )
 from panst3r_core.engine.batch import TrainBatch
 from panst3r_core.engine.callbacks import IterationRecord, TrainCallback
@@ -286,7 +286,9 @@ class Trainer:
             if _is_our_format(source):
                 load_weights(self.model, source, strict=False)
             else:
-                weights = rename_transformers4_keys(read_official_checkpoint(source).weights)
+                weights = match_dino_key_names(
+                    read_official_checkpoint(source).weights, self.model.state_dict().keys()
+                )
                 missing, unexpected = self.model.load_state_dict(weights, strict=False)
                 if missing or unexpected:
                     logger.warning(

@@ -70,26 +70,3 @@ def test_weights_for_another_model_are_a_clear_error(tmp_path):
         load_weights(nn.Linear(3, 2), tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="weights only"):
         read_training_state(path)
-
-
-class RenamesOnSave(nn.Module):
-    """Like transformers 5.17's Dinov2: state_dict() writes other names than the modules have."""
-
-    def __init__(self):
-        super().__init__()
-        self.query = nn.Linear(2, 2)
-
-    def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
-        destination = {} if destination is None else destination
-        for name, value in super().state_dict(prefix="", keep_vars=keep_vars).items():
-            destination[prefix + name.replace("query", "q_proj")] = value
-        return destination
-
-
-def test_weights_saved_under_renamed_keys_load_back(tmp_path):
-    model = nn.Sequential(RenamesOnSave(), nn.Linear(2, 1))
-    assert "0.q_proj.weight" in model.state_dict()
-    path = save_checkpoint(tmp_path / "c", model, {}, Progress())
-    other = nn.Sequential(RenamesOnSave(), nn.Linear(2, 1))
-    load_weights(other, path)
-    assert torch.equal(other[0].query.weight, model[0].query.weight)
