@@ -26,6 +26,7 @@ from datasets.preprocess.result import PreprocessConfig
 from datasets.scannetpp.reader import list_scenes
 from datasets.store import hashing
 from datasets.store.failures import clear_failure, write_failure
+from datasets.store.lock import store_lock
 from datasets.store.reader import read_scene_attrs
 from datasets.store.scene_job import failure_reason, is_bad_input, plan_scene, run_scene
 from datasets.store.schema import StoreLayout
@@ -143,7 +144,6 @@ def preprocess(
             f"--pairs {pairs_path} is not a directory; pass the folder of <scene>/selected_pairs.npz"
         )
     config = PreprocessConfig(target_resolution=target_resolution)
-    config_hash, code_version = hashing.config_hash(config), hashing.code_version()
 
     available = list_scenes(root_path, pairs_path)
     if scenes:
@@ -158,6 +158,21 @@ def preprocess(
     else:
         selected = available
 
+    with store_lock(store_path):
+        return _preprocess_selected(logger, started, root_path, store_path, pairs_path, selected, config)
+
+
+def _preprocess_selected(
+    logger,
+    started: float,
+    root_path: Path,
+    store_path: Path,
+    pairs_path: Path | None,
+    selected: list[str],
+    config: PreprocessConfig,
+) -> dict[str, Any]:
+    """The flow's work once the arguments are checked; runs under the store lock."""
+    config_hash, code_version = hashing.config_hash(config), hashing.code_version()
     open_or_create_store(store_path)
     sweep_staging(store_path)  # leftovers of killed runs; nothing is writing yet
     layout = StoreLayout(store_path)

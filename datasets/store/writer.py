@@ -22,6 +22,7 @@ from zarr.storage import LocalStore
 
 from datasets.preprocess.result import FrameBlock, PreprocessedScene
 from datasets.store.failures import utc_now
+from datasets.store.lock import LOCK_NAME
 from datasets.store.schema import (
     SCENES_GROUP,
     SCHEMA_VERSION,
@@ -62,7 +63,13 @@ def open_or_create_store(store: Path) -> str:
             raise ValueError(f"store {layout.root} has no {SCENES_GROUP}/ group; it is not a scene store")
         return str(root.attrs["store_uuid"])
     if layout.root.exists() and any(layout.root.iterdir()):
-        known = {layout.zarr_root.name, layout.tables_dir.name, layout.failures_dir.name}
+        known = {
+            layout.zarr_root.name,
+            layout.tables_dir.name,
+            layout.failures_dir.name,
+            layout.digest_cache_path.parent.name,
+            LOCK_NAME,
+        }
         strangers = sorted(p.name for p in layout.root.iterdir() if p.name not in known)
         if strangers:
             raise ValueError(

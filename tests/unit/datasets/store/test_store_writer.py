@@ -115,3 +115,10 @@ def test_set_categories(tmp_path):
     writer.open_or_create_store(store)
     writer.set_categories(store, [{"id": 0, "name": "wall", "isthing": 0}])
     assert StoreReader(store).categories() == [{"id": 0, "name": "wall", "isthing": 0}]
+
+
+def test_a_locked_store_directory_is_not_foreign(tmp_path):
+    from datasets.store.lock import store_lock
+
+    with store_lock(tmp_path / "store"):
+        writer.open_or_create_store(tmp_path / "store")
