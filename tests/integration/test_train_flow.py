@@ -81,6 +81,8 @@ def test_two_rank_cpu_training_checkpoints_resumes_and_is_in_mlflow(store, prefe
     first = run_train(env, store, runs, "training.epochs=1")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "MLflow UI" in first.stdout and str(run_dir) in first.stdout
+    # Both ranks' output was streamed line by line into the flow's log.
+    assert "rank0 INFO" in first.stderr and "rank1 INFO" in first.stderr
     result = json.loads((run_dir / "result.json").read_text())
     assert result["world_size"] == 2 and result["global_step"] == 2 and result["resumed_from"] is None
     assert (run_dir / "checkpoint-last" / "meta.json").is_file()
