@@ -95,7 +95,7 @@ def export_scene(reader: StoreReader, scene_id: str, out: Path) -> dict[str, np.
         "intrinsics": intrinsics,
         "images": np.array(names, dtype=str),  # a <U array: the loaders np.load without allow_pickle
         "pairs": reader.pairs(scene_id),
-        "cls_sep": np.int64(_cls_sep(attrs)),
+        "cls_sep": np.int64(reader.cls_sep(default=_cls_sep(attrs))),
     }
     np.savez(scene_dir / "scene_metadata.npz", **metadata)
     return metadata

@@ -248,7 +248,7 @@ def _preprocess_selected(
     for scene_id in layout.committed_scene_ids():
         categories = read_scene_attrs(layout, scene_id).get("categories")
         if categories:
-            set_categories(store_path, categories)
+            set_categories(store_path, categories, cls_sep=config.cls_sep)
             break
     tables = builder.write(current)
     summary = {

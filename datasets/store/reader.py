@@ -56,6 +56,10 @@ class StoreReader:
                     break
         return list(categories)
 
+    def cls_sep(self, default: int = 256) -> int:
+        """Panoptic id = instance * cls_sep + class (root attr written by the preprocess flow)."""
+        return int(self._root.attrs.get("cls_sep", default))
+
     def scene_attrs(self, scene_id: str) -> dict[str, Any]:
         if scene_id not in self._attrs:
             attrs = read_scene_attrs(self.layout, scene_id)

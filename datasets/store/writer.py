@@ -87,13 +87,18 @@ def open_or_create_store(store: Path) -> str:
     return store_uuid
 
 
-def set_categories(store: Path, categories: list[dict]) -> None:
-    """Record the class vocabulary in the root attrs (flow process only)."""
+def set_categories(store: Path, categories: list[dict], cls_sep: int | None = None) -> None:
+    """Record the class vocabulary (and the panoptic id separator) in the root attrs (flow process only)."""
     layout = StoreLayout(Path(store))
     root = zarr.open_group(store=LocalStore(layout.zarr_root), mode="r+")
     check_schema_version(root.attrs.get("schema_version"), layout.root)
+    updates: dict[str, Any] = {}
     if root.attrs.get("categories") != categories:
-        root.attrs["categories"] = _jsonable(categories)
+        updates["categories"] = _jsonable(categories)
+    if cls_sep is not None and root.attrs.get("cls_sep") != int(cls_sep):
+        updates["cls_sep"] = int(cls_sep)
+    if updates:
+        root.attrs.update(updates)
 
 
 def sweep_staging(store: Path) -> list[str]:

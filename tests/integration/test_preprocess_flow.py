@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -44,6 +45,8 @@ def test_two_scenes_on_two_workers_then_incremental(dataset, prefect_server, tmp
         assert (frame["panoptic"] > 0).any()
         assert np.isfinite(frame["cam_to_world"]).all()
     assert len(reader.categories()) > 0
+    root_attrs = json.loads((store / "scenes.zarr" / "zarr.json").read_text())["attributes"]
+    assert root_attrs["cls_sep"] == 256 and root_attrs["schema_version"] == 1
     assert len(read_table(store, "pairs")) > 0
 
     # Same inputs, config and code: everything is skipped, nothing rewritten.

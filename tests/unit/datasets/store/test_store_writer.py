@@ -110,11 +110,14 @@ def test_half_written_staging_is_invisible_and_swept(tmp_path, make_scene):
     assert not partial.exists()
 
 
-def test_set_categories(tmp_path):
+def test_set_categories_and_cls_sep(tmp_path):
     store = tmp_path / "store"
     writer.open_or_create_store(store)
-    writer.set_categories(store, [{"id": 0, "name": "wall", "isthing": 0}])
-    assert StoreReader(store).categories() == [{"id": 0, "name": "wall", "isthing": 0}]
+    assert StoreReader(store).cls_sep() == 256  # default until the flow records it
+    writer.set_categories(store, [{"id": 0, "name": "wall", "isthing": 0}], cls_sep=1000)
+    reader = StoreReader(store)
+    assert reader.categories() == [{"id": 0, "name": "wall", "isthing": 0}]
+    assert reader.cls_sep() == 1000
 
 
 def test_a_locked_store_directory_is_not_foreign(tmp_path):
