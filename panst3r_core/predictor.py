@@ -45,6 +45,7 @@ class Predictor:
             it is available offline, else hashed with a warning).
         siglip: SigLIP model folder or hub id (read from the local HF cache only).
         max_batch_size: views per forward in the batched stages (None = the inference default).
+        cuda_graphs: on CUDA, replay CUDA graphs for the keyframe-memory updates (off: plain eager).
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class Predictor:
         siglip: str | None = None,
         max_batch_size: int | None = None,
         metadata: dict[str, Any] | None = None,
+        cuda_graphs: bool = True,
     ) -> None:
         if (weights is None) == (model is None):
             raise ValueError("Predictor needs exactly one of `weights` (a checkpoint path) or `model`")
@@ -74,6 +76,7 @@ class Predictor:
         self.text_embeddings = text_embeddings
         self.siglip = siglip
         self.max_batch_size = max_batch_size
+        self.cuda_graphs = cuda_graphs
         started = time.perf_counter()
         if model is None:
             model, loaded_metadata = load_model(weights, dino_config)
@@ -153,6 +156,7 @@ class Predictor:
                 amp=None if self.amp == "none" else self.amp,
                 retrieval_seed=seed,
                 output_device=None,  # stay on the device until the end
+                cuda_graphs=self.cuda_graphs,
             )
             if self.max_batch_size is not None:
                 options.max_batch = self.max_batch_size

@@ -49,6 +49,8 @@ class InferenceOptions:
     retrieval_seed: int = 0
     xformers: bool = True
     """Use xformers' memory-efficient attention for unmasked attention when it is installed (CUDA only)."""
+    cuda_graphs: bool = True
+    """On CUDA, replay captured graphs for the single-keyframe memory updates (launch-bound otherwise)."""
     output_device: str | None = "cpu"
     """Where the results are moved at the end (None: stay on the model's device)."""
     return_intermediates: bool = False
@@ -161,6 +163,7 @@ def run_inference(
             dtype=compute_dtype,
             device=device,
             keep_values=opts.return_intermediates,
+            cuda_graphs=opts.cuda_graphs,
         )
         start = 0
         for size in memory_batches(len(keyframes)):

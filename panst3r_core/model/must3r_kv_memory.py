@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from panst3r_core.model.must3r_decoder import DecoderMemory, Must3rDecoder
+from panst3r_core.model.must3r_memory_graphs import MemoryStepGraphs
 from panst3r_core.model.rope import RotaryTables
 
 
@@ -33,6 +34,8 @@ class KVMemory:
         batch: batch size B of the memory (1 at inference: one scene).
         dtype: dtype of the stored keys/values (the compute dtype: bf16/fp16 under autocast, else float32).
         keep_values: also keep the stored tokens themselves (norm_y applied), for `decoder_memory()`.
+        cuda_graphs: on CUDA, replay captured graphs for the single-image updates (see
+            `must3r_memory_graphs`); ignored on other devices and with keep_values.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class KVMemory:
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
         keep_values: bool = False,
+        cuda_graphs: bool = False,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"KVMemory capacity={capacity} must be at least one token")
@@ -56,6 +60,19 @@ class KVMemory:
         self.stored: list[list[torch.Tensor]] | None = (
             [[] for _ in decoder.blocks_dec] if keep_values else None
         )
+        self.graphs: MemoryStepGraphs | None = None
+        if cuda_graphs and self.keys.device.type == "cuda" and not keep_values:
+            self.use_step_graphs(capture=True)
+
+    def use_step_graphs(self, capture: bool = True) -> None:
+        """Run the single-image updates through `MemoryStepGraphs` (capture=False: the same bucketed,
+        masked computation without graphs, e.g. to check it on the CPU). Call before the first `add`."""
+        if self.length:
+            raise ValueError("use_step_graphs must be called on an empty KVMemory")
+        # bucketed updates attend to unfilled rows too (masked out): keep those rows finite
+        self.keys.zero_()
+        self.values.zero_()
+        self.graphs = MemoryStepGraphs(self.capacity, capture=capture)
 
     @property
     def capacity(self) -> int:
@@ -65,12 +82,17 @@ class KVMemory:
     def num_images(self) -> int:
         return len(self.image_sizes)
 
-    def _write(self, layer: int, start: int, tokens: torch.Tensor) -> None:
-        """Project (B, T, D) memory tokens of `layer` and write their keys/values at [start, start + T)."""
+    def _write(self, layer: int, at: int | torch.Tensor, tokens: torch.Tensor) -> None:
+        """Project (B, T, D) memory tokens of `layer` and write their keys/values at token rows
+        [at, at + T); `at` is an int, or a device tensor of the T row indices (inside a CUDA graph)."""
         keys, values = self.decoder.blocks_dec[layer].cross_attn.project_kv(tokens)
-        end = start + tokens.shape[1]
-        self.keys[layer, :, :, start:end] = keys
-        self.values[layer, :, :, start:end] = values
+        if isinstance(at, torch.Tensor):
+            self.keys[layer].index_copy_(2, at, keys)
+            self.values[layer].index_copy_(2, at, values)
+            return
+        end = at + tokens.shape[1]
+        self.keys[layer, :, :, at:end] = keys
+        self.values[layer, :, :, at:end] = values
 
     def prefix(self, layer: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys, values (B, heads, length, head_dim) of the first `length` tokens of `layer` (views)."""
@@ -82,6 +104,44 @@ class KVMemory:
         x_enc: n tensors (B, T_i, Denc) encoder tokens; pos: n tensors (B, T_i, 2) patch positions.
         Returns per image the last-layer features after norm_dec, (B, T_i, D).
         """
+        n = len(x_enc)
+        sizes = [tokens.shape[1] for tokens in x_enc]
+        start = self.length
+        end = start + sum(sizes)
+        if end > self.capacity:
+            raise ValueError(
+                f"KVMemory holds {self.capacity} tokens; adding {n} images of {sizes} tokens to {start} "
+                "stored ones exceeds it: size the memory for all images that will be added"
+            )
+        if self.graphs is not None and n == 1 and start > 0:
+            feats_last = [self.graphs.add_one(self, x_enc[0], pos[0], start)]
+        else:
+            attends_new = n > 1 or start == 0
+            allowed = None
+            if n > 1:
+                # Do not let an image cross-attend to its own tokens while it is being added.
+                device = x_enc[0].device
+                own = torch.block_diag(*[torch.ones(t, t, dtype=torch.bool, device=device) for t in sizes])
+                old = torch.ones(end - start, start, dtype=torch.bool, device=device)
+                allowed = torch.cat((old, ~own), dim=1)
+            feats_last = self.update(x_enc, pos, end if attends_new else start, allowed, start, attends_new)
+        self.length = end
+        self.image_sizes.extend(sizes)
+        return feats_last
+
+    def update(
+        self,
+        x_enc: list[torch.Tensor],
+        pos: list[torch.Tensor],
+        key_count: int,
+        allowed: torch.Tensor | None,
+        at: int | torch.Tensor,
+        attends_new: bool,
+    ) -> list[torch.Tensor]:
+        """The decoder pass of one update: the new images attend to the first `key_count` stored keys
+        (`allowed`: bool mask broadcastable to (new tokens, key_count), or None), and their stored tokens are
+        written at `at`. With `attends_new` the provisional keys of the new tokens are written first (they
+        are among the attended ones). Does not advance `length`."""
         dec = self.decoder
         n = len(x_enc)
         first = self.num_images == 0
@@ -91,22 +151,6 @@ class KVMemory:
             # The first image of the initial batch is the reference frame of the reconstruction.
             xs.append(x if (first and i == 0) else x + dec.image2_embed[0].to(x.dtype))
         tables = [RotaryTables(p) for p in pos]
-        sizes = [x.shape[1] for x in xs]
-        start = self.length
-        end = start + sum(sizes)
-        if end > self.capacity:
-            raise ValueError(
-                f"KVMemory holds {self.capacity} tokens; adding {n} images of {sizes} tokens to {start} "
-                "stored ones exceeds it: size the memory for all images that will be added"
-            )
-        attends_new = n > 1 or start == 0
-        allowed = None
-        if n > 1:
-            # Do not let an image cross-attend to its own tokens while it is being added.
-            device = xs[0].device
-            own = torch.block_diag(*[torch.ones(t, t, dtype=torch.bool, device=device) for t in sizes])
-            old = torch.ones(end - start, start, dtype=torch.bool, device=device)
-            allowed = torch.cat((old, ~own), dim=1)
 
         layer_inputs = []
         provisional = []
@@ -115,10 +159,10 @@ class KVMemory:
             layer_inputs.append(layer_input)
             if attends_new:
                 provisional.append(block.prepare_memory(layer_input))
-                self._write(layer, start, provisional[-1])
-            keys, values = self.prefix(layer, end if attends_new else start)
+                self._write(layer, at, provisional[-1])
+            keys, values = self.prefix(layer, key_count)
             if n == 1:
-                xs = [block(xs[0], tables[0], keys, values, None, xs[0].shape[0])]
+                xs = [block(xs[0], tables[0], keys, values, allowed, xs[0].shape[0])]
             else:
                 xs = block.forward_images(xs, tables, keys, values, allowed)
         feats_last = [dec.norm_dec(x) for x in xs]
@@ -137,11 +181,9 @@ class KVMemory:
                     else layer_inputs[layer]
                 )
                 stored = block.prepare_memory(shifted)
-                self._write(layer, start, stored)
+                self._write(layer, at, stored)
             if self.stored is not None:
                 self.stored[layer].append(stored)
-        self.length = end
-        self.image_sizes.extend(sizes)
         return feats_last
 
     def render_kv(self) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -73,6 +73,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (CUDA kernels, allocator)")
     parser.add_argument("--max-batch-size", type=int, default=None, help="views per batched forward")
     parser.add_argument("--no-tf32", action="store_true", help="disable TF32 matmuls in fp32")
+    parser.add_argument(
+        "--no-cuda-graphs", action="store_true", help="keyframe-memory updates without CUDA graphs"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--profile",
@@ -159,6 +162,7 @@ def benchmark(args: argparse.Namespace) -> dict:
                 device=device,
                 amp=PRECISION_TO_AMP[precision],
                 max_batch_size=args.max_batch_size,
+                cuda_graphs=not args.no_cuda_graphs,
             )
             for num_views in args.views:
                 views = random_views(num_views, args.height, args.width, args.seed + num_views)
@@ -241,6 +245,7 @@ def benchmark(args: argparse.Namespace) -> dict:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "tf32": device.type == "cuda" and not args.no_tf32,
+        "cuda_graphs": device.type == "cuda" and not args.no_cuda_graphs,
         "postprocess": args.postprocess,
         "num_classes": args.num_classes,
         "repeats": args.repeats,

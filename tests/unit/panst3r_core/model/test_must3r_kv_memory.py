@@ -87,3 +87,28 @@ def test_capacity_and_values_errors(decoder_and_images):
         kv.decoder_memory()
     with pytest.raises(ValueError, match="capacity"):
         KVMemory(decoder, capacity=0)
+
+
+def test_bucketed_masked_updates_equal_the_prefix_updates(decoder_and_images):
+    """What the CUDA graphs replay (whole buckets with unfilled rows masked, index writes), run eagerly."""
+    decoder, tokens, positions, _ = decoder_and_images
+    capacity = sum(t.shape[1] for t in tokens)
+    with torch.no_grad():
+        prefix = KVMemory(decoder, capacity=capacity)
+        bucketed = KVMemory(decoder, capacity=capacity)
+        bucketed.use_step_graphs(capture=False)
+        assert bucketed.graphs is not None and bucketed.graphs.buckets == [16, capacity]
+        for memory in (prefix, bucketed):
+            feats = memory.add(tokens[:2], positions[:2])
+            feats += [memory.add(tokens[i : i + 1], positions[i : i + 1])[0] for i in range(2, 5)]
+            memory.feats = feats
+    assert bucketed.length == prefix.length == capacity
+    # (6 tokens, bucket 16) and (6 tokens, bucket 30): the last image (3x2 grid) reuses the step of the
+    # 2x3 one before it with its own positions, as a graph replay would
+    assert sorted(key[-1] for key in bucketed.graphs._graphs) == [16, 30]
+    for ours, ref in zip(bucketed.feats, prefix.feats):
+        assert _rel(ours, ref) < 1e-6
+    for (k, v), (rk, rv) in zip(bucketed.render_kv(), prefix.render_kv()):
+        assert _rel(k, rk) < 1e-6 and _rel(v, rv) < 1e-6
+    with pytest.raises(ValueError, match="empty"):
+        bucketed.use_step_graphs()

@@ -1,0 +1,107 @@
+"""CUDA graphs for the single-image updates of the MUSt3R keyframe memory (`KVMemory`).
+
+Building the memory over 50 keyframes runs 49 sequential 12-layer decoder passes on one image's tokens: ~500
+small kernels per update, so on a GPU the host's launch overhead sets the pace (~12 ms per update on an H100
+for ~2 ms of device work). Every update after the first adds one image and differs from the others only in
+how many stored tokens it attends to, so one captured pass per (tokens per image, bucket) is replayed:
+
+- the pass attends to the first `bucket` rows of the key/value buffers with every row at or after the
+  current memory length masked out; the length is a device scalar that the graph reads, and the stored
+  tokens are written with `index_copy_` at rows computed from it. Masked attention weights are exactly
+  zero (the buffers are zero-initialised, so masked rows are finite), so a replay computes what the eager
+  prefix attention computes, up to summation order;
+- the buckets are half of the capacity and all of it (multiples of 16 rows, the alignment of the attention
+  kernels' masks), so masked rows stay below half of the attention work;
+- the image's encoder tokens and positions are copied into static input buffers before each replay.
+
+The first update of a bucket runs eagerly on a side stream (this warms up cuBLAS/cuDNN, as capture requires,
+and performs that update); the capture follows, and later updates replay it. Weight casts of autocast are
+already cached by then (the first, eager update used every weight), so the graph records no casts and adds
+no cache entries.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from panst3r_core.model.must3r_kv_memory import KVMemory
+
+# Rows of a mask (and so of an attention bucket) are padded to this multiple by the attention kernels anyway.
+_ALIGN = 16
+
+
+class _StepGraph:
+    """One captured single-image update for a fixed token count and bucket."""
+
+    def __init__(self, x_enc: torch.Tensor, pos: torch.Tensor, bucket: int, capture: bool) -> None:
+        device = x_enc.device
+        self.bucket = bucket
+        self.x_enc = torch.empty_like(x_enc)
+        self.pos = torch.empty_like(pos)
+        self.start = torch.zeros((), dtype=torch.int64, device=device)
+        self.token_rows = torch.arange(x_enc.shape[1], device=device)
+        self.key_rows = torch.arange(bucket, device=device)
+        self.graph = torch.cuda.CUDAGraph() if capture else None
+        self.output: torch.Tensor | None = None
+
+    def set_inputs(self, x_enc: torch.Tensor, pos: torch.Tensor, start: int) -> None:
+        self.x_enc.copy_(x_enc)
+        self.pos.copy_(pos)
+        self.start.fill_(start)
+
+    def run(self, memory: KVMemory) -> torch.Tensor:
+        """The update of the image in the static inputs, against the first `start` stored tokens."""
+        allowed = (self.key_rows < self.start)[None]  # (1, bucket): only the stored prefix
+        rows = self.token_rows + self.start
+        return memory.update([self.x_enc], [self.pos], self.bucket, allowed, rows, attends_new=False)[0]
+
+
+class MemoryStepGraphs:
+    """Captured single-image memory updates, per (tokens per image, bucket), for one `KVMemory`.
+
+    capture=False runs the same bucketed, masked computation eagerly (no graphs): what the graphs replay,
+    checkable on the CPU."""
+
+    def __init__(self, capacity: int, capture: bool = True) -> None:
+        half = min(capacity, -(-(capacity // 2) // _ALIGN) * _ALIGN)
+        self.buckets = sorted({half, capacity})
+        self.capture = capture
+        self._graphs: dict[tuple, _StepGraph] = {}
+        self._pool = None
+
+    def _bucket(self, start: int) -> int:
+        return next(b for b in self.buckets if b >= start)
+
+    def add_one(self, memory: KVMemory, x_enc: torch.Tensor, pos: torch.Tensor, start: int) -> torch.Tensor:
+        """Add one image (x_enc (B, T, Denc), pos (B, T, 2)) to a memory holding `start` > 0 tokens.
+        Returns its last-layer features after norm_dec (B, T, D)."""
+        bucket = self._bucket(start)
+        key = (tuple(x_enc.shape), x_enc.dtype, tuple(pos.shape), bucket)
+        step = self._graphs.get(key)
+        if step is not None:
+            step.set_inputs(x_enc, pos, start)
+            if step.graph is None:
+                return step.run(memory)
+            step.graph.replay()
+            assert step.output is not None
+            return step.output.clone()  # the static output is overwritten by the next replay
+
+        step = _StepGraph(x_enc, pos, bucket, self.capture)
+        self._graphs[key] = step
+        step.set_inputs(x_enc, pos, start)
+        if step.graph is None:
+            return step.run(memory)
+        device = x_enc.device
+        side = torch.cuda.Stream(device=device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            features = step.run(memory)  # warm-up, and this update itself
+        torch.cuda.current_stream(device).wait_stream(side)
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        with torch.cuda.graph(step.graph, pool=self._pool):
+            step.output = step.run(memory)  # recorded, not executed
+        return features.clone()
