@@ -19,6 +19,10 @@ class PreprocessConfig:
     """Ids covering fewer pixels than this in a frame become void (MIN_INST_AREA)."""
     export_crowd: bool = False
     """Keep crowd groups (thing class without instance mapping) as ordinary segments."""
+    unknown_labels: str = "error"
+    """A segGroup label that is neither a benchmark class nor listed in map_benchmark.csv: "error" fails the
+    scene with a message naming the labels (the CSV does not cover the data), "skip" leaves them void with a
+    warning. Labels the CSV lists without a target are always void, as in the official script."""
     znear: float = 0.05
     zfar: float = 20.0
     class_list: str = "metadata/semantic_benchmark/top100.txt"

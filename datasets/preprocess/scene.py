@@ -111,6 +111,7 @@ def _load_mesh_and_semantics(record: SceneRecord, config: PreprocessConfig, time
                 mesh.num_vertices,
                 cls_sep=config.cls_sep,
                 export_crowd=config.export_crowd,
+                unknown_labels=config.unknown_labels,
             )
     except BadSceneInput:
         raise

@@ -63,6 +63,9 @@ class LabelMap:
     thing_names: set[str]
     label_to_class: dict[str, int] = field(default_factory=dict)
     crowd_labels: set[str] = field(default_factory=set)
+    listed_labels: set[str] = field(default_factory=set)
+    """Raw labels the mapping CSV lists, with or without a target. A label listed without a usable target is
+    deliberately unmapped (void); a label listed nowhere is unknown, i.e. the CSV does not cover the data."""
 
     def categories(self) -> list[dict]:
         """COCO-style category list [{id, name, isthing}] in class-id order (the official categories.json)."""
@@ -124,6 +127,7 @@ def build_label_map(class_names: list[str], thing_names: list[str], rows: list[M
     class_index = {name: i for i, name in enumerate(class_names)}
     label_map.label_to_class.update(class_index)
     for row in rows:
+        label_map.listed_labels.add(row.raw_class)
         if row.semantic_map_to is None and row.instance_map_to is None:
             continue
         if row.instance_map_to in class_index:
@@ -168,13 +172,18 @@ def read_vertex_panoptic_ids(
     num_vertices: int,
     cls_sep: int = 256,
     export_crowd: bool = False,
+    unknown_labels: str = "error",
 ) -> tuple[np.ndarray, list[dict]]:
     """Per-vertex panoptic ids of one scene.
 
     Returns (pan_ids (num_vertices,) int64 with instance_id * cls_sep + class_id and 0 = void, segments)
     where segments lists {id, instance_id, class_id, orig_class_name, iscrowd} for every kept group.
-    Groups with labels outside the map are skipped (one warning naming them); crowd groups are skipped
-    unless export_crowd."""
+    Groups whose label the mapping CSV lists without a benchmark target are skipped (void), as the official
+    script does; crowd groups are skipped unless export_crowd. A label that is neither a benchmark class nor
+    listed in the CSV means the CSV does not cover this scene: with unknown_labels="error" (default) that is a
+    ValueError naming the labels and the fix, with "skip" the groups are skipped with one warning."""
+    if unknown_labels not in ("error", "skip"):
+        raise ValueError(f"unknown_labels must be 'error' or 'skip', got {unknown_labels!r}")
     segments_path, segments_anno_path = Path(segments_path), Path(segments_anno_path)
     if cls_sep <= len(label_map.class_names) - 1:
         raise ValueError(
@@ -212,7 +221,8 @@ def read_vertex_panoptic_ids(
                 f"outside [0, {num_vertices})"
             )
         if label not in label_map.label_to_class:
-            unknown.add(label)
+            if label not in label_map.listed_labels:
+                unknown.add(label)
             continue
         is_crowd = label in label_map.crowd_labels
         if is_crowd and not export_crowd:
@@ -229,6 +239,13 @@ def read_vertex_panoptic_ids(
                 "orig_class_name": label,
                 "iscrowd": bool(is_crowd),
             }
+        )
+    if unknown and unknown_labels == "error":
+        names = ", ".join(repr(name) for name in sorted(unknown))
+        raise ValueError(
+            f"{segments_anno_path}: field 'label' of segGroups holds label(s) {names} that are neither "
+            "benchmark classes nor rows of the mapping CSV; add a row per label to map_benchmark.csv (with "
+            "empty targets to leave it void), or preprocess with unknown_labels='skip'"
         )
     if unknown:
         logger.warning(

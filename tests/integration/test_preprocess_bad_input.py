@@ -72,27 +72,27 @@ BREAKAGES = {
     "nan_pose": (_nan_pose, "pose"),
     "missing_image": (_missing_image, "not found"),
     "empty_scene": (_empty_scene, "frames"),
+    "unknown_labels": (_unknown_labels, "map_benchmark.csv"),
 }
 
 
 def test_each_bad_scene_fails_alone_with_a_clear_message(tmp_path, prefect_server):
     names = sorted(BREAKAGES)
-    root, pairs = make_root(tmp_path / "data", num_scenes=len(names) + 2, seed=11)
+    root, pairs = make_root(tmp_path / "data", num_scenes=len(names) + 1, seed=11)
     scene_ids = sorted(p.name for p in (root / "data").iterdir())
-    broken = dict(zip(scene_ids, names))  # the last two scenes stay good (one of them gets unknown labels)
-    good, relabelled = scene_ids[-2], scene_ids[-1]
+    broken = dict(zip(scene_ids, names))  # the last scene stays good
+    good = scene_ids[-1]
     pristine = tmp_path / "pristine"
     shutil.copytree(root / "data", pristine / "data")
     shutil.copytree(pairs, pristine / "pairs")
     for scene_id, name in broken.items():
         BREAKAGES[name][0](root / "data" / scene_id)
-    _unknown_labels(root / "data" / relabelled)
 
     env = cli_env(*prefect_server)
     store = tmp_path / "store"
     result, summary = run_preprocess(env, root, pairs, store, tmp_path / "s1.json", "--workers", "2")
     assert result.returncode == 1, "a run with failed scenes exits 1"
-    assert summary["done"] == [good, relabelled]
+    assert summary["done"] == [good]
     assert sorted(summary["failed"]) == sorted(broken)
     for scene_id, name in broken.items():
         reason = summary["failed"][scene_id]
@@ -105,10 +105,7 @@ def test_each_bad_scene_fails_alone_with_a_clear_message(tmp_path, prefect_serve
         assert scenes.loc[scene_id, "status"] == "failed"
         assert scenes.loc[scene_id, "error"] == summary["failed"][scene_id]
     assert scenes.loc[good, "status"] == "done"
-    # Unknown labels are skipped with a warning, as the official script does: the scene has no segments.
-    assert scenes.loc[relabelled, "status"] == "done"
-    assert StoreReader(store).scene_attrs(relabelled)["segments"] == []
-    assert StoreReader(store).scene_ids() == [good, relabelled]
+    assert StoreReader(store).scene_ids() == [good]
 
     # Repair two scenes: the next run redoes exactly the failed ones and fixes the repaired two.
     repaired = scene_ids[:2]
@@ -119,7 +116,7 @@ def test_each_bad_scene_fails_alone_with_a_clear_message(tmp_path, prefect_serve
             pristine / "pairs" / scene_id / "selected_pairs.npz", pairs / scene_id / "selected_pairs.npz"
         )
     result, summary = run_preprocess(env, root, pairs, store, tmp_path / "s2.json", "--workers", "2")
-    assert summary["skipped"] == [good, relabelled]
+    assert summary["skipped"] == [good]
     assert summary["done"] == repaired
     assert sorted(summary["failed"]) == sorted(set(broken) - set(repaired))
     scenes = read_table(store, "scenes").set_index("scene_id")

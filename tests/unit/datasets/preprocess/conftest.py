@@ -38,6 +38,7 @@ MAPPING = [
     ("office desk", "12", "table", "table"),  # raw label -> thing
     ("wall panel", "3", "wall", ""),  # raw label -> stuff
     ("boxes", "4", "box", ""),  # thing without instance target -> crowd
+    ("sculpture", "1", "", ""),  # listed without a target -> void
 ]
 DSLR = CameraModel("OPENCV_FISHEYE", 438, 292, (170.0, 171.0, 219.3, 146.2, -0.03, 0.012, -0.004, 0.001))
 IPHONE = CameraModel(
@@ -85,7 +86,7 @@ def build_room() -> tuple[np.ndarray, np.ndarray, list[tuple[str, np.ndarray]]]:
         ("chair", (0.5, 0.5, 0.9), (3.0, 1.3, 0.45)),
         ("cabinet", (0.6, 0.4, 1.6), (5.5, 4.2, 0.8)),
         ("boxes", (0.5, 0.5, 0.4), (1.0, 3.8, 0.2)),
-        ("sculpture", (0.3, 0.3, 0.5), (4.8, 1.0, 0.25)),  # unknown label -> void
+        ("sculpture", (0.3, 0.3, 0.5), (4.8, 1.0, 0.25)),  # listed without a target -> void
         ("box", (0.35, 0.35, 0.35), (2.0, 2.0, 0.925)),  # on the table
     ]
     for label, extents, centre in boxes:

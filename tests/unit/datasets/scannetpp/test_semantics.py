@@ -89,12 +89,11 @@ def _groups():
     ]
 
 
-def test_vertex_ids_later_groups_overwrite_and_unknown_labels_warn(files, tmp_path, caplog):
+def test_vertex_ids_later_groups_overwrite_and_listed_unmapped_labels_are_void(files, tmp_path):
     label_map = build_label_map(CLASSES, THINGS, read_mapping(files / "map.csv"))
     seg, anno = _write_scene(tmp_path, _groups())
-    with caplog.at_level(logging.WARNING):
-        pan, segments = read_vertex_panoptic_ids(seg, anno, label_map, num_vertices=8)
-    # instance ids count kept groups only: wall panel=1, desk=2, chair=3 (books is crowd, object unknown)
+    pan, segments = read_vertex_panoptic_ids(seg, anno, label_map, num_vertices=8)
+    # instance ids count kept groups only: wall panel=1, desk=2, chair=3 (books is crowd, object unmapped)
     np.testing.assert_array_equal(pan, [256, 256, 2 * 256 + 2, 2 * 256 + 2, 0, 0, 3 * 256 + 3, 0])
     assert [s["orig_class_name"] for s in segments] == ["wall panel", "desk", "chair"]
     assert segments[1] == {
@@ -104,7 +103,18 @@ def test_vertex_ids_later_groups_overwrite_and_unknown_labels_warn(files, tmp_pa
         "orig_class_name": "desk",
         "iscrowd": False,
     }
-    assert "object" in caplog.text and "segments_anno.json" in caplog.text
+
+
+def test_labels_missing_from_the_mapping_csv_fail_or_are_skipped_on_request(files, tmp_path, caplog):
+    label_map = build_label_map(CLASSES, THINGS, read_mapping(files / "map.csv"))
+    groups = _groups() + [{"id": 9, "objectId": 9, "label": "sculpture", "segments": [7], "obb": {}}]
+    seg, anno = _write_scene(tmp_path, groups)
+    with pytest.raises(ValueError, match=r"segments_anno\.json.*'sculpture'.*map_benchmark\.csv"):
+        read_vertex_panoptic_ids(seg, anno, label_map, num_vertices=8)
+    with caplog.at_level(logging.WARNING):
+        pan, segments = read_vertex_panoptic_ids(seg, anno, label_map, num_vertices=8, unknown_labels="skip")
+    assert pan[7] == 0 and "sculpture" in caplog.text
+    assert [s["orig_class_name"] for s in segments] == ["wall panel", "desk", "chair"]
 
 
 def test_export_crowd_keeps_crowd_groups(files, tmp_path):
