@@ -128,6 +128,8 @@ def preprocess(
     pairs: str | None = None,
     scenes: list[str] | None = None,
     target_resolution: int = 920,
+    unknown_labels: str = "error",
+    export_crowd: bool = False,
 ) -> dict[str, Any]:
     """Preprocess every scene of `root` (or `scenes`) into `store`; returns the run summary
     `{done, skipped, failed: {scene: reason}, frames, seconds, store}`."""
@@ -143,7 +145,9 @@ def preprocess(
         raise FileNotFoundError(
             f"--pairs {pairs_path} is not a directory; pass the folder of <scene>/selected_pairs.npz"
         )
-    config = PreprocessConfig(target_resolution=target_resolution)
+    config = PreprocessConfig(
+        target_resolution=target_resolution, unknown_labels=unknown_labels, export_crowd=export_crowd
+    )
 
     available = list_scenes(root_path, pairs_path)
     if scenes:
@@ -281,9 +285,17 @@ def run_preprocess(
     target_resolution: int = 920,
     workers: int = 2,
     dask_address: str | None = None,
+    unknown_labels: str = "error",
+    export_crowd: bool = False,
 ) -> dict[str, Any]:
     """Run the flow in this process with the chosen Dask cluster."""
     runner = make_task_runner(workers, dask_address)
     return preprocess.with_options(task_runner=runner)(
-        root=root, store=store, pairs=pairs, scenes=scenes, target_resolution=target_resolution
+        root=root,
+        store=store,
+        pairs=pairs,
+        scenes=scenes,
+        target_resolution=target_resolution,
+        unknown_labels=unknown_labels,
+        export_crowd=export_crowd,
     )

@@ -33,6 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=920,
         help="output images cover (T, T*3/4) pixels (default 920)",
     )
+    parser.add_argument(
+        "--unknown-labels",
+        choices=("error", "skip"),
+        default="error",
+        help="a segGroup label listed neither in top100.txt nor in map_benchmark.csv fails its scene "
+        "(error, default) or is left void with a warning (skip)",
+    )
+    parser.add_argument(
+        "--export-crowd",
+        action="store_true",
+        help="keep crowd groups (thing class without instance mapping) as segments, as the official flag",
+    )
     parser.add_argument("--summary-json", default=None, help="also write the run summary to this JSON file")
     parser.add_argument(
         "--prefect-port",
@@ -72,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
                 target_resolution=args.target_resolution,
                 workers=args.workers,
                 dask_address=args.dask_address,
+                unknown_labels=args.unknown_labels,
+                export_crowd=args.export_crowd,
             )
     print_summary(summary)
     if args.summary_json:
