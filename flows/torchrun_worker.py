@@ -6,6 +6,8 @@ engine's loop, which auto-resumes from `DIR/checkpoint-last`. Rank 0 writes ever
 learning rate to `DIR/metrics.jsonl` and, when the launcher set MLFLOW_RUN_ID and MLFLOW_TRACKING_URI, to that
 MLflow run; every rank logs its own throughput there. At the end rank 0 exports the trained model in the
 inference checkpoint format (`DIR/model-final`, loadable by `panst3r predict`/evaluate) and `DIR/result.json`.
+A launch stopped by `training.time_budget_s` writes result.json with `finished: false` and no export; the
+next launch resumes from `DIR/checkpoint-last`.
 
 Imports no Prefect (an import-linter contract): it runs under torchrun, not inside a flow.
 """
@@ -178,18 +180,25 @@ def run(run_dir: Path, device_kind: str = "auto") -> dict[str, Any] | None:
     result = train(config, model, data, callbacks=callbacks, device=device)
     if rank != 0:
         return None
-    exported = export_model(model, run_dir, config, dataset, result.global_step)
+    finished = not result.stopped_early
+    exported = export_model(model, run_dir, config, dataset, result.global_step) if finished else None
     summary = {
-        "final_checkpoint": str(result.final_checkpoint),
-        "exported_model": str(exported),
+        "final_checkpoint": str(result.final_checkpoint) if finished else None,
+        "exported_model": str(exported) if finished else None,
         "global_step": result.global_step,
         "epochs": result.epochs,
         "resumed_from": str(result.resumed_from) if result.resumed_from else None,
         "world_size": world,
         "device": str(device),
+        "finished": finished,
+        "start_step": result.start_step,
+        "loop_seconds": round(result.seconds, 3),
     }
     (run_dir / RESULT_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-    log.info("training finished: %s", summary)
+    if finished:
+        log.info("training finished: %s", summary)
+    else:
+        log.info("training stopped by its time budget (resume by launching again): %s", summary)
     return summary
 
 

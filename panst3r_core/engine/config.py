@@ -118,6 +118,13 @@ class TrainingConfig:
     """DDP option; needed when a fine-tuned module has parameters the loss never reaches."""
     distributed: bool = False
     """Expect a process group (the torchrun worker initialises it; `distributed.yaml` sets true)."""
+    clip_grad: float | None = None
+    """Clip the total gradient norm (over all trainable parameters) to this value before every optimizer
+    step; null = no clipping (official). Useful when training backbones from scratch."""
+    time_budget_s: float | None = None
+    """Seconds this launch may train (counted from the loop's start): once exceeded, the run stops at the
+    next optimizer step, writes checkpoint-last and returns unfinished; launching again resumes exactly.
+    null = no limit. Not part of the training maths: change it freely between launches."""
 
     def __post_init__(self) -> None:
         if self.amp not in AMP_MODES:
@@ -125,6 +132,10 @@ class TrainingConfig:
         for name in ("batch_size", "accum_iter", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"training.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.clip_grad is not None and self.clip_grad <= 0:
+            raise ValueError(f"training.clip_grad: must be > 0 or null, got {self.clip_grad}")
+        if self.time_budget_s is not None and self.time_budget_s < 0:
+            raise ValueError(f"training.time_budget_s: must be >= 0 or null, got {self.time_budget_s}")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ValueError(
                 f"training.max_steps_per_epoch: must be >= 1 or null, got {self.max_steps_per_epoch}"

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import math
 import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,9 +86,16 @@ class TrainData:
 class TrainResult:
     output_dir: Path
     final_checkpoint: Path | None
+    """checkpoint-final; None when this launch stopped early (time budget) or on ranks other than 0."""
     global_step: int
     epochs: int
     resumed_from: Path | None
+    stopped_early: bool = False
+    """The time budget ran out before the last epoch: checkpoint-last holds the position to resume from."""
+    start_step: int = 0
+    """Optimizer steps done before this launch (non-zero when resumed)."""
+    seconds: float = 0.0
+    """Wall-clock seconds of this launch's loop (loader start-up included)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -253,6 +261,7 @@ class Trainer:
         self.batches_per_epoch = self.sampler.batches_per_epoch
         self.progress = Progress()
         self._pending_rng_state: dict[str, Any] | None = None
+        self._loop_started = time.monotonic()
         if self.resume_path is not None:
             self._restore(self.resume_path)
 
@@ -351,7 +360,21 @@ class Trainer:
 
     # -- loop ----------------------------------------------------------------------------------------------
 
+    def _out_of_time(self) -> bool:
+        """Whether the launch's time budget is spent; collective under DDP (every rank must stop at the same
+        step, and their clocks differ)."""
+        budget = self.training.time_budget_s
+        if budget is None:
+            return False
+        spent = time.monotonic() - self._loop_started >= budget
+        if is_distributed():
+            flag = torch.tensor([float(spent)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            spent = bool(flag.item())
+        return spent
+
     def run(self) -> TrainResult:
+        self._loop_started = time.monotonic()
         if self.rank == 0:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         loader = self.data.make_loader(self.sampler)
@@ -363,12 +386,37 @@ class Trainer:
         if self._pending_rng_state is not None:
             restore_rng_state(self._pending_rng_state)
             self._pending_rng_state = None
+        start_step = start.global_step
+        stopped = False
         for epoch in range(start.epoch, self.training.epochs):
             first_batch = start.batch if epoch == start.epoch else 0
             if first_batch == 0:
                 # Per-epoch reseed (official): epoch e's randomness does not depend on earlier epochs.
                 seed_everything(self.training.seed + epoch * self.world + self.rank)
-            self._run_epoch(epoch, first_batch, loader)
+            stopped = self._run_epoch(epoch, first_batch, loader)
+            if not stopped and epoch + 1 < self.training.epochs:
+                stopped = self._out_of_time()  # checkpoint-last already points at the next epoch
+            if stopped:
+                break
+        seconds = time.monotonic() - self._loop_started
+        if stopped:
+            if self.rank == 0:
+                logger.info(
+                    "time budget of %.0f s spent after %.0f s: stopped at step %d; checkpoint-last resumes it",
+                    self.training.time_budget_s,
+                    seconds,
+                    self.progress.global_step,
+                )
+            return TrainResult(
+                self.output_dir,
+                None,
+                self.progress.global_step,
+                self.training.epochs,
+                self.resume_path,
+                stopped_early=True,
+                start_step=start_step,
+                seconds=seconds,
+            )
         final = None
         if self.rank == 0:
             final = save_checkpoint(
@@ -381,10 +429,18 @@ class Trainer:
             for callback in self.callbacks:
                 callback.on_train_end(final, self.progress.global_step)
         return TrainResult(
-            self.output_dir, final, self.progress.global_step, self.training.epochs, self.resume_path
+            self.output_dir,
+            final,
+            self.progress.global_step,
+            self.training.epochs,
+            self.resume_path,
+            start_step=start_step,
+            seconds=seconds,
         )
 
-    def _run_epoch(self, epoch: int, first_batch: int, loader: Iterable[Any]) -> None:
+    def _run_epoch(self, epoch: int, first_batch: int, loader: Iterable[Any]) -> bool:
+        """One epoch from `first_batch`; True when the time budget stopped it early (checkpoint-last written
+        at the stopping step)."""
         training = self.training
         accum = training.accum_iter
         self.sampler.set_epoch(epoch, first_batch)
@@ -412,6 +468,10 @@ class Trainer:
             step_now = (batch_index + 1) % accum == 0
             losses = self._forward_backward(TrainBatch.from_any(raw_batch), accum, sync=step_now)
             if step_now:
+                if training.clip_grad is not None:
+                    self.scaler.unscale_(self.optimizer)  # clip the true gradients, not fp16-scaled ones
+                    trainable = [p for group in self.optimizer.param_groups for p in group["params"]]
+                    torch.nn.utils.clip_grad_norm_(trainable, training.clip_grad)
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -427,9 +487,14 @@ class Trainer:
                 self._log(window, lr, epoch + (batch_index + 1) / self.batches_per_epoch)
                 window = _MeanTracker()
             done = batch_index + 1
+            if done >= self.batches_per_epoch:
+                continue  # the epoch end below writes checkpoint-last
             every = training.checkpoint_every_steps
-            if every and self.progress.global_step % every == 0 and done < self.batches_per_epoch:
+            stop = self._out_of_time()
+            if stop or (every and self.progress.global_step % every == 0):
                 self._save_last(epoch, done)
+            if stop:
+                return True
         epoch_metrics = all_reduce_mean(epoch_means.means(), device=self.device)
         if self.rank == 0:
             for callback in self.callbacks:
@@ -439,6 +504,7 @@ class Trainer:
             kept = copy_checkpoint(last, self.output_dir / f"checkpoint-{epoch}")
             for callback in self.callbacks:
                 callback.on_checkpoint(kept, epoch + 1, self.progress.global_step)
+        return False
 
     def _forward_backward(self, batch: TrainBatch, accum: int, sync: bool) -> dict[str, float]:
         batch = batch.to(self.device)

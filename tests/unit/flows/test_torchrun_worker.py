@@ -71,3 +71,19 @@ def test_module_entry_point_exits_cleanly_without_torchrun(store, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((plan.run_dir / "result.json").read_text())["global_step"] == 2
     assert "training finished" in result.stderr
+
+
+def test_time_budget_stops_without_export_and_the_next_launch_finishes(store, tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    plan = prepare_run([store], "synthetic_cpu", [*SMALL, "training.time_budget_s=0"], "b", tmp_path)
+    first = torchrun_worker.run(plan.run_dir, "cpu")
+    # A spent budget stops after the first of the two optimizer steps: checkpoint-last, no export.
+    assert (first["finished"], first["start_step"], first["global_step"]) == (False, 0, 1)
+    assert first["exported_model"] is None and first["final_checkpoint"] is None
+    assert not (plan.run_dir / "model-final").exists()
+    assert (plan.run_dir / "checkpoint-last" / "meta.json").is_file()
+    assert json.loads((plan.run_dir / "result.json").read_text()) == first
+    second = torchrun_worker.run(plan.run_dir, "cpu")
+    assert (second["finished"], second["start_step"], second["global_step"]) == (True, 1, 2)
+    assert Path(second["exported_model"]).is_dir() and second["loop_seconds"] >= 0
