@@ -85,6 +85,30 @@ def tiny_v2() -> PanSt3RConfig:
     )
 
 
+@VARIANTS.register("small_v1")
+def small_v1() -> PanSt3RConfig:
+    """Mid-size v1 for training from scratch on one GPU (no pretrained weights needed): 384-d MUSt3R encoder
+    (8 blocks) and decoder (6 blocks), a DINOv2-S-like branch (384-d, 6 layers), PixelShuffle to 128-d mask
+    features, and a 256-d mask transformer with the official 200 queries and 6 layers (58 M parameters)."""
+    return PanSt3RConfig(
+        encoder=EncoderConfig(embed_dim=384, depth=8, num_heads=6),
+        decoder=DecoderConfig(enc_embed_dim=384, embed_dim=384, depth=6, num_heads=6),
+        dino=DinoConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=6, model_id="small"),
+        panoptic=PanopticDecoderConfig(
+            pixel_shuffle=PixelShuffleConfig(
+                input_dim=1152, hidden_dim_factor=2, fp_dim=[256, 256, 192, 128]
+            ),
+            fpn_dim=[256],
+            hidden_dim=256,
+            mask_dim=128,
+            ff_dim=1024,
+            num_queries=200,
+            num_heads=8,
+            dec_layers=6,
+        ),
+    )
+
+
 def variant_config(name: str) -> PanSt3RConfig:
     return VARIANTS.get(name)()
 

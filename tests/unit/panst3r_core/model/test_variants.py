@@ -13,7 +13,8 @@ from panst3r_core.model.variants import VARIANTS, build_model
 
 REFERENCE = Path(__file__).resolve().parents[4] / ".." / "shared" / "reference"
 TINY = [name for name in VARIANTS.names() if name.startswith("tiny")]
-FULL = [name for name in VARIANTS.names() if not name.startswith("tiny")]
+FULL = [name for name in VARIANTS.names() if name.startswith("panst3r_")]
+MID = [name for name in VARIANTS.names() if name not in TINY and name not in FULL]
 
 
 def _reference_keys(version: str) -> dict[str, list[int]]:
@@ -96,6 +97,33 @@ def test_full_size_variant_forward_and_backward_on_meta_device(name):
     without_grad = [n for n, p in model.named_parameters() if p.grad is None]
     # DINOv2's mask token is only used for masked-image pretraining.
     assert without_grad == ["dino_encoder.dinov2.embeddings.mask_token"]
+
+
+def test_every_variant_is_tested_somewhere():
+    assert sorted(TINY + FULL + MID) == sorted(VARIANTS.names()) and "small_v1" in MID
+
+
+@pytest.mark.parametrize("name", MID)
+def test_mid_size_variant_forward_and_backward_on_cpu_with_backbones_trained(name):
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = build_model(name)
+    model.config.validate()
+    images, emb = _inputs(model, views=2, height=64, width=96, classes=4)
+    out = model(images, emb, train_must3r=True, train_dino=True)
+    queries = model.config.panoptic.num_queries
+    assert out["pred_logits"].shape == (1, queries, 4)
+    assert out["pred_masks"].shape == (1, 2, queries, 32, 48)
+    assert len(out["aux_outputs"]) == model.config.panoptic.dec_layers
+    loss = out["pred_logits"].square().mean() + out["pred_masks"].sigmoid().mean()
+    loss.backward()
+    # Trained from scratch: the loss reaches every backbone as well as the panoptic decoder.
+    for name_prefix in ("must3r_encoder.", "must3r_decoder.", "dino_encoder.", "panoptic_decoder."):
+        grads = [
+            p.grad for n, p in model.named_parameters() if n.startswith(name_prefix) and p.grad is not None
+        ]
+        assert grads and any(g.abs().sum() > 0 for g in grads), name_prefix
+        assert all(torch.isfinite(g).all() for g in grads), name_prefix
 
 
 def test_unknown_variant_lists_registered_names():
