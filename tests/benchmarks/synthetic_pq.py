@@ -1,7 +1,7 @@
 """Synthetic benchmark: train on the train scenes of a store, report scene-level PQ on its held-out scenes.
 
     python tests/benchmarks/synthetic_pq.py --store runs/gpu_bench/store --config synthetic_cpu \
-        --budget-s 420 --out runs/benchmarks/synthetic_pq.json [key=value ...]
+        --budget-s 420 --out runs/benchmarks/synthetic_pq.json [--set key=value ...]
 
 For machines without Prefect or MLflow (the GPU machines): the run folder's config.json is written here,
 the torchrun worker trains (stopped after --budget-s seconds of wall time; the last epoch checkpoint is
@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postprocess", nargs="+", default=["standard_v2", "qubo"])
     parser.add_argument("--split", default="val")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "benchmarks" / "synthetic_pq.json")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override"
+    )
     args = parser.parse_args(argv)
 
     store = args.store.resolve()
