@@ -156,6 +156,7 @@ def _pyplot():
             "grid.alpha": 0.3,
             "legend.frameon": False,
             "savefig.dpi": 130,
+            "font.family": "DejaVu Sans",
         }
     )
     return plt
@@ -210,19 +211,19 @@ def plot_pq_by_configuration(latest: pd.DataFrame, path: Path) -> Path:
         ax.set_title(checkpoint, fontsize=11)
         ax.grid(axis="x", visible=False)
     axes[0][0].set_ylabel("scene PQ (PanLift protocol)")
-    axes[0][0].set_ylim(0, min(1.0, top * 1.18 + 0.02))
+    # headroom above the bars for the legend, which sits inside the first panel
+    axes[0][0].set_ylim(0, min(1.25, top * 1.4 + 0.02))
     handles, labels = axes[0][0].get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: labels[i].startswith("COCO"))  # methods first
-    fig.suptitle("Scene PQ by post-processing and keyframes", fontsize=14, fontweight="bold", y=0.98)
-    fig.legend(
+    axes[0][0].legend(
         [handles[i] for i in order],
         [labels[i] for i in order],
-        loc="upper center",
+        loc="upper left",
         ncol=len(labels),
-        bbox_to_anchor=(0.5, 0.92),
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.84))
+    fig.suptitle("Scene PQ by post-processing and keyframes", fontsize=14, fontweight="bold")
+    fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return path
@@ -231,7 +232,10 @@ def plot_pq_by_configuration(latest: pd.DataFrame, path: Path) -> Path:
 def plot_per_class(per_class: pd.DataFrame, subtitle: str, path: Path, limit: int = 30) -> Path:
     """Horizontal bars of per-class scene PQ (things and stuff coloured apart), COCO PQ as a tick."""
     plt = _pyplot()
-    rows = per_class.dropna(subset=["PQ"]).sort_values("PQ", ascending=True).tail(limit)
+    rows = per_class.dropna(subset=["PQ"]).sort_values(["PQ", "class_name"], ascending=[True, False])
+    kept = len(rows)
+    rows = rows.tail(limit)
+    subtitle += f"; {kept} classes kept" + (f", the best {limit} shown" if kept > limit else "")
     fig, ax = plt.subplots(figsize=(8, 1.9 + 0.34 * max(4, len(rows))))
     colors = ["#0072B2" if thing else "#E69F00" for thing in rows["isthing"]]
     y = range(len(rows))
@@ -443,7 +447,7 @@ def compare(
         per_class = read_per_class(best_run_id, uri)
         best_title = (
             f"{best['checkpoint']} | {best['postprocess']} | keyframes {best['keyframes']} "
-            f"(scene PQ {best['PQ']:.3f}); {len(per_class) if per_class is not None else 0} classes scored"
+            f"(scene PQ {best['PQ']:.3f})"
         )
         if per_class is not None and not per_class.empty:
             plots["per_class"] = plot_per_class(per_class, best_title, out_dir / "per_class.png")
