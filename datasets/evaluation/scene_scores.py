@@ -8,7 +8,7 @@ of every image of every scene are summed before averaging.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,8 +16,8 @@ import numpy as np
 from datasets.evaluation.label_maps import VOID_CLASS, EvalVocabulary
 from panst3r_core.metrics.coco_pq import PanopticImage, Segment, coco_pq_stats
 from panst3r_core.metrics.pq_stats import PQStats, average_coco
-from panst3r_core.metrics.result import ClassScore, GroupScore, PQResult
-from panst3r_core.metrics.scene_pq import SceneInput, ScenePQOptions, scene_pq_single
+from panst3r_core.metrics.result import PQResult
+from panst3r_core.metrics.scene_pq import SceneInput, ScenePQOptions, mean_of_results, scene_pq_single
 
 
 @dataclass
@@ -101,42 +101,6 @@ def score_scene(
     return SceneScores(scene_id, len(views), scene, stats, average_coco(stats, categories))
 
 
-def _mean_group(groups: Sequence[GroupScore]) -> GroupScore:
-    defined = [g for g in groups if g.n > 0]
-    if not defined:
-        return GroupScore(None, None, None, 0)
-    n = len(defined)
-    return GroupScore(
-        pq=sum(g.pq for g in defined) / n,
-        sq=sum(g.sq for g in defined) / n,
-        rq=sum(g.rq for g in defined) / n,
-        n=n,
-    )
-
-
-def mean_over_scenes(results: Mapping[str, PQResult]) -> PQResult:
-    """Dataset score of the scene protocol: each group the mean over the scenes where it is defined, each
-    class the mean over the scenes where it was kept (as `panst3r_core.metrics.scene_pq.scene_pq`)."""
-    per_class: dict[int, list[ClassScore]] = {}
-    for result in results.values():
-        for category, score in result.per_class.items():
-            per_class.setdefault(category, []).append(score)
-    return PQResult(
-        all=_mean_group([r.all for r in results.values()]),
-        things=_mean_group([r.things for r in results.values()]),
-        stuff=_mean_group([r.stuff for r in results.values()]),
-        per_class={
-            category: ClassScore(
-                pq=sum(s.pq for s in scores) / len(scores),
-                sq=sum(s.sq for s in scores) / len(scores),
-                rq=sum(s.rq for s in scores) / len(scores),
-            )
-            for category, scores in sorted(per_class.items())
-        },
-        per_scene=dict(results),
-    )
-
-
 @dataclass
 class DatasetScores:
     scene: PQResult
@@ -152,8 +116,10 @@ def aggregate(scenes: Sequence[SceneScores], vocabulary: EvalVocabulary) -> Data
     total = PQStats()
     for scores in scenes:
         total += scores.coco_stats
+    per_scene = {s.scene_id: s.scene for s in scenes}
     return DatasetScores(
-        scene=mean_over_scenes({s.scene_id: s.scene for s in scenes}),
+        # the scene protocol's dataset score, computed as `scene_pq.scene_pq` does
+        scene=mean_of_results(list(per_scene.values()), per_scene),
         coco=average_coco(total, vocabulary.categories()),
         coco_stats=total,
         scenes=list(scenes),

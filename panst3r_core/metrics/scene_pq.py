@@ -241,7 +241,7 @@ def scene_pq_single(
                 stats, kept_things, kept_stuff, only_counted=not options.mean_over_all_kept_classes
             )
         )
-    return results[0] if len(results) == 1 else _mean_of_results(results)
+    return results[0] if len(results) == 1 else mean_of_results(results)
 
 
 def _mean_group(groups: list[GroupScore]) -> GroupScore:
@@ -257,7 +257,9 @@ def _mean_group(groups: list[GroupScore]) -> GroupScore:
     )
 
 
-def _mean_of_results(results: Sequence[PQResult], per_scene: dict[str, PQResult] | None = None) -> PQResult:
+def mean_of_results(results: Sequence[PQResult], per_scene: dict[str, PQResult] | None = None) -> PQResult:
+    """Mean of several results: each group over the results where it is defined, each class over the
+    results that kept it; `per_scene` is stored as given."""
     per_class: dict[int, list[ClassScore]] = {}
     for result in results:
         for category, score in result.per_class.items():
@@ -290,4 +292,4 @@ def scene_pq(
     per_scene = {}
     for index, scene in enumerate(items):
         per_scene[scene.name or str(index)] = scene_pq_single(scene, things, stuff, options)
-    return _mean_of_results(list(per_scene.values()), per_scene)
+    return mean_of_results(list(per_scene.values()), per_scene)
