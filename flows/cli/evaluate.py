@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from flows.cli._common import add_prefect_port_argument, prepare_prefect, require_store
+
 HELP = "Prefect flow `evaluate`: sweep checkpoints x post-processings x keyframes"
 
 
@@ -84,21 +86,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tracking-uri", default=None, help="MLflow tracking URI (default sqlite RUNS/mlflow.db)"
     )
-    parser.add_argument(
-        "--prefect-port",
-        type=int,
-        default=4200,
-        help="port of a local Prefect server to reuse (default 4200)",
-    )
+    add_prefect_port_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.prefect_env import configure_prefect_env, prefect_api, quiet_chatty_loggers
+    from flows.prefect_env import prefect_api
 
-    if not Path(args.store).is_dir():
-        raise FileNotFoundError(
-            f"--store {args.store} does not exist; run `panst3r preprocess --store` first"
-        )
+    require_store(args.store)
     for checkpoint in args.checkpoints:
         if not Path(checkpoint).exists():
             raise FileNotFoundError(
@@ -106,8 +100,7 @@ def run(args: argparse.Namespace) -> int:
             )
     if args.max_views is not None and args.max_views < 1:
         raise ValueError(f"--max-views must be >= 1, got {args.max_views}")
-    configure_prefect_env()
-    quiet_chatty_loggers()
+    prepare_prefect()
     with prefect_api(port=args.prefect_port):
         from flows.evaluate import evaluate  # imports prefect: after the env is set
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 from pathlib import Path
+
+from flows.cli._common import add_prefect_port_argument, prepare_prefect
 
 HELP = "Prefect flow `preprocess`: scenes -> Zarr store + Parquet tables (incremental)"
 
@@ -46,16 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep crowd groups (thing class without instance mapping) as segments, as the official flag",
     )
     parser.add_argument("--summary-json", default=None, help="also write the run summary to this JSON file")
-    parser.add_argument(
-        "--prefect-port",
-        type=int,
-        default=4200,
-        help="port of a local Prefect server to reuse (default 4200)",
-    )
+    add_prefect_port_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.prefect_env import configure_prefect_env, prefect_api, quiet_chatty_loggers
+    from flows.prefect_env import prefect_api
 
     if not Path(args.root).is_dir():
         raise FileNotFoundError(
@@ -65,10 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--target-resolution {args.target_resolution} is too small; the official value is 920"
         )
-    configure_prefect_env()
-    quiet_chatty_loggers()
-    # SIGTERM must unwind like Ctrl-C so that a temporary Prefect server started below is stopped.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    prepare_prefect()  # also makes SIGTERM stop a temporary Prefect server started below
     with prefect_api(port=args.prefect_port):
         from flows.preprocess import (
             progress_listener,
@@ -91,10 +84,6 @@ def run(args: argparse.Namespace) -> int:
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(summary, indent=1))
     return 1 if summary["failed"] else 0
-
-
-def _raise_keyboard_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 class _ProgressBar:

@@ -18,6 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flows.cli._common import (
+    add_overrides_argument,
+    add_prefect_port_argument,
+    check_override_syntax,
+    prepare_prefect,
+)
+
 HELP = "the whole pipeline on embedded defaults (what `make run` calls)"
 STATE_FILE = "run_all.json"
 EXPERIMENT = "panst3r-run-all"
@@ -53,15 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="post-processings of the evaluation sweep (default standard_v2 qubo)",
     )
     parser.add_argument("--device", default="auto", help="evaluation device (default auto)")
-    parser.add_argument(
-        "--prefect-port",
-        type=int,
-        default=4200,
-        help="port of a local Prefect server to reuse (default 4200)",
-    )
-    parser.add_argument(
-        "overrides", nargs="*", metavar="key=value", help="training config overrides, e.g. training.epochs=2"
-    )
+    add_prefect_port_argument(parser)
+    add_overrides_argument(parser, "training config")
 
 
 def _digest(value: Any) -> str:
@@ -121,10 +121,8 @@ def run(args: argparse.Namespace) -> int:
             "held-out scene"
         )
     keyframes = _keyframes(list(args.keyframes))
-    for item in args.overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not of the form key=value (e.g. training.epochs=2)")
-    from flows.prefect_env import configure_prefect_env, prefect_api, quiet_chatty_loggers
+    check_override_syntax(args.overrides)
+    from flows.prefect_env import prefect_api
 
     runs = Path(args.runs).resolve()
     runs.mkdir(parents=True, exist_ok=True)
@@ -132,8 +130,7 @@ def run(args: argparse.Namespace) -> int:
     state_path = runs / STATE_FILE
     state = _read_state(state_path)
     timings: dict[str, float] = {}
-    configure_prefect_env(runs / "prefect")
-    quiet_chatty_loggers()
+    prepare_prefect(runs / "prefect")
 
     started = time.perf_counter()
     ids, written = synthesize(args, root)

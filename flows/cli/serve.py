@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
+
+from flows.cli._common import unwind_on_sigterm
 
 HELP = "start (or reuse) a local Prefect server and serve the deployments"
 log = logging.getLogger(__name__)
@@ -54,11 +55,7 @@ def run(args: argparse.Namespace) -> int:
         api_url = server.api_url
     os.environ["PREFECT_API_URL"] = api_url
 
-    # SIGTERM (e.g. from a test or a service manager) must also stop the server this command started.
-    def _terminate(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _terminate)
+    unwind_on_sigterm()  # SIGTERM (a test, a service manager) must also stop the server started above
     try:
         from prefect import serve
 

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from flows.cli._common import (
+    add_overrides_argument,
+    add_prefect_port_argument,
+    check_override_syntax,
+    prepare_prefect,
+    require_store,
+)
 
 HELP = "Prefect flow `train`: torchrun on a store, logged to MLflow"
 
@@ -33,31 +40,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tracking-uri", default=None, help="MLflow tracking URI (default sqlite RUNS/mlflow.db)"
     )
-    parser.add_argument(
-        "--prefect-port",
-        type=int,
-        default=4200,
-        help="port of a local Prefect server to reuse (default 4200)",
-    )
-    parser.add_argument(
-        "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. training.epochs=2"
-    )
+    add_prefect_port_argument(parser)
+    add_overrides_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.prefect_env import configure_prefect_env, prefect_api, quiet_chatty_loggers
+    from flows.prefect_env import prefect_api
 
     for store in args.store:
-        if not Path(store).is_dir():
-            raise FileNotFoundError(f"--store {store} does not exist; run `panst3r preprocess --store` first")
-    for item in args.overrides:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} is not of the form key=value (e.g. training.epochs=2)")
+        require_store(store)
+    check_override_syntax(args.overrides)
     from flows.train_run import check_overrides
 
     check_overrides(args.config, args.overrides)  # fail on a bad key before starting Prefect
-    configure_prefect_env()
-    quiet_chatty_loggers()
+    prepare_prefect()
     with prefect_api(port=args.prefect_port):
         from flows.train import train  # imports prefect: after the env is set
 

@@ -1,0 +1,57 @@
+"""Set-up shared by the commands that run Prefect flows: common flags, argument checks, the Prefect env."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def add_prefect_port_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prefect-port",
+        type=int,
+        default=4200,
+        help="port of a local Prefect server to reuse (default 4200)",
+    )
+
+
+def add_overrides_argument(parser: argparse.ArgumentParser, what: str = "config") -> None:
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help=f"{what} overrides, e.g. training.epochs=2"
+    )
+
+
+def check_override_syntax(overrides: Iterable[str]) -> None:
+    """ValueError for an override without '=' (the keys themselves are checked against the config later)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"override {item!r} is not of the form key=value (e.g. training.epochs=2)")
+
+
+def require_store(store: str | Path) -> None:
+    """FileNotFoundError unless `store` is a folder (a store `panst3r preprocess` wrote)."""
+    if not Path(store).is_dir():
+        raise FileNotFoundError(f"--store {store} does not exist; run `panst3r preprocess --store` first")
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def unwind_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C, so that `finally` blocks stop a Prefect server this process started
+    (it runs in its own process group and would otherwise outlive us)."""
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+
+
+def prepare_prefect(home: str | Path | None = None) -> Path:
+    """Before anything imports prefect: its home and settings, quiet loggers, SIGTERM unwinding.
+    Returns PREFECT_HOME."""
+    from flows.prefect_env import configure_prefect_env, quiet_chatty_loggers
+
+    path = configure_prefect_env(home)
+    quiet_chatty_loggers()
+    unwind_on_sigterm()
+    return path
