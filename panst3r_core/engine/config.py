@@ -118,6 +118,11 @@ class TrainingConfig:
     """DDP option; needed when a fine-tuned module has parameters the loss never reaches."""
     distributed: bool = False
     """Expect a process group (the torchrun worker initialises it; `distributed.yaml` sets true)."""
+    lr_scales: dict[str, float] = field(default_factory=dict)
+    """Learning-rate multipliers by parameter name: a trainable parameter whose name is a key or ends with
+    `.<key>` gets lr x value; e.g. `{cls_logit_scale: 50}` lets the class head's log-temperature grow at a
+    useful pace when training from scratch. A key that matches no trainable parameter is an error.
+    Empty = official (one learning rate)."""
     clip_grad: float | None = None
     """Clip the total gradient norm (over all trainable parameters) to this value before every optimizer
     step; null = no clipping (official). Useful when training backbones from scratch."""
@@ -132,6 +137,10 @@ class TrainingConfig:
         for name in ("batch_size", "accum_iter", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"training.{name}: must be >= 1, got {getattr(self, name)}")
+        for key, scale in self.lr_scales.items():
+            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0:
+                raise ValueError(f"training.lr_scales.{key}: must be a number > 0, got {scale!r}")
+        self.lr_scales = {str(key): float(scale) for key, scale in self.lr_scales.items()}
         if self.clip_grad is not None and self.clip_grad <= 0:
             raise ValueError(f"training.clip_grad: must be > 0 or null, got {self.clip_grad}")
         if self.time_budget_s is not None and self.time_budget_s < 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
@@ -16,18 +18,41 @@ def is_decay_exempt(name: str, parameter: torch.Tensor) -> bool:
     return name.endswith(".bias") or "norm" in name
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two AdamW groups over the trainable parameters: with and without weight decay."""
-    decay, no_decay = [], []
+def _lr_scale_of(name: str, lr_scales: Mapping[str, float]) -> str | None:
+    """The `lr_scales` key that applies to parameter `name` (the longest dotted suffix that matches), or None."""
+    matches = [key for key in lr_scales if name == key or name.endswith("." + key)]
+    return max(matches, key=len) if matches else None
+
+
+def parameter_groups(
+    model: nn.Module, weight_decay: float, lr_scales: Mapping[str, float] | None = None
+) -> list[dict]:
+    """AdamW groups over the trainable parameters: with and without weight decay, and for every `lr_scales`
+    key that matches parameters, the same two groups again carrying `lr_scale` (applied by the schedule)."""
+    lr_scales = dict(lr_scales or {})
+    buckets: dict[tuple[str | None, bool], list[torch.Tensor]] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        (no_decay if is_decay_exempt(name, parameter) else decay).append(parameter)
-    groups = [
-        {"params": no_decay, "weight_decay": 0.0},
-        {"params": decay, "weight_decay": weight_decay},
-    ]
-    return [group for group in groups if group["params"]]
+        key = _lr_scale_of(name, lr_scales)
+        buckets.setdefault((key, not is_decay_exempt(name, parameter)), []).append(parameter)
+    unused = sorted(key for key in lr_scales if not any(k == key for k, _ in buckets))
+    if unused:
+        raise ValueError(
+            f"training.lr_scales: {', '.join(unused)} match(es) no trainable parameter name; keys are name "
+            "suffixes such as `cls_logit_scale` (check the spelling and the training.finetune_* switches)"
+        )
+    groups = []
+    for key in (None, *lr_scales):
+        for decay in (False, True):
+            params = buckets.get((key, decay))
+            if not params:
+                continue
+            group = {"params": params, "weight_decay": weight_decay if decay else 0.0}
+            if key is not None:
+                group["lr_scale"] = lr_scales[key]
+            groups.append(group)
+    return groups
 
 
 def effective_batch_size(config: TrainingConfig, world_size: int) -> int:
@@ -42,7 +67,9 @@ def base_learning_rate(config: TrainingConfig, world_size: int) -> float:
 
 
 def build_optimizer(model: nn.Module, config: TrainingConfig, lr: float) -> torch.optim.AdamW:
-    groups = parameter_groups(model, config.weight_decay)
+    groups = parameter_groups(model, config.weight_decay, config.lr_scales)
+    for group in groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     if not groups:
         raise ValueError(
             "model has no trainable parameter; check the training.finetune_* switches and the model variant"

@@ -47,3 +47,29 @@ def test_model_without_trainable_parameters_is_an_error():
     net = nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameter"):
         build_optimizer(net, TrainingConfig(), lr=1e-4)
+
+
+def test_lr_scales_put_matching_parameters_in_their_own_groups():
+    net = Net()
+    groups = parameter_groups(net, weight_decay=0.05, lr_scales={"query_embed": 50.0, "proj.bias": 2.0})
+    names = {id(p): n for n, p in net.named_parameters()}
+    summary = [
+        (sorted(names[id(p)] for p in g["params"]), g["weight_decay"], g.get("lr_scale", 1.0)) for g in groups
+    ]
+    assert summary == [
+        (["decoder_norm.bias", "decoder_norm.weight", "first_conv.0.bias", "first_conv.1.bias"], 0.0, 1.0),
+        (["first_conv.0.weight", "first_conv.1.weight", "proj.weight"], 0.05, 1.0),
+        (["query_embed"], 0.05, 50.0),
+        (["proj.bias"], 0.0, 2.0),
+    ]
+    optimizer = build_optimizer(net, TrainingConfig(lr_scales={"query_embed": 50.0}), lr=1e-4)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([1e-4, 1e-4, 5e-3])
+
+
+def test_lr_scales_keys_are_dotted_suffixes_and_unmatched_keys_are_errors():
+    with pytest.raises(ValueError, match="embed"):
+        parameter_groups(Net(), weight_decay=0.05, lr_scales={"embed": 2.0})  # not a whole name component
+    with pytest.raises(ValueError, match="frozen.weight"):
+        parameter_groups(Net(), weight_decay=0.05, lr_scales={"frozen.weight": 2.0})  # not trainable
+    with pytest.raises(ValueError, match="lr_scales.query_embed"):
+        TrainingConfig(lr_scales={"query_embed": 0})
