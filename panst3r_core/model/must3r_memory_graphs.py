@@ -95,13 +95,19 @@ class MemoryStepGraphs:
         if step.graph is None:
             return step.run(memory)
         device = x_enc.device
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        # Capture must happen off the default stream. The low-level calls skip what `torch.cuda.graph`
+        # adds (a device sync and emptying the device and pinned-host caches, which would make the
+        # next scene's host copies page-lock their buffers again).
         side = torch.cuda.Stream(device=device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
             features = step.run(memory)  # warm-up, and this update itself
+            step.graph.capture_begin(pool=self._pool, capture_error_mode="thread_local")
+            try:
+                step.output = step.run(memory)  # recorded, not executed
+            finally:
+                step.graph.capture_end()
         torch.cuda.current_stream(device).wait_stream(side)
-        if self._pool is None:
-            self._pool = torch.cuda.graph_pool_handle()
-        with torch.cuda.graph(step.graph, pool=self._pool):
-            step.output = step.run(memory)  # recorded, not executed
         return features.clone()
