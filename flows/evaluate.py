@@ -40,6 +40,7 @@ from flows.mlflow_tracking import (
     ensure_experiment,
     log_metrics,
     log_params,
+    run_status_on_exit,
 )
 
 DEFAULT_CLS_SEP = 256
@@ -327,7 +328,7 @@ def evaluate_configuration(
             "memory_kind": memory.kind,
         },
     )
-    try:
+    with run_status_on_exit(client, run_id):
         results = []
         with memory, tempfile.TemporaryDirectory(prefix="panst3r-eval-") as tmp:
             folder = Path(tmp)
@@ -373,10 +374,6 @@ def evaluate_configuration(
             }
             (folder / "result.json").write_text(json.dumps(document, indent=1, default=str))
             client.log_artifact(run_id, str(folder / "result.json"))
-    except BaseException:
-        client.set_terminated(run_id, status="FAILED")
-        raise
-    client.set_terminated(run_id, status="FINISHED")
     return {
         "run_id": run_id,
         "checkpoint": label,
@@ -499,7 +496,7 @@ def evaluate(
         device,
     )
     summaries: list[dict[str, Any]] = []
-    try:
+    with run_status_on_exit(client, parent_id):
         for checkpoint in checkpoints:
             label = checkpoint_label(checkpoint)
             for name in postprocess:
@@ -534,10 +531,6 @@ def evaluate(
             step=0,
         )
         client.set_tag(parent_id, "best_run_id", best["run_id"])
-    except BaseException:
-        client.set_terminated(parent_id, status="FAILED")
-        raise
-    client.set_terminated(parent_id, status="FINISHED")
     return {
         "parent_run_id": parent_id,
         "experiment": experiment,

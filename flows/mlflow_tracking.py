@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,18 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float],
     items = [Metric(key, float(value), now, int(step)) for key, value in sorted(metrics.items())]
     for start in range(0, len(items), 1000):
         client.log_batch(run_id, metrics=items[start : start + 1000])
+
+
+@contextmanager
+def run_status_on_exit(client: MlflowClient, run_id: str) -> Iterator[None]:
+    """Close the run when the block ends: FINISHED, or FAILED when it raises (Ctrl-C included, so that no
+    run stays RUNNING in the UI)."""
+    try:
+        yield
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED")
 
 
 def run_from_environment() -> tuple[MlflowClient, str] | None:

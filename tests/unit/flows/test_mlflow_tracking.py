@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.mlflow_tracking import (
@@ -10,6 +11,7 @@ from flows.mlflow_tracking import (
     default_tracking_uri,
     ensure_experiment,
     flatten,
+    run_status_on_exit,
 )
 from panst3r_core.engine.callbacks import IterationRecord
 
@@ -41,3 +43,17 @@ def test_experiment_artifacts_are_absolute_and_callbacks_log(tmp_path, monkeypat
     assert data["throughput/samples_per_s_rank1"] > 0 and throughput.last_rate > 0
     history = client.get_metric_history(run_id, "train/panoptic_loss")
     assert [m.step for m in history] == [4]
+
+
+def test_run_status_on_exit_finishes_or_fails_the_run(tmp_path):
+    client = MlflowClient(tracking_uri=default_tracking_uri(tmp_path))
+    experiment_id = ensure_experiment(client, "status", tmp_path / "mlartifacts")
+    finished, failed, interrupted = (client.create_run(experiment_id).info.run_id for _ in range(3))
+    with run_status_on_exit(client, finished):
+        assert client.get_run(finished).info.status == "RUNNING"
+    with pytest.raises(RuntimeError), run_status_on_exit(client, failed):
+        raise RuntimeError("boom")
+    with pytest.raises(KeyboardInterrupt), run_status_on_exit(client, interrupted):
+        raise KeyboardInterrupt
+    statuses = [client.get_run(r).info.status for r in (finished, failed, interrupted)]
+    assert statuses == ["FINISHED", "FAILED", "FAILED"]
