@@ -7,13 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
-from panst3r_core.engine.callbacks import TrainCallback
 from panst3r_core.engine.checkpointing import read_training_state
-from panst3r_core.engine.config import DataConfig, ModelConfig, TrainConfig, TrainingConfig
-from panst3r_core.engine.loop import TrainData, seed_everything, train
-from panst3r_core.losses.criterion import CriterionConfig
+from panst3r_core.engine.loop import seed_everything, train
 from panst3r_core.model.hashed_text_embedding import hashed_class_embeddings
 from panst3r_core.model.variants import build_model
 
@@ -30,17 +26,8 @@ _spec.loader.exec_module(toy)
 RESOLUTIONS = [(128, 96), (128, 64)]
 
 
-class Recorder(TrainCallback):
-    def __init__(self, stop_at=None):
-        self.losses, self.stop_at = {}, stop_at
-
-    def on_iteration(self, record):
-        if self.stop_at == (record.epoch, record.batch):
-            raise KeyboardInterrupt("simulated kill")
-        self.losses[(record.epoch, record.batch)] = record.losses["panoptic_loss"]
-
-
-def run(output_dir, stop_at=None, model_seed=0, **training):
+def run(output_dir, stop_at=None, model_seed=0, **training) -> dict[tuple[int, int], float]:
+    """Train tiny_v1 on CUDA; (epoch, batch) -> panoptic loss."""
     settings = dict(
         seed=5,
         batch_size=2,
@@ -52,35 +39,20 @@ def run(output_dir, stop_at=None, model_seed=0, **training):
         keep_freq=0,
         checkpoint_every_steps=1,
         num_workers=0,
-        output_dir=str(output_dir),
         finetune_must3r_encoder=True,
         finetune_must3r_decoder=True,
         finetune_dino=True,
     )
     settings.update(training)
-    config = TrainConfig(
-        model=ModelConfig(variant="tiny_v1"),
-        data=DataConfig(
-            num_views=3,
-            min_memory_num_views=1,
-            max_memory_num_views=3,
-            resolutions=RESOLUTIONS,
-            samples_per_epoch=16,
-        ),
-        criterion=CriterionConfig(num_points=1024),
-        training=TrainingConfig(**settings),
+    config = toy.loop_config(
+        output_dir, "tiny_v1", 3, RESOLUTIONS, samples_per_epoch=16, num_points=1024, **settings
     )
     dataset = toy.ToyViewDataset(size=12, num_views=3, resolutions=RESOLUTIONS)
-    data = TrainData(
-        len(dataset),
-        lambda sampler: DataLoader(dataset, batch_sampler=sampler, collate_fn=toy.collate),
-        toy.VOCABULARY,
-        hashed_class_embeddings(toy.VOCABULARY),
-    )
+    data = toy.loop_data(dataset, hashed_class_embeddings(toy.VOCABULARY))
     seed_everything(model_seed)
-    recorder = Recorder(stop_at)
+    recorder = toy.Recorder(stop_at)
     train(config, build_model("tiny_v1"), data, callbacks=[recorder], device="cuda")
-    return recorder
+    return recorder.panoptic_losses()
 
 
 def test_fp32_resume_on_cuda_continues_with_the_same_losses(tmp_path):
@@ -89,15 +61,14 @@ def test_fp32_resume_on_cuda_continues_with_the_same_losses(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "b", stop_at=(1, 4), disable_tf32=True)
     resumed = run(tmp_path / "b", model_seed=1, disable_tf32=True)
-    assert sorted(resumed.losses) == [k for k in sorted(expected.losses) if k >= (1, 4)]
-    for key, value in resumed.losses.items():
-        assert value == pytest.approx(expected.losses[key], rel=1e-3), key
+    assert sorted(resumed) == [k for k in sorted(expected) if k >= (1, 4)]
+    for key, value in resumed.items():
+        assert value == pytest.approx(expected[key], rel=1e-3), key
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_mixed_precision_training_on_cuda(tmp_path, amp):
-    recorder = run(tmp_path, amp=amp, epochs=3, checkpoint_every_steps=0)
-    losses = list(recorder.losses.values())
+    losses = list(run(tmp_path, amp=amp, epochs=3, checkpoint_every_steps=0).values())
     assert all(torch.isfinite(torch.tensor(losses)))
     assert sum(losses[-4:]) < sum(losses[:4])
     scaler = read_training_state(tmp_path / "checkpoint-last")["scaler"]

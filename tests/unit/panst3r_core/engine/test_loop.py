@@ -2,20 +2,18 @@ import json
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
-from panst3r_core.engine.callbacks import JsonlMetricsWriter, TrainCallback
+from panst3r_core.engine.callbacks import JsonlMetricsWriter
 from panst3r_core.engine.checkpointing import (
     find_resume_checkpoint,
     load_weights,
     read_progress,
     read_training_state,
 )
-from panst3r_core.engine.config import DataConfig, ModelConfig, TrainConfig, TrainingConfig
+from panst3r_core.engine.config import TrainConfig
 from panst3r_core.engine.loop import TrainData, seed_everything, train
-from panst3r_core.losses.criterion import CriterionConfig
 
-from .toy import VOCABULARY, ToyPanSt3R, ToyViewDataset, class_embeddings, collate
+from .toy import Recorder, ToyPanSt3R, ToyViewDataset, class_embeddings, loop_config, loop_data
 
 RESOLUTIONS = [(32, 32), (48, 32)]
 
@@ -33,61 +31,19 @@ def make_config(output_dir, **training) -> TrainConfig:
         keep_freq=2,
         checkpoint_every_steps=1,
         num_workers=0,
-        output_dir=str(output_dir),
     )
     defaults.update(training)
-    return TrainConfig(
-        model=ModelConfig(variant="toy"),
-        data=DataConfig(
-            num_views=3,
-            min_memory_num_views=1,
-            max_memory_num_views=3,
-            resolutions=RESOLUTIONS,
-            samples_per_epoch=8,
-        ),
-        criterion=CriterionConfig(num_points=64),
-        training=TrainingConfig(**defaults),
-    )
+    return loop_config(output_dir, "toy", 3, RESOLUTIONS, samples_per_epoch=8, num_points=64, **defaults)
 
 
 def make_data(num_workers: int = 0) -> TrainData:
     dataset = ToyViewDataset(size=6, num_views=3, resolutions=RESOLUTIONS)
-    return TrainData(
-        dataset_size=len(dataset),
-        make_loader=lambda sampler: DataLoader(
-            dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers
-        ),
-        vocabulary=VOCABULARY,
-        class_embeddings=class_embeddings(),
-    )
+    return loop_data(dataset, class_embeddings(), num_workers)
 
 
 def make_model(seed: int) -> ToyPanSt3R:
     seed_everything(seed)
     return ToyPanSt3R()
-
-
-class Recorder(TrainCallback):
-    def __init__(self, stop_at=None):
-        self.iterations, self.logs, self.epochs, self.checkpoints, self.starts = [], [], [], [], []
-        self.stop_at = stop_at
-
-    def on_train_start(self, start_epoch, start_batch, global_step):
-        self.starts.append((start_epoch, start_batch, global_step))
-
-    def on_iteration(self, record):
-        if self.stop_at == (record.epoch, record.batch):
-            raise KeyboardInterrupt("simulated kill")
-        self.iterations.append(((record.epoch, record.batch), record.global_step, record.lr, record.losses))
-
-    def on_log(self, metrics, step):
-        self.logs.append((step, metrics))
-
-    def on_epoch_end(self, epoch, metrics):
-        self.epochs.append(epoch)
-
-    def on_checkpoint(self, path, epoch, step):
-        self.checkpoints.append(path.name)
 
 
 def state_of(model):

@@ -4,14 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
-from panst3r_core.engine.config import DataConfig, ModelConfig, TrainConfig, TrainingConfig
+from panst3r_core.engine.config import TrainConfig
 from panst3r_core.engine.loop import TrainData, seed_everything, train
-from panst3r_core.losses.criterion import CriterionConfig
 
-from .test_loop import Recorder
-from .toy import VOCABULARY, ToyViewDataset, collate
+from .toy import VOCABULARY, Recorder, ToyViewDataset, loop_config, loop_data
 
 variants = pytest.importorskip("panst3r_core.model.variants")
 hashed = pytest.importorskip("panst3r_core.model.hashed_text_embedding")
@@ -34,31 +31,14 @@ def make_config(output_dir, **training) -> TrainConfig:
         keep_freq=0,
         checkpoint_every_steps=1,
         num_workers=0,
-        output_dir=str(output_dir),
     )
     settings.update(training)
-    return TrainConfig(
-        model=ModelConfig(variant="tiny_v1"),
-        data=DataConfig(
-            num_views=2,
-            min_memory_num_views=1,
-            max_memory_num_views=2,
-            resolutions=RESOLUTIONS,
-            samples_per_epoch=4,
-        ),
-        criterion=CriterionConfig(num_points=256),
-        training=TrainingConfig(**settings),
-    )
+    return loop_config(output_dir, "tiny_v1", 2, RESOLUTIONS, samples_per_epoch=4, num_points=256, **settings)
 
 
 def make_data(size: int = 4) -> TrainData:
     dataset = ToyViewDataset(size=size, num_views=2, resolutions=RESOLUTIONS)
-    return TrainData(
-        dataset_size=len(dataset),
-        make_loader=lambda sampler: DataLoader(dataset, batch_sampler=sampler, collate_fn=collate),
-        vocabulary=VOCABULARY,
-        class_embeddings=hashed.hashed_class_embeddings(VOCABULARY),
-    )
+    return loop_data(dataset, hashed.hashed_class_embeddings(VOCABULARY))
 
 
 def run(config, model_seed, stop_at=None):

@@ -1,4 +1,7 @@
-"""A tiny stand-in for PanSt3R (same submodule names and output dict) and a synthetic in-memory dataset."""
+"""A tiny stand-in for PanSt3R (same submodule names and output dict), a synthetic in-memory dataset, and
+the set-up the training-loop tests share (config, data, a recording callback).
+
+The GPU tests load this file by path, so it imports nothing relative."""
 
 from __future__ import annotations
 
@@ -7,8 +10,13 @@ import contextlib
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
+from panst3r_core.engine.callbacks import TrainCallback
+from panst3r_core.engine.config import DataConfig, ModelConfig, TrainConfig, TrainingConfig
+from panst3r_core.engine.loop import TrainData
 from panst3r_core.engine.sampler import SampleKey
+from panst3r_core.losses.criterion import CriterionConfig
 
 VOCABULARY = ["wall", "chair", "table", "lamp", "car", "tree"]
 CLASS_SETS = ["wall;chair;table;lamp", "car;tree;wall"]  # two "datasets" sharing "wall"
@@ -135,3 +143,68 @@ def collate(samples: list[dict]) -> dict:
     }
     batch["class_set"] = [s["class_set"] for s in samples]
     return batch
+
+
+def loop_config(
+    output_dir,
+    variant: str,
+    num_views: int,
+    resolutions: list[tuple[int, int]],
+    samples_per_epoch: int,
+    num_points: int,
+    **training,
+) -> TrainConfig:
+    """A loop test's config: memory of 1 to `num_views` views, `training` the TrainingConfig fields."""
+    return TrainConfig(
+        model=ModelConfig(variant=variant),
+        data=DataConfig(
+            num_views=num_views,
+            min_memory_num_views=1,
+            max_memory_num_views=num_views,
+            resolutions=resolutions,
+            samples_per_epoch=samples_per_epoch,
+        ),
+        criterion=CriterionConfig(num_points=num_points),
+        training=TrainingConfig(output_dir=str(output_dir), **training),
+    )
+
+
+def loop_data(dataset: ToyViewDataset, embeddings: torch.Tensor, num_workers: int = 0) -> TrainData:
+    """TrainData over a toy dataset; `embeddings` (len(VOCABULARY), C) are the class embeddings."""
+    return TrainData(
+        dataset_size=len(dataset),
+        make_loader=lambda sampler: DataLoader(
+            dataset, batch_sampler=sampler, collate_fn=collate, num_workers=num_workers
+        ),
+        vocabulary=VOCABULARY,
+        class_embeddings=embeddings,
+    )
+
+
+class Recorder(TrainCallback):
+    """Records what the loop reports; raises KeyboardInterrupt at (epoch, batch) `stop_at` (a kill)."""
+
+    def __init__(self, stop_at=None):
+        self.iterations, self.logs, self.epochs, self.checkpoints, self.starts = [], [], [], [], []
+        self.stop_at = stop_at
+
+    def on_train_start(self, start_epoch, start_batch, global_step):
+        self.starts.append((start_epoch, start_batch, global_step))
+
+    def on_iteration(self, record):
+        if self.stop_at == (record.epoch, record.batch):
+            raise KeyboardInterrupt("simulated kill")
+        self.iterations.append(((record.epoch, record.batch), record.global_step, record.lr, record.losses))
+
+    def on_log(self, metrics, step):
+        self.logs.append((step, metrics))
+
+    def on_epoch_end(self, epoch, metrics):
+        self.epochs.append(epoch)
+
+    def on_checkpoint(self, path, epoch, step):
+        self.checkpoints.append(path.name)
+
+    def panoptic_losses(self) -> dict[tuple[int, int], float]:
+        """(epoch, batch) -> panoptic loss, in iteration order."""
+        return {key: losses["panoptic_loss"] for key, _, _, losses in self.iterations}
