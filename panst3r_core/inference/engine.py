@@ -2,7 +2,9 @@
 
 1. MUSt3R encoder on every view (float32), batched by shape, chunks of `max_batch`.
 2. Keyframes: evenly spaced (default), all views (None), or diverse ones by retrieval on encoder features.
-3. MUSt3R memory over the keyframes in keyframe order, update batches [2, 1, 1, ...].
+3. MUSt3R memory over the keyframes in keyframe order, update batches [2, 1, 1, ...]; keys/values of the
+   stored tokens projected once into preallocated buffers (`KVMemory`), single-keyframe updates replayed as
+   CUDA graphs under amp on a GPU.
 4. Render pass of every view against the frozen keyframe memory; DINOv2 on every view (batched: views do not
    interact in these stages, so results do not depend on the batch composition).
 5. Panoptic pixel features (input mixer + upscaler). LoftUp's guidance min-max statistics are taken per image,
