@@ -22,12 +22,15 @@ no cache entries.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import torch
 
 if TYPE_CHECKING:
     from panst3r_core.model.must3r_kv_memory import KVMemory
+
+LOG = logging.getLogger(__name__)
 
 # Rows of a mask (and so of an attention bucket) are padded to this multiple by the attention kernels anyway.
 _ALIGN = 16
@@ -104,10 +107,15 @@ class MemoryStepGraphs:
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
             features = step.run(memory)  # warm-up, and this update itself
-            step.graph.capture_begin(pool=self._pool, capture_error_mode="thread_local")
             try:
-                step.output = step.run(memory)  # recorded, not executed
-            finally:
-                step.graph.capture_end()
+                step.graph.capture_begin(pool=self._pool, capture_error_mode="thread_local")
+                try:
+                    step.output = step.run(memory)  # recorded, not executed
+                finally:
+                    step.graph.capture_end()
+            except RuntimeError as exc:  # e.g. a kernel that this driver/library cannot capture
+                LOG.warning("memory-update graph capture failed (%s); continuing without CUDA graphs", exc)
+                self.capture = False
+                step.graph = None
         torch.cuda.current_stream(device).wait_stream(side)
         return features.clone()
