@@ -1,0 +1,701 @@
+"""Synthetic-benchmark accuracy run: generate scenes, preprocess them, train from scratch, report scene PQ.
+
+For the GPU machine (no Prefect, no MLflow), in calls of a few minutes each: every stage keeps its output
+under --work and is skipped when that output exists, and training resumes from its last checkpoint, so the
+same command can be repeated until the run is done.
+
+    python tests/benchmarks/synthetic_accuracy.py --stages generate,preprocess,train --train-minutes 5.5
+    python tests/benchmarks/synthetic_accuracy.py --stages train --train-minutes 7.5
+    python tests/benchmarks/synthetic_accuracy.py --stages train,evaluate --train-minutes 6
+
+Stages:
+  generate    --train-scenes + --val-scenes synthetic scenes (ScanNet++ layout, explicit train/val split
+              files), one process per scene.
+  preprocess  every scene into a Zarr store at --target-resolution with the library's `run_scene`, one
+              process (one renderer) per scene; then the Parquet tables.
+  train       `torchrun --standalone -m flows.torchrun_worker` on WORK/run with the resolved config
+              (--config plus --set overrides). Each call trains at most --train-minutes (the engine's
+              `training.time_budget_s`: it stops at an optimizer step and writes checkpoint-last). The number
+              of epochs is planned so that the whole cosine schedule takes --total-train-minutes of training,
+              from the step rate measured in earlier calls; a call that also evaluates plans the schedule to
+              end within its own budget. `--epochs N` fixes the schedule instead.
+  evaluate    the exported model (or, if training is unfinished, checkpoint-last) on the held-out scenes:
+              scene-level PQ (PanSt3R / Panoptic Lifting protocol) and per-image COCO PQ, for every
+              --postprocess x --eval-keyframes; prints a table and writes WORK/accuracy.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # run as a script: the project's packages are not installed there
+
+STAGES = ("generate", "preprocess", "train", "evaluate")
+GENERATED_MARKER = "generated.json"
+PREPROCESSED_MARKER = "preprocessed.json"
+CALLS_FILE = "train_calls.jsonl"
+ACCURACY_FILE = "accuracy.json"
+# Seconds a training call may take beyond its budget (start-up, the last checkpoint, export) before it is killed.
+TRAIN_GRACE_S = 240.0
+# Share of the measured step rate a final call relies on (checkpoint writes, loader start-up, rate noise).
+FINAL_CALL_RATE_MARGIN = 0.9
+
+
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class WorkLayout:
+    """Where every stage keeps its output under --work."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.root = work / "scannetpp"
+        self.pairs = work / "pairs"
+        self.store = work / "store"
+        self.run = work / "run"
+
+    @property
+    def generated_marker(self) -> Path:
+        return self.work / GENERATED_MARKER
+
+    @property
+    def preprocessed_marker(self) -> Path:
+        return self.work / PREPROCESSED_MARKER
+
+    @property
+    def calls(self) -> Path:
+        return self.work / CALLS_FILE
+
+    @property
+    def accuracy(self) -> Path:
+        return self.work / ACCURACY_FILE
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _pool(workers: int):
+    # spawn: the parent must not hand an OpenGL/EGL state or torch threads to the workers
+    return multiprocessing.get_context("spawn").Pool(processes=workers, maxtasksperchild=4)
+
+
+# ---------------------------------------------------------------------------------------------- generate
+
+
+def _generate_scene(task: dict) -> tuple[str, float]:
+    """One scene in its own process: render, write under a temporary name, rename, write its pairs."""
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    from datasets.scannetpp.pairs import write_selected_pairs
+    from datasets.synthetic.generate import SynthConfig, build_scene
+    from datasets.synthetic.writer import write_scene
+
+    started = time.perf_counter()
+    config = SynthConfig(**task["config"])
+    scene_id, root, pairs = task["scene_id"], Path(task["root"]), Path(task["pairs"])
+    scene = build_scene(config, task["index"], scene_id)
+    final, staging = root / "data" / scene_id, root / "data" / f".{scene_id}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    write_scene(staging, scene)
+    shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
+    write_selected_pairs(pairs / scene_id / "selected_pairs.npz", [f.name for f in scene.frames], scene.pairs)
+    return scene_id, time.perf_counter() - started
+
+
+def stage_generate(args: argparse.Namespace, layout: WorkLayout) -> dict:
+    from datasets.synthetic.generate import SynthConfig, scene_ids
+    from datasets.synthetic.writer import write_metadata, write_splits
+
+    settings = {
+        "train_scenes": args.train_scenes,
+        "val_scenes": args.val_scenes,
+        "frames": args.frames,
+        "image_size": list(args.image_size),
+        "seed": args.seed,
+    }
+    if layout.generated_marker.is_file():
+        done = _read_json(layout.generated_marker)
+        if done["settings"] != settings:
+            raise ValueError(
+                f"{layout.generated_marker}: generated with {done['settings']}, asked for {settings}; use "
+                "another --work or the same generator flags"
+            )
+        say(f"generate: skipped ({len(done['train'])} train + {len(done['val'])} val scenes exist)")
+        return done
+    config = SynthConfig(
+        num_scenes=args.train_scenes + args.val_scenes,
+        seed=args.seed,
+        frames=args.frames,
+        image_size=tuple(args.image_size),
+    )
+    config.validate()
+    ids = scene_ids(args.seed, config.num_scenes)
+    train, val = ids[: args.train_scenes], ids[args.train_scenes :]
+    (layout.root / "data").mkdir(parents=True, exist_ok=True)
+    write_metadata(layout.root)
+    write_splits(layout.root, train, val)
+    todo = [
+        {
+            "config": asdict(config),
+            "index": index,
+            "scene_id": scene_id,
+            "root": str(layout.root),
+            "pairs": str(layout.pairs),
+        }
+        for index, scene_id in enumerate(ids)
+        if not (layout.pairs / scene_id / "selected_pairs.npz").is_file()
+        or not (layout.root / "data" / scene_id).is_dir()
+    ]
+    started = time.perf_counter()
+    say(f"generate: {len(todo)} of {len(ids)} scenes to render with {args.workers} processes")
+    with _pool(min(args.workers, max(len(todo), 1))) as pool:
+        for count, (scene_id, seconds) in enumerate(pool.imap_unordered(_generate_scene, todo), 1):
+            if count % 8 == 0 or count == len(todo):
+                say(f"generate: {count}/{len(todo)} scenes (last {scene_id}, {seconds:.1f} s)")
+    done = {
+        "settings": settings,
+        "train": train,
+        "val": val,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    _write_json(layout.generated_marker, done)
+    say(f"generate: done in {done['seconds']:.0f} s")
+    return done
+
+
+# -------------------------------------------------------------------------------------------- preprocess
+
+
+def _preprocess_scene(task: dict) -> dict:
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    from datasets.preprocess.result import PreprocessConfig
+    from datasets.store.scene_job import run_scene
+
+    config = PreprocessConfig(**task["config"])
+    return run_scene(task["root"], task["store"], task["scene_id"], config, task["pairs"], task["split"])
+
+
+def stage_preprocess(args: argparse.Namespace, layout: WorkLayout, generated: dict) -> dict:
+    from datasets.preprocess.result import PreprocessConfig
+    from datasets.store import hashing
+    from datasets.store.lock import store_lock
+    from datasets.store.reader import read_scene_attrs
+    from datasets.store.schema import StoreLayout
+    from datasets.store.tables import CurrentVersion, TableBuilder
+    from datasets.store.writer import open_or_create_store, set_categories, sweep_staging
+
+    settings = {"target_resolution": args.target_resolution, "generated": generated["settings"]}
+    if layout.preprocessed_marker.is_file():
+        done = _read_json(layout.preprocessed_marker)
+        if done["settings"] != settings:
+            raise ValueError(
+                f"{layout.preprocessed_marker}: preprocessed with {done['settings']}, asked for {settings}; "
+                "use another --work or the same flags"
+            )
+        say(f"preprocess: skipped ({done['frames']} frames in {layout.store})")
+        return done
+    config = PreprocessConfig(target_resolution=args.target_resolution)
+    splits = {**{s: "train" for s in generated["train"]}, **{s: "val" for s in generated["val"]}}
+    started = time.perf_counter()
+    with store_lock(layout.store):
+        open_or_create_store(layout.store)
+        sweep_staging(layout.store)
+        store_layout = StoreLayout(layout.store)
+        todo = [
+            {
+                "config": asdict(config),
+                "root": str(layout.root),
+                "store": str(layout.store),
+                "scene_id": scene_id,
+                "pairs": str(layout.pairs),
+                "split": split,
+            }
+            for scene_id, split in splits.items()
+            if not (store_layout.scene_dir(scene_id) / "zarr.json").is_file()
+        ]
+        say(f"preprocess: {len(todo)} of {len(splits)} scenes to write with {args.workers} processes")
+        frames = 0
+        with _pool(min(args.workers, max(len(todo), 1))) as pool:
+            for count, result in enumerate(pool.imap_unordered(_preprocess_scene, todo), 1):
+                frames += int(result["frames"])
+                if count % 8 == 0 or count == len(todo):
+                    say(f"preprocess: {count}/{len(todo)} scenes, {frames} frames")
+        committed = store_layout.committed_scene_ids()
+        missing = sorted(set(splits) - set(committed))
+        if missing:
+            raise RuntimeError(f"preprocess: scenes {missing} are not in {layout.store}")
+        categories = read_scene_attrs(store_layout, committed[0]).get("categories")
+        set_categories(layout.store, categories, cls_sep=config.cls_sep)
+        tables = TableBuilder(layout.store).write(
+            CurrentVersion(hashing.config_hash(config), hashing.code_version())
+        )
+    done = {
+        "settings": settings,
+        "scenes": len(committed),
+        "frames": int(tables["frames"].shape[0]),
+        "pairs": int(tables["pairs"].shape[0]),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    _write_json(layout.preprocessed_marker, done)
+    say(
+        f"preprocess: {done['scenes']} scenes, {done['frames']} frames, {done['pairs']} pairs in {done['seconds']:.0f} s"
+    )
+    return done
+
+
+# ------------------------------------------------------------------------------------------------- train
+
+
+def training_calls(layout: WorkLayout) -> list[dict]:
+    if not layout.calls.is_file():
+        return []
+    return [json.loads(line) for line in layout.calls.read_text().splitlines() if line.strip()]
+
+
+def measured_steps_per_second(calls: list[dict]) -> float | None:
+    """Optimizer steps per second of training loop over earlier calls (None before any step was timed)."""
+    steps = sum(c["end_step"] - c["start_step"] for c in calls)
+    seconds = sum(c["loop_seconds"] for c in calls)
+    return steps / seconds if steps > 0 and seconds > 0 else None
+
+
+def plan_epochs(
+    steps_per_epoch: int,
+    done_steps: int,
+    progress_epoch: int,
+    progress_batch: int,
+    steps_per_second: float,
+    total_seconds: float,
+    call_seconds: float,
+    final_call: bool,
+) -> int:
+    """Epochs whose schedule takes `total_seconds` of training at the given rate; in a final call, at most
+    what this call can still train. Never fewer than the epochs already started."""
+    started_epochs = progress_epoch + (1 if progress_batch > 0 else 0)
+    total_steps = steps_per_second * total_seconds
+    if final_call:
+        reachable = done_steps + steps_per_second * call_seconds * FINAL_CALL_RATE_MARGIN
+        return max(
+            started_epochs, min(round(total_steps / steps_per_epoch), int(reachable // steps_per_epoch)), 1
+        )
+    return max(started_epochs, round(total_steps / steps_per_epoch), 1)
+
+
+def resolve_run_config(args: argparse.Namespace, layout: WorkLayout) -> dict:
+    """The run's config: resolved from --config once, then kept (later --set overrides apply on top)."""
+    from panst3r_core.config import apply_overrides, from_dict
+    from panst3r_core.engine.config import TrainConfig
+    from panst3r_core.engine.config_files import config_to_dict, load_train_config
+
+    path = layout.run / "config.json"
+    managed = [
+        f"data.stores={json.dumps([str(layout.store)])}",
+        "data.split=train",
+        f"training.output_dir={json.dumps(str(layout.run))}",
+    ]
+    if path.is_file():
+        resolved = apply_overrides(_read_json(path), [*args.overrides, *managed])
+        return config_to_dict(from_dict(TrainConfig, resolved, where=str(path)))
+    return config_to_dict(load_train_config(args.config, [*args.overrides, *managed]))
+
+
+def checkpoint_progress(layout: WorkLayout) -> dict:
+    from panst3r_core.engine.checkpointing import find_resume_checkpoint, read_progress
+
+    checkpoint = find_resume_checkpoint(layout.run)
+    if checkpoint is None:
+        return {"epoch": 0, "batch": 0, "global_step": 0}
+    return asdict(read_progress(checkpoint))
+
+
+def steps_per_epoch_of(config: dict, nproc: int) -> int:
+    training = config["training"]
+    steps = config["data"]["samples_per_epoch"] // (training["batch_size"] * nproc) // training["accum_iter"]
+    if training.get("max_steps_per_epoch"):
+        steps = min(steps, training["max_steps_per_epoch"])
+    if steps < 1:
+        raise ValueError("data.samples_per_epoch is too small for one optimizer step; raise it with --set")
+    return steps
+
+
+def _launch_torchrun(layout: WorkLayout, nproc: int, timeout_s: float) -> int:
+    env = dict(os.environ)
+    for key in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI"):  # no MLflow here: the worker logs to metrics.jsonl
+        env.pop(key, None)
+    env.update(
+        {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env.setdefault("OMP_NUM_THREADS", "4")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
+    command += ["-m", "flows.torchrun_worker", "--run-dir", str(layout.run)]
+    say("train: " + " ".join(command[1:]))
+    with open(layout.run / "torchrun.log", "a") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        # A thread copies the output (a line every print_freq steps) so that a silent hang still times out.
+        echo = threading.Thread(target=_copy_lines, args=(process.stdout, log), daemon=True)
+        echo.start()
+        try:
+            code = process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            say(f"train: torchrun still running {TRAIN_GRACE_S:.0f} s past its budget; terminating it")
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            code = -1
+        echo.join(timeout=10)
+    return code
+
+
+def _copy_lines(stream, log) -> None:
+    for line in stream:
+        log.write(line)
+        log.flush()
+        print(line.rstrip(), flush=True)
+
+
+def stage_train(args: argparse.Namespace, layout: WorkLayout, final_call: bool) -> dict:
+    result_path = layout.run / "result.json"
+    if (layout.run / "model-final" / "config.json").is_file():
+        result = _read_json(result_path)
+        say(f"train: skipped (finished at step {result['global_step']}; {layout.run / 'model-final'})")
+        return result
+    layout.run.mkdir(parents=True, exist_ok=True)
+    config = resolve_run_config(args, layout)
+    per_epoch = steps_per_epoch_of(config, args.nproc)
+    progress = checkpoint_progress(layout)
+    calls = training_calls(layout)
+    rate = measured_steps_per_second(calls)
+    budget_s = args.train_minutes * 60.0
+    if args.epochs is not None:
+        epochs = args.epochs
+        why = "--epochs"
+    else:
+        used_rate = rate if rate is not None else args.assumed_steps_per_s
+        epochs = plan_epochs(
+            per_epoch,
+            progress["global_step"],
+            progress["epoch"],
+            progress["batch"],
+            used_rate,
+            args.total_train_minutes * 60.0,
+            budget_s,
+            final_call,
+        )
+        source = "measured" if rate is not None else "assumed (--assumed-steps-per-s)"
+        why = f"{used_rate:.2f} steps/s {source}, {args.total_train_minutes:g} min in all"
+        if final_call:
+            why += f", ending within this call's {args.train_minutes:g} min"
+    config["training"]["epochs"] = int(epochs)
+    config["training"]["time_budget_s"] = budget_s
+    _write_json(layout.run / "config.json", config)
+    say(
+        f"train: {epochs} epochs x {per_epoch} steps = {epochs * per_epoch} steps ({why}); now at step "
+        f"{progress['global_step']} (epoch {progress['epoch']}, batch {progress['batch']}); "
+        f"this call trains at most {args.train_minutes:g} min"
+    )
+    result_path.unlink(missing_ok=True)
+    started = time.perf_counter()
+    code = _launch_torchrun(layout, args.nproc, budget_s + TRAIN_GRACE_S)
+    wall = time.perf_counter() - started
+    if code != 0 or not result_path.is_file():
+        raise RuntimeError(f"train: torchrun exited with {code}; see {layout.run / 'torchrun.log'}")
+    result = _read_json(result_path)
+    call = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "start_step": result["start_step"],
+        "end_step": result["global_step"],
+        "loop_seconds": result["loop_seconds"],
+        "wall_seconds": round(wall, 2),
+        "finished": result["finished"],
+        "epochs_planned": int(epochs),
+    }
+    with layout.calls.open("a") as handle:
+        handle.write(json.dumps(call) + "\n")
+    steps = call["end_step"] - call["start_step"]
+    say(
+        f"train: {steps} steps in {call['loop_seconds']:.0f} s of loop ({steps / max(call['loop_seconds'], 1e-9):.2f} "
+        f"steps/s), {wall:.0f} s wall; {'finished' if result['finished'] else 'unfinished: run again to resume'}"
+    )
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+
+
+def _keyframes_value(text: str) -> int | None:
+    return None if text == "all" else int(text)
+
+
+def evaluated_model(layout: WorkLayout) -> tuple[Path, bool, int]:
+    """(model folder, training finished, optimizer steps) of the model to evaluate."""
+    from panst3r_core.engine.checkpointing import find_resume_checkpoint, read_progress
+
+    exported = layout.run / "model-final"
+    if (exported / "config.json").is_file():
+        steps = int(_read_json(exported / "config.json").get("metadata", {}).get("trained_steps", -1))
+        if steps < 0:
+            steps = _read_json(layout.run / "result.json")["global_step"]
+        return exported, True, steps
+    checkpoint = find_resume_checkpoint(layout.run)
+    if checkpoint is None:
+        raise FileNotFoundError(f"{layout.run}: no trained model yet; run the train stage first")
+    return checkpoint, False, read_progress(checkpoint).global_step
+
+
+def _training_summary(layout: WorkLayout, config: dict, steps: int, nproc: int) -> dict:
+    calls = training_calls(layout)
+    training = config["training"]
+    return {
+        "steps": steps,
+        "seconds": round(sum(c["loop_seconds"] for c in calls), 1),
+        "wall_seconds": round(sum(c["wall_seconds"] for c in calls), 1),
+        "calls": len(calls),
+        "samples_seen": steps * training["batch_size"] * training["accum_iter"] * nproc,
+        "views_per_sample": config["data"]["num_views"],
+        "steps_per_second": measured_steps_per_second(calls),
+    }
+
+
+def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict) -> dict:
+    import torch
+
+    from datasets.evaluation.label_maps import EvalVocabulary
+    from datasets.evaluation.scene_run import EvalSettings, evaluate_scene
+    from datasets.evaluation.scene_scores import aggregate, per_scene_rows, summary_metrics
+    from datasets.store.reader import StoreReader
+    from panst3r_core.predictor import Predictor
+
+    model_path, finished, steps = evaluated_model(layout)
+    config = _read_json(layout.run / "config.json")
+    image_size = args.eval_image_size or max(max(r) for r in config["data"]["resolutions"])
+    keyframes = [_keyframes_value(k) for k in args.eval_keyframes]
+    settings = {
+        "model": str(model_path),
+        "steps": steps,
+        "postprocess": args.postprocess,
+        "keyframes": args.eval_keyframes,
+        "image_size": image_size,
+        "amp": args.eval_amp,
+    }
+    if layout.accuracy.is_file() and _read_json(layout.accuracy).get("settings") == settings:
+        say(f"evaluate: skipped ({layout.accuracy} holds this model at step {steps})")
+        accuracy = _read_json(layout.accuracy)
+        print_table(accuracy)
+        return accuracy
+    if not finished:
+        say(f"evaluate: training is unfinished; evaluating {model_path} (step {steps})")
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    reader = StoreReader(layout.store)
+    vocabulary = EvalVocabulary.from_categories(reader.categories(), layout.store)
+    cls_sep = reader.cls_sep()
+    predictor = Predictor(weights=model_path, device=device, text_embeddings="hashed", amp=args.eval_amp)
+    scenes = sorted(generated["val"])
+    rows, per_scene = [], {}
+    for keyframe_count, keyframe_text in zip(keyframes, args.eval_keyframes):
+        for postprocess in args.postprocess:
+            eval_settings = EvalSettings(
+                postprocess=postprocess, keyframes=keyframe_count, image_size=image_size
+            )
+            eval_settings.validate()
+            started = time.perf_counter()
+            results = [
+                evaluate_scene(predictor, reader, scene, eval_settings, vocabulary, cls_sep)[0]
+                for scene in scenes
+            ]
+            dataset = aggregate(results, vocabulary)
+            metrics = summary_metrics(dataset)
+            row = {
+                "postprocess": postprocess,
+                "keyframes": keyframe_text,
+                "scenes": len(results),
+                "views": sum(r.num_views for r in results),
+                "seconds_per_scene": round(sum(r.extra["seconds"] for r in results) / len(results), 3),
+                **{key: round(value, 5) for key, value in metrics.items()},
+            }
+            rows.append(row)
+            per_scene[f"{postprocess}/kf={keyframe_text}"] = per_scene_rows(dataset)
+            say(
+                f"evaluate: {postprocess} kf={keyframe_text}: PQ {row.get('PQ', 0):.3f} "
+                f"(coco {row.get('coco_PQ', 0):.3f}) in {time.perf_counter() - started:.0f} s"
+            )
+    primary = rows[0]
+    accuracy = {
+        "PQ": primary.get("PQ"),
+        "SQ": primary.get("SQ"),
+        "RQ": primary.get("RQ"),
+        "PQ_th": primary.get("PQ_th"),
+        "PQ_st": primary.get("PQ_st"),
+        "coco_PQ": primary.get("coco_PQ"),
+        "primary": {"postprocess": primary["postprocess"], "keyframes": primary["keyframes"]},
+        "training_finished": finished,
+        "training": _training_summary(layout, config, steps, args.nproc),
+        "results": rows,
+        "per_scene": per_scene,
+        "data": {
+            "generated": generated["settings"],
+            "val_scenes": scenes,
+            "preprocess": _read_json(layout.preprocessed_marker)
+            if layout.preprocessed_marker.is_file()
+            else None,
+        },
+        "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
+        "settings": settings,
+        "config": config,
+    }
+    _write_json(layout.accuracy, accuracy)
+    print_table(accuracy)
+    say(f"evaluate: wrote {layout.accuracy}")
+    return accuracy
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value if value is not None else "-")
+
+
+def print_table(accuracy: dict) -> None:
+    training = accuracy["training"]
+    print(
+        f"\nmodel {accuracy['config']['model']['variant']} after {training['steps']} steps "
+        f"({training['samples_seen']} samples of {training['views_per_sample']} views, {training['seconds']:.0f} s "
+        f"of training in {training['calls']} call(s){'' if accuracy['training_finished'] else ', unfinished'}) "
+        f"on {accuracy['device']}; {len(accuracy['data']['val_scenes'])} held-out scenes",
+        flush=True,
+    )
+    columns = ["postprocess", "keyframes", "PQ", "SQ", "RQ", "PQ_th", "PQ_st", "coco_PQ", "seconds_per_scene"]
+    widths = [12, 9, 6, 6, 6, 6, 6, 7, 17]
+    print(" ".join(name.rjust(width) for name, width in zip(columns, widths)), flush=True)
+    for row in accuracy["results"]:
+        print(" ".join(_cell(row.get(name)).rjust(width) for name, width in zip(columns, widths)), flush=True)
+
+
+# -------------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    parser.add_argument("--work", type=Path, default=REPO / "runs" / "synthetic_accuracy", help="work folder")
+    parser.add_argument(
+        "--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}"
+    )
+    parser.add_argument("--train-scenes", type=int, default=120, help="training scenes (default 120)")
+    parser.add_argument("--val-scenes", type=int, default=8, help="held-out scenes (default 8)")
+    parser.add_argument("--frames", type=int, default=16, help="DSLR frames per scene (default 16)")
+    parser.add_argument(
+        "--image-size", type=int, nargs=2, default=[640, 480], metavar=("W", "H"), help="generated size"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    parser.add_argument(
+        "--target-resolution", type=int, default=512, help="preprocessing resolution (default 512: 512x384)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=max(1, min(15, (os.cpu_count() or 2) - 1)),
+        help="processes for generate/preprocess (default: CPU count - 1, at most 15)",
+    )
+    parser.add_argument(
+        "--config", default="synthetic_gpu_accuracy", help="training config name or .yaml path"
+    )
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override"
+    )
+    parser.add_argument("--nproc", type=int, default=1, help="torchrun processes (GPUs), default 1")
+    parser.add_argument("--train-minutes", type=float, default=6.0, help="training time of this call")
+    parser.add_argument(
+        "--total-train-minutes", type=float, default=18.0, help="planned training time of the whole schedule"
+    )
+    parser.add_argument(
+        "--assumed-steps-per-s",
+        type=float,
+        default=2.5,
+        help="step rate the first call plans with (later calls use the measured one)",
+    )
+    parser.add_argument("--epochs", type=int, default=None, help="fix training.epochs instead of planning it")
+    parser.add_argument("--postprocess", nargs="+", default=["standard_v2", "qubo"], help="post-processors")
+    parser.add_argument(
+        "--eval-keyframes",
+        nargs="+",
+        default=["all", "6"],
+        help="keyframe counts to evaluate ('all' or a number); the first is the headline (default: all 6)",
+    )
+    parser.add_argument(
+        "--eval-image-size", type=int, default=None, help="network long side (default: training)"
+    )
+    parser.add_argument("--eval-amp", default="none", choices=("none", "bf16"), help="inference autocast")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="evaluation device")
+    args = parser.parse_args(argv)
+    args.stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = sorted(set(args.stages) - set(STAGES))
+    if unknown:
+        parser.error(f"--stages: unknown {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    for text in args.eval_keyframes:
+        if text != "all" and not (text.isdigit() and int(text) > 0):
+            parser.error(f"--eval-keyframes: {text!r} is neither 'all' nor a positive number")
+    if args.train_scenes < 1 or args.val_scenes < 1:
+        parser.error("--train-scenes and --val-scenes must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    layout = WorkLayout(args.work.resolve())
+    layout.work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    say(f"work folder {layout.work}; stages {','.join(args.stages)}")
+    generated = preprocessed = None
+    if "generate" in args.stages:
+        generated = stage_generate(args, layout)
+    elif layout.generated_marker.is_file():
+        generated = _read_json(layout.generated_marker)
+    if "preprocess" in args.stages:
+        if generated is None:
+            raise FileNotFoundError(f"{layout.generated_marker}: no generated scenes; run the generate stage")
+        preprocessed = stage_preprocess(args, layout, generated)
+    elif layout.preprocessed_marker.is_file():
+        preprocessed = _read_json(layout.preprocessed_marker)
+    if "train" in args.stages:
+        if preprocessed is None:
+            raise FileNotFoundError(f"{layout.preprocessed_marker}: no store yet; run the preprocess stage")
+        stage_train(args, layout, final_call="evaluate" in args.stages)
+    if "evaluate" in args.stages:
+        if generated is None or preprocessed is None:
+            raise FileNotFoundError(f"{layout.work}: generate and preprocess first")
+        stage_evaluate(args, layout, generated)
+    say(f"done in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""tests/benchmarks/synthetic_accuracy.py at a toy size on the CPU: generate -> preprocess -> a training call
+stopped by its time budget -> a resumed final call that finishes and evaluates -> a repeat that skips all."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "tests" / "benchmarks" / "synthetic_accuracy.py"
+TOY = [
+    "--train-scenes", "2", "--val-scenes", "1", "--frames", "6", "--image-size", "160", "120",
+    "--target-resolution", "128", "--workers", "2", "--epochs", "2",
+    "--set", "model.variant=tiny_v1", "--set", "data.resolutions=[[64,48]]", "--set", "data.num_views=3",
+    "--set", "data.max_memory_num_views=3", "--set", "data.samples_per_epoch=8",
+    "--set", "training.batch_size=2", "--set", "training.num_workers=0", "--set", "criterion.num_points=256",
+    "--set", "training.print_freq=1", "--eval-keyframes", "all", "3",
+]  # fmt: skip
+
+
+def _script_module():
+    spec = importlib.util.spec_from_file_location("synthetic_accuracy", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_script(work: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYOPENGL_PLATFORM": "egl", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(SCRIPT), "--work", str(work), *TOY, *args]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_epoch_planning_follows_the_measured_rate_and_a_final_call_ends_in_its_budget():
+    script = _script_module()
+    calls = [{"start_step": 0, "end_step": 300, "loop_seconds": 100.0}, {"start_step": 300, "end_step": 500, "loop_seconds": 100.0}]  # fmt: skip
+    assert script.measured_steps_per_second(calls) == 2.5
+    assert script.measured_steps_per_second([]) is None
+    # 2.5 steps/s for 20 min = 3000 steps = 15 epochs of 200 steps.
+    assert script.plan_epochs(200, 500, 2, 100, 2.5, 1200.0, 300.0, final_call=False) == 15
+    # A final call of 300 s at 2.5 x 0.9 steps/s reaches step 500 + 675 = 1175: 5 whole epochs.
+    assert script.plan_epochs(200, 500, 2, 100, 2.5, 1200.0, 300.0, final_call=True) == 5
+    # Never fewer epochs than already started (epoch 2 is under way).
+    assert script.plan_epochs(200, 500, 2, 100, 2.5, 60.0, 10.0, final_call=True) == 3
+
+
+@pytest.mark.slow
+def test_toy_run_stops_resumes_finishes_evaluates_and_then_skips(tmp_path):
+    work = tmp_path / "work"
+    first = run_script(work, "--stages", "generate,preprocess,train", "--train-minutes", "0.001")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "unfinished: run again to resume" in first.stdout
+    calls = [json.loads(line) for line in (work / "train_calls.jsonl").read_text().splitlines()]
+    assert [(c["start_step"], c["end_step"], c["finished"]) for c in calls] == [(0, 1, False)]
+    assert not (work / "run" / "model-final").exists()
+    assert json.loads((work / "run" / "config.json").read_text())["training"]["epochs"] == 2
+
+    second = run_script(work, "--stages", "train,evaluate", "--train-minutes", "5")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    calls = [json.loads(line) for line in (work / "train_calls.jsonl").read_text().splitlines()]
+    # 8 samples / batch 2 = 4 steps per epoch, 2 epochs; the second call resumes at step 1.
+    assert [(c["start_step"], c["end_step"], c["finished"]) for c in calls] == [(0, 1, False), (1, 8, True)]
+    accuracy = json.loads((work / "accuracy.json").read_text())
+    assert accuracy["training_finished"] is True
+    training = accuracy["training"]
+    assert (training["steps"], training["calls"], training["samples_seen"]) == (8, 2, 16)
+    assert [(r["postprocess"], r["keyframes"]) for r in accuracy["results"]] == [
+        ("standard_v2", "all"),
+        ("qubo", "all"),
+        ("standard_v2", "3"),
+        ("qubo", "3"),
+    ]
+    assert all(r["scenes"] == 1 and r["views"] == 6 for r in accuracy["results"])
+    assert all(0.0 <= r["PQ"] <= 1.0 for r in accuracy["results"] if "PQ" in r)
+    assert accuracy["primary"] == {"postprocess": "standard_v2", "keyframes": "all"}
+    assert accuracy["config"]["model"]["variant"] == "tiny_v1"
+    assert len(accuracy["data"]["val_scenes"]) == 1 and accuracy["data"]["preprocess"]["scenes"] == 3
+    assert "postprocess keyframes" in second.stdout  # the table
+
+    third = run_script(work, "--train-minutes", "5")
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    for stage in ("generate", "preprocess", "train", "evaluate"):
+        assert f"{stage}: skipped" in third.stdout
