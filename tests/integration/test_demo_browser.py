@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from shared_fixtures import PARITY_MISSING, parity_fixture_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -42,10 +43,6 @@ SERVER_START_TIMEOUT_S = 240
 RUN_TIMEOUT_MS = 300_000
 
 
-def _fixture_dir() -> Path:
-    return (REPO / ".." / "shared" / "fixtures" / "parity").resolve()
-
-
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -57,8 +54,8 @@ def _requirements_missing() -> str | None:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return "playwright is not installed (requirements/demo.txt)"
-    if not (_fixture_dir() / "tiny_v1.pth").is_file():
-        return f"tiny checkpoint fixture absent (expected shared/fixtures/parity next to the repo: {_fixture_dir()})"
+    if parity_fixture_dir() is None:
+        return PARITY_MISSING
     return None
 
 
@@ -102,7 +99,7 @@ def demo_server(tmp_path_factory):
     """`panst3r demo` on free ports with the tiny checkpoint; yields its base URL; always stopped."""
     work = tmp_path_factory.mktemp("demo_server")
     port, viser_port = _free_port(), _free_port()
-    fixture = _fixture_dir()
+    fixture = parity_fixture_dir()
     shared = work / "shared"
     _write_images(shared / "scene", [31, 32], (96, 128))
     _write_images(work / "private", [33], (96, 128))

@@ -1,7 +1,6 @@
 """`panst3r predict` for real on the official-format tiny checkpoint and synthetic images."""
 
 import json
-import os
 import struct
 from pathlib import Path
 
@@ -10,28 +9,14 @@ import pytest
 import torch
 import trimesh
 from PIL import Image
+from shared_fixtures import PARITY_MISSING, parity_fixture_dir
 
 from datasets.segment_colors import rgb_to_ids
 from flows.cli.main import main
 from panst3r_core.classes import union_class_sets
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def parity_fixture_dir() -> Path | None:
-    """The parity fixture: $PANST3R_PARITY_DIR, else `shared/fixtures/parity` found walking up from the repo."""
-    override = os.environ.get("PANST3R_PARITY_DIR")
-    if override and (Path(override) / "tiny_v1.pth").is_file():
-        return Path(override)
-    for base in (REPO_ROOT, *REPO_ROOT.parents):
-        candidate = base / "shared" / "fixtures" / "parity"
-        if (candidate / "tiny_v1.pth").is_file():
-            return candidate
-    return None
-
-
 FIXTURE = parity_fixture_dir()
-pytestmark = pytest.mark.skipif(FIXTURE is None, reason="parity fixture shared/fixtures/parity not found")
+pytestmark = pytest.mark.skipif(FIXTURE is None, reason=PARITY_MISSING)
 
 
 @pytest.fixture(autouse=True)

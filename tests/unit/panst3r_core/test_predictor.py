@@ -1,32 +1,15 @@
 """Predictor on the tiny models: real forward passes on the CPU (random weights and the parity checkpoint)."""
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from shared_fixtures import PARITY_MISSING, parity_fixture_dir
 
 from panst3r_core.model.hashed_text_embedding import hashed_class_embeddings
 from panst3r_core.predictor import Predictor, embed_class_names
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-
-def parity_fixture_dir() -> Path | None:
-    """The parity fixture: $PANST3R_PARITY_DIR, else `shared/fixtures/parity` found walking up from the repo."""
-    override = os.environ.get("PANST3R_PARITY_DIR")
-    if override and (Path(override) / "tiny_v1.pth").is_file():
-        return Path(override)
-    for base in (REPO_ROOT, *REPO_ROOT.parents):
-        candidate = base / "shared" / "fixtures" / "parity"
-        if (candidate / "tiny_v1.pth").is_file():
-            return candidate
-    return None
-
-
 FIXTURE = parity_fixture_dir()
-needs_fixture = pytest.mark.skipif(FIXTURE is None, reason="parity fixture shared/fixtures/parity not found")
+needs_fixture = pytest.mark.skipif(FIXTURE is None, reason=PARITY_MISSING)
 
 
 @pytest.fixture(autouse=True)

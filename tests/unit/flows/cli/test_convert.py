@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
-
-PARITY_DIR = (Path(__file__).resolve().parents[4] / ".." / "shared" / "fixtures" / "parity").resolve()
+from shared_fixtures import require_parity_fixture
 
 
 def _panst3r(*args: str) -> subprocess.CompletedProcess:
@@ -19,17 +16,16 @@ def _panst3r(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_convert_writes_safetensors_and_config(tmp_path):
-    if not (PARITY_DIR / "tiny_v1.pth").is_file():
-        pytest.skip(f"parity fixture not found at {PARITY_DIR}")
+    parity = require_parity_fixture()
     out = tmp_path / "converted"
     proc = _panst3r(
         "convert",
         "--weights",
-        str(PARITY_DIR / "tiny_v1.pth"),
+        str(parity / "tiny_v1.pth"),
         "--out",
         str(out),
         "--dino-config",
-        str(PARITY_DIR / "tiny_dino_config.json"),
+        str(parity / "tiny_dino_config.json"),
         "--class-names",
         "wall",
         "floor",

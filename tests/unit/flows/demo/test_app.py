@@ -1,10 +1,10 @@
 """The demo's handlers driven directly (no browser): sessions stay apart, errors become status lines."""
 
 import zipfile
-from pathlib import Path
 
 import gradio as gr
 import pytest
+from shared_fixtures import require_parity_fixture
 
 from flows.demo.app import DemoApp, browser_host, segment_rows, viewer_iframe
 from flows.demo.config import DemoConfig
@@ -12,16 +12,10 @@ from flows.demo.limits import UploadLimits
 from flows.demo.model import DemoModel
 
 
-def _fixture_dir() -> Path:
-    return (Path(__file__).resolve().parents[4] / ".." / "shared" / "fixtures" / "parity").resolve()
-
-
 @pytest.fixture(scope="module")
 def tiny_predictor():
     """The real predictor on the tiny official-format checkpoint (random weights), CPU, offline embeddings."""
-    fixture = _fixture_dir()
-    if not (fixture / "tiny_v1.pth").is_file():
-        pytest.skip(f"tiny checkpoint fixture absent (expected {fixture})")
+    fixture = require_parity_fixture()
     import torch
 
     from panst3r_core.predictor import Predictor

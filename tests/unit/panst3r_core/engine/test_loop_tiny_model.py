@@ -1,9 +1,8 @@
 """The loop with the real model (`tiny_v1`): exact resume and a falling loss."""
 
-from pathlib import Path
-
 import pytest
 import torch
+from shared_fixtures import require_parity_fixture
 
 from panst3r_core.engine.config import TrainConfig
 from panst3r_core.engine.loop import TrainData, seed_everything, train
@@ -88,9 +87,6 @@ def test_tiny_v1_loss_falls_on_synthetic_views(tmp_path):
     assert last < 0.7 * first, (first, last)
 
 
-PARITY_DIR = (Path(__file__).resolve().parents[4] / ".." / "shared" / "fixtures" / "parity").resolve()
-
-
 def test_final_checkpoint_loads_for_inference(tmp_path):
     torch.set_num_threads(1)
     config = make_config(tmp_path, epochs=1, checkpoint_every_steps=0)
@@ -107,9 +103,7 @@ def test_final_checkpoint_loads_for_inference(tmp_path):
 
 
 def test_initialisation_from_official_checkpoints(tmp_path):
-    official = PARITY_DIR / "tiny_v1.pth"
-    if not official.is_file():
-        pytest.skip(f"parity fixture not found at {PARITY_DIR} (needs the shared/ folder next to the repo)")
+    official = require_parity_fixture() / "tiny_v1.pth"
     torch.set_num_threads(1)
     weights = rename_transformers4_keys(read_official_checkpoint(official).weights)
     # A MUSt3R-style file holding only the backbone.

@@ -1,26 +1,17 @@
-"""Loads the official-output parity fixture from the sibling `shared/` directory of the repository."""
+"""Loads the official-output parity fixture from the shared `shared/` folder."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-REPO_ROOT = Path(__file__).resolve().parents[4]
-
-
-def parity_dir() -> Path:
-    return (REPO_ROOT / ".." / "shared" / "fixtures" / "parity").resolve()
+from shared_fixtures import require_parity_fixture
 
 
 @pytest.fixture(scope="session")
 def parity() -> dict:
     """b2 inputs of the official post-processing and its outputs (c_*), plus the manifest."""
-    directory = parity_dir()
-    if not (directory / "tiny_v1_outputs.npz").exists():
-        pytest.skip(f"parity fixture not found at {directory} (needs the shared/ folder next to the repo)")
+    directory = require_parity_fixture()
     import json
 
     outputs = np.load(directory / "tiny_v1_outputs.npz")
