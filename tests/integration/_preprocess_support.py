@@ -65,16 +65,9 @@ def cli_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "flows.cli.main", *args]
 
 
-def run_preprocess(
-    env: dict[str, str],
-    root: Path,
-    pairs: Path,
-    store: Path,
-    summary: Path,
-    *extra: str,
-    timeout: float = 600,
-) -> tuple[subprocess.CompletedProcess, dict]:
-    command = cli_command(
+def preprocess_command(root: Path, pairs: Path, store: Path, *extra: str) -> list[str]:
+    """`panst3r preprocess` of `root` into `store` at the tests' small resolution."""
+    return cli_command(
         "preprocess",
         "--root",
         str(root),
@@ -84,10 +77,20 @@ def run_preprocess(
         str(store),
         "--target-resolution",
         str(TARGET_RESOLUTION),
-        "--summary-json",
-        str(summary),
         *extra,
     )
+
+
+def run_preprocess(
+    env: dict[str, str],
+    root: Path,
+    pairs: Path,
+    store: Path,
+    summary: Path,
+    *extra: str,
+    timeout: float = 600,
+) -> tuple[subprocess.CompletedProcess, dict]:
+    command = preprocess_command(root, pairs, store, "--summary-json", str(summary), *extra)
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     if not summary.is_file():
         raise AssertionError(

@@ -9,14 +9,7 @@ import subprocess
 import time
 
 import pytest
-from _preprocess_support import (
-    REPO,
-    TARGET_RESOLUTION,
-    cli_command,
-    cli_env,
-    make_root,
-    run_preprocess,
-)
+from _preprocess_support import REPO, cli_env, make_root, preprocess_command, run_preprocess
 
 from datasets.store.reader import StoreReader
 from datasets.store.schema import StoreLayout
@@ -26,19 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def _start(env, root, pairs, store, workers):
-    command = cli_command(
-        "preprocess",
-        "--root",
-        str(root),
-        "--pairs",
-        str(pairs),
-        "--store",
-        str(store),
-        "--workers",
-        str(workers),
-        "--target-resolution",
-        str(TARGET_RESOLUTION),
-    )
+    command = preprocess_command(root, pairs, store, "--workers", str(workers))
     return subprocess.Popen(
         command,
         cwd=REPO,
