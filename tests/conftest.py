@@ -2,6 +2,8 @@
 
 `synthetic_root`: a small synthetic ScanNet++ v2 dataset (2 scenes, 6 DSLR frames of 292x195, seed 0)
 generated once per test session; its pairs folder is `synthetic_root / "pairs"`. Treat it as read-only.
+`one_torch_thread`: torch limited to one thread for the test (the machines running the suite are small),
+restored afterwards; use it with `pytest.mark.usefixtures("one_torch_thread")`.
 """
 
 from __future__ import annotations
@@ -24,3 +26,13 @@ def synthetic_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic_scannetpp")
     generate_dataset(root, SYNTHETIC_SCENES, seed=0, frames=SYNTHETIC_FRAMES, image_size=SYNTHETIC_IMAGE_SIZE)
     return root
+
+
+@pytest.fixture
+def one_torch_thread():
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

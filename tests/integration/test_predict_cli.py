@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import trimesh
 from PIL import Image
 from shared_fixtures import PARITY_MISSING, parity_fixture_dir
@@ -16,15 +15,10 @@ from flows.cli.main import main
 from panst3r_core.classes import union_class_sets
 
 FIXTURE = parity_fixture_dir()
-pytestmark = pytest.mark.skipif(FIXTURE is None, reason=PARITY_MISSING)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = [
+    pytest.mark.skipif(FIXTURE is None, reason=PARITY_MISSING),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 
 def _synthetic_images(folder: Path, count: int = 3) -> list[Path]:

@@ -10,14 +10,7 @@ from panst3r_core.predictor import Predictor, embed_class_names
 
 FIXTURE = parity_fixture_dir()
 needs_fixture = pytest.mark.skipif(FIXTURE is None, reason=PARITY_MISSING)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
