@@ -49,7 +49,7 @@ PREPROCESSED_MARKER = "preprocessed.json"
 CALLS_FILE = "train_calls.jsonl"
 ACCURACY_FILE = "accuracy.json"
 # Seconds a training call may take beyond its budget (start-up, the last checkpoint, export) before it is killed.
-TRAIN_GRACE_S = 240.0
+TRAIN_GRACE_S = 150.0
 # Share of the measured step rate a final call relies on (checkpoint writes, loader start-up, rate noise).
 FINAL_CALL_RATE_MARGIN = 0.9
 
@@ -97,7 +97,7 @@ def _write_json(path: Path, data: Any) -> None:
 
 def _pool(workers: int):
     # spawn: the parent must not hand an OpenGL/EGL state or torch threads to the workers
-    return multiprocessing.get_context("spawn").Pool(processes=workers, maxtasksperchild=4)
+    return multiprocessing.get_context("spawn").Pool(processes=workers, maxtasksperchild=16)
 
 
 # ---------------------------------------------------------------------------------------------- generate
@@ -383,9 +383,9 @@ def _copy_lines(stream, log) -> None:
 def stage_train(args: argparse.Namespace, layout: WorkLayout, final_call: bool) -> dict:
     result_path = layout.run / "result.json"
     if (layout.run / "model-final" / "config.json").is_file():
-        result = _read_json(result_path)
-        say(f"train: skipped (finished at step {result['global_step']}; {layout.run / 'model-final'})")
-        return result
+        _, _, steps = evaluated_model(layout)
+        say(f"train: skipped (finished at step {steps}; {layout.run / 'model-final'})")
+        return {"global_step": steps, "finished": True}
     layout.run.mkdir(parents=True, exist_ok=True)
     config = resolve_run_config(args, layout)
     per_epoch = steps_per_epoch_of(config, args.nproc)
@@ -459,10 +459,8 @@ def evaluated_model(layout: WorkLayout) -> tuple[Path, bool, int]:
 
     exported = layout.run / "model-final"
     if (exported / "config.json").is_file():
-        steps = int(_read_json(exported / "config.json").get("metadata", {}).get("trained_steps", -1))
-        if steps < 0:
-            steps = _read_json(layout.run / "result.json")["global_step"]
-        return exported, True, steps
+        # the worker records the step count in the export's metadata
+        return exported, True, int(_read_json(exported / "config.json")["metadata"]["trained_steps"])
     checkpoint = find_resume_checkpoint(layout.run)
     if checkpoint is None:
         raise FileNotFoundError(f"{layout.run}: no trained model yet; run the train stage first")

@@ -60,6 +60,14 @@ def test_toy_run_stops_resumes_finishes_evaluates_and_then_skips(tmp_path):
     assert [(c["start_step"], c["end_step"], c["finished"]) for c in calls] == [(0, 1, False)]
     assert not (work / "run" / "model-final").exists()
     assert json.loads((work / "run" / "config.json").read_text())["training"]["epochs"] == 2
+    # An unfinished run can be evaluated: its checkpoint-last.
+    early = run_script(
+        work, "--stages", "evaluate", "--postprocess", "standard_v2", "--eval-keyframes", "all"
+    )
+    assert early.returncode == 0, early.stdout[-3000:] + early.stderr[-3000:]
+    accuracy = json.loads((work / "accuracy.json").read_text())
+    assert accuracy["training_finished"] is False and accuracy["training"]["steps"] == 1
+    assert accuracy["settings"]["model"].endswith("checkpoint-last")
 
     second = run_script(work, "--stages", "train,evaluate", "--train-minutes", "5")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]

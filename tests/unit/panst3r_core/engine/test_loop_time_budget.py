@@ -1,7 +1,12 @@
 """The time-budget stop (training.time_budget_s) and gradient clipping (training.clip_grad) of the loop."""
 
+import os
+import sys
+
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from panst3r_core.engine.checkpointing import read_progress, read_training_state
 from panst3r_core.engine.config import TrainingConfig
@@ -78,3 +83,31 @@ def test_clip_grad_bounds_the_total_gradient_norm_of_the_step(tmp_path):
 def test_invalid_clip_and_budget_values_are_refused(field, value, message):
     with pytest.raises(ValueError, match=message):
         TrainingConfig(**{field: value})
+
+
+def _budget_worker(rank, world_size, init_file, root, results):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    torch.set_num_threads(1)
+    try:
+        # Only rank 0 runs out of time: the stop decision is shared, so rank 1 stops at the same step.
+        config = make_config(
+            f"{root}/run", epochs=2, batch_size=1, time_budget_s=0.0 if rank == 0 else 3600.0
+        )
+        result = train(config, make_model(rank), make_data(), callbacks=[Recorder()], device="cpu")
+        results[rank] = (result.stopped_early, result.global_step)
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    sys.stdout.flush()
+    os._exit(0)  # gloo threads can abort at interpreter exit (environment notes)
+
+
+def test_ranks_agree_on_the_time_budget_stop(tmp_path):
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(
+            _budget_worker, args=(2, str(tmp_path / "init"), str(tmp_path), results), nprocs=2, join=True
+        )
+        results = dict(results)
+    assert results == {0: (True, 1), 1: (True, 1)}
+    assert read_progress(tmp_path / "run" / "checkpoint-last").global_step == 1
