@@ -4,9 +4,11 @@ For the GPU machine (no Prefect, no MLflow), in calls of a few minutes each: eve
 under --work and is skipped when that output exists, and training resumes from its last checkpoint, so the
 same command can be repeated until the run is done.
 
-    python tests/benchmarks/synthetic_accuracy.py --stages generate,preprocess,train --train-minutes 5.5
-    python tests/benchmarks/synthetic_accuracy.py --stages train --train-minutes 7.5
-    python tests/benchmarks/synthetic_accuracy.py --stages train,evaluate --train-minutes 6
+    python tests/benchmarks/synthetic_accuracy.py --stages generate,preprocess,train --call-minutes 8.5
+    python tests/benchmarks/synthetic_accuracy.py --stages train --call-minutes 8.5 --train-minutes 8
+    python tests/benchmarks/synthetic_accuracy.py --stages train,evaluate --call-minutes 8.5
+
+(--call-minutes shortens this call's training so that everything in the call fits in that wall time.)
 
 Stages:
   generate    --train-scenes + --val-scenes synthetic scenes (ScanNet++ layout, explicit train/val split
@@ -52,6 +54,10 @@ ACCURACY_FILE = "accuracy.json"
 TRAIN_GRACE_S = 150.0
 # Share of the measured step rate a final call relies on (checkpoint writes, loader start-up, rate noise).
 FINAL_CALL_RATE_MARGIN = 0.9
+# With --call-minutes: seconds kept for torchrun's start-up and the last checkpoint and export, and for the
+# evaluation when it follows in the same call.
+TRAIN_OVERHEAD_S = 90.0
+EVALUATION_RESERVE_S = 150.0
 
 
 def say(message: str) -> None:
@@ -380,7 +386,17 @@ def _copy_lines(stream, log) -> None:
         print(line.rstrip(), flush=True)
 
 
-def stage_train(args: argparse.Namespace, layout: WorkLayout, final_call: bool) -> dict:
+def train_budget_seconds(args: argparse.Namespace, call_started: float, final_call: bool) -> float:
+    """--train-minutes, shortened so that the whole call fits in --call-minutes when that is given."""
+    budget = args.train_minutes * 60.0
+    if args.call_minutes is None:
+        return budget
+    spent = time.monotonic() - call_started
+    left = args.call_minutes * 60.0 - spent - TRAIN_OVERHEAD_S - (EVALUATION_RESERVE_S if final_call else 0.0)
+    return max(0.0, min(budget, left))
+
+
+def stage_train(args: argparse.Namespace, layout: WorkLayout, final_call: bool, call_started: float) -> dict:
     result_path = layout.run / "result.json"
     if (layout.run / "model-final" / "config.json").is_file():
         _, _, steps = evaluated_model(layout)
@@ -392,7 +408,10 @@ def stage_train(args: argparse.Namespace, layout: WorkLayout, final_call: bool) 
     progress = checkpoint_progress(layout)
     calls = training_calls(layout)
     rate = measured_steps_per_second(calls)
-    budget_s = args.train_minutes * 60.0
+    budget_s = train_budget_seconds(args, call_started, final_call)
+    if args.call_minutes is not None and budget_s < min(30.0, args.train_minutes * 60.0) and not final_call:
+        say(f"train: skipped in this call (only {budget_s:.0f} s of --call-minutes left for training)")
+        return {"global_step": progress["global_step"], "finished": False}
     if args.epochs is not None:
         epochs = args.epochs
         why = "--epochs"
@@ -411,14 +430,14 @@ def stage_train(args: argparse.Namespace, layout: WorkLayout, final_call: bool) 
         source = "measured" if rate is not None else "assumed (--assumed-steps-per-s)"
         why = f"{used_rate:.2f} steps/s {source}, {args.total_train_minutes:g} min in all"
         if final_call:
-            why += f", ending within this call's {args.train_minutes:g} min"
+            why += f", ending within this call's {budget_s / 60:.1f} min"
     config["training"]["epochs"] = int(epochs)
     config["training"]["time_budget_s"] = budget_s
     _write_json(layout.run / "config.json", config)
     say(
         f"train: {epochs} epochs x {per_epoch} steps = {epochs * per_epoch} steps ({why}); now at step "
         f"{progress['global_step']} (epoch {progress['epoch']}, batch {progress['batch']}); "
-        f"this call trains at most {args.train_minutes:g} min"
+        f"this call trains at most {budget_s / 60:.1f} min"
     )
     result_path.unlink(missing_ok=True)
     started = time.perf_counter()
@@ -631,7 +650,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--nproc", type=int, default=1, help="torchrun processes (GPUs), default 1")
     parser.add_argument("--train-minutes", type=float, default=6.0, help="training time of this call")
     parser.add_argument(
-        "--total-train-minutes", type=float, default=18.0, help="planned training time of the whole schedule"
+        "--call-minutes",
+        type=float,
+        default=None,
+        help="wall-clock limit of this whole call: training is shortened so that the stages before it, "
+        "torchrun's start-up and exit and (when it follows) the evaluation fit",
+    )
+    parser.add_argument(
+        "--total-train-minutes", type=float, default=17.0, help="planned training time of the whole schedule"
     )
     parser.add_argument(
         "--assumed-steps-per-s",
@@ -671,6 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     layout = WorkLayout(args.work.resolve())
     layout.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    call_started = time.monotonic()
     say(f"work folder {layout.work}; stages {','.join(args.stages)}")
     generated = preprocessed = None
     if "generate" in args.stages:
@@ -686,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
     if "train" in args.stages:
         if preprocessed is None:
             raise FileNotFoundError(f"{layout.preprocessed_marker}: no store yet; run the preprocess stage")
-        stage_train(args, layout, final_call="evaluate" in args.stages)
+        stage_train(args, layout, final_call="evaluate" in args.stages, call_started=call_started)
     if "evaluate" in args.stages:
         if generated is None or preprocessed is None:
             raise FileNotFoundError(f"{layout.work}: generate and preprocess first")

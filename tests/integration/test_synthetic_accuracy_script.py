@@ -3,11 +3,13 @@ stopped by its time budget -> a resumed final call that finishes and evaluates -
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,17 @@ def test_epoch_planning_follows_the_measured_rate_and_a_final_call_ends_in_its_b
     assert script.plan_epochs(200, 500, 2, 100, 2.5, 1200.0, 300.0, final_call=True) == 5
     # Never fewer epochs than already started (epoch 2 is under way).
     assert script.plan_epochs(200, 500, 2, 100, 2.5, 60.0, 10.0, final_call=True) == 3
+
+
+def test_call_minutes_shorten_the_training_budget_to_fit_the_call():
+    script = _script_module()
+    args = argparse.Namespace(train_minutes=6.0, call_minutes=8.5)
+    started = time.monotonic() - 60.0  # a minute already spent on generating and preprocessing
+    # 510 s - 60 spent - 90 torchrun start/exit = 360 s: the asked 6 min fit; an evaluation needs 150 s more.
+    assert script.train_budget_seconds(args, started, final_call=False) == pytest.approx(360.0, abs=1.0)
+    assert script.train_budget_seconds(args, started, final_call=True) == pytest.approx(210.0, abs=1.0)
+    args.call_minutes = None
+    assert script.train_budget_seconds(args, started, final_call=True) == 360.0
 
 
 @pytest.mark.slow
