@@ -110,6 +110,32 @@ def small_v1() -> PanSt3RConfig:
     )
 
 
+@VARIANTS.register("small_v2")
+def small_v2() -> PanSt3RConfig:
+    """small_v1's backbones with the v2 head: a 256-d InputMixer (2 layers) and a LoftUp upscaler (128-d)
+    whose image-guided attention gives pixel-sharp mask features. Learns masks from scratch several times
+    faster than the PixelShuffle head (a 2-sample overfit on CPU: dice loss 0.11 vs 0.74 after 300 steps at
+    tiny size), so it is the variant of the synthetic accuracy run."""
+    base = small_v1()
+    return PanSt3RConfig(
+        encoder=base.encoder,
+        decoder=base.decoder,
+        dino=base.dino,
+        panoptic=PanopticDecoderConfig(
+            pixel_shuffle=None,
+            input_mixer=InputMixerConfig(in_dim=1152, hidden_dim=256, num_heads=8, num_layers=2),
+            loftup=LoftUpConfig(input_dim=256, dim=128, num_heads=4, num_layers=2),
+            fpn_dim=[256],
+            hidden_dim=256,
+            mask_dim=128,
+            ff_dim=1024,
+            num_queries=100,
+            num_heads=8,
+            dec_layers=6,
+        ),
+    )
+
+
 def variant_config(name: str) -> PanSt3RConfig:
     return VARIANTS.get(name)()
 
