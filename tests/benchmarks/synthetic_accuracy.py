@@ -1,14 +1,19 @@
 """Synthetic-benchmark accuracy run: generate scenes, preprocess them, train from scratch, report scene PQ.
 
-For the GPU machine (no Prefect, no MLflow), in calls of a few minutes each: every stage keeps its output
-under --work and is skipped when that output exists, and training resumes from its last checkpoint, so the
-same command can be repeated until the run is done.
+For the GPU machine (no Prefect, no MLflow): every stage keeps its output under --work and is skipped when
+that output exists, and training resumes from its last checkpoint, so the same command can be repeated until
+the run is done. On one machine (the measured run of the README): a short first training call measures the
+step rate, the second plans the cosine schedule from it to end inside its budget, then evaluates:
+
+    python tests/benchmarks/synthetic_accuracy.py --stages generate,preprocess,train --train-minutes 1.5 --total-train-minutes 19
+    python tests/benchmarks/synthetic_accuracy.py --stages train,evaluate --train-minutes 17.5 --total-train-minutes 19
+
+In calls of under 10 minutes each (--call-minutes shortens a call's training so that everything in the call
+fits in that wall time):
 
     python tests/benchmarks/synthetic_accuracy.py --stages generate,preprocess,train --call-minutes 8.5
     python tests/benchmarks/synthetic_accuracy.py --stages train --call-minutes 8.5 --train-minutes 8
     python tests/benchmarks/synthetic_accuracy.py --stages train,evaluate --call-minutes 8.5
-
-(--call-minutes shortens this call's training so that everything in the call fits in that wall time.)
 
 Stages:
   generate    --train-scenes + --val-scenes synthetic scenes (ScanNet++ layout, explicit train/val split

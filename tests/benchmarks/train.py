@@ -76,6 +76,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--objects", type=int, default=20, help="instances per sample")
     parser.add_argument("--no-tf32", action="store_true", help="exact fp32 matmuls (TF32 is on officially)")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/train.json"))
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also profile 3 steps; write DIR/profile_<precision>.txt",
+    )
     return parser.parse_args(argv)
 
 
@@ -105,6 +112,25 @@ def synthetic_batch(args, device: torch.device, generator: torch.Generator) -> T
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def profile_steps(step, device: torch.device, path: Path, steps: int = 3) -> None:
+    """Profile a few more steps (after the timed ones) and write the operator tables: where a step's time
+    goes (GPU kernels, host-side launches and synchronisations)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            step()
+        sync(device)
+    averages = prof.key_averages()
+    tables = [f"{steps} profiled steps\n", averages.table(sort_by="cpu_time_total", row_limit=30)]
+    if device.type == "cuda":
+        tables.append(averages.table(sort_by="self_cuda_time_total", row_limit=30))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(tables))
+    print(f"profile: {path}")
 
 
 def run_precision(args, precision: str, model: nn.Module, device: torch.device, world: int) -> dict:
@@ -153,6 +179,8 @@ def run_precision(args, precision: str, model: nn.Module, device: torch.device, 
     losses = [step() for _ in range(args.steps)]
     sync(device)
     seconds = time.perf_counter() - started
+    if args.profile:
+        profile_steps(step, device, args.profile / f"profile_{precision}.txt")
     samples = args.steps * args.batch_size * world
     return {
         "precision": precision,
