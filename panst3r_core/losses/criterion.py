@@ -85,6 +85,7 @@ class PanopticCriterion(nn.Module):
         device = pred_masks.device
         num_masks = average_num_masks(sum(t.num_objects for t in targets), device=device)
         targets = [t.to(device) for t in targets]
+        batch_targets = _BatchTargets.of(targets)
         layers = [("", outputs)]
         if self.config.deep_supervision:
             layers += [(f"_{i}", aux) for i, aux in enumerate(outputs.get("aux_outputs") or [])]
@@ -93,7 +94,9 @@ class PanopticCriterion(nn.Module):
         # Losses in fp32 whatever the forward's autocast dtype.
         with torch.autocast(device_type=device.type, enabled=False):
             for suffix, layer_outputs in layers:
-                for name, value in self._layer_losses(layer_outputs, targets, num_masks).items():
+                for name, value in self._layer_losses(
+                    layer_outputs, targets, batch_targets, num_masks
+                ).items():
                     losses[f"{name}{suffix}"] = value
                     total = total + self.weights[name] * value
         losses[TOTAL_LOSS_NAME] = total
@@ -103,6 +106,7 @@ class PanopticCriterion(nn.Module):
         self,
         outputs: Mapping[str, Any],
         targets: Sequence[MultiViewTargets],
+        batch_targets: _BatchTargets,
         num_masks: float,
     ) -> dict[str, torch.Tensor]:
         """Unweighted `loss_ce`, `loss_mask`, `loss_dice` of one decoder layer, with its own matching."""
@@ -113,16 +117,17 @@ class PanopticCriterion(nn.Module):
                 f"pred_masks has batch {pred_masks.shape[0]} but {len(targets)} targets were given"
             )
         matches = self.matcher(pred_logits, pred_masks, targets)
+        pairs = batch_targets.matched_pairs(matches, pred_masks.device)
         return {
-            "loss_ce": self._class_loss(pred_logits, targets, matches, num_masks),
-            **self._mask_losses(pred_masks, targets, matches, num_masks),
+            "loss_ce": self._class_loss(pred_logits, batch_targets, pairs, num_masks),
+            **self._mask_losses(pred_masks, batch_targets, pairs, num_masks),
         }
 
     def _class_loss(
         self,
         pred_logits: torch.Tensor,
-        targets: Sequence[MultiViewTargets],
-        matches: Sequence[Match],
+        batch_targets: _BatchTargets,
+        pairs: _MatchedPairs | None,
         num_masks: float,
     ) -> torch.Tensor:
         """Focal loss summed over queries and classes / num_masks; unmatched queries target all-zero.
@@ -131,19 +136,17 @@ class PanopticCriterion(nn.Module):
         can share one vocabulary without penalising each other's classes.
         """
         one_hot = torch.zeros_like(pred_logits)
-        output_masks = torch.stack([t.output_mask for t in targets]).to(pred_logits.dtype)  # (B, C)
-        for b, (match, sample_targets) in enumerate(zip(matches, targets)):
-            if match.query_indices.numel():
-                labels = sample_targets.labels[match.target_indices.to(sample_targets.labels.device)]
-                one_hot[b, match.query_indices.to(one_hot.device), labels] = 1.0
+        if pairs is not None:
+            one_hot[pairs.sample, pairs.query, batch_targets.labels[pairs.target]] = 1.0
         focal = sigmoid_focal_loss(pred_logits, one_hot, self.config.focal_alpha, self.config.focal_gamma)
+        output_masks = batch_targets.output_masks.to(pred_logits.dtype)
         return (focal * output_masks.unsqueeze(1)).sum() / num_masks
 
     def _mask_losses(
         self,
         pred_masks: torch.Tensor,
-        targets: Sequence[MultiViewTargets],
-        matches: Sequence[Match],
+        batch_targets: _BatchTargets,
+        pairs: _MatchedPairs | None,
         num_masks: float,
     ) -> dict[str, torch.Tensor]:
         """BCE and dice over (matched object, view) rows, / num_masks / V.
@@ -152,20 +155,13 @@ class PanopticCriterion(nn.Module):
         importance ratios of 1 keeps every random point, so it reduces to this).
         """
         num_views = pred_masks.shape[1]
-        pred_rows, target_rows = [], []
-        for b, (match, sample_targets) in enumerate(zip(matches, targets)):
-            if match.query_indices.numel() == 0:
-                continue
-            query_indices = match.query_indices.to(pred_masks.device)
-            pred_rows.append(pred_masks[b][:, query_indices].transpose(0, 1).flatten(0, 1))  # (K*V, h, w)
-            target_indices = match.target_indices.to(sample_targets.masks.device)
-            target_rows.append(sample_targets.masks[target_indices].flatten(0, 1))  # (K*V, H, W)
-        if not pred_rows:
+        if pairs is None:
             # Keep the graph connected (DDP expects every parameter to receive a gradient).
             zero = pred_masks.sum() * 0.0
             return {"loss_mask": zero, "loss_dice": zero.clone()}
-        pred_rows_t = torch.cat(pred_rows).unsqueeze(1)  # (R, 1, h, w)
-        target_rows_t = torch.cat(target_rows).unsqueeze(1)  # (R, 1, H, W)
+        # Rows ordered (matched pair, view), samples one after another: (K*V, 1, h, w) and (K*V, 1, H, W).
+        pred_rows_t = pred_masks[pairs.sample, :, pairs.query].flatten(0, 1).unsqueeze(1)
+        target_rows_t = batch_targets.masks[pairs.target].flatten(0, 1).unsqueeze(1)
         points = random_points(pred_rows_t.shape[0], self.config.num_points, device=pred_masks.device)
         point_logits = sample_points(pred_rows_t, points).squeeze(1)  # (R, P)
         with torch.no_grad():
@@ -175,3 +171,54 @@ class PanopticCriterion(nn.Module):
             "loss_mask": sigmoid_bce_loss(point_logits, point_labels, normaliser),
             "loss_dice": dice_loss(point_logits, point_labels, normaliser),
         }
+
+
+@dataclass
+class _MatchedPairs:
+    """Every matched (sample, query, target) of a batch, on the device; `target` indexes `_BatchTargets`."""
+
+    sample: torch.Tensor
+    query: torch.Tensor
+    target: torch.Tensor
+
+
+@dataclass
+class _BatchTargets:
+    """The batch's targets concatenated once (not per decoder layer), so that every layer gathers its matched
+    rows with one indexing operation instead of one per sample."""
+
+    labels: torch.Tensor  # (M_total,)
+    masks: torch.Tensor  # (M_total, V, H, W)
+    output_masks: torch.Tensor  # (B, C)
+    offsets: list[int]  # first row of each sample
+
+    @classmethod
+    def of(cls, targets: Sequence[MultiViewTargets]) -> _BatchTargets:
+        offsets, total = [], 0
+        for sample_targets in targets:
+            offsets.append(total)
+            total += sample_targets.num_objects
+        return cls(
+            labels=torch.cat([t.labels for t in targets]),
+            masks=torch.cat([t.masks for t in targets]),
+            output_masks=torch.stack([t.output_mask for t in targets]),
+            offsets=offsets,
+        )
+
+    def matched_pairs(self, matches: Sequence[Match], device: torch.device) -> _MatchedPairs | None:
+        """The matches (host index tensors) as device indices, sent in one copy; None when nothing matched."""
+        parts = [
+            torch.stack(
+                [torch.full_like(m.query_indices, b), m.query_indices, m.target_indices + self.offsets[b]]
+            )
+            for b, m in enumerate(matches)
+            if m.query_indices.numel()
+        ]
+        if not parts:
+            return None
+        indices = torch.cat(parts, dim=1)
+        if device.type == "cuda":
+            indices = indices.pin_memory().to(device, non_blocking=True)
+        else:
+            indices = indices.to(device)
+        return _MatchedPairs(indices[0], indices[1], indices[2])

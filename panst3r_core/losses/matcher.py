@@ -93,14 +93,22 @@ class HungarianMatcher:
         self, pred_logits: torch.Tensor, pred_masks: torch.Tensor, targets: Sequence[MultiViewTargets]
     ) -> list[Match]:
         """One `Match` per sample. pred_logits: (B, Q, C); pred_masks: (B, V, Q, h, w)."""
-        matches = []
+        costs: dict[int, torch.Tensor] = {}
         for b, sample_targets in enumerate(targets):
-            if sample_targets.num_objects == 0:
+            if sample_targets.num_objects:
+                costs[b] = self.cost_matrix(pred_logits[b], pred_masks[b], sample_targets)
+        # One device -> host copy for the whole batch: a copy per sample synchronises the stream each time.
+        host = torch.cat([cost.flatten() for cost in costs.values()]).cpu() if costs else None
+        matches, start = [], 0
+        for b in range(len(targets)):
+            if b not in costs:
                 empty = torch.zeros(0, dtype=torch.int64)
                 matches.append(Match(empty, empty.clone()))
                 continue
-            cost = self.cost_matrix(pred_logits[b], pred_masks[b], sample_targets)
-            rows, cols = linear_sum_assignment(cost.cpu().numpy())
+            shape = costs[b].shape
+            cost = host[start : start + shape.numel()].view(shape)
+            start += shape.numel()
+            rows, cols = linear_sum_assignment(cost.numpy())
             matches.append(
                 Match(torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64))
             )

@@ -25,8 +25,11 @@ def test_shipped_configs_load_with_official_values():
     assert v2.model.variant == "panst3r_v2_512" and v2.training.lr == 1e-4  # inherited
     cpu = load_train_config("synthetic_cpu")
     assert (
-        cpu.model.variant == "tiny_v1" and cpu.training.finetune_dino and cpu.data.resolutions == [(128, 96)]
+        cpu.model.variant == "tiny_v2" and cpu.training.finetune_dino and cpu.data.resolutions == [(128, 96)]
     )
+    assert cpu.training.lr_scales == {"cls_logit_scale": 25}
+    accuracy = load_train_config("synthetic_gpu_accuracy")
+    assert accuracy.model.variant == "small_v2" and accuracy.training.lr_scales == {"cls_logit_scale": 25}
     assert load_train_config("synthetic_gpu").training.amp == "bf16"
 
 
