@@ -85,6 +85,18 @@ def tiny_v2() -> PanSt3RConfig:
     )
 
 
+# Mask transformer of the small variants: 256-d, 6 layers, 100 queries, 128-d mask features.
+_SMALL_HEAD = {
+    "fpn_dim": [256],
+    "hidden_dim": 256,
+    "mask_dim": 128,
+    "ff_dim": 1024,
+    "num_queries": 100,
+    "num_heads": 8,
+    "dec_layers": 6,
+}
+
+
 @VARIANTS.register("small_v1")
 def small_v1() -> PanSt3RConfig:
     """Mid-size v1 for training from scratch on one GPU (no pretrained weights needed): 384-d MUSt3R encoder
@@ -99,13 +111,7 @@ def small_v1() -> PanSt3RConfig:
             pixel_shuffle=PixelShuffleConfig(
                 input_dim=1152, hidden_dim_factor=2, fp_dim=[256, 256, 192, 128]
             ),
-            fpn_dim=[256],
-            hidden_dim=256,
-            mask_dim=128,
-            ff_dim=1024,
-            num_queries=100,
-            num_heads=8,
-            dec_layers=6,
+            **_SMALL_HEAD,
         ),
     )
 
@@ -125,13 +131,7 @@ def small_v2() -> PanSt3RConfig:
             pixel_shuffle=None,
             input_mixer=InputMixerConfig(in_dim=1152, hidden_dim=256, num_heads=8, num_layers=2),
             loftup=LoftUpConfig(input_dim=256, dim=128, num_heads=4, num_layers=2),
-            fpn_dim=[256],
-            hidden_dim=256,
-            mask_dim=128,
-            ff_dim=1024,
-            num_queries=100,
-            num_heads=8,
-            dec_layers=6,
+            **_SMALL_HEAD,
         ),
     )
 
