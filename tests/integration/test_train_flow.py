@@ -107,7 +107,7 @@ def test_two_rank_cpu_training_checkpoints_resumes_and_is_in_mlflow(store, prefe
     fresh, resumed = found
     for run in found:
         assert (
-            run.data.params["model.variant"] == "tiny_v1" and run.data.params["launch.nproc_per_node"] == "2"
+            run.data.params["model.variant"] == "tiny_v2" and run.data.params["launch.nproc_per_node"] == "2"
         )
         assert run.data.tags["store.schema_version"] == "1" and len(run.data.tags["store.content_hash"]) == 64
         assert run.data.tags["mlflow.runName"] == "cpu2"
