@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from panst3r_core.inference.images import centre_crop_box
 from panst3r_core.metrics.scene_pq import resize_nearest
 
 VOID_CLASS = 0
@@ -116,22 +117,9 @@ def prediction_label_maps(
 
 
 def crop_box(gt_shape: tuple[int, int], pred_shape: tuple[int, int]) -> tuple[int, int, int, int]:
-    """(top, left, height, width) of the GT region a prediction of `pred_shape` covers.
-
-    The predictor centre-crops a view to the network's aspect ratio before resizing
-    (`panst3r_core.inference.images.resize_for_model`); the same integer rule gives the region here."""
-    height, width = gt_shape
-    pred_h, pred_w = pred_shape
-    ratio, target = width / height, pred_w / pred_h
-    if abs(ratio - target) < np.finfo(np.float32).eps:
-        crop_h, crop_w = height, width
-    elif ratio < target:
-        crop_h, crop_w = int(width / target), width
-    else:
-        crop_h, crop_w = height, int(height * target)
-    top = int(round((height - crop_h) / 2.0))
-    left = int(round((width - crop_w) / 2.0))
-    return top, left, crop_h, crop_w
+    """(top, left, height, width) of the GT region a prediction of `pred_shape` covers: the predictor
+    centre-crops a view to the network's aspect ratio before resizing (same rule, same function)."""
+    return centre_crop_box(tuple(gt_shape), tuple(pred_shape))
 
 
 def align_to_gt(

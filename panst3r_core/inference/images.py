@@ -56,21 +56,26 @@ def target_resolution(height: int, width: int, size: int = 512, patch_size: int 
     return (short_side, long_side) if landscape else (long_side, short_side)
 
 
+def centre_crop_box(shape: tuple[int, int], target: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the centred crop of an (H, W) image to the aspect of `target` (h, w)."""
+    height, width = shape
+    ratio, target_ratio = width / height, target[1] / target[0]
+    if abs(ratio - target_ratio) < np.finfo(np.float32).eps:
+        crop_h, crop_w = height, width
+    elif ratio < target_ratio:
+        crop_h, crop_w = int(width / target_ratio), width
+    else:
+        crop_h, crop_w = height, int(height * target_ratio)
+    return int(round((height - crop_h) / 2.0)), int(round((width - crop_w) / 2.0)), crop_h, crop_w
+
+
 def resize_for_model(image: torch.Tensor, size: int = 512, patch_size: int = 16) -> torch.Tensor:
     """(3, H, W) float image -> (3, H', W') at a supported resolution (centre crop + antialiased bilinear)."""
     _, H, W = image.shape
     if size == 512 and (max(H, W), min(H, W)) in RESOLUTIONS_512.values():
         return image
     th, tw = target_resolution(H, W, size, patch_size)
-    ratio, target_ratio = W / H, tw / th
-    if abs(ratio - target_ratio) < np.finfo(np.float32).eps:
-        crop_h, crop_w = H, W
-    elif ratio < target_ratio:
-        crop_h, crop_w = int(W / target_ratio), W
-    else:
-        crop_h, crop_w = H, int(H * target_ratio)
-    top = int(round((H - crop_h) / 2.0))
-    left = int(round((W - crop_w) / 2.0))
+    top, left, crop_h, crop_w = centre_crop_box((H, W), (th, tw))
     cropped = image[:, top : top + crop_h, left : left + crop_w]
     if (crop_h, crop_w) == (th, tw):
         return cropped.contiguous()
