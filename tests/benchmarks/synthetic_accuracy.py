@@ -106,6 +106,18 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def finished_stage(marker: Path, settings: dict, verb: str) -> dict | None:
+    """The marker of a finished stage (None if the stage has not run); an error if it ran with other settings."""
+    if not marker.is_file():
+        return None
+    done = _read_json(marker)
+    if done["settings"] != settings:
+        raise ValueError(
+            f"{marker}: {verb} with {done['settings']}, asked for {settings}; use another --work or the same flags"
+        )
+    return done
+
+
 def _pool(workers: int):
     # spawn: the parent must not hand an OpenGL/EGL state or torch threads to the workers
     return multiprocessing.get_context("spawn").Pool(processes=workers, maxtasksperchild=16)
@@ -145,13 +157,8 @@ def stage_generate(args: argparse.Namespace, layout: WorkLayout) -> dict:
         "image_size": list(args.image_size),
         "seed": args.seed,
     }
-    if layout.generated_marker.is_file():
-        done = _read_json(layout.generated_marker)
-        if done["settings"] != settings:
-            raise ValueError(
-                f"{layout.generated_marker}: generated with {done['settings']}, asked for {settings}; use "
-                "another --work or the same generator flags"
-            )
+    done = finished_stage(layout.generated_marker, settings, "generated")
+    if done is not None:
         say(f"generate: skipped ({len(done['train'])} train + {len(done['val'])} val scenes exist)")
         return done
     config = SynthConfig(
@@ -217,13 +224,8 @@ def stage_preprocess(args: argparse.Namespace, layout: WorkLayout, generated: di
     from datasets.store.writer import open_or_create_store, set_categories, sweep_staging
 
     settings = {"target_resolution": args.target_resolution, "generated": generated["settings"]}
-    if layout.preprocessed_marker.is_file():
-        done = _read_json(layout.preprocessed_marker)
-        if done["settings"] != settings:
-            raise ValueError(
-                f"{layout.preprocessed_marker}: preprocessed with {done['settings']}, asked for {settings}; "
-                "use another --work or the same flags"
-            )
+    done = finished_stage(layout.preprocessed_marker, settings, "preprocessed")
+    if done is not None:
         say(f"preprocess: skipped ({done['frames']} frames in {layout.store})")
         return done
     config = PreprocessConfig(target_resolution=args.target_resolution)
