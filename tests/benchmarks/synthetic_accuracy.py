@@ -527,6 +527,7 @@ def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict
         "keyframes": args.eval_keyframes,
         "image_size": image_size,
         "amp": args.eval_amp,
+        "train_scenes": args.eval_train_scenes,
     }
     if layout.accuracy.is_file() and _read_json(layout.accuracy).get("settings") == settings:
         say(f"evaluate: skipped ({layout.accuracy} holds this model at step {steps})")
@@ -541,7 +542,7 @@ def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict
     cls_sep = reader.cls_sep()
     predictor = Predictor(weights=model_path, device=device, text_embeddings="hashed", amp=args.eval_amp)
     scenes = sorted(generated["val"])
-    rows, per_scene = [], {}
+    rows, per_scene, per_class = [], {}, {}
     for keyframe_count, keyframe_text in zip(keyframes, args.eval_keyframes):
         for postprocess in args.postprocess:
             eval_settings = EvalSettings(
@@ -565,11 +566,38 @@ def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict
             }
             rows.append(row)
             per_scene[f"{postprocess}/kf={keyframe_text}"] = per_scene_rows(dataset)
+            per_class[f"{postprocess}/kf={keyframe_text}"] = class_rows(dataset, vocabulary)
             say(
                 f"evaluate: {postprocess} kf={keyframe_text}: PQ {row.get('PQ', 0):.3f} "
                 f"(coco {row.get('coco_PQ', 0):.3f}) in {time.perf_counter() - started:.0f} s"
             )
     primary = rows[0]
+    primary_key = f"{primary['postprocess']}/kf={primary['keyframes']}"
+    train_scenes = sorted(generated["train"])[: args.eval_train_scenes]
+    seen = None
+    if train_scenes:
+        # the same evaluation on scenes the model trained on: the gap to the held-out score tells
+        # over-fitting (more scenes help) from under-fitting (more steps or capacity help)
+        eval_settings = EvalSettings(
+            postprocess=primary["postprocess"], keyframes=keyframes[0], image_size=image_size
+        )
+        started = time.perf_counter()
+        seen_scores = aggregate(
+            [
+                evaluate_scene(predictor, reader, scene, eval_settings, vocabulary, cls_sep)[0]
+                for scene in train_scenes
+            ],
+            vocabulary,
+        )
+        seen = {
+            "scenes": train_scenes,
+            **{key: round(value, 5) for key, value in summary_metrics(seen_scores).items()},
+            "per_class": class_rows(seen_scores, vocabulary),
+        }
+        say(
+            f"evaluate: {primary_key} on {len(train_scenes)} training scenes: PQ {seen.get('PQ', 0):.3f} "
+            f"(PQ_th {seen.get('PQ_th', 0):.3f}) in {time.perf_counter() - started:.0f} s"
+        )
     accuracy = {
         "PQ": primary.get("PQ"),
         "SQ": primary.get("SQ"),
@@ -582,6 +610,8 @@ def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict
         "training": _training_summary(layout, config, steps, args.nproc),
         "results": rows,
         "per_scene": per_scene,
+        "per_class": per_class,
+        "training_scenes": seen,
         "data": {
             "generated": generated["settings"],
             "val_scenes": scenes,
@@ -597,6 +627,42 @@ def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict
     print_table(accuracy)
     say(f"evaluate: wrote {layout.accuracy}")
     return accuracy
+
+
+def class_rows(scores: Any, vocabulary: Any) -> list[dict]:
+    """Scene-mode score of every class kept in at least one scene: its mean PQ / SQ / RQ over the scenes
+    that kept it, and in how many scenes it was kept, matched at all (RQ > 0), and by name; worst first."""
+    kept: dict[int, int] = {}
+    matched: dict[int, int] = {}
+    for scene in scores.scenes:
+        for category, score in scene.scene.per_class.items():
+            kept[category] = kept.get(category, 0) + 1
+            matched[category] = matched.get(category, 0) + int(score.rq > 0)
+    things = vocabulary.things
+    rows = [
+        {
+            "class_id": int(category),
+            "name": vocabulary.name_of(int(category)),
+            "thing": int(category) in things,
+            "scenes_kept": kept.get(category, 0),
+            "scenes_matched": matched.get(category, 0),
+            "PQ": round(float(score.pq), 4),
+            "SQ": round(float(score.sq), 4),
+            "RQ": round(float(score.rq), 4),
+        }
+        for category, score in scores.scene.per_class.items()
+    ]
+    return sorted(rows, key=lambda row: (row["PQ"], -row["scenes_kept"]))
+
+
+def print_class_table(rows: list[dict], limit: int = 40) -> None:
+    print(f"{'class':>24} {'thing':>5} {'kept':>4} {'matched':>7} {'PQ':>6} {'SQ':>6} {'RQ':>6}", flush=True)
+    for row in rows[:limit]:
+        print(
+            f"{row['name'][:24]:>24} {'yes' if row['thing'] else 'no':>5} {row['scenes_kept']:>4} "
+            f"{row['scenes_matched']:>7} {row['PQ']:>6.3f} {row['SQ']:>6.3f} {row['RQ']:>6.3f}",
+            flush=True,
+        )
 
 
 def _cell(value: Any) -> str:
@@ -617,6 +683,18 @@ def print_table(accuracy: dict) -> None:
     print(" ".join(name.rjust(width) for name, width in zip(columns, widths)), flush=True)
     for row in accuracy["results"]:
         print(" ".join(_cell(row.get(name)).rjust(width) for name, width in zip(columns, widths)), flush=True)
+    primary = accuracy["primary"]
+    classes = accuracy.get("per_class", {}).get(f"{primary['postprocess']}/kf={primary['keyframes']}")
+    if classes:
+        print(f"\nper class, {primary['postprocess']} kf={primary['keyframes']} (worst first):", flush=True)
+        print_class_table(classes)
+    seen = accuracy.get("training_scenes")
+    if seen:
+        print(
+            f"\n{len(seen['scenes'])} training scenes, same settings: PQ {_cell(seen.get('PQ'))} "
+            f"PQ_th {_cell(seen.get('PQ_th'))} PQ_st {_cell(seen.get('PQ_st'))} coco_PQ {_cell(seen.get('coco_PQ'))}",
+            flush=True,
+        )
 
 
 # -------------------------------------------------------------------------------------------------- main
@@ -679,6 +757,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         default=["all", "6"],
         help="keyframe counts to evaluate ('all' or a number); the first is the headline (default: all 6)",
+    )
+    parser.add_argument(
+        "--eval-train-scenes",
+        type=int,
+        default=8,
+        help="also score this many training scenes with the headline settings (the generalisation gap; 0: none)",
     )
     parser.add_argument(
         "--eval-image-size", type=int, default=None, help="network long side (default: training)"

@@ -103,6 +103,16 @@ def test_toy_run_stops_resumes_finishes_evaluates_and_then_skips(tmp_path):
     assert accuracy["config"]["model"]["variant"] == "tiny_v1"
     assert len(accuracy["data"]["val_scenes"]) == 1 and accuracy["data"]["preprocess"]["scenes"] == 3
     assert "postprocess keyframes" in second.stdout  # the table
+    # Diagnostics: per-class scene scores of every result, and the headline settings on training scenes.
+    assert set(accuracy["per_class"]) == {"standard_v2/kf=all", "qubo/kf=all", "standard_v2/kf=3", "qubo/kf=3"}
+    for rows in accuracy["per_class"].values():
+        assert rows and all(1 <= row["scenes_kept"] <= 1 and 0.0 <= row["PQ"] <= 1.0 for row in rows)
+        assert all(row["scenes_matched"] == int(row["RQ"] > 0) for row in rows)
+        assert [row["PQ"] for row in rows] == sorted(row["PQ"] for row in rows)
+    seen = accuracy["training_scenes"]
+    assert len(seen["scenes"]) == 2 and not set(seen["scenes"]) & set(accuracy["data"]["val_scenes"])
+    assert 0.0 <= seen["PQ"] <= 1.0 and seen["per_class"]
+    assert "training scenes, same settings" in second.stdout
 
     third = run_script(work, "--train-minutes", "5")
     assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
