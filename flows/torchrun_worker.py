@@ -193,6 +193,8 @@ def run(run_dir: Path, device_kind: str = "auto") -> dict[str, Any] | None:
         "finished": finished,
         "start_step": result.start_step,
         "loop_seconds": round(result.seconds, 3),
+        "steady_steps": result.steady_steps,
+        "steady_seconds": round(result.steady_seconds, 3),
     }
     (run_dir / RESULT_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     if finished:

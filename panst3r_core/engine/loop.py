@@ -82,6 +82,10 @@ class TrainData:
     `class_names` (= vocabulary) is added automatically."""
 
 
+# Steps a launch takes before its steady-state rate is timed.
+STEADY_AFTER_STEPS = 10
+
+
 @dataclass
 class TrainResult:
     output_dir: Path
@@ -96,6 +100,10 @@ class TrainResult:
     """Optimizer steps done before this launch (non-zero when resumed)."""
     seconds: float = 0.0
     """Wall-clock seconds of this launch's loop (loader start-up included)."""
+    steady_steps: int = 0
+    steady_seconds: float = 0.0
+    """Optimizer steps and seconds after this launch's first STEADY_AFTER_STEPS steps: the rate without the
+    loader's start-up and the first launches of every kernel, which dominate a launch of a minute or two."""
 
 
 def seed_everything(seed: int) -> None:
@@ -375,6 +383,7 @@ class Trainer:
 
     def run(self) -> TrainResult:
         self._loop_started = time.monotonic()
+        self._steady_since: float | None = None
         if self.rank == 0:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         loader = self.data.make_loader(self.sampler)
@@ -387,6 +396,7 @@ class Trainer:
             restore_rng_state(self._pending_rng_state)
             self._pending_rng_state = None
         start_step = start.global_step
+        self._steady_from_step = start_step + STEADY_AFTER_STEPS
         stopped = False
         for epoch in range(start.epoch, self.training.epochs):
             first_batch = start.batch if epoch == start.epoch else 0
@@ -398,7 +408,14 @@ class Trainer:
                 stopped = self._out_of_time()  # checkpoint-last already points at the next epoch
             if stopped:
                 break
-        seconds = time.monotonic() - self._loop_started
+        ended = time.monotonic()
+        seconds = ended - self._loop_started
+        steady = {}
+        if self._steady_since is not None:
+            steady = {
+                "steady_steps": self.progress.global_step - self._steady_from_step,
+                "steady_seconds": ended - self._steady_since,
+            }
         if stopped:
             if self.rank == 0:
                 logger.info(
@@ -416,6 +433,7 @@ class Trainer:
                 stopped_early=True,
                 start_step=start_step,
                 seconds=seconds,
+                **steady,
             )
         final = None
         if self.rank == 0:
@@ -436,6 +454,7 @@ class Trainer:
             self.resume_path,
             start_step=start_step,
             seconds=seconds,
+            **steady,
         )
 
     def _run_epoch(self, epoch: int, first_batch: int, loader: Iterable[Any]) -> bool:
@@ -476,6 +495,8 @@ class Trainer:
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
                 self.progress.global_step += 1
+                if self.progress.global_step == self._steady_from_step:
+                    self._steady_since = time.monotonic()
             window.add(losses)
             epoch_means.add(losses)
             record = IterationRecord(epoch, batch_index, self.progress.global_step, step_now, lr, losses)

@@ -44,6 +44,9 @@ def test_epoch_planning_follows_the_measured_rate_and_a_final_call_ends_in_its_b
     calls = [{"start_step": 0, "end_step": 300, "loop_seconds": 100.0}, {"start_step": 300, "end_step": 500, "loop_seconds": 100.0}]  # fmt: skip
     assert script.measured_steps_per_second(calls) == 2.5
     assert script.measured_steps_per_second([]) is None
+    # Steady-state timings, where recorded, replace the whole loops (start-up excluded).
+    steady = [{**calls[0], "steady_steps": 290, "steady_seconds": 58.0}, calls[1]]
+    assert script.measured_steps_per_second(steady) == 5.0
     # 2.5 steps/s for 20 min = 3000 steps = 15 epochs of 200 steps.
     assert script.plan_epochs(200, 500, 2, 100, 2.5, 1200.0, 300.0, final_call=False) == 15
     # A final call of 300 s at 2.5 x 0.9 steps/s reaches step 500 + 675 = 1175: 5 whole epochs.

@@ -30,6 +30,7 @@ def test_shipped_configs_load_with_official_values():
     assert cpu.training.lr_scales == {"cls_logit_scale": 25}
     accuracy = load_train_config("synthetic_gpu_accuracy")
     assert accuracy.model.variant == "small_v2" and accuracy.training.lr_scales == {"cls_logit_scale": 25}
+    assert accuracy.training.lr == 6e-4 and accuracy.training.epochs == 8
     assert load_train_config("synthetic_gpu").training.amp == "bf16"
 
 

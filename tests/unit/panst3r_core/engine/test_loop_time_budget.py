@@ -10,6 +10,7 @@ import torch.multiprocessing as mp
 
 from panst3r_core.engine.checkpointing import read_progress, read_training_state
 from panst3r_core.engine.config import TrainingConfig
+from panst3r_core.engine import loop as loop_module
 from panst3r_core.engine.loop import train
 
 from .test_loop import Recorder, _run, make_config, make_data, make_model
@@ -58,6 +59,17 @@ def test_no_budget_and_a_large_budget_run_to_the_end(tmp_path):
     torch.set_num_threads(1)
     _, _, result = _launch(tmp_path, "large", model_seed=0, epochs=1, time_budget_s=3600)
     assert not result.stopped_early and result.global_step == 2 and result.start_step == 0
+
+
+def test_steady_rate_is_timed_after_the_first_steps_of_each_launch(tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    monkeypatch.setattr(loop_module, "STEADY_AFTER_STEPS", 2)
+    _, _, result = _launch(tmp_path, "whole", model_seed=0)
+    assert result.global_step == 6 and result.steady_steps == 4
+    assert 0 < result.steady_seconds <= result.seconds
+    # A launch shorter than the warm-up steps times no steady state.
+    _, _, short = _launch(tmp_path, "short", model_seed=0, time_budget_s=0)
+    assert (short.global_step, short.steady_steps, short.steady_seconds) == (1, 0, 0.0)
 
 
 def _first_moment_norm(checkpoint) -> float:
