@@ -2,8 +2,12 @@
 
 For the GPU machine (no Prefect, no MLflow): every stage keeps its output under --work and is skipped when
 that output exists, and training resumes from its last checkpoint, so the same command can be repeated until
-the run is done. On one machine (the measured run of the README): a short first training call measures the
-step rate, the second plans the cosine schedule from it to end inside its budget, then evaluates:
+the run is done. The README's headline row, one command on one H100 (23 min):
+
+    python tests/benchmarks/synthetic_accuracy.py --eval-keyframes all --epochs 8 --train-minutes 18.6
+
+Without --epochs the schedule is planned from the measured steady step rate: a short first call measures it,
+the second plans the cosine schedule to end inside its budget, then evaluates:
 
     python tests/benchmarks/synthetic_accuracy.py --stages generate,preprocess,train --train-minutes 1.5 --total-train-minutes 19
     python tests/benchmarks/synthetic_accuracy.py --stages train,evaluate --train-minutes 17.5 --total-train-minutes 19
@@ -28,7 +32,9 @@ Stages:
               end within its own budget. `--epochs N` fixes the schedule instead.
   evaluate    the exported model (or, if training is unfinished, checkpoint-last) on the held-out scenes:
               scene-level PQ (PanSt3R / Panoptic Lifting protocol) and per-image COCO PQ, for every
-              --postprocess x --eval-keyframes; prints a table and writes WORK/accuracy.json.
+              --postprocess x --eval-keyframes, a per-class table, and the first setting on
+              --eval-train-scenes training scenes (the generalisation gap); prints them and writes
+              WORK/accuracy.json.
 """
 
 from __future__ import annotations
@@ -719,8 +725,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}"
     )
-    parser.add_argument("--train-scenes", type=int, default=120, help="training scenes (default 120)")
-    parser.add_argument("--val-scenes", type=int, default=8, help="held-out scenes (default 8)")
+    parser.add_argument("--train-scenes", type=int, default=480, help="training scenes (default 480)")
+    parser.add_argument("--val-scenes", type=int, default=16, help="held-out scenes (default 16)")
     parser.add_argument("--frames", type=int, default=16, help="DSLR frames per scene (default 16)")
     parser.add_argument(
         "--image-size", type=int, nargs=2, default=[640, 480], metavar=("W", "H"), help="generated size"
