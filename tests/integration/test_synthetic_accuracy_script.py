@@ -107,7 +107,12 @@ def test_toy_run_stops_resumes_finishes_evaluates_and_then_skips(tmp_path):
     assert len(accuracy["data"]["val_scenes"]) == 1 and accuracy["data"]["preprocess"]["scenes"] == 3
     assert "postprocess keyframes" in second.stdout  # the table
     # Diagnostics: per-class scene scores of every result, and the headline settings on training scenes.
-    assert set(accuracy["per_class"]) == {"standard_v2/kf=all", "qubo/kf=all", "standard_v2/kf=3", "qubo/kf=3"}
+    assert set(accuracy["per_class"]) == {
+        "standard_v2/kf=all",
+        "qubo/kf=all",
+        "standard_v2/kf=3",
+        "qubo/kf=3",
+    }
     for rows in accuracy["per_class"].values():
         assert rows and all(1 <= row["scenes_kept"] <= 1 and 0.0 <= row["PQ"] <= 1.0 for row in rows)
         assert all(row["scenes_matched"] == int(row["RQ"] > 0) for row in rows)

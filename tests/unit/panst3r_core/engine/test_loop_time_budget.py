@@ -8,9 +8,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from panst3r_core.engine import loop as loop_module
 from panst3r_core.engine.checkpointing import read_progress, read_training_state
 from panst3r_core.engine.config import TrainingConfig
-from panst3r_core.engine import loop as loop_module
 from panst3r_core.engine.loop import train
 
 from .test_loop import Recorder, _run, make_config, make_data, make_model
