@@ -156,11 +156,14 @@ def per_scene_rows(scores: DatasetScores) -> list[dict]:
 
 def per_class_rows(scores: DatasetScores, vocabulary: EvalVocabulary) -> list[dict]:
     """One row per class of the vocabulary that either mode scored: scene-mode PQ/SQ/RQ (mean over the
-    scenes that kept the class, `scenes` of them) and COCO-mode PQ/SQ/RQ with its TP/FP/FN counts."""
+    scenes that kept the class, `scenes` of them, `scenes_matched` of which matched at least one of its
+    segments) and COCO-mode PQ/SQ/RQ with its TP/FP/FN counts."""
     scene_counts: dict[int, int] = {}
+    matched_counts: dict[int, int] = {}
     for scene in scores.scenes:
-        for category in scene.scene.per_class:
+        for category, score in scene.scene.per_class.items():
             scene_counts[category] = scene_counts.get(category, 0) + 1
+            matched_counts[category] = matched_counts.get(category, 0) + int(score.rq > 0)
     rows = []
     # predicted void is a stuff class of its own in scene mode (Panoptic Lifting's class 0); when kept it
     # enters the mean, so it gets a row too
@@ -180,6 +183,7 @@ def per_class_rows(scores: DatasetScores, vocabulary: EvalVocabulary) -> list[di
                 "SQ": scene_score.sq if scene_score else None,
                 "RQ": scene_score.rq if scene_score else None,
                 "scenes": scene_counts.get(category, 0),
+                "scenes_matched": matched_counts.get(category, 0),
                 "coco_PQ": coco_score.pq if stats is not None and stats.counted else None,
                 "coco_SQ": coco_score.sq if stats is not None and stats.counted else None,
                 "coco_RQ": coco_score.rq if stats is not None and stats.counted else None,

@@ -645,36 +645,24 @@ def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict
 
 
 def class_rows(scores: Any, vocabulary: Any) -> list[dict]:
-    """Scene-mode score of every class kept in at least one scene: its mean PQ / SQ / RQ over the scenes
-    that kept it, and in how many scenes it was kept, matched at all (RQ > 0), and by name; worst first."""
-    kept: dict[int, int] = {}
-    matched: dict[int, int] = {}
-    for scene in scores.scenes:
-        for category, score in scene.scene.per_class.items():
-            kept[category] = kept.get(category, 0) + 1
-            matched[category] = matched.get(category, 0) + int(score.rq > 0)
-    things = vocabulary.things
+    """The scene-mode columns of the library's per-class table, for the classes kept in at least one scene,
+    worst first."""
+    from datasets.evaluation.scene_scores import per_class_rows
+
+    keys = ("class_id", "class_name", "isthing", "scenes", "scenes_matched", "PQ", "SQ", "RQ")
     rows = [
-        {
-            "class_id": int(category),
-            "name": vocabulary.name_of(int(category)),
-            "thing": int(category) in things,
-            "scenes_kept": kept.get(category, 0),
-            "scenes_matched": matched.get(category, 0),
-            "PQ": round(float(score.pq), 4),
-            "SQ": round(float(score.sq), 4),
-            "RQ": round(float(score.rq), 4),
-        }
-        for category, score in scores.scene.per_class.items()
+        {key: round(row[key], 4) if isinstance(row[key], float) else row[key] for key in keys}
+        for row in per_class_rows(scores, vocabulary)
+        if row["PQ"] is not None
     ]
-    return sorted(rows, key=lambda row: (row["PQ"], -row["scenes_kept"]))
+    return sorted(rows, key=lambda row: (row["PQ"], -row["scenes"]))
 
 
 def print_class_table(rows: list[dict], limit: int = 40) -> None:
     print(f"{'class':>24} {'thing':>5} {'kept':>4} {'matched':>7} {'PQ':>6} {'SQ':>6} {'RQ':>6}", flush=True)
     for row in rows[:limit]:
         print(
-            f"{row['name'][:24]:>24} {'yes' if row['thing'] else 'no':>5} {row['scenes_kept']:>4} "
+            f"{row['class_name'][:24]:>24} {'yes' if row['isthing'] else 'no':>5} {row['scenes']:>4} "
             f"{row['scenes_matched']:>7} {row['PQ']:>6.3f} {row['SQ']:>6.3f} {row['RQ']:>6.3f}",
             flush=True,
         )

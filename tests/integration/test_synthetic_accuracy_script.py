@@ -114,7 +114,7 @@ def test_toy_run_stops_resumes_finishes_evaluates_and_then_skips(tmp_path):
         "qubo/kf=3",
     }
     for rows in accuracy["per_class"].values():
-        assert rows and all(1 <= row["scenes_kept"] <= 1 and 0.0 <= row["PQ"] <= 1.0 for row in rows)
+        assert rows and all(row["scenes"] == 1 and 0.0 <= row["PQ"] <= 1.0 for row in rows)
         assert all(row["scenes_matched"] == int(row["RQ"] > 0) for row in rows)
         assert [row["PQ"] for row in rows] == sorted(row["PQ"] for row in rows)
     seen = accuracy["training_scenes"]

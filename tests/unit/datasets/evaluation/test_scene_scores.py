@@ -111,6 +111,8 @@ def test_dataset_scores_average_scenes_and_sum_coco_statistics():
     classes = {r["class_name"]: r for r in per_class_rows(dataset, VOCABULARY)}
     assert sorted(classes) == ["chair", "wall"]
     assert classes["chair"]["scenes"] == 2 and classes["chair"]["coco_TP"] == 4
+    # kept in both scenes, matched only where its ids agree across views
+    assert classes["chair"]["scenes_matched"] == 1 and classes["wall"]["scenes_matched"] == 2
     assert classes["chair"]["isthing"] and classes["wall"]["class_id"] == 0
 
 
@@ -132,4 +134,5 @@ def test_predicted_void_is_a_kept_stuff_class_in_scene_mode_and_gets_a_table_row
     assert dataset.scene.all.pq == pytest.approx(0.375)
     rows = {r["class_name"]: r for r in per_class_rows(dataset, VOCABULARY)}
     assert rows["void"]["class_id"] == -1 and rows["void"]["PQ"] == 0.0
+    assert (rows["void"]["scenes"], rows["void"]["scenes_matched"]) == (1, 0)
     assert rows["wall"]["PQ"] == pytest.approx(0.75)
