@@ -8,7 +8,8 @@
    so ids are never interpolated).
 4. Crop the target size centred on the principal point.
 5. Transpose portrait results to landscape (image, depth, id maps and K alike; the official code leaves the
-   id maps untransposed, which only works because ScanNet++ views are landscape).
+   id maps untransposed, which only works because ScanNet++ views are landscape); `view_pose` gives the
+   camera-to-world that fits the transposed view (x and y axes swapped).
 
 Intrinsics use the COLMAP pixel convention of the store (the image spans [0, W] x [0, H], pixel centres at
 +0.5): scaling multiplies fx, cx (fy, cy) by the size ratio and cropping subtracts the crop offset.
@@ -102,8 +103,21 @@ def _crop_centred(size: int, target: int, centre: float) -> int:
     return int(np.clip(round(centre - target / 2), 0, size - target))
 
 
+# Swaps the camera's x and y axes: what transposing an image does to its camera.
+_SWAP_XY = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=np.float64)
+
+
+def view_pose(cam_to_world: np.ndarray, view: CroppedView) -> np.ndarray:
+    """The camera-to-world (4, 4) that fits the returned view: for a transposed view, the camera whose x and y
+    axes are swapped, so that its K and depth back-project to the same world points as the original."""
+    pose = np.asarray(cam_to_world, dtype=np.float64).copy()
+    if view.transposed:
+        pose[:3, :3] = pose[:3, :3] @ _SWAP_XY
+    return pose
+
+
 def _to_landscape(view: CroppedView) -> CroppedView:
-    swap = np.array([[0, 1, 0], [1, 0, 0], [0, 0, 1]], dtype=np.float64)
+    swap = _SWAP_XY
     return CroppedView(
         image=np.ascontiguousarray(view.image.transpose(1, 0, 2)),
         depth=np.ascontiguousarray(view.depth.T),

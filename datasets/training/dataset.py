@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from datasets.store.reader import StoreReader
 from datasets.training.color_jitter import ColorJitter
-from datasets.training.crop import crop_resize_view
+from datasets.training.crop import crop_resize_view, view_pose
 from datasets.training.pair_index import PairIndex, build_pair_index
 from datasets.training.view_tuples import select_view_tuple
 from datasets.training.vocabulary import class_names_from_categories, global_vocabulary
@@ -52,7 +52,8 @@ class StoreViewDataset(Dataset):
       img (3, H, W) float32 in [-1, 1]; true_shape (2,) int64 (H, W) of the returned (landscape) view;
       pan_inst_id, pan_cls_id (H, W) int32 (instance id, 0 = void; local class id into class_set);
       class_set: ';'-joined class names of the view's store, in local id order;
-      camera_pose (4, 4) float32 camera-to-world (OpenCV axes); camera_intrinsics (3, 3) float32;
+      camera_pose (4, 4) float32 camera-to-world (OpenCV axes; x and y swapped for a view turned landscape);
+      camera_intrinsics (3, 3) float32 (COLMAP pixel convention, like the store);
       depth (H, W) float32 metres (0 = invalid); plus dataset, scene_id, frame_index, memory_num_views,
       duplicate (this view repeats an earlier one because the pair graph ran out of candidates).
     """
@@ -196,7 +197,7 @@ class StoreViewDataset(Dataset):
             "pan_inst_id": torch.from_numpy(panoptic // cls_sep),
             "pan_cls_id": torch.from_numpy(panoptic % cls_sep),
             "class_set": self.class_sets[store],
-            "camera_pose": torch.from_numpy(frame["cam_to_world"].astype(np.float32)),
+            "camera_pose": torch.from_numpy(view_pose(frame["cam_to_world"], view).astype(np.float32)),
             "camera_intrinsics": torch.from_numpy(view.intrinsics.astype(np.float32)),
             "depth": torch.from_numpy(view.depth.astype(np.float32) / 1000.0),
             "dataset": self.stores[store].name,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 
 REQUIRED_KEYS = ("images", "true_shape", "pan_inst_id", "pan_cls_id", "class_set")
+GEOMETRY_KEYS = ("depth", "camera_intrinsics", "camera_pose", "memory_num_views")
 
 
 @dataclass
@@ -18,6 +19,9 @@ class TrainBatch:
     images: (B, N, 3, H, W) float in [-1, 1]; true_shape: (B, N, 2) int (H, W) per view;
     pan_inst_id / pan_cls_id: (B, N, H, W) int (instance id, 0 = void; local class id);
     class_set: B class sets (';'-joined names or lists), one per sample's dataset.
+    Geometry, needed by the pointmap objective only: depth (B, N, H, W) metres (0 = invalid),
+    camera_intrinsics (B, N, 3, 3) (COLMAP pixel convention: pixel centres at +0.5), camera_pose (B, N, 4, 4) camera-to-world (OpenCV axes), memory_num_views
+    (B,) int (the sampler's draw for the batch).
     """
 
     images: torch.Tensor
@@ -25,6 +29,10 @@ class TrainBatch:
     pan_inst_id: torch.Tensor
     pan_cls_id: torch.Tensor
     class_set: Sequence[str | Sequence[str]]
+    depth: torch.Tensor | None = None
+    camera_intrinsics: torch.Tensor | None = None
+    camera_pose: torch.Tensor | None = None
+    memory_num_views: torch.Tensor | None = None
 
     @classmethod
     def from_any(cls, batch: TrainBatch | Mapping[str, Any]) -> TrainBatch:
@@ -43,13 +51,21 @@ class TrainBatch:
             raise ValueError(
                 f"training batch: missing key(s) {', '.join(missing)}; the loader must yield {', '.join(REQUIRED_KEYS)}"
             )
-        return cls(**{key: data[key] for key in REQUIRED_KEYS})
+        return cls(**{key: data[key] for key in REQUIRED_KEYS + GEOMETRY_KEYS if key in data})
+
+    def require_geometry(self) -> None:
+        """Raise when a geometry field is missing (the loader must be the store dataset or provide them)."""
+        missing = [key for key in GEOMETRY_KEYS if getattr(self, key) is None]
+        if missing:
+            raise ValueError(
+                f"training batch: the pointmap objective needs {', '.join(missing)}; the loader must yield "
+                f"{', '.join(GEOMETRY_KEYS)} (the store dataset does)"
+            )
 
     def to(self, device: torch.device) -> TrainBatch:
-        return TrainBatch(
-            images=self.images.to(device, non_blocking=True),
-            true_shape=self.true_shape.to(device, non_blocking=True),
-            pan_inst_id=self.pan_inst_id.to(device, non_blocking=True),
-            pan_cls_id=self.pan_cls_id.to(device, non_blocking=True),
-            class_set=self.class_set,
-        )
+        moved = {
+            field.name: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+            for field in fields(self)
+            for value in [getattr(self, field.name)]
+        }
+        return TrainBatch(**moved)

@@ -22,7 +22,7 @@ import logging
 import os
 import random
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -206,9 +206,13 @@ def read_training_state(directory: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_weights(model: nn.Module, source: str | Path, strict: bool = True) -> tuple[list[str], list[str]]:
+def load_weights(
+    model: nn.Module, source: str | Path, strict: bool = True, only: Sequence[str] | None = None
+) -> tuple[list[str], list[str]]:
     """Load our-format weights (a checkpoint directory or a .safetensors file) into `model`.
 
+    `only`: submodule prefixes (e.g. `must3r_encoder`) to load; the file's other weights are ignored and
+    the model's other weights are left as they are, while every weight under these prefixes must be there.
     Returns (missing, unexpected) key lists; with strict=True either being non-empty raises ValueError.
     """
     path = Path(source)
@@ -220,6 +224,8 @@ def load_weights(model: nn.Module, source: str | Path, strict: bool = True) -> t
         )
     # Our format stores DINOv2 keys under transformers-5 names; the installed release may name them otherwise.
     weights = match_dino_key_names(load_file(str(path)), model.state_dict().keys())
+    if only is not None:
+        return _load_submodules(model, weights, tuple(f"{prefix}." for prefix in only), path)
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if strict and (missing or unexpected):
         raise ValueError(
@@ -230,3 +236,22 @@ def load_weights(model: nn.Module, source: str | Path, strict: bool = True) -> t
     if missing or unexpected:
         logger.warning("%s: %d missing and %d unexpected keys", path, len(missing), len(unexpected))
     return list(missing), list(unexpected)
+
+
+def _load_submodules(
+    model: nn.Module, weights: dict[str, torch.Tensor], prefixes: tuple[str, ...], path: Path
+) -> tuple[list[str], list[str]]:
+    own = model.state_dict()
+    wanted = {key for key in own if key.startswith(prefixes)}
+    selected = {key: value for key, value in weights.items() if key.startswith(prefixes)}
+    missing = sorted(wanted - selected.keys())
+    unexpected = sorted(selected.keys() - wanted)
+    resized = sorted(k for k in wanted & selected.keys() if own[k].shape != selected[k].shape)
+    if missing or unexpected or resized:
+        raise ValueError(
+            f"{path}: the {', '.join(p.rstrip('.') for p in prefixes)} weights do not fit the model: missing "
+            f"{missing[:10]} ({len(missing)} in all), unexpected {unexpected[:10]} ({len(unexpected)} in all), "
+            f"other shapes {resized[:10]} ({len(resized)} in all); was it written for another model variant?"
+        )
+    model.load_state_dict(selected, strict=False)
+    return [], []

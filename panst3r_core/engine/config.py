@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from panst3r_core.losses.criterion import CriterionConfig
+from panst3r_core.losses.pointmap import PointmapLossConfig
 
 AMP_MODES = (False, "bf16", "fp16")
 TEXT_EMBEDDERS = ("siglip", "hashed")
@@ -66,6 +67,9 @@ class DataConfig:
 
 @dataclass
 class TrainingConfig:
+    objective: str = "panoptic"
+    """What the run optimises (`panst3r_core.engine.objectives`): `panoptic` (PanSt3R's head, official) or
+    `pointmap` (MUSt3R's 3-D pretraining of the encoder/decoder on the views' depth and poses)."""
     seed: int = 777
     """Base seed: global seed + rank, per epoch seed + epoch * world_size + rank, sampler seed (seed, epoch)."""
     batch_size: int = 2
@@ -132,6 +136,9 @@ class TrainingConfig:
     null = no limit. Not part of the training maths: change it freely between launches."""
 
     def __post_init__(self) -> None:
+        from panst3r_core.engine.objectives import OBJECTIVES  # the registry imports this module
+
+        OBJECTIVES.get(self.objective)  # an unknown name lists the registered ones
         if self.amp not in AMP_MODES:
             raise ValueError(f"training.amp: {self.amp!r} is not one of false, bf16, fp16")
         for name in ("batch_size", "accum_iter", "epochs"):
@@ -160,6 +167,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     """Sampling and augmentation of the training data."""
     criterion: CriterionConfig = field(default_factory=CriterionConfig)
-    """Loss weights and point sampling."""
+    """Loss weights and point sampling of the panoptic objective."""
+    pointmap: PointmapLossConfig = field(default_factory=PointmapLossConfig)
+    """Settings of the pointmap objective (3-D pretraining)."""
     training: TrainingConfig = field(default_factory=TrainingConfig)
     """Optimisation, precision, checkpointing."""

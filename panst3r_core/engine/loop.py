@@ -44,23 +44,15 @@ from panst3r_core.engine.checkpointing import (
     save_checkpoint,
 )
 from panst3r_core.engine.config import TrainConfig, TrainingConfig
+from panst3r_core.engine.objectives import ForwardFn, apply_freezing, build_objective
 from panst3r_core.engine.optim import base_learning_rate, build_optimizer
 from panst3r_core.engine.sampler import BatchedViewSampler
 from panst3r_core.engine.schedule import learning_rate_at, set_learning_rate
-from panst3r_core.losses.criterion import TOTAL_LOSS_NAME, PanopticCriterion
+from panst3r_core.losses.criterion import PanopticCriterion
 from panst3r_core.losses.distributed import all_reduce_mean, is_distributed, rank, world_size
-from panst3r_core.losses.targets import prepare_batch_targets
 
 logger = logging.getLogger(__name__)
 
-# Submodule name -> TrainingConfig switch that un-freezes it (frozen by default, as officially).
-FREEZABLE_MODULES = {
-    "must3r_encoder": "finetune_must3r_encoder",
-    "must3r_decoder": "finetune_must3r_decoder",
-    "dino_encoder": "finetune_dino",
-}
-
-ForwardFn = Callable[[nn.Module, TrainBatch, torch.Tensor, TrainingConfig], dict]
 InitWeightsFn = Callable[[nn.Module, TrainingConfig], None]
 
 
@@ -81,6 +73,9 @@ class TrainData:
     """Extra inference metadata stored with every checkpoint, e.g. {"text_embeddings": "hashed"};
     `class_names` (= vocabulary) is added automatically."""
 
+
+# The submodules a MUSt3R checkpoint (`training.must3r_chkpt`) initialises.
+MUST3R_MODULES = ("must3r_encoder", "must3r_decoder")
 
 # Steps a launch takes before its steady-state rate is timed.
 STEADY_AFTER_STEPS = 10
@@ -130,28 +125,6 @@ def autocast_dtype(amp: bool | str, device: torch.device) -> torch.dtype | None:
     if amp == "fp16" and device.type != "cuda":
         raise ValueError("training.amp: fp16 needs a CUDA device; use bf16 or false on the CPU")
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
-def apply_freezing(model: nn.Module, config: TrainingConfig) -> None:
-    """Freeze the backbones unless their finetune switch is on."""
-    for module_name, switch in FREEZABLE_MODULES.items():
-        module = getattr(model, module_name, None)
-        if module is None:
-            logger.warning("model has no submodule %r; training.%s has no effect", module_name, switch)
-            continue
-        module.requires_grad_(bool(getattr(config, switch)))
-
-
-def default_forward(
-    model: nn.Module, batch: TrainBatch, class_embeddings: torch.Tensor, config: TrainingConfig
-):
-    """The PanSt3R training-style forward; backbones without gradients unless fine-tuned."""
-    return model(
-        batch.images,
-        class_embeddings,
-        train_must3r=config.finetune_must3r_encoder or config.finetune_must3r_decoder,
-        train_dino=config.finetune_dino,
-    )
 
 
 def steps_per_epoch(config: TrainConfig, world: int) -> int:
@@ -244,18 +217,17 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.device = resolve_device(device)
         self.amp_dtype = autocast_dtype(self.training.amp, self.device)
-        self.forward_fn = forward or default_forward
         self.rank = rank()
         self.world = world_size()
         self.output_dir = Path(self.training.output_dir)
-        self.criterion = criterion or PanopticCriterion(config.criterion)
+        self.objective = build_objective(config, data.vocabulary, criterion, forward)
         if self.device.type == "cuda":
             allow_tf32 = not self.training.disable_tf32
             torch.backends.cuda.matmul.allow_tf32 = allow_tf32
             torch.backends.cudnn.allow_tf32 = allow_tf32
 
         self.model = model.to(self.device)
-        apply_freezing(self.model, self.training)
+        apply_freezing(self.model, self.objective, self.training)
         self.resume_path = find_resume_checkpoint(self.output_dir) if self.training.resume else None
         if self.resume_path is not None:
             load_weights(self.model, self.resume_path, strict=True)
@@ -273,11 +245,11 @@ class Trainer:
         if self.resume_path is not None:
             self._restore(self.resume_path)
 
-        self.ddp_model: nn.Module = self.model
+        self.ddp_model: nn.Module = self.objective.runnable(self.model)
         if is_distributed():
             find_unused = self.training.find_unused_parameters or self.training.finetune_must3r_decoder
             self.ddp_model = nn.parallel.DistributedDataParallel(
-                self.model,
+                self.ddp_model,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=find_unused,
             )
@@ -294,7 +266,8 @@ class Trainer:
         if self.training.must3r_chkpt is not None:
             source = Path(self.training.must3r_chkpt)
             if _is_our_format(source):
-                load_weights(self.model, source, strict=False)
+                # e.g. the model-final of a pointmap (3-D pretraining) run: only its MUSt3R weights count
+                load_weights(self.model, source, only=MUST3R_MODULES)
             else:
                 load_must3r_backbone(self.model, source)  # official MUSt3R .pth: 'encoder' + 'decoder'
             logger.info("initialised the MUSt3R backbone from %s", source)
@@ -529,9 +502,6 @@ class Trainer:
 
     def _forward_backward(self, batch: TrainBatch, accum: int, sync: bool) -> dict[str, float]:
         batch = batch.to(self.device)
-        targets = prepare_batch_targets(
-            batch.pan_inst_id, batch.pan_cls_id, batch.class_set, self.data.vocabulary
-        )
         no_sync = (
             self.ddp_model.no_sync()
             if isinstance(self.ddp_model, nn.parallel.DistributedDataParallel) and not sync
@@ -539,9 +509,9 @@ class Trainer:
         )
         with no_sync:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
-                outputs = self.forward_fn(self.ddp_model, batch, self.class_embeddings, self.training)
-            losses = self.criterion(outputs, targets)
-            total = losses[TOTAL_LOSS_NAME]
+                outputs = self.objective.forward(self.ddp_model, batch, self.class_embeddings)
+            losses = self.objective.loss(outputs, batch)
+            total = losses[self.objective.total_name]
             if not math.isfinite(total.item()):
                 raise FloatingPointError(
                     f"loss is {total.item()} at step {self.progress.global_step}; stopping (lower training.lr, "
@@ -559,8 +529,8 @@ class Trainer:
             "epoch %.3f step %d %s %.4f lr %.3g",
             epoch_f,
             self.progress.global_step,
-            TOTAL_LOSS_NAME,
-            metrics.get(TOTAL_LOSS_NAME, float("nan")),
+            self.objective.total_name,
+            metrics.get(self.objective.total_name, float("nan")),
             lr,
         )
         for callback in self.callbacks:

@@ -44,22 +44,66 @@ class PanSt3R(nn.Module):
         return self.config.encoder.patch_size
 
     def build_memory(
-        self, enc_tokens: torch.Tensor, enc_pos: torch.Tensor, grid_hw: tuple[int, int]
-    ) -> tuple[DecoderMemory, list[torch.Tensor]]:
-        """enc_tokens (B, n, T, D), enc_pos (B, n, T, 2) -> memory over the n images in order, and the
-        last-layer (norm_dec) features of every update call, (B, n_i, T, D) each."""
+        self,
+        enc_tokens: torch.Tensor,
+        enc_pos: torch.Tensor,
+        grid_hw: tuple[int, int],
+        return_pointmaps: bool = False,
+    ) -> tuple[DecoderMemory, list[torch.Tensor], torch.Tensor | None]:
+        """enc_tokens (B, n, T, D), enc_pos (B, n, T, 2) -> memory over the n images in order, the
+        last-layer (norm_dec) features of every update call, (B, n_i, T, D) each, and with return_pointmaps
+        the memory pass's raw pointmaps (B, n, H, W, 7) (what MUSt3R also supervises in training)."""
         memory = None
-        feats = []
+        feats, pointmaps = [], []
         start = 0
         for size in memory_batches(enc_tokens.shape[1]):
             idx = range(start, start + size)
-            memory, feats_i, _ = self.must3r_decoder.update_memory(
-                [enc_tokens[:, i] for i in idx], [enc_pos[:, i] for i in idx], [grid_hw] * size, memory
+            memory, feats_i, pointmaps_i = self.must3r_decoder.update_memory(
+                [enc_tokens[:, i] for i in idx],
+                [enc_pos[:, i] for i in idx],
+                [grid_hw] * size,
+                memory,
+                return_pointmaps=return_pointmaps,
             )
             feats.append(torch.stack(feats_i, dim=1))
+            if pointmaps_i is not None:
+                pointmaps.extend(pointmaps_i)
             start += size
         assert memory is not None
-        return memory, feats
+        return memory, feats, torch.stack(pointmaps, dim=1) if return_pointmaps else None
+
+    def reconstruct(
+        self, images: torch.Tensor, memory_num_views: int | None = None, return_memory_pointmaps: bool = False
+    ) -> dict:
+        """The MUSt3R half: encode the views, build the memory over the first `memory_num_views` (all by
+        default) in updates of [2, 1, 1, ...], render every view against it.
+
+        images (B, N, 3, H, W) landscape -> enc_tokens (B, N, T, Denc), enc_pos (B, N, T, 2), memory,
+        memory_update_feats, dec_feats (B, N, T, D), pointmaps (B, N, H, W, 7) raw render-pass output and,
+        with return_memory_pointmaps, memory_pointmaps (B, m, H, W, 7) of the memory pass."""
+        B, N, _, H, W = images.shape
+        grid = (H // self.patch_size, W // self.patch_size)
+        memory_views = N if memory_num_views is None else memory_num_views
+        if not 1 <= memory_views <= N:
+            raise ValueError(f"memory_num_views={memory_num_views} must be within [1, {N}] views")
+        enc, pos = self.must3r_encoder(images.flatten(0, 1))
+        enc = enc.view(B, N, *enc.shape[1:])
+        pos = pos.reshape(B, N, *pos.shape[1:])
+        memory, update_feats, memory_pointmaps = self.build_memory(
+            enc[:, :memory_views], pos[:, :memory_views], grid, return_pointmaps=return_memory_pointmaps
+        )
+        dec, pointmaps = self.must3r_decoder.render(enc, pos, grid, self.must3r_decoder.prepare_render(memory))
+        out = {
+            "enc_tokens": enc,
+            "enc_pos": pos,
+            "memory": memory,
+            "memory_update_feats": update_feats,
+            "dec_feats": dec,
+            "pointmaps": pointmaps,
+        }
+        if return_memory_pointmaps:
+            out["memory_pointmaps"] = memory_pointmaps
+        return out
 
     def forward(
         self,
@@ -84,31 +128,22 @@ class PanSt3R(nn.Module):
             raise ValueError(
                 f"portrait batch {H}x{W}: the training-style forward needs landscape views; transpose them"
             )
-        grid = (H // self.patch_size, W // self.patch_size)
         flat = images.flatten(0, 1)
         must3r_ctx = contextlib.nullcontext() if train_must3r else torch.no_grad()
         dino_ctx = contextlib.nullcontext() if train_dino else torch.no_grad()
         with dino_ctx:
             dino = self.dino_encoder(flat)
         with must3r_ctx:
-            enc, pos = self.must3r_encoder(flat)
-            enc = enc.view(B, N, *enc.shape[1:])
-            pos = pos.reshape(B, N, *pos.shape[1:])
-            memory, update_feats = self.build_memory(enc, pos, grid)
-            dec, pointmaps = self.must3r_decoder.render(
-                enc, pos, grid, self.must3r_decoder.prepare_render(memory)
-            )
+            geometry = self.reconstruct(images)
+        enc, pos, dec = geometry["enc_tokens"], geometry["enc_pos"], geometry["dec_feats"]
         feats = torch.cat((enc, dec.to(enc.dtype), dino.view(B, N, *dino.shape[1:]).to(enc.dtype)), dim=-1)
         out = self.panoptic_decoder(feats, images, pos, class_embeddings, return_intermediates)
-        out["pointmaps"] = pointmaps
+        out["pointmaps"] = geometry["pointmaps"]
         if return_intermediates:
             out["intermediates"].update(
                 dino_pixel_values=self.dino_encoder.pixel_values(flat),
                 dino_tokens=dino.view(B, N, *dino.shape[1:]),
-                enc_tokens=enc,
-                enc_pos=pos,
-                memory=memory,
-                memory_update_feats=update_feats,
+                **{key: geometry[key] for key in ("enc_tokens", "enc_pos", "memory", "memory_update_feats")},
                 dec_feats=dec,
             )
         return out

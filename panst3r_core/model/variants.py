@@ -136,6 +136,32 @@ def small_v2() -> PanSt3RConfig:
     )
 
 
+@VARIANTS.register("compact_v2")
+def compact_v2() -> PanSt3RConfig:
+    """The shipped synthetic model's size (8.0 M parameters, 16 MB in fp16): a 192-d MUSt3R encoder
+    (6 blocks) and decoder (3 blocks), a 128-d DINOv2-like branch (4 layers), a 128-d InputMixer, a 64-d
+    LoftUp upscaler and a 128-d mask transformer (3 layers, 100 queries). Small enough to pretrain its 3-D
+    backbone and then train its head within one lent GPU's half hour, to ship in the repository and to
+    fine-tune on two CPU cores."""
+    return PanSt3RConfig(
+        encoder=EncoderConfig(embed_dim=192, depth=6, num_heads=3),
+        decoder=DecoderConfig(enc_embed_dim=192, embed_dim=192, depth=3, num_heads=3),
+        dino=DinoConfig(hidden_size=128, num_hidden_layers=4, num_attention_heads=2, model_id="compact"),
+        panoptic=PanopticDecoderConfig(
+            pixel_shuffle=None,
+            input_mixer=InputMixerConfig(in_dim=512, hidden_dim=128, num_heads=4, num_layers=2),
+            loftup=LoftUpConfig(input_dim=128, dim=64, num_heads=4, num_layers=2),
+            fpn_dim=[128],
+            hidden_dim=128,
+            mask_dim=64,
+            ff_dim=512,
+            num_queries=100,
+            num_heads=4,
+            dec_layers=3,
+        ),
+    )
+
+
 def variant_config(name: str) -> PanSt3RConfig:
     return VARIANTS.get(name)()
 

@@ -36,8 +36,9 @@ import torch.distributed as dist  # noqa: E402
 from torch import nn  # noqa: E402
 
 from panst3r_core.engine.batch import TrainBatch  # noqa: E402
-from panst3r_core.engine.config import TrainingConfig  # noqa: E402
-from panst3r_core.engine.loop import apply_freezing, autocast_dtype, default_forward  # noqa: E402
+from panst3r_core.engine.config import TrainConfig, TrainingConfig  # noqa: E402
+from panst3r_core.engine.loop import autocast_dtype  # noqa: E402
+from panst3r_core.engine.objectives import apply_freezing, build_objective, default_forward  # noqa: E402
 from panst3r_core.engine.optim import build_optimizer  # noqa: E402
 from panst3r_core.losses.criterion import TOTAL_LOSS_NAME, CriterionConfig, PanopticCriterion  # noqa: E402
 from panst3r_core.losses.targets import prepare_batch_targets  # noqa: E402
@@ -140,7 +141,7 @@ def run_precision(args, precision: str, model: nn.Module, device: torch.device, 
         finetune_must3r_decoder=args.finetune,
         finetune_dino=args.finetune,
     )
-    apply_freezing(model, config)
+    apply_freezing(model, build_objective(TrainConfig(training=config), []), config)
     ddp = model
     if world > 1:
         ddp = nn.parallel.DistributedDataParallel(

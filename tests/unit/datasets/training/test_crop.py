@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from datasets.training.crop import crop_resize_view, resize_nearest
+from datasets.training.crop import crop_resize_view, resize_nearest, view_pose
 
 
 def pixel_codes(height: int, width: int) -> np.ndarray:
@@ -74,6 +74,41 @@ def test_portrait_view_comes_back_landscape_with_K_swapped():
     want_rows, want_cols = expected_source_pixel(view.intrinsics, K_swapped, u, v)
     assert np.abs(source_rows - want_rows).max() <= 1.0
     assert np.abs(source_cols - want_cols).max() <= 1.0
+
+
+def _world_points(depth, K, pose, rows, cols):
+    """World points of pixels (rows, cols) of a view (COLMAP pixel centres)."""
+    z = depth[rows, cols]
+    local = np.stack(((cols + 0.5 - K[0, 2]) * z / K[0, 0], (rows + 0.5 - K[1, 2]) * z / K[1, 1], z), -1)
+    return local @ pose[:3, :3].T + pose[:3, 3]
+
+
+def test_a_transposed_view_gets_the_pose_that_keeps_its_world_points():
+    image, _, K = make_view(height=160, width=120, cx=58.0, cy=83.0)
+    depth = np.full((160, 120), 2.0, dtype=np.float32)
+    codes = pixel_codes(160, 120)
+    angle = 0.4
+    pose = np.eye(4)
+    pose[:3, :3] = [[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]]
+    pose[:3, 3] = [1.0, -0.5, 2.0]
+    view = crop_resize_view(image, depth, [codes], K, (64, 48), aug_crop=4, rng=np.random.default_rng(6))
+    assert view.transposed
+    v, u = np.mgrid[0:48, 0:64]
+    source_rows, source_cols = np.divmod(view.labels[0].astype(np.int64), 10000)
+    seen = _world_points(view.depth, view.intrinsics, view_pose(pose, view), v, u)
+    truth = _world_points(depth, K, pose, source_rows, source_cols)
+    # up to the nearest-neighbour resampling: 1.5 output pixels at 2 m
+    tolerance = 1.5 / view.intrinsics[0, 0] * 2.0 * 1.5
+    assert np.abs(seen - truth).max() < tolerance
+    unchanged = _world_points(view.depth, view.intrinsics, pose, v, u)
+    assert np.abs(unchanged - truth).max() > 10 * tolerance  # the untransposed pose would be wrong
+
+
+def test_a_landscape_view_keeps_its_pose():
+    image, depth, K = make_view()
+    view = crop_resize_view(image, depth, [], K, (64, 48), aug_crop=4, rng=np.random.default_rng(1))
+    pose = np.arange(16, dtype=np.float64).reshape(4, 4)
+    assert np.array_equal(view_pose(pose, view), pose)
 
 
 def test_square_views_take_both_orientations():

@@ -70,3 +70,30 @@ def test_weights_for_another_model_are_a_clear_error(tmp_path):
         load_weights(nn.Linear(3, 2), tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="weights only"):
         read_training_state(path)
+
+
+def test_loading_only_the_must3r_weights_leaves_the_rest(tmp_path):
+    from panst3r_core.checkpoint.ours import save_checkpoint
+    from panst3r_core.model.variants import build_model
+
+    torch.manual_seed(0)
+    source = build_model("tiny_v1")
+    path = save_checkpoint(source, tmp_path / "model-final")
+    torch.manual_seed(1)
+    target = build_model("tiny_v1")
+    head_before = {k: v.clone() for k, v in target.state_dict().items() if k.startswith("panoptic_decoder.")}
+    load_weights(target, path, only=("must3r_encoder", "must3r_decoder"))
+    for key, value in target.state_dict().items():
+        if key.startswith(("must3r_encoder.", "must3r_decoder.")):
+            assert torch.equal(value, source.state_dict()[key]), key
+        elif key in head_before:
+            assert torch.equal(value, head_before[key]), key
+
+
+def test_loading_must3r_weights_of_another_size_names_the_keys(tmp_path):
+    from panst3r_core.checkpoint.ours import save_checkpoint
+    from panst3r_core.model.variants import build_model
+
+    path = save_checkpoint(build_model("tiny_v1"), tmp_path / "model-final")
+    with pytest.raises(ValueError, match="must3r_encoder, must3r_decoder weights do not fit"):
+        load_weights(build_model("small_v1", device="meta"), path, only=("must3r_encoder", "must3r_decoder"))
