@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from panst3r_core.checkpoint.official import (
@@ -26,14 +27,20 @@ WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
 
-def save_checkpoint(model: PanSt3R, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
-    """Write `directory/model.safetensors` and `directory/config.json`; returns the directory."""
+def save_checkpoint(
+    model: PanSt3R,
+    directory: str | Path,
+    metadata: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write `directory/model.safetensors` and `directory/config.json`; returns the directory.
+
+    dtype: store floating-point weights in this precision (e.g. float16 to halve a shipped file); loading
+    casts them back to the model's dtype."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     # Canonical (transformers 5) DINOv2 names on disk, whatever transformers version wrote the file.
-    weights = {
-        k: v.detach().contiguous().cpu() for k, v in rename_transformers4_keys(model.state_dict()).items()
-    }
+    weights = {k: _stored(v, dtype) for k, v in rename_transformers4_keys(model.state_dict()).items()}
     save_file(weights, str(directory / WEIGHTS_FILE), metadata={"format": FORMAT_NAME})
     document = {
         "format": FORMAT_NAME,
@@ -43,6 +50,13 @@ def save_checkpoint(model: PanSt3R, directory: str | Path, metadata: dict[str, A
     }
     (directory / CONFIG_FILE).write_text(json.dumps(document, indent=2) + "\n")
     return directory
+
+
+def _stored(tensor: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    tensor = tensor.detach().cpu()
+    if dtype is not None and tensor.is_floating_point():
+        tensor = tensor.to(dtype)
+    return tensor.contiguous()
 
 
 def read_config(directory: str | Path) -> tuple[PanSt3RConfig, dict[str, Any]]:

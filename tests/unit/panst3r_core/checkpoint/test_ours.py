@@ -57,3 +57,21 @@ def test_unknown_config_keys_and_wrong_format_are_errors(tmp_path):
         load_checkpoint(tmp_path / "c")
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing")
+
+
+def test_float16_storage_halves_the_file_and_loads_back_close(tmp_path):
+    import torch
+
+    from panst3r_core.checkpoint.ours import WEIGHTS_FILE, load_checkpoint, save_checkpoint
+    from panst3r_core.model.variants import build_model
+
+    torch.manual_seed(0)
+    model = build_model("tiny_v2")
+    full = save_checkpoint(model, tmp_path / "fp32")
+    half = save_checkpoint(model, tmp_path / "fp16", dtype=torch.float16)
+    assert (half / WEIGHTS_FILE).stat().st_size < 0.55 * (full / WEIGHTS_FILE).stat().st_size
+    loaded = load_checkpoint(half).model
+    for key, value in model.state_dict().items():
+        restored = loaded.state_dict()[key]
+        assert restored.dtype == value.dtype, key
+        torch.testing.assert_close(restored, value, rtol=1e-3, atol=1e-3)
