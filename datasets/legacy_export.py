@@ -25,7 +25,6 @@ from datasets.store.reader import StoreReader
 log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 75
-DEFAULT_CLS_SEP = 256
 
 
 @dataclass(frozen=True)
@@ -95,18 +94,10 @@ def export_scene(reader: StoreReader, scene_id: str, out: Path) -> dict[str, np.
         "intrinsics": intrinsics,
         "images": np.array(names, dtype=str),  # a <U array: the loaders np.load without allow_pickle
         "pairs": reader.pairs(scene_id),
-        "cls_sep": np.int64(reader.cls_sep(default=_cls_sep(attrs))),
+        "cls_sep": np.int64(reader.cls_sep()),
     }
     np.savez(scene_dir / "scene_metadata.npz", **metadata)
     return metadata
-
-
-def _cls_sep(attrs: dict) -> int:
-    # The store keeps the config only as a hash; the segments carry id = instance * cls_sep + class.
-    for segment in attrs.get("segments", []):
-        if segment.get("instance_id"):
-            return (int(segment["id"]) - int(segment["class_id"])) // int(segment["instance_id"])
-    return DEFAULT_CLS_SEP
 
 
 def export_legacy(
@@ -129,7 +120,6 @@ def export_legacy(
     # categories.json comes first, as in the official script.
     (out / "categories.json").write_text(json.dumps(reader.categories(), indent=1))
     counts, scene_index, images, intrinsics, trajectories, pairs = [], [], [], [], [], []
-    cls_sep = DEFAULT_CLS_SEP
     offset = 0
     for number, scene_id in enumerate(selected):
         metadata = export_scene(reader, scene_id, out)
@@ -142,7 +132,6 @@ def export_legacy(
         scene_pairs = metadata["pairs"].copy()
         scene_pairs[:, :2] += offset  # global image indices
         pairs.append(scene_pairs)
-        cls_sep = int(metadata["cls_sep"])
         offset += count
         if on_scene is not None:
             on_scene(scene_id)
@@ -155,7 +144,7 @@ def export_legacy(
         intrinsics=np.concatenate(intrinsics),
         trajectories=np.concatenate(trajectories),
         pairs=np.concatenate(pairs),
-        cls_sep=np.int64(cls_sep),
+        cls_sep=np.int64(reader.cls_sep()),
     )
     log.info("exported %d scenes (%d frames) to %s", len(selected), offset, out)
     return ExportSummary(out=out, scenes=list(selected), frames=offset)

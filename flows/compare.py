@@ -18,20 +18,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from flows import mlflow_names as names
 from flows.mlflow_tracking import default_tracking_uri
 
 log = logging.getLogger(__name__)
 
-SWEEP_TAG = "panst3r.sweep"
-"""Tag that `flows.evaluate` puts on its runs: "parent" for a sweep, "child" for a configuration."""
-CHILD_FILTER = f"tags.`{SWEEP_TAG}` = 'child'"
+CHILD_FILTER = f"tags.`{names.SWEEP_ROLE_TAG}` = '{names.SWEEP_CHILD}'"
 TABLE_COLUMNS = {
-    "run": "tags.mlflow.runName",
-    "checkpoint": "params.checkpoint_label",
-    "variant": "params.variant",
-    "postprocess": "params.postprocess",
-    "keyframes": "params.keyframes",
-    "split": "params.split",
+    "run": f"tags.{names.RUN_NAME_TAG}",
+    "checkpoint": f"params.{names.CHECKPOINT_LABEL}",
+    "variant": f"params.{names.VARIANT}",
+    "postprocess": f"params.{names.POSTPROCESS}",
+    "keyframes": f"params.{names.KEYFRAMES}",
+    "split": f"params.{names.SPLIT}",
     "PQ": "metrics.PQ",
     "PQ_th": "metrics.PQ_th",
     "PQ_st": "metrics.PQ_st",
@@ -41,7 +40,7 @@ TABLE_COLUMNS = {
     "s/scene": "metrics.seconds_per_scene",
     "peak MB": "metrics.peak_memory_mb",
     "scenes": "metrics.num_scenes",
-    "sweep": "tags.mlflow.parentRunId",
+    "sweep": f"tags.{names.PARENT_RUN_TAG}",
     "run_id": "run_id",
     "started": "start_time",
 }
@@ -127,7 +126,9 @@ def read_per_class(run_id: str, tracking_uri: str | None) -> pd.DataFrame | None
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         path = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="tables/per_class.parquet", tracking_uri=tracking_uri
+            run_id=run_id,
+            artifact_path=names.table_artifact(names.PER_CLASS_TABLE),
+            tracking_uri=tracking_uri,
         )
     except Exception as exc:  # noqa: BLE001 - a missing artifact only drops one plot
         log.warning("run %s has no per-class table (%s); skipping the per-class plot", run_id, exc)

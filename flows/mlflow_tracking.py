@@ -19,12 +19,18 @@ from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from flows.mlflow_names import (
+    EPOCH_METRIC_PREFIX,
+    LAST_CHECKPOINT_TAG,
+    RUN_ID_ENV,
+    TRACKING_URI_ENV,
+    TRAIN_METRIC_PREFIX,
+    throughput_metric,
+)
 from panst3r_core.engine.callbacks import IterationRecord, TrainCallback
 
 log = logging.getLogger(__name__)
 
-RUN_ID_ENV = "MLFLOW_RUN_ID"
-TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 DB_NAME = "mlflow.db"
 ARTIFACTS_DIRNAME = "mlartifacts"
 _BATCH = 100  # MLflow accepts at most 100 params and 1000 metrics per log_batch
@@ -116,15 +122,15 @@ class MlflowMetricsCallback(TrainCallback):
             log.warning("MLflow: could not log %s: %s", what, exc)
 
     def on_log(self, metrics: dict[str, float], step: int) -> None:
-        values = {f"train/{key}": value for key, value in metrics.items()}
+        values = {f"{TRAIN_METRIC_PREFIX}{key}": value for key, value in metrics.items()}
         self._safely("metrics", log_metrics, self.client, self.run_id, values, step)
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        values = {f"epoch/{key}": value for key, value in metrics.items()}
+        values = {f"{EPOCH_METRIC_PREFIX}{key}": value for key, value in metrics.items()}
         self._safely("epoch metrics", log_metrics, self.client, self.run_id, values, epoch)
 
     def on_checkpoint(self, path: Path, epoch: int, step: int) -> None:
-        self._safely("checkpoint tag", self.client.set_tag, self.run_id, "last_checkpoint", str(path))
+        self._safely("checkpoint tag", self.client.set_tag, self.run_id, LAST_CHECKPOINT_TAG, str(path))
 
 
 class ThroughputCallback(TrainCallback):
@@ -152,7 +158,7 @@ class ThroughputCallback(TrainCallback):
         self.samples, self.started = 0, now
         log.info("rank %d: %.2f samples/s", self.rank, self.last_rate)
         if self.client is not None and self.run_id is not None:
-            key = f"throughput/samples_per_s_rank{self.rank}"
+            key = throughput_metric(self.rank)
             try:
                 log_metrics(self.client, self.run_id, {key: self.last_rate}, record.global_step)
             except Exception as exc:  # noqa: BLE001 - metrics must not stop a training run

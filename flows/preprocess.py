@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -23,16 +22,21 @@ from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
 from datasets.preprocess.result import PreprocessConfig
+from datasets.preprocess.scene_job import (
+    StorePlan,
+    failure_reason,
+    is_bad_input,
+    plan_scenes,
+    run_scene,
+)
 from datasets.scannetpp.reader import list_scenes
-from datasets.store import hashing
 from datasets.store.failures import clear_failure, write_failure
+from datasets.store.finalize import finalize_store
 from datasets.store.lock import store_lock
-from datasets.store.reader import read_scene_attrs
-from datasets.store.scene_job import failure_reason, is_bad_input, plan_scene, run_scene
 from datasets.store.schema import StoreLayout
 from datasets.store.splits import scene_splits
-from datasets.store.tables import CurrentVersion, TableBuilder
-from datasets.store.writer import open_or_create_store, set_categories, sweep_staging
+from datasets.store.tables import TableBuilder
+from datasets.store.writer import open_or_create_store, sweep_staging
 
 TASK_RETRIES = 2
 TABLE_REFRESH_SECONDS = 2.0
@@ -176,41 +180,16 @@ def _preprocess_selected(
     config: PreprocessConfig,
 ) -> dict[str, Any]:
     """The flow's work once the arguments are checked; runs under the store lock."""
-    config_hash, code_version = hashing.config_hash(config), hashing.code_version()
     open_or_create_store(store_path)
     sweep_staging(store_path)  # leftovers of killed runs; nothing is writing yet
     layout = StoreLayout(store_path)
-
-    # Hashing reads every changed input file; threads overlap the I/O (hashlib releases the GIL).
-    digests = hashing.DigestCache(layout.digest_cache_path)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        plans = list(
-            pool.map(
-                lambda s: plan_scene(
-                    store_path, root_path, s, pairs_path, config_hash, code_version, digests
-                ),
-                selected,
-            )
-        )
-    digests.save()
-    logger.info("input digests: %d files read, %d unchanged since the last run", digests.misses, digests.hits)
-    to_run = [p for p in plans if p.run]
-    skipped = [p.scene_id for p in plans if not p.run]
-    logger.info(
-        "%d scenes: %d to process, %d up to date (skipped); store %s",
-        len(plans),
-        len(to_run),
-        len(skipped),
-        store_path,
-    )
-    for plan in to_run:
-        logger.info("scene %s: %s", plan.scene_id, plan.why)
+    store_plan = plan_scenes(store_path, root_path, selected, pairs_path, config)
+    _log_plan(logger, store_plan, store_path)
+    to_run, skipped = store_plan.to_run, store_plan.skipped
     _emit({"event": "planned", "total": len(to_run), "skipped": len(skipped)})
 
     splits = scene_splits(root_path)
-    current = CurrentVersion(
-        config_hash, code_version, {p.scene_id: p.source_hash for p in plans if p.source_hash}
-    )
+    current = store_plan.current_version()
     builder = TableBuilder(store_path)
     futures = {
         preprocess_scene_task.submit(
@@ -249,12 +228,7 @@ def _preprocess_selected(
             builder.write(current)
             last_tables = time.monotonic()
 
-    for scene_id in layout.committed_scene_ids():
-        categories = read_scene_attrs(layout, scene_id).get("categories")
-        if categories:
-            set_categories(store_path, categories, cls_sep=config.cls_sep)
-            break
-    tables = builder.write(current)
+    tables = finalize_store(store_path, config.cls_sep, current, builder)
     summary = {
         "done": sorted(done),
         "skipped": sorted(skipped),
@@ -264,17 +238,38 @@ def _preprocess_selected(
         "store": str(store_path),
         "committed_scenes": int((tables["scenes"]["status"] != "failed").sum()),
     }
+    _log_summary(logger, summary)
+    return summary
+
+
+def _log_plan(logger, store_plan: StorePlan, store_path: Path) -> None:
+    logger.info(
+        "input digests: %d files read, %d unchanged since the last run",
+        store_plan.files_read,
+        store_plan.files_unchanged,
+    )
+    logger.info(
+        "%d scenes: %d to process, %d up to date (skipped); store %s",
+        len(store_plan.scenes),
+        len(store_plan.to_run),
+        len(store_plan.skipped),
+        store_path,
+    )
+    for plan in store_plan.to_run:
+        logger.info("scene %s: %s", plan.scene_id, plan.why)
+
+
+def _log_summary(logger, summary: dict[str, Any]) -> None:
     logger.info(
         "preprocess finished in %.1f s: %d done (%d frames), %d skipped, %d failed",
         summary["seconds"],
-        len(done),
-        frames,
-        len(skipped),
-        len(failed),
+        len(summary["done"]),
+        summary["frames"],
+        len(summary["skipped"]),
+        len(summary["failed"]),
     )
     for scene_id, reason in summary["failed"].items():
         logger.warning("failed %s: %s", scene_id, reason)
-    return summary
 
 
 def run_preprocess(

@@ -1,21 +1,21 @@
 """The process torchrun starts on every rank: `python -m flows.torchrun_worker --run-dir DIR`.
 
-Reads the resolved config (`DIR/config.json`, written by the `train` flow), joins the process group (gloo on
-the CPU, nccl on GPUs, `env://` from torchrun), builds the store dataset, the model and the loss, and runs the
-engine's loop, which auto-resumes from `DIR/checkpoint-last`. Rank 0 writes every logged loss term and the
+Reads the resolved config (`DIR/config.json`, written by the `train` flow or a benchmark), joins the process
+group (gloo on the CPU, nccl on GPUs, `env://` from torchrun), builds the store dataset, the model and the
+loss, and runs the engine's loop, which auto-resumes from `DIR/checkpoint-last`. Rank 0 writes every logged loss term and the
 learning rate to `DIR/metrics.jsonl` and, when the launcher set MLFLOW_RUN_ID and MLFLOW_TRACKING_URI, to that
 MLflow run; every rank logs its own throughput there. At the end rank 0 exports the trained model in the
 inference checkpoint format (`DIR/model-final`, loadable by `panst3r predict`/evaluate) and `DIR/result.json`.
 A launch stopped by `training.time_budget_s` writes result.json with `finished: false` and no export; the
 next launch resumes from `DIR/checkpoint-last`.
 
-Imports no Prefect (an import-linter contract): it runs under torchrun, not inside a flow.
+Imports no Prefect (an import-linter contract), and MLflow only when the launcher handed it a run: it runs
+under torchrun, not inside a flow, also on machines without either. Run-folder names: `flows.run_folder`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -29,31 +29,24 @@ from torch.utils.data import DataLoader
 from datasets.training.collate import collate_views
 from datasets.training.color_jitter import ColorJitter
 from datasets.training.dataset import StoreViewDataset
+from flows import mlflow_names
+from flows.run_folder import (
+    CONFIG_FILE,
+    EXPORT_DIRNAME,
+    METRICS_FILE,
+    NCCL_SAFE_ENV,
+    read_config,
+    write_result,
+)
 from panst3r_core.config import from_dict
+from panst3r_core.device import resolve_device
 from panst3r_core.engine import JsonlMetricsWriter, TrainConfig, TrainData, seed_everything, train
 
 log = logging.getLogger("flows.torchrun_worker")
 
-CONFIG_FILE = "config.json"
-METRICS_FILE = "metrics.jsonl"
-RESULT_FILE = "result.json"
-EXPORT_DIRNAME = "model-final"
-
-# NVLink multicast (NVLS) stays off in every launched process: it is not available on the lent machines.
-NCCL_SAFE_ENV = {
-    "NCCL_NVLS_ENABLE": "0",
-    "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
-    "NVSHMEM_DISABLE_NVLS": "1",
-}
-
 
 def read_run_config(run_dir: Path) -> TrainConfig:
-    path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} does not exist; the `train` flow writes it before launching torchrun"
-        )
-    return from_dict(TrainConfig, json.loads(path.read_text()), where=str(path))
+    return from_dict(TrainConfig, read_config(run_dir), where=str(run_dir / CONFIG_FILE))
 
 
 def class_embeddings(names: list[str], embedder: str) -> torch.Tensor:
@@ -73,7 +66,7 @@ def init_distributed(config: TrainConfig, device_kind: str) -> tuple[int, int, t
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device_kind == "cuda" or (device_kind == "auto" and torch.cuda.is_available())
+    use_cuda = resolve_device(device_kind).startswith("cuda")
     if use_cuda:
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
@@ -161,7 +154,7 @@ def run(run_dir: Path, device_kind: str = "auto") -> dict[str, Any] | None:
     model = build_model(config.model.variant)
 
     tracking = None
-    if os.environ.get("MLFLOW_RUN_ID") and os.environ.get("MLFLOW_TRACKING_URI"):
+    if os.environ.get(mlflow_names.RUN_ID_ENV) and os.environ.get(mlflow_names.TRACKING_URI_ENV):
         from flows import mlflow_tracking
 
         tracking = mlflow_tracking.run_from_environment()
@@ -196,7 +189,7 @@ def run(run_dir: Path, device_kind: str = "auto") -> dict[str, Any] | None:
         "steady_steps": result.steady_steps,
         "steady_seconds": round(result.steady_seconds, 3),
     }
-    (run_dir / RESULT_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    write_result(run_dir, summary)
     if finished:
         log.info("training finished: %s", summary)
     else:

@@ -11,24 +11,19 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.train_run import (
-    MlflowRun,
-    finish_mlflow_run,
-    launch_torchrun,
-    loss_summary,
-    prepare_run,
-    start_mlflow_run,
-    worker_environment,
-)
+from flows.run_config import prepare_run
+from flows.run_folder import TorchrunLaunch, launch, loss_summary
+from flows.train_run import MlflowRun, finish_mlflow_run, start_mlflow_run
 
 
 @task(name="torchrun", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE, persist_result=False)
 def torchrun_task(run_dir: str, nproc_per_node: int, tracking: MlflowRun) -> dict[str, Any]:
     """One torchrun launch; a retry resumes from checkpoint-last (the gloo teardown race of
-    environment.md section 7 is the failure this retry is for). The worker environment is built here, not
-    passed in, so that it never lands in Prefect's recorded task parameters."""
+    environment.md section 7 is the failure this retry is for). The launch is described here, not passed
+    in, so that its environment never lands in Prefect's recorded task parameters."""
     logger = get_run_logger()
-    return launch_torchrun(Path(run_dir), nproc_per_node, worker_environment(tracking), on_line=logger.info)
+    spec = TorchrunLaunch(Path(run_dir), nproc_per_node, env=tracking.worker_env())
+    return launch(spec, on_line=logger.info)
 
 
 @flow(name="train")

@@ -132,11 +132,7 @@ class Predictor:
             images = [images[0], images[0]]
         if keyframe_mode not in ("linspace", "retrieval"):
             raise ValueError(f"keyframe_mode {keyframe_mode!r} is not supported; use linspace or retrieval")
-        postprocess = postprocess or self.metadata.get("postprocess_default") or "standard_v2"
-        postprocess_options = dict(postprocess_options or {})
-        if postprocess == "qubo":
-            postprocess_options.setdefault("seed", seed)
-        check_postprocess(postprocess, postprocess_options)  # fail before the expensive stages
+        postprocess, postprocess_options = self._postprocess_choice(postprocess, postprocess_options, seed)
         names, embeddings = self._vocabulary(class_names, class_embeddings, report, timings)
 
         with _stage("preprocess", report, timings, self.device):
@@ -148,18 +144,9 @@ class Predictor:
         num_keyframes = max(1, min(int(num_keyframes), num_views))
 
         with _stage("inference", report, timings, self.device):
-            from panst3r_core.inference.engine import InferenceOptions, run_inference
+            from panst3r_core.inference.engine import run_inference
 
-            options = InferenceOptions(
-                num_keyframes=num_keyframes,
-                keyframe_mode=keyframe_mode,
-                amp=None if self.amp == "none" else self.amp,
-                retrieval_seed=seed,
-                output_device=None,  # stay on the device until the end
-                cuda_graphs=self.cuda_graphs,
-            )
-            if self.max_batch_size is not None:
-                options.max_batch = self.max_batch_size
+            options = self._inference_options(num_keyframes, keyframe_mode, seed)
             output = run_inference(self.model, views, embeddings, options)
 
         with _stage("postprocess", report, timings, self.device):
@@ -180,6 +167,33 @@ class Predictor:
         if duplicated:
             recon = _first_view_only(recon)
         return recon
+
+    def _postprocess_choice(
+        self, postprocess: str | None, options: dict[str, Any] | None, seed: int
+    ) -> tuple[str, dict[str, Any]]:
+        """The post-processor (default: the checkpoint's) and its checked options, before the expensive
+        stages run."""
+        postprocess = postprocess or self.metadata.get("postprocess_default") or "standard_v2"
+        options = dict(options or {})
+        if postprocess == "qubo":
+            options.setdefault("seed", seed)
+        check_postprocess(postprocess, options)
+        return postprocess, options
+
+    def _inference_options(self, num_keyframes: int, keyframe_mode: str, seed: int):
+        from panst3r_core.inference.engine import InferenceOptions
+
+        options = InferenceOptions(
+            num_keyframes=num_keyframes,
+            keyframe_mode=keyframe_mode,
+            amp=None if self.amp == "none" else self.amp,
+            retrieval_seed=seed,
+            output_device=None,  # stay on the device until the end
+            cuda_graphs=self.cuda_graphs,
+        )
+        if self.max_batch_size is not None:
+            options.max_batch = self.max_batch_size
+        return options
 
     # ------------------------------------------------------------------ vocabulary
 

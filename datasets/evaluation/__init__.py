@@ -1,4 +1,4 @@
-"""Evaluation of predictions against a store's ground truth: store panoptic ids and predicted segments ->
-the (class, instance) maps and COCO panoptic images that `panst3r_core.metrics` scores, per scene.
-
-Pure functions (numpy only); the Prefect flow `flows.evaluate` runs inference and logs the results."""
+"""Evaluation of a model on a store's ground truth: predict each scene (`scene_run`, with the Predictor),
+turn store ids and predicted segments into the (class, instance) maps `panst3r_core.metrics` scores
+(`label_maps`), score and aggregate both PQ modes (`scene_scores`), and sweep one configuration over the
+scenes with its time and memory (`sweep`). No Prefect, no MLflow: the `evaluate` flow logs the results."""

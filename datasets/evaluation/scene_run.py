@@ -1,7 +1,7 @@
 """Evaluate one configuration on one store scene: read the views, predict, align, score.
 
-This is the unit of work of the `evaluate` flow; it takes a loaded `Predictor` so that a sweep loads each
-checkpoint once.
+The unit of work of a sweep (`datasets.evaluation.sweep`); it takes a loaded `Predictor` so that a sweep
+loads each checkpoint once.
 """
 
 from __future__ import annotations
@@ -63,12 +63,13 @@ def evaluate_scene(
     scene_id: str,
     settings: EvalSettings,
     vocabulary: EvalVocabulary,
-    cls_sep: int,
     visual_views: int = 0,
     options: ScenePQOptions = ScenePQOptions(),
 ) -> tuple[SceneScores, np.ndarray | None]:
     """Scores of one scene (extras: seconds, views, inference stage timings) and, when `visual_views` > 0,
-    an (H, W, 3) uint8 picture of that many views (image | GT | prediction)."""
+    an (H, W, 3) uint8 picture of that many views (image | GT | prediction). Store ids are split into
+    instance and class with the store's own `cls_sep`."""
+    cls_sep = reader.cls_sep()
     indices = view_indices(reader.num_frames(scene_id), settings.max_views)
     frames = [reader.read_frame(scene_id, i) for i in indices]
     query = list(vocabulary.names) if settings.query_vocabulary == "store" else None

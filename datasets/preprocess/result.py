@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from datasets.store.schema import DEFAULT_CLS_SEP
+
 
 @dataclass(frozen=True)
 class PreprocessConfig:
@@ -13,7 +15,7 @@ class PreprocessConfig:
 
     target_resolution: int = 920
     """Output images cover (target, target*3/4) with the official dust3r rescale rule (DSLR -> 1035x690)."""
-    cls_sep: int = 256
+    cls_sep: int = DEFAULT_CLS_SEP
     """Panoptic id = instance_id * cls_sep + class_id; 0 is void."""
     min_inst_area: int = 50
     """Ids covering fewer pixels than this in a frame become void (MIN_INST_AREA)."""

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from datasets.store.schema import DEFAULT_CLS_SEP
+
 logger = logging.getLogger(__name__)
 
 # Cell values that pandas' read_csv (which the official script uses) parses as NaN by default.
@@ -165,12 +167,31 @@ def _load_json(path: Path, what: str):
         raise ValueError(f"{path}: not valid JSON ({exc})") from exc
 
 
+def _read_seg_groups(segments_path: Path, segments_anno_path: Path, num_vertices: int) -> list:
+    """The segGroups of a scene whose segments file has one segment per mesh vertex (ValueError otherwise)."""
+    seg_indices = _load_json(segments_path, "segments file").get("segIndices")
+    if not isinstance(seg_indices, list):
+        raise ValueError(f"{segments_path}: missing list field 'segIndices'")
+    if len(seg_indices) != num_vertices or not np.array_equal(
+        np.asarray(seg_indices, dtype=np.int64), np.arange(num_vertices)
+    ):
+        raise ValueError(
+            f"{segments_path}: field 'segIndices' must equal 0..{num_vertices - 1} (one segment per mesh "
+            f"vertex, {num_vertices} vertices), got {len(seg_indices)} entries; the segments file does not "
+            "belong to this mesh"
+        )
+    groups = _load_json(segments_anno_path, "segment annotation file").get("segGroups")
+    if not isinstance(groups, list):
+        raise ValueError(f"{segments_anno_path}: missing list field 'segGroups'")
+    return groups
+
+
 def read_vertex_panoptic_ids(
     segments_path: str | Path,
     segments_anno_path: str | Path,
     label_map: LabelMap,
     num_vertices: int,
-    cls_sep: int = 256,
+    cls_sep: int = DEFAULT_CLS_SEP,
     export_crowd: bool = False,
     unknown_labels: str = "error",
 ) -> tuple[np.ndarray, list[dict]]:
@@ -189,21 +210,7 @@ def read_vertex_panoptic_ids(
         raise ValueError(
             f"cls_sep={cls_sep} must exceed the largest class id {len(label_map.class_names) - 1}"
         )
-    seg_indices = _load_json(segments_path, "segments file").get("segIndices")
-    if not isinstance(seg_indices, list):
-        raise ValueError(f"{segments_path}: missing list field 'segIndices'")
-    if len(seg_indices) != num_vertices or not np.array_equal(
-        np.asarray(seg_indices, dtype=np.int64), np.arange(num_vertices)
-    ):
-        raise ValueError(
-            f"{segments_path}: field 'segIndices' must equal 0..{num_vertices - 1} (one segment per mesh "
-            f"vertex, {num_vertices} vertices), got {len(seg_indices)} entries; the segments file does not "
-            "belong to this mesh"
-        )
-    groups = _load_json(segments_anno_path, "segment annotation file").get("segGroups")
-    if not isinstance(groups, list):
-        raise ValueError(f"{segments_anno_path}: missing list field 'segGroups'")
-
+    groups = _read_seg_groups(segments_path, segments_anno_path, num_vertices)
     pan_ids = np.zeros(num_vertices, dtype=np.int64)
     segments: list[dict] = []
     unknown: set[str] = set()

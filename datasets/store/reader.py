@@ -10,7 +10,10 @@ import numpy as np
 import zarr
 from zarr.storage import LocalStore
 
-from datasets.store.schema import FRAME_ARRAYS, StoreLayout, check_schema_version
+from datasets.store.schema import DEFAULT_CLS_SEP, FRAME_ARRAYS, StoreLayout, check_schema_version
+
+PIXEL_ARRAYS = ("images", "depth_mm", "panoptic")
+"""The per-frame arrays worth reading one frame at a time; the small matrices are read per camera."""
 
 
 def read_scene_attrs(layout: StoreLayout, scene_id: str) -> dict[str, Any]:
@@ -56,9 +59,9 @@ class StoreReader:
                     break
         return list(categories)
 
-    def cls_sep(self, default: int = 256) -> int:
-        """Panoptic id = instance * cls_sep + class (root attr written by the preprocess flow)."""
-        return int(self._root.attrs.get("cls_sep", default))
+    def cls_sep(self) -> int:
+        """Panoptic id = instance * cls_sep + class (the root attr preprocessing records, else the default)."""
+        return int(self._root.attrs.get("cls_sep", DEFAULT_CLS_SEP))
 
     def scene_attrs(self, scene_id: str) -> dict[str, Any]:
         if scene_id not in self._attrs:
@@ -84,21 +87,50 @@ class StoreReader:
             self._arrays[scene_id], self._names[scene_id] = arrays, names
         return self._arrays[scene_id]
 
-    def read_frame(self, scene_id: str, frame_index: int) -> dict[str, Any]:
-        """One frame: image (H,W,3) uint8, depth_mm (H,W) uint16, panoptic (H,W) uint32,
-        intrinsics (3,3) f8, cam_to_world (4,4) f8, name str, camera str."""
-        arrays = self._open_scene(scene_id)
+    def frame_location(self, scene_id: str, frame_index: int) -> tuple[str, int]:
+        """(camera, index within that camera's arrays) of a frame in selection order."""
         order = self.scene_attrs(scene_id)["frame_order"]
         if not 0 <= frame_index < len(order):
             raise IndexError(
                 f"scene {scene_id} has {len(order)} frames; frame_index {frame_index} is out of range"
             )
         camera, index = order[frame_index]
-        frame = {name: arrays[camera][name][index] for name in FRAME_ARRAYS}
-        frame["image"] = frame.pop("images")
+        return str(camera), int(index)
+
+    def read_pixels(self, scene_id: str, frame_index: int) -> dict[str, np.ndarray]:
+        """One frame's image (H,W,3) uint8, depth_mm (H,W) uint16 and panoptic (H,W) uint32: three chunk
+        reads, for loaders that keep the per-camera matrices (`camera_matrices`) themselves."""
+        camera, index = self.frame_location(scene_id, frame_index)
+        arrays = self._open_scene(scene_id)[camera]
+        pixels = {name: arrays[name][index] for name in PIXEL_ARRAYS}
+        pixels["image"] = pixels.pop("images")
+        return pixels
+
+    def read_frame(self, scene_id: str, frame_index: int) -> dict[str, Any]:
+        """One frame: image (H,W,3) uint8, depth_mm (H,W) uint16, panoptic (H,W) uint32,
+        intrinsics (3,3) f8, cam_to_world (4,4) f8, name str, camera str."""
+        camera, index = self.frame_location(scene_id, frame_index)
+        arrays = self._open_scene(scene_id)[camera]
+        frame: dict[str, Any] = self.read_pixels(scene_id, frame_index)
+        frame["intrinsics"] = arrays["intrinsics"][index]
+        frame["cam_to_world"] = arrays["cam_to_world"][index]
         frame["name"] = self._names[scene_id][camera][index]
         frame["camera"] = camera
         return frame
+
+    def camera_matrices(self, scene_id: str) -> dict[str, dict[str, np.ndarray]]:
+        """`{camera: {"intrinsics": (F,3,3), "cam_to_world": (F,4,4)}}`, whole (they are small)."""
+        arrays = self._open_scene(scene_id)
+        return {
+            camera: {name: np.asarray(handles[name][...]) for name in ("intrinsics", "cam_to_world")}
+            for camera, handles in arrays.items()
+            if camera != "_scene"
+        }
+
+    def camera_frame_names(self, scene_id: str) -> dict[str, list[str]]:
+        """`{camera: [frame names in that camera's array order]}`."""
+        self._open_scene(scene_id)
+        return {camera: list(names) for camera, names in self._names[scene_id].items()}
 
     def pairs(self, scene_id: str) -> np.ndarray:
         """(P, 3) float64: frame index a, frame index b (selection order), overlap."""
@@ -106,9 +138,8 @@ class StoreReader:
 
     def frame_names(self, scene_id: str) -> list[str]:
         """Frame names in selection order."""
-        self._open_scene(scene_id)
-        order = self.scene_attrs(scene_id)["frame_order"]
-        return [self._names[scene_id][camera][index] for camera, index in order]
+        names = self.camera_frame_names(scene_id)
+        return [names[camera][index] for camera, index in self.scene_attrs(scene_id)["frame_order"]]
 
     def read_scene_arrays(self, scene_id: str) -> dict[str, dict[str, Any]]:
         """Whole arrays per camera: `{camera: {images, depth_mm, panoptic, intrinsics, cam_to_world, names}}`

@@ -1,7 +1,7 @@
 """Layout and version of the preprocessed-scene store.
 
 STORE/
-  scenes.zarr/                      zarr v3 root group; attrs: schema_version, store_uuid, categories
+  scenes.zarr/                      zarr v3 root group; attrs: schema_version, store_uuid, categories, cls_sep
     scenes/<scene_id>/              one committed group per scene (attrs: see SCENE_ATTR_KEYS)
       pairs                         (P, 3) float64: frame a, frame b (selection order), overlap
       <camera>/                     "dslr" / "iphone": frames that share one image size
@@ -20,6 +20,10 @@ from pathlib import Path
 
 SCHEMA_VERSION = 1
 """Bump whenever arrays, dtypes or attrs change meaning; readers refuse any other version."""
+
+DEFAULT_CLS_SEP = 256
+"""Panoptic id = instance_id * cls_sep + class_id (0 = void): the preprocessing default, and what a store
+without the root attribute `cls_sep` was written with."""
 
 ZARR_DIRNAME = "scenes.zarr"
 SCENES_GROUP = "scenes"

@@ -80,17 +80,12 @@ class TableBuilder:
             return cached[1], cached[2], cached[3]
         attrs = reader.scene_attrs(scene_id)
         split = str(attrs.get("split") or "")
-        scene_arrays = reader._open_scene(scene_id)
-        names = reader._names[scene_id]
-        rows = []
-        intrinsics = {
-            camera: np.asarray(h["intrinsics"][...])
-            for camera, h in scene_arrays.items()
-            if camera != "_scene"
-        }
+        names = reader.camera_frame_names(scene_id)
+        matrices = reader.camera_matrices(scene_id)
         shapes = reader.camera_shapes(scene_id)
+        rows = []
         for frame_index, (camera, index) in enumerate(attrs["frame_order"]):
-            K = intrinsics[camera][index]
+            K = matrices[camera]["intrinsics"][index]
             rows.append(
                 {
                     "scene_id": scene_id,

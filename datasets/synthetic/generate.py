@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from datasets.scannetpp.pairs import write_selected_pairs
+from datasets.scannetpp.pairs import scene_pairs_path, write_selected_pairs
 from datasets.synthetic.covisibility import View, overlap_matrix, point_tracks, select_pairs
 from datasets.synthetic.fisheye import DistortionWarp, make_warp, warp_image
 from datasets.synthetic.geometry import combine, rotation_z
@@ -237,18 +237,23 @@ def generate_dataset(
     ids = scene_ids(seed, num_scenes)
     write_splits(root, *split_scenes(ids))
     for index, scene_id in enumerate(ids):
-        scene = build_scene(config, index, scene_id)
-        final = root / "data" / scene_id
-        staging = root / "data" / f".{scene_id}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        write_scene(staging, scene)
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-        write_selected_pairs(
-            pairs_root / scene_id / "selected_pairs.npz", [f.name for f in scene.frames], scene.pairs
-        )
-        logger.debug("scene %s: %d frames, %d pairs", scene_id, len(scene.frames), len(scene.pairs))
+        generate_scene(config, index, scene_id, root, pairs_root)
         if on_scene is not None:
             on_scene(scene_id, index + 1, num_scenes)
     return ids
+
+
+def generate_scene(config: SynthConfig, index: int, scene_id: str, root: Path, pairs_root: Path) -> None:
+    """Render scene `index` and write it to root/data/<scene_id> (under a temporary name, then one rename:
+    a killed run leaves no half scene) and its pairs into the pairs folder pairs_root. Any
+    process can run it (one scene per process generates a dataset in parallel)."""
+    scene = build_scene(config, index, scene_id)
+    final = root / "data" / scene_id
+    staging = root / "data" / f".{scene_id}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    write_scene(staging, scene)
+    if final.exists():
+        shutil.rmtree(final)
+    staging.rename(final)
+    write_selected_pairs(scene_pairs_path(pairs_root, scene_id), [f.name for f in scene.frames], scene.pairs)
+    logger.debug("scene %s: %d frames, %d pairs", scene_id, len(scene.frames), len(scene.pairs))

@@ -25,8 +25,6 @@ from datasets.training.view_tuples import select_view_tuple
 from datasets.training.vocabulary import class_names_from_categories, global_vocabulary
 
 CLASS_SET_SEPARATOR = ";"
-DEFAULT_CLS_SEP = 256
-"""Panoptic id = instance_id * cls_sep + class_id (the preprocessing default; stores may record another)."""
 
 ImageTransform = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
 
@@ -91,12 +89,12 @@ class StoreViewDataset(Dataset):
         for store in self.stores:
             reader = StoreReader(store)
             self.store_classes.append(class_names_from_categories(reader.categories(), store))
-            self.cls_seps.append(int(reader._root.attrs.get("cls_sep", DEFAULT_CLS_SEP)))
+            self.cls_seps.append(reader.cls_sep())
             self.schema_versions.append(int(reader.schema_version))
         self.class_sets = [CLASS_SET_SEPARATOR.join(names) for names in self.store_classes]
         self.classes = global_vocabulary(self.store_classes)
         self._readers: dict[int, StoreReader] = {}
-        self._cameras: dict[tuple[int, str], dict[str, Any]] = {}
+        self._matrices: dict[tuple[int, str], dict[str, dict[str, np.ndarray]]] = {}
         self._reader_pid = os.getpid()
 
     def __len__(self) -> int:
@@ -105,12 +103,12 @@ class StoreViewDataset(Dataset):
     def __getstate__(self) -> dict[str, Any]:
         # Zarr handles stay in the process that opened them; each loader worker opens its own once.
         state = dict(self.__dict__)
-        state["_readers"], state["_cameras"] = {}, {}
+        state["_readers"], state["_matrices"] = {}, {}
         return state
 
     def _reader(self, store: int) -> StoreReader:
         if self._reader_pid != os.getpid():
-            self._readers, self._cameras, self._reader_pid = {}, {}, os.getpid()
+            self._readers, self._matrices, self._reader_pid = {}, {}, os.getpid()
         reader = self._readers.get(store)
         if reader is None:
             reader = self._readers[store] = StoreReader(self.stores[store])
@@ -139,36 +137,24 @@ class StoreViewDataset(Dataset):
             views.append(view)
         return views
 
-    def _scene_cameras(self, store: int, scene_id: str) -> dict[str, Any]:
-        """Per-scene cache: frame order, array handles and the small per-frame matrices (read once)."""
+    def _scene_matrices(self, store: int, scene_id: str) -> dict[str, dict[str, np.ndarray]]:
+        """Per-scene cache of the small per-frame matrices (read once; pixels are read per frame)."""
         key = (store, scene_id)
-        cached = self._cameras.get(key)
+        cached = self._matrices.get(key)
         if cached is None:
-            reader = self._reader(store)
-            handles = reader._open_scene(scene_id)
-            cached = {
-                "order": reader.scene_attrs(scene_id)["frame_order"],
-                "handles": handles,
-                "intrinsics": {
-                    c: np.asarray(h["intrinsics"][...]) for c, h in handles.items() if c != "_scene"
-                },
-                "poses": {c: np.asarray(h["cam_to_world"][...]) for c, h in handles.items() if c != "_scene"},
-            }
-            self._cameras[key] = cached
+            cached = self._matrices[key] = self._reader(store).camera_matrices(scene_id)
         return cached
 
     def read_frame(self, store: int, scene_id: str, frame_index: int) -> dict[str, np.ndarray]:
         """image (H, W, 3) uint8, depth_mm (H, W) uint16, panoptic (H, W) uint32, intrinsics (3, 3),
         cam_to_world (4, 4): only the three pixel arrays are read per frame."""
-        scene = self._scene_cameras(store, scene_id)
-        camera, index = scene["order"][frame_index]
-        handles = scene["handles"][camera]
+        reader = self._reader(store)
+        camera, index = reader.frame_location(scene_id, frame_index)
+        matrices = self._scene_matrices(store, scene_id)[camera]
         return {
-            "image": handles["images"][index],
-            "depth_mm": handles["depth_mm"][index],
-            "panoptic": handles["panoptic"][index],
-            "intrinsics": scene["intrinsics"][camera][index],
-            "cam_to_world": scene["poses"][camera][index],
+            **reader.read_pixels(scene_id, frame_index),
+            "intrinsics": matrices["intrinsics"][index],
+            "cam_to_world": matrices["cam_to_world"][index],
         }
 
     def _load_view(self, image_id: int, resolution: tuple[int, int], rng: np.random.Generator) -> dict:

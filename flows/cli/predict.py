@@ -25,38 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", required=True, help="output folder (created; existing files are overwritten)"
     )
-    vocab = parser.add_mutually_exclusive_group()
-    vocab.add_argument(
-        "--classes",
-        nargs="+",
-        metavar="SET",
-        default=None,
-        help="built-in class sets to union, in order, repeated names dropped: scannetpp coco ade20k "
-        "(default: the checkpoint's own class names if it has them, else scannetpp)",
-    )
-    vocab.add_argument("--class-names", nargs="+", metavar="NAME", default=None, help="explicit class names")
-    parser.add_argument(
-        "--class-embeddings",
-        default=None,
-        metavar="E.npy",
-        help="precomputed (C, 768) class embeddings; needs --class-names with C names; overrides text embeddings",
-    )
-    parser.add_argument(
-        "--text-embeddings",
-        choices=["auto", "siglip", "hashed"],
-        default="auto",
-        help="how class names become embeddings: siglip (local folder or HF cache), hashed (offline, for "
-        "models trained with it), auto (the checkpoint's choice, else siglip, else hashed with a warning)",
-    )
-    parser.add_argument(
-        "--siglip", default=None, metavar="DIR_OR_ID", help="SigLIP model folder or hub id (offline cache)"
-    )
-    parser.add_argument(
-        "--dino-config",
-        default=None,
-        metavar="J",
-        help="DINOv2 config JSON (transformers Dinov2Config fields) for checkpoints whose sizes cannot be inferred",
-    )
+    _add_vocabulary_arguments(parser)
     parser.add_argument(
         "--num-keyframes",
         type=int,
@@ -106,6 +75,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="evenly thin the exported point cloud to at most this many points (default 2000000)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
+
+
+def _add_vocabulary_arguments(parser: argparse.ArgumentParser) -> None:
+    """The class vocabulary and how its names become embeddings."""
+    vocab = parser.add_mutually_exclusive_group()
+    vocab.add_argument(
+        "--classes",
+        nargs="+",
+        metavar="SET",
+        default=None,
+        help="built-in class sets to union, in order, repeated names dropped: scannetpp coco ade20k "
+        "(default: the checkpoint's own class names if it has them, else scannetpp)",
+    )
+    vocab.add_argument("--class-names", nargs="+", metavar="NAME", default=None, help="explicit class names")
+    parser.add_argument(
+        "--class-embeddings",
+        default=None,
+        metavar="E.npy",
+        help="precomputed (C, 768) class embeddings; needs --class-names with C names; overrides text embeddings",
+    )
+    parser.add_argument(
+        "--text-embeddings",
+        choices=["auto", "siglip", "hashed"],
+        default="auto",
+        help="how class names become embeddings: siglip (local folder or HF cache), hashed (offline, for "
+        "models trained with it), auto (the checkpoint's choice, else siglip, else hashed with a warning)",
+    )
+    parser.add_argument(
+        "--siglip", default=None, metavar="DIR_OR_ID", help="SigLIP model folder or hub id (offline cache)"
+    )
+    parser.add_argument(
+        "--dino-config",
+        default=None,
+        metavar="J",
+        help="DINOv2 config JSON (transformers Dinov2Config fields) for checkpoints whose sizes cannot be inferred",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from flows.cli._common import (
     check_override_syntax,
     prepare_prefect,
 )
+from flows.mlflow_names import PARENT_RUN_TAG
 
 HELP = "the whole pipeline on embedded defaults (what `make run` calls)"
 STATE_FILE = "run_all.json"
@@ -127,8 +128,6 @@ def run(args: argparse.Namespace) -> int:
     runs = Path(args.runs).resolve()
     runs.mkdir(parents=True, exist_ok=True)
     root, store = runs / "synthetic", runs / "stores" / "synthetic"
-    state_path = runs / STATE_FILE
-    state = _read_state(state_path)
     timings: dict[str, float] = {}
     prepare_prefect(runs / "prefect")
 
@@ -138,68 +137,15 @@ def run(args: argparse.Namespace) -> int:
     _say(f"synth: {len(ids)} scenes in {root}" + ("" if written else " (already there)"))
 
     with prefect_api(port=args.prefect_port):
-        from flows.preprocess import run_preprocess  # imports prefect: after the env is set
-
         started = time.perf_counter()
-        summary = run_preprocess(
-            root=str(root),
-            store=str(store),
-            pairs=str(root / "pairs"),
-            target_resolution=args.target_resolution,
-            workers=args.workers,
-        )
+        preprocess(args, root, store)
         timings["preprocess"] = time.perf_counter() - started
-        _say(
-            f"preprocess: {len(summary['done'])} done, {len(summary['skipped'])} unchanged (skipped), "
-            f"{len(summary['failed'])} failed -> {store}"
-        )
-        if summary["failed"]:
-            raise ValueError(
-                f"preprocess failed for {summary['failed']}; see `panst3r status --store {store}`"
-            )
-
-        from flows.evaluate import store_digest
-        from flows.train import train
-
         started = time.perf_counter()
-        train_key = _digest([store_digest(store), args.config, list(args.overrides)])
-        model = Path(state.get("model", ""))
-        if state.get("train_key") == train_key and (model / "config.json").is_file():
-            _say(f"train: reusing {model} (same store content and settings)")
-        else:
-            trained = train(
-                store=str(store),
-                config=args.config,
-                overrides=list(args.overrides),
-                nproc_per_node=1,
-                run_name=f"run-all-{train_key}",
-                runs_dir=str(runs),
-            )
-            model = Path(trained["exported_model"])
-            state.update({"train_key": train_key, "model": str(model), "train_run": trained["run_name"]})
-            state_path.write_text(json.dumps(state, indent=1) + "\n")
-            _say(f"train: {trained['global_step']} steps -> {model}")
+        model = train(args, runs, store)
         timings["train"] = time.perf_counter() - started
-
-        from flows.evaluate import evaluate
-
         started = time.perf_counter()
-        sweep = evaluate(
-            store=str(store),
-            checkpoints=[str(model)],
-            postprocess=list(args.postprocess),
-            keyframes=keyframes,
-            split="val",
-            device=args.device,
-            experiment=EXPERIMENT,
-            runs_dir=str(runs),
-            reuse=True,
-        )
+        sweep = evaluate(args, runs, store, model, keyframes)
         timings["evaluate"] = time.perf_counter() - started
-        _say(
-            f"evaluate: sweep {sweep['parent_run_id']} on {len(sweep['scenes'])} held-out scenes"
-            + (" (reused: nothing changed)" if sweep.get("reused") else "")
-        )
 
     from flows.cli.compare import print_table
     from flows.compare import compare
@@ -207,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     report = compare(
         EXPERIMENT,
-        filter_string=f"tags.mlflow.parentRunId = '{sweep['parent_run_id']}'",
+        filter_string=f"tags.{PARENT_RUN_TAG} = '{sweep['parent_run_id']}'",
         out=runs / "compare",
         runs_dir=runs,
     )
@@ -215,6 +161,78 @@ def run(args: argparse.Namespace) -> int:
     print_table(report.table, EXPERIMENT, top=20)
     _where_to_look(runs, store, report, timings)
     return 0
+
+
+def preprocess(args: argparse.Namespace, root: Path, store: Path) -> None:
+    """The `preprocess` flow on the synthetic scenes (unchanged scenes are skipped by the flow itself)."""
+    from flows.preprocess import run_preprocess  # imports prefect: after the env is set
+
+    summary = run_preprocess(
+        root=str(root),
+        store=str(store),
+        pairs=str(root / "pairs"),
+        target_resolution=args.target_resolution,
+        workers=args.workers,
+    )
+    _say(
+        f"preprocess: {len(summary['done'])} done, {len(summary['skipped'])} unchanged (skipped), "
+        f"{len(summary['failed'])} failed -> {store}"
+    )
+    if summary["failed"]:
+        raise ValueError(f"preprocess failed for {summary['failed']}; see `panst3r status --store {store}`")
+
+
+def train(args: argparse.Namespace, runs: Path, store: Path) -> Path:
+    """The `train` flow, unless a model of the same store content and settings is recorded in the state
+    file; returns the exported model."""
+    from datasets.store.queries import content_hash
+    from flows.train import train as train_flow
+    from panst3r_core.checkpoint.ours import CONFIG_FILE as MODEL_CONFIG_FILE
+
+    state_path = runs / STATE_FILE
+    state = _read_state(state_path)
+    train_key = _digest([content_hash(store), args.config, list(args.overrides)])
+    model = Path(state.get("model", ""))
+    if state.get("train_key") == train_key and (model / MODEL_CONFIG_FILE).is_file():
+        _say(f"train: reusing {model} (same store content and settings)")
+        return model
+    trained = train_flow(
+        store=str(store),
+        config=args.config,
+        overrides=list(args.overrides),
+        nproc_per_node=1,
+        run_name=f"run-all-{train_key}",
+        runs_dir=str(runs),
+    )
+    model = Path(trained["exported_model"])
+    state.update({"train_key": train_key, "model": str(model), "train_run": trained["run_name"]})
+    state_path.write_text(json.dumps(state, indent=1) + "\n")
+    _say(f"train: {trained['global_step']} steps -> {model}")
+    return model
+
+
+def evaluate(
+    args: argparse.Namespace, runs: Path, store: Path, model: Path, keyframes: list[int | None]
+) -> dict[str, Any]:
+    """The `evaluate` flow on the held-out scenes; an identical finished sweep is reused."""
+    from flows.evaluate import evaluate as evaluate_flow
+
+    sweep = evaluate_flow(
+        store=str(store),
+        checkpoints=[str(model)],
+        postprocess=list(args.postprocess),
+        keyframes=keyframes,
+        split="val",
+        device=args.device,
+        experiment=EXPERIMENT,
+        runs_dir=str(runs),
+        reuse=True,
+    )
+    _say(
+        f"evaluate: sweep {sweep['parent_run_id']} on {len(sweep['scenes'])} held-out scenes"
+        + (" (reused: nothing changed)" if sweep.get("reused") else "")
+    )
+    return sweep
 
 
 def _say(line: str) -> None:

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     for store in args.store:
         require_store(store)
     check_override_syntax(args.overrides)
-    from flows.train_run import check_overrides
+    from flows.run_config import check_overrides
 
     check_overrides(args.config, args.overrides)  # fail on a bad key before starting Prefect
     prepare_prefect()

@@ -222,6 +222,8 @@ class DemoApp:
     # -- layout
 
     def build(self) -> gr.Blocks:
+        # Longer than most functions on purpose: gradio places components by the nesting of its `with`
+        # blocks, so the page reads here top to bottom as it shows; split, one page would be scattered.
         # delete_cache: results copied into gradio's cache are removed after an hour (checked every 30 min)
         # and when the server stops, so finished sessions do not accumulate on disk.
         with gr.Blocks(title="PanSt3R Demo", delete_cache=(1800, 3600)) as demo:

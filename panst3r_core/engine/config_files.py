@@ -1,5 +1,8 @@
 """Training configs in conf/train/: selected by name (or a YAML path), overridden by `key=value` pairs.
 
+The presets ship as data of the `conf` package and are found through importlib.resources, the same way in a
+checkout and in an installed wheel.
+
 A file may start with `inherits: <name>` to take another file's values and change a few; the result is
 merged section by section, then overrides are applied, then the typed `TrainConfig` is built (unknown keys
 are an error naming the valid keys).
@@ -8,6 +11,7 @@ are an error naming the valid keys).
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,16 @@ import yaml
 from panst3r_core.config import apply_overrides, from_dict
 from panst3r_core.engine.config import TrainConfig
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf" / "train"
+PRESETS_PACKAGE = "conf"
+TRAIN_PRESETS = "train"
+
+
+def presets_dir() -> Path:
+    """The folder of the training presets (`conf/train`)."""
+    return Path(str(importlib.resources.files(PRESETS_PACKAGE).joinpath(TRAIN_PRESETS)))
+
+
+CONFIG_DIR = presets_dir()
 INHERIT_KEY = "inherits"
 
 
@@ -85,8 +98,3 @@ def _plain(value: Any) -> Any:
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
     """Plain nested dict (lists, no tuples): safe for YAML/JSON and for `from_dict` again."""
     return _plain(dataclasses.asdict(config))
-
-
-def config_to_yaml(config: TrainConfig) -> str:
-    """The resolved config as YAML (what the train flow writes into the run folder)."""
-    return yaml.safe_dump(config_to_dict(config), sort_keys=False)

@@ -16,6 +16,9 @@
 Portrait views are transposed to landscape before the model and every output is transposed back (pointmap x/y
 channels swapped so that frames stay right-handed). This deviates from the official code, which mixes
 portrait and landscape rasters internally.
+
+Each stage is a function of its own (callable alone, e.g. to test or profile it); `run_inference` is the
+driver that chains them under autocast and times them.
 """
 
 from __future__ import annotations
@@ -94,31 +97,58 @@ def _shape_groups(shapes: list[tuple[int, int]], order: Sequence[int]) -> dict[t
     return groups
 
 
-def _swap_xy(points: torch.Tensor) -> torch.Tensor:
-    return points[..., [1, 0, 2]]
+@dataclass
+class SceneViews:
+    """The views as the network sees them: landscape (3, H, W) float32 on the model's device."""
+
+    images: list[torch.Tensor]
+    transposed: list[bool]
+    """Portrait inputs, turned landscape here and turned back in the outputs."""
+    shapes: list[tuple[int, int]]
+    grids: list[tuple[int, int]]
+    """Patch grid (H / patch, W / patch) per view."""
+    max_batch: int
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def groups(self, order: Sequence[int]) -> dict[tuple[int, int], list[int]]:
+        """Views of `order` grouped by shape (views of one shape are batched together)."""
+        return _shape_groups(self.shapes, order)
+
+    def chunks(self, order: Sequence[int]) -> list[list[int]]:
+        """Views of `order` in batches of one shape and at most `max_batch` views."""
+        return [chunk for group in self.groups(order).values() for chunk in _chunks(group, self.max_batch)]
 
 
-@torch.no_grad()
-def run_inference(
-    model: PanSt3R,
-    images: Sequence[torch.Tensor] | torch.Tensor,
-    class_embeddings: torch.Tensor,
-    options: InferenceOptions | None = None,
-) -> InferenceResult:
-    """images: V tensors (3, H, W) in [-1, 1] (H, W multiples of 16; shapes may differ) or (V, 3, H, W);
-    class_embeddings (C, lang) raw or normalised (they are L2-normalised here)."""
-    opts = options or InferenceOptions()
+@dataclass
+class ViewFeatures:
+    """Per-view tokens of the stages before the panoptic head (lists in view order)."""
+
+    enc: list[torch.Tensor]
+    pos: list[torch.Tensor]
+    dec: list[torch.Tensor] = field(default_factory=list)
+    raw: list[torch.Tensor] = field(default_factory=list)
+    """(h, w, 7) raw pointmap head output per view."""
+    dino: list[torch.Tensor] = field(default_factory=list)
+
+
+def check_options(opts: InferenceOptions) -> None:
     if opts.amp is not None and opts.amp not in AMP_DTYPES:
         raise ValueError(f"amp={opts.amp!r}: choose one of {', '.join(AMP_DTYPES)} or None")
     if opts.keyframe_mode not in ("linspace", "retrieval"):
         raise ValueError(f"keyframe_mode={opts.keyframe_mode!r}: choose linspace or retrieval")
     if opts.max_batch < 1:
         raise ValueError(f"max_batch={opts.max_batch} must be at least 1")
-    num_views = len(images)
-    if num_views == 0:
+
+
+def prepare_views(
+    model: PanSt3R, images: Sequence[torch.Tensor] | torch.Tensor, max_batch: int
+) -> SceneViews:
+    """Views on the model's device, portrait ones transposed; ValueError for a shape the network cannot take."""
+    if len(images) == 0:
         raise ValueError("no images given")
     device = next(model.parameters()).device
-    set_memory_efficient_attention(opts.xformers and device.type == "cuda")
     patch = model.patch_size
     transposed = [bool(img.shape[-2] > img.shape[-1]) for img in images]
     views = [
@@ -131,6 +161,215 @@ def run_inference(
             )
     shapes = [tuple(v.shape[1:]) for v in views]
     grids = [(h // patch, w // patch) for h, w in shapes]
+    return SceneViews(views, transposed, shapes, grids, max_batch)
+
+
+@torch.no_grad()
+def encode(model: PanSt3R, views: SceneViews) -> ViewFeatures:
+    """1. MUSt3R encoder tokens and positions of every view."""
+    enc: list[torch.Tensor] = [None] * len(views)  # type: ignore[list-item]
+    pos: list[torch.Tensor] = [None] * len(views)  # type: ignore[list-item]
+    for chunk in views.chunks(range(len(views))):
+        tokens, positions = model.must3r_encoder(torch.stack([views.images[i] for i in chunk]))
+        for j, i in enumerate(chunk):
+            enc[i], pos[i] = tokens[j], positions[j]
+    return ViewFeatures(enc, pos)
+
+
+def select_keyframes(opts: InferenceOptions, features: ViewFeatures) -> list[int]:
+    """2. Evenly spaced keyframes, or diverse ones by retrieval on the pooled encoder tokens."""
+    if opts.keyframe_mode == "retrieval":
+        pooled = torch.stack([e.float().mean(dim=0) for e in features.enc])
+        return retrieval_keyframes(pooled, opts.num_keyframes, opts.retrieval_seed)
+    return linspace_keyframes(len(features.enc), opts.num_keyframes)
+
+
+@torch.no_grad()
+def build_memory(
+    model: PanSt3R,
+    features: ViewFeatures,
+    keyframes: list[int],
+    compute_dtype: torch.dtype,
+    opts: InferenceOptions,
+) -> KVMemory:
+    """3. The MUSt3R memory over the keyframes in keyframe order (update batches [2, 1, 1, ...]); keys and
+    values projected once into buffers sized for all keyframes."""
+    enc, pos = features.enc, features.pos
+    kv_memory = KVMemory(
+        model.must3r_decoder,
+        capacity=sum(enc[i].shape[0] for i in keyframes),
+        dtype=compute_dtype,
+        device=enc[0].device,
+        keep_values=opts.return_intermediates,
+        # Under amp the updates are bound by kernel launches and graphs pay off; in float32 the attention
+        # dominates and the graphs' masked half-capacity buckets cost more than the launches they save
+        # (H100, 100 views: memory stage 0.63 -> 0.35 s in bf16, but 1.72 -> 2.75 s in float32).
+        cuda_graphs=opts.cuda_graphs and compute_dtype != torch.float32,
+    )
+    start = 0
+    for size in memory_batches(len(keyframes)):
+        batch = keyframes[start : start + size]
+        kv_memory.add([enc[i][None] for i in batch], [pos[i][None] for i in batch])
+        start += size
+    return kv_memory
+
+
+@torch.no_grad()
+def render(model: PanSt3R, views: SceneViews, features: ViewFeatures, memory_kv: Any) -> None:
+    """4a. Every view against the frozen keyframe memory: decoder tokens and raw pointmaps (into `features`)."""
+    features.dec = [None] * len(views)  # type: ignore[list-item]
+    features.raw = [None] * len(views)  # type: ignore[list-item]
+    for chunk in views.chunks(range(len(views))):
+        # One batch item holding n views: all their queries attend to the shared memory at once.
+        x = torch.stack([features.enc[i] for i in chunk])[None]
+        p = torch.stack([features.pos[i] for i in chunk])[None]
+        feats, pointmaps = model.must3r_decoder.render(x, p, views.grids[chunk[0]], memory_kv)
+        for j, i in enumerate(chunk):
+            features.dec[i], features.raw[i] = feats[0, j], pointmaps[0, j]
+
+
+@torch.no_grad()
+def dino_tokens(model: PanSt3R, views: SceneViews, features: ViewFeatures) -> None:
+    """4b. DINOv2 tokens of every view (into `features`); views do not interact here."""
+    features.dino = [None] * len(views)  # type: ignore[list-item]
+    for chunk in views.chunks(range(len(views))):
+        tokens = model.dino_encoder(torch.stack([views.images[i] for i in chunk]))
+        for j, i in enumerate(chunk):
+            features.dino[i] = tokens[j]
+
+
+@torch.no_grad()
+def pixel_features(
+    model: PanSt3R, views: SceneViews, features: ViewFeatures, chunk: list[int], compute_dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """5. (upscaler input, 1/16 features, mask features) of a chunk of views of one shape."""
+    pan = model.panoptic_decoder
+    # Concatenated in the compute dtype: the first layer that reads it (a linear, autocast) would round the
+    # float32 encoder tokens to it anyway, so this is the same input at half the bytes.
+    parts = (features.enc, features.dec, features.dino)
+    concat = torch.cat([torch.stack([part[i] for i in chunk]).to(compute_dtype) for part in parts], dim=-1)
+    up_in = pan.upscaler_input(concat, torch.stack([features.pos[i] for i in chunk]))
+    f16, mask_feats = pan.upscale(
+        up_in, torch.stack([views.images[i] for i in chunk]), views.grids[chunk[0]], per_image=True
+    )
+    return up_in, f16, mask_feats
+
+
+@dataclass
+class PanopticFeatures:
+    """Per-view outputs of the panoptic head stages, keyed by view index."""
+
+    f16: dict[int, torch.Tensor] = field(default_factory=dict)
+    upscaler_in: dict[int, torch.Tensor] = field(default_factory=dict)
+    masks: dict[int, torch.Tensor] = field(default_factory=dict)
+    """(Q, H/2, W/2) mask logits."""
+
+
+@torch.no_grad()
+def decode_keyframes(
+    model: PanSt3R,
+    views: SceneViews,
+    features: ViewFeatures,
+    keyframes: list[int],
+    class_embeddings: torch.Tensor,
+    compute_dtype: torch.dtype,
+    clock: StageClock,
+) -> tuple[dict[str, torch.Tensor], PanopticFeatures]:
+    """5-6. Pixel features of the keyframes, then one joint mask-transformer pass over all of them: the
+    mask transformer's outputs (scene class logits, final queries) and the keyframes' masks."""
+    panoptic = PanopticFeatures()
+    mask_feats: dict[int, torch.Tensor] = {}
+    for chunk in views.chunks(keyframes):
+        up_in, f16, masks = pixel_features(model, views, features, chunk, compute_dtype)
+        for j, i in enumerate(chunk):
+            panoptic.f16[i], mask_feats[i], panoptic.upscaler_in[i] = f16[j], masks[j], up_in[j]
+    clock.mark("pixel_features")
+    groups = list(views.groups(keyframes).values())
+    out = model.panoptic_decoder.mask_transformer(
+        [torch.stack([panoptic.f16[i] for i in g])[None] for g in groups],
+        [torch.stack([mask_feats[i] for i in g])[None] for g in groups],
+        class_embeddings,
+    )
+    for g, group_masks in zip(groups, out["pred_masks"]):
+        for j, i in enumerate(g):
+            panoptic.masks[i] = group_masks[0, j]
+    return out, panoptic
+
+
+@torch.no_grad()
+def decode_non_keyframes(
+    model: PanSt3R,
+    views: SceneViews,
+    features: ViewFeatures,
+    non_keyframes: list[int],
+    queries: torch.Tensor,
+    panoptic: PanopticFeatures,
+    compute_dtype: torch.dtype,
+    keep_features: bool,
+) -> None:
+    """7. Masks of the other views from the keyframes' final queries (into `panoptic`)."""
+    pan = model.panoptic_decoder
+    for chunk in views.chunks(non_keyframes):
+        up_in, f16, mask_feats = pixel_features(model, views, features, chunk, compute_dtype)
+        chunk_masks = pan.masks_from_queries(queries, mask_feats[None])[0]
+        for j, i in enumerate(chunk):
+            panoptic.masks[i] = chunk_masks[j]
+            if keep_features:
+                panoptic.f16[i], panoptic.upscaler_in[i] = f16[j], up_in[j]
+
+
+def _original_orientation(
+    views: SceneViews, raw: list[torch.Tensor], masks: dict[int, torch.Tensor]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Float32 pointmaps and masks, portrait views turned back (pointmap x/y channels swapped so that frames
+    stay right-handed)."""
+    pointmaps_out, masks_out = [], []
+    for i in range(len(views)):
+        pm, mask = raw[i].float(), masks[i].float()
+        if views.transposed[i]:
+            pm = pm.transpose(0, 1)[..., [1, 0, 2, 4, 3, 5, 6]]
+            mask = mask.transpose(-1, -2)
+        pointmaps_out.append(pm)
+        masks_out.append(mask)
+    return pointmaps_out, masks_out
+
+
+@torch.no_grad()
+def geometry(pointmaps: list[torch.Tensor], max_batch: int) -> dict[str, Any]:
+    """8. Per view (float32, batched per shape): pts3d, pts3d_local, conf, focal (Weiszfeld) and
+    camera-to-world (weighted Kabsch)."""
+    num_views = len(pointmaps)
+    device = pointmaps[0].device
+    geo: dict[str, Any] = {k: [None] * num_views for k in ("pts3d", "pts3d_local", "conf")}
+    geo["focal"] = torch.zeros(num_views, device=device)
+    geo["cam_to_world"] = torch.zeros(num_views, 4, 4, device=device)
+    out_shapes = [tuple(pm.shape[:2]) for pm in pointmaps]
+    for idx in _shape_groups(out_shapes, range(num_views)).values():
+        for chunk in _chunks(idx, max_batch):
+            act = activate_pointmaps(torch.stack([pointmaps[i] for i in chunk]))
+            chunk_focal = estimate_focal_weiszfeld(act["pts3d_local"])
+            chunk_c2w = camera_to_world(act["pts3d_local"], act["pts3d"], act["conf"])
+            for j, i in enumerate(chunk):
+                geo["focal"][i], geo["cam_to_world"][i] = chunk_focal[j], chunk_c2w[j]
+                for key in ("pts3d", "pts3d_local", "conf"):
+                    geo[key][i] = act[key][j]
+    return geo
+
+
+@torch.no_grad()
+def run_inference(
+    model: PanSt3R,
+    images: Sequence[torch.Tensor] | torch.Tensor,
+    class_embeddings: torch.Tensor,
+    options: InferenceOptions | None = None,
+) -> InferenceResult:
+    """images: V tensors (3, H, W) in [-1, 1] (H, W multiples of 16; shapes may differ) or (V, 3, H, W);
+    class_embeddings (C, lang) raw or normalised (they are L2-normalised here). The stages above, timed."""
+    opts = options or InferenceOptions()
+    check_options(opts)
+    views = prepare_views(model, images, opts.max_batch)
+    device = views.images[0].device
+    set_memory_efficient_attention(opts.xformers and device.type == "cuda")
     cls = model.panoptic_decoder.head_class_embeddings(
         normalize_class_embeddings(class_embeddings).to(device)
     )
@@ -138,144 +377,28 @@ def run_inference(
         torch.autocast(device.type, dtype=AMP_DTYPES[opts.amp]) if opts.amp else contextlib.nullcontext()
     )
     compute_dtype = AMP_DTYPES[opts.amp] if opts.amp else torch.float32
-    enc: list[torch.Tensor] = [None] * num_views  # type: ignore[list-item]
-    pos: list[torch.Tensor] = [None] * num_views  # type: ignore[list-item]
     clock = StageClock(device)
     with autocast:
-        # 1. encoder
-        for idx in _shape_groups(shapes, range(num_views)).values():
-            for chunk in _chunks(idx, opts.max_batch):
-                tokens, positions = model.must3r_encoder(torch.stack([views[i] for i in chunk]))
-                for j, i in enumerate(chunk):
-                    enc[i], pos[i] = tokens[j], positions[j]
-
-        # 2. keyframes
-        if opts.keyframe_mode == "retrieval":
-            pooled = torch.stack([e.float().mean(dim=0) for e in enc])
-            keyframes = retrieval_keyframes(pooled, opts.num_keyframes, opts.retrieval_seed)
-        else:
-            keyframes = linspace_keyframes(num_views, opts.num_keyframes)
-        non_keyframes = sorted(set(range(num_views)) - set(keyframes))
+        features = encode(model, views)
+        keyframes = select_keyframes(opts, features)
+        non_keyframes = sorted(set(range(len(views))) - set(keyframes))
         clock.mark("encoder")
-
-        # 3. memory over the keyframes: keys/values projected once into buffers sized for all keyframes
-        decoder = model.must3r_decoder
-        kv_memory = KVMemory(
-            decoder,
-            capacity=sum(enc[i].shape[0] for i in keyframes),
-            dtype=compute_dtype,
-            device=device,
-            keep_values=opts.return_intermediates,
-            # Under amp the updates are bound by kernel launches and graphs pay off; in float32 the attention
-            # dominates and the graphs' masked half-capacity buckets cost more than the launches they save
-            # (H100, 100 views: memory stage 0.63 -> 0.35 s in bf16, but 1.72 -> 2.75 s in float32).
-            cuda_graphs=opts.cuda_graphs and compute_dtype != torch.float32,
-        )
-        start = 0
-        for size in memory_batches(len(keyframes)):
-            batch = keyframes[start : start + size]
-            kv_memory.add([enc[i][None] for i in batch], [pos[i][None] for i in batch])
-            start += size
+        kv_memory = build_memory(model, features, keyframes, compute_dtype, opts)
         memory_kv = kv_memory.render_kv()
         clock.mark("memory")
-
-        # 4. render + DINO, batched per shape
-        dec: list[torch.Tensor] = [None] * num_views  # type: ignore[list-item]
-        raw: list[torch.Tensor] = [None] * num_views  # type: ignore[list-item]
-        dino: list[torch.Tensor] = [None] * num_views  # type: ignore[list-item]
-        view_chunks = [
-            c
-            for idx in _shape_groups(shapes, range(num_views)).values()
-            for c in _chunks(idx, opts.max_batch)
-        ]
-        for chunk in view_chunks:
-            # One batch item holding n views: all their queries attend to the shared memory at once.
-            x = torch.stack([enc[i] for i in chunk])[None]
-            p = torch.stack([pos[i] for i in chunk])[None]
-            feats, pointmaps = decoder.render(x, p, grids[chunk[0]], memory_kv)
-            for j, i in enumerate(chunk):
-                dec[i], raw[i] = feats[0, j], pointmaps[0, j]
+        render(model, views, features, memory_kv)
         clock.mark("render")
-        for chunk in view_chunks:
-            tokens = model.dino_encoder(torch.stack([views[i] for i in chunk]))
-            for j, i in enumerate(chunk):
-                dino[i] = tokens[j]
+        dino_tokens(model, views, features)
         clock.mark("dino")
-
-        # 5. panoptic pixel features
-        pan = model.panoptic_decoder
-
-        def pixel_features(chunk: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            # Concatenated in the compute dtype: the first layer that reads it (a linear, autocast) would
-            # round the float32 encoder tokens to it anyway, so this is the same input at half the bytes.
-            concat = torch.cat(
-                [torch.stack([part[i] for i in chunk]).to(compute_dtype) for part in (enc, dec, dino)], dim=-1
-            )
-            up_in = pan.upscaler_input(concat, torch.stack([pos[i] for i in chunk]))
-            f16, mask_feats = pan.upscale(
-                up_in, torch.stack([views[i] for i in chunk]), grids[chunk[0]], per_image=True
-            )
-            return up_in, f16, mask_feats
-
-        f16: dict[int, torch.Tensor] = {}
-        kf_mask_feats: dict[int, torch.Tensor] = {}
-        upscaler_in: dict[int, torch.Tensor] = {}
-        kf_groups = _shape_groups(shapes, keyframes)
-        for idx in kf_groups.values():
-            for chunk in _chunks(idx, opts.max_batch):
-                up_in, f, m = pixel_features(chunk)
-                for j, i in enumerate(chunk):
-                    f16[i], kf_mask_feats[i], upscaler_in[i] = f[j], m[j], up_in[j]
-        clock.mark("pixel_features")
-
-        # 6. joint mask transformer over the keyframes
-        groups = list(kf_groups.values())
-        out = pan.mask_transformer(
-            [torch.stack([f16[i] for i in g])[None] for g in groups],
-            [torch.stack([kf_mask_feats[i] for i in g])[None] for g in groups],
-            cls,
-        )
-        masks: list[torch.Tensor] = [None] * num_views  # type: ignore[list-item]
-        for g, group_masks in zip(groups, out["pred_masks"]):
-            for j, i in enumerate(g):
-                masks[i] = group_masks[0, j]
+        out, panoptic = decode_keyframes(model, views, features, keyframes, cls, compute_dtype, clock)
         queries = out["out_queries"]
-        del kf_mask_feats
         clock.mark("mask_transformer")
-
-        # 7. non-keyframes from the final keyframe queries
-        for idx in _shape_groups(shapes, non_keyframes).values():
-            for chunk in _chunks(idx, opts.max_batch):
-                up_in, f, m = pixel_features(chunk)
-                chunk_masks = pan.masks_from_queries(queries, m[None])[0]
-                for j, i in enumerate(chunk):
-                    masks[i] = chunk_masks[j]
-                    if opts.return_intermediates:
-                        f16[i], upscaler_in[i] = f[j], up_in[j]
+        decode_non_keyframes(
+            model, views, features, non_keyframes, queries, panoptic, compute_dtype, opts.return_intermediates
+        )
         clock.mark("non_keyframes")
-
-    # 8. geometry (float32), back to the original orientation, batched per output shape
-    pointmaps_out, masks_out = [], []
-    for i in range(num_views):
-        pm, mask = raw[i].float(), masks[i].float()
-        if transposed[i]:
-            pm = pm.transpose(0, 1)[..., [1, 0, 2, 4, 3, 5, 6]]
-            mask = mask.transpose(-1, -2)
-        pointmaps_out.append(pm)
-        masks_out.append(mask)
-    geo: dict[str, list[torch.Tensor]] = {k: [None] * num_views for k in ("pts3d", "pts3d_local", "conf")}  # type: ignore[misc]
-    focal = torch.zeros(num_views, device=device)
-    c2w = torch.zeros(num_views, 4, 4, device=device)
-    out_shapes = [tuple(pm.shape[:2]) for pm in pointmaps_out]
-    for idx in _shape_groups(out_shapes, range(num_views)).values():
-        for chunk in _chunks(idx, opts.max_batch):
-            act = activate_pointmaps(torch.stack([pointmaps_out[i] for i in chunk]))
-            chunk_focal = estimate_focal_weiszfeld(act["pts3d_local"])
-            chunk_c2w = camera_to_world(act["pts3d_local"], act["pts3d"], act["conf"])
-            for j, i in enumerate(chunk):
-                focal[i], c2w[i] = chunk_focal[j], chunk_c2w[j]
-                for key in geo:
-                    geo[key][i] = act[key][j]
+    pointmaps_out, masks_out = _original_orientation(views, features.raw, panoptic.masks)
+    geo = geometry(pointmaps_out, opts.max_batch)
     clock.mark("geometry")
     result = InferenceResult(
         keyframes=list(keyframes),
@@ -284,8 +407,8 @@ def run_inference(
         pts3d=geo["pts3d"],
         pts3d_local=geo["pts3d_local"],
         conf=geo["conf"],
-        focal=focal,
-        cam_to_world=c2w,
+        focal=geo["focal"],
+        cam_to_world=geo["cam_to_world"],
         class_logits=out["pred_logits"][0].float(),
         mask_logits=masks_out,
         out_queries=queries[:, 0].float(),
@@ -293,13 +416,13 @@ def run_inference(
     )
     if opts.return_intermediates:
         result.intermediates = {
-            "enc_tokens": enc,
-            "enc_pos": pos,
+            "enc_tokens": features.enc,
+            "enc_pos": features.pos,
             "memory": kv_memory.decoder_memory(),
-            "dec_feats": dec,
-            "dino_tokens": dino,
-            "f16": [f16.get(i) for i in range(num_views)],
-            "upscaler_in": [upscaler_in.get(i) for i in range(num_views)],
+            "dec_feats": features.dec,
+            "dino_tokens": features.dino,
+            "f16": [panoptic.f16.get(i) for i in range(len(views))],
+            "upscaler_in": [panoptic.upscaler_in.get(i) for i in range(len(views))],
         }
     if opts.output_device is not None:
         result = _move(result, torch.device(opts.output_device))

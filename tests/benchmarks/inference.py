@@ -27,12 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere, with or without `pip install -e .`
-    sys.path.insert(0, str(REPO_ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 PRECISION_TO_AMP = {"fp32": "none", "bf16": "bf16", "fp16": "fp16"}
 
@@ -143,6 +139,41 @@ def run_one(predictor, views, embeddings, class_names, num_keyframes, postproces
     return {"seconds": seconds, "timings": recon.timings, "segments": len(recon.segments)}
 
 
+def measure(args, predictor, views, embeddings, class_names, num_keyframes: int, device) -> dict:
+    """Timings of one configuration (median of the repeats after the warm-up), or its out-of-memory error."""
+    try:
+        for _ in range(args.warmup):
+            run_one(predictor, views, embeddings, class_names, num_keyframes, args.postprocess, device)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        runs = [
+            run_one(predictor, views, embeddings, class_names, num_keyframes, args.postprocess, device)
+            for _ in range(max(1, args.repeats))
+        ]
+    except torch.cuda.OutOfMemoryError as exc:  # one configuration too large: record and go on
+        return {"error": f"out of memory: {str(exc).splitlines()[0]}"}
+    seconds = statistics.median(r["seconds"] for r in runs)
+    median_stage = {
+        stage: statistics.median(r["timings"].get(stage, 0.0) for r in runs) for stage in runs[0]["timings"]
+    }
+    return {
+        "end_to_end_s": round(seconds, 4),
+        "images_per_s": round(len(views) / seconds, 2),
+        "forward_s": round(median_stage.get("inference", float("nan")), 4),
+        # the official table's images/s is views / forward time (post-processing excluded)
+        "forward_images_per_s": round(len(views) / median_stage["inference"], 2)
+        if median_stage.get("inference")
+        else None,
+        "postprocess_s": round(median_stage.get("postprocess", float("nan")), 4),
+        "stages_s": {k: round(v, 4) for k, v in median_stage.items()},
+        "segments": runs[-1]["segments"],
+        "runs_s": [round(r["seconds"], 4) for r in runs],
+        "peak_gpu_mem_gib": (
+            round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
+        ),
+    }
+
+
 def benchmark(args: argparse.Namespace) -> dict:
     from panst3r_core.predictor import Predictor
 
@@ -175,51 +206,10 @@ def benchmark(args: argparse.Namespace) -> dict:
                     "keyframes": num_keyframes,
                     "resolution": f"{args.width}x{args.height}",
                 }
-                try:
-                    for _ in range(args.warmup):
-                        run_one(
-                            predictor, views, embeddings, class_names, num_keyframes, args.postprocess, device
-                        )
-                    if device.type == "cuda":
-                        torch.cuda.reset_peak_memory_stats(device)
-                    runs = [
-                        run_one(
-                            predictor, views, embeddings, class_names, num_keyframes, args.postprocess, device
-                        )
-                        for _ in range(max(1, args.repeats))
-                    ]
-                except torch.cuda.OutOfMemoryError as exc:  # one configuration too large: record and go on
-                    row["error"] = f"out of memory: {str(exc).splitlines()[0]}"
-                    results.append(row)
-                    print_row(row)
+                row.update(measure(args, predictor, views, embeddings, class_names, num_keyframes, device))
+                if "error" in row:
                     torch.cuda.empty_cache()
-                    continue
-                seconds = statistics.median(r["seconds"] for r in runs)
-                median_stage = {
-                    stage: statistics.median(r["timings"].get(stage, 0.0) for r in runs)
-                    for stage in runs[0]["timings"]
-                }
-                row.update(
-                    {
-                        "end_to_end_s": round(seconds, 4),
-                        "images_per_s": round(num_views / seconds, 2),
-                        "forward_s": round(median_stage.get("inference", float("nan")), 4),
-                        # the official table's images/s is views / forward time (post-processing excluded)
-                        "forward_images_per_s": round(num_views / median_stage["inference"], 2)
-                        if median_stage.get("inference")
-                        else None,
-                        "postprocess_s": round(median_stage.get("postprocess", float("nan")), 4),
-                        "stages_s": {k: round(v, 4) for k, v in median_stage.items()},
-                        "segments": runs[-1]["segments"],
-                        "runs_s": [round(r["seconds"], 4) for r in runs],
-                        "peak_gpu_mem_gib": (
-                            round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-                            if device.type == "cuda"
-                            else None
-                        ),
-                    }
-                )
-                if args.profile:
+                elif args.profile:
                     table = Path(args.profile) / f"profile_{variant}_{precision}_{num_views}views.txt"
                     profile_one(
                         predictor,

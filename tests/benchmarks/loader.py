@@ -12,6 +12,7 @@ runs/benchmarks/loader.json).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -20,17 +21,22 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(REPO_ROOT))
+import torch
+from torch.utils.data import DataLoader
 
-import torch  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
+from datasets.training.collate import collate_views
+from datasets.training.dataset import StoreViewDataset
+from panst3r_core.engine.sampler import BatchedViewSampler
 
-from datasets.training.collate import collate_views  # noqa: E402
-from datasets.training.dataset import StoreViewDataset  # noqa: E402
-from datasets.training.toy_store import write_toy_store  # noqa: E402
-from panst3r_core.engine.sampler import BatchedViewSampler  # noqa: E402
+TOY_STORE = Path(__file__).resolve().parents[1] / "toy_store.py"
+"""Test support, not part of the library: loaded from its file."""
+
+
+def write_toy_store(*args, **kwargs) -> Path:
+    spec = importlib.util.spec_from_file_location("toy_store", TOY_STORE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write_toy_store(*args, **kwargs)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

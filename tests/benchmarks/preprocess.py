@@ -20,8 +20,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,37 +55,41 @@ def machine_description() -> str:
 
 def main() -> int:
     args = parse_args()
-    import pandas as pd
-
-    from flows.prefect_env import (
-        LocalServer,
-        configure_prefect_env,
-        drain_prefect_clients,
-        free_port,
-        quiet_chatty_loggers,
-    )
+    from flows.prefect_env import configure_prefect_env, quiet_chatty_loggers
 
     work = Path(tempfile.mkdtemp(prefix="panst3r_bench_"))
     configure_prefect_env(work / "prefect")
     quiet_chatty_loggers()
-    if args.root:
-        root, pairs = Path(args.root), Path(args.pairs) if args.pairs else None
-    else:
-        from datasets.synthetic.generate import generate_dataset
+    try:
+        root, pairs = benchmark_inputs(args, work)
+        rows = measure_workers(args, root, pairs, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(args, rows)
+    return 0
 
-        root, pairs = work / "root", work / "pairs"
-        started = time.perf_counter()
-        kwargs = {"image_size": tuple(args.image_size)} if args.image_size else {}
-        generate_dataset(
-            out_root=root,
-            num_scenes=args.scenes,
-            seed=args.seed,
-            frames=args.frames,
-            iphone=False,
-            pairs_dir=pairs,
-            **kwargs,
-        )
-        print(f"generated {args.scenes} scenes in {time.perf_counter() - started:.1f} s under {root}")
+
+def benchmark_inputs(args: argparse.Namespace, work: Path) -> tuple[Path, Path | None]:
+    """(ScanNet++ root, pairs folder): --root, or synthetic scenes generated into `work`."""
+    if args.root:
+        return Path(args.root), Path(args.pairs) if args.pairs else None
+    from datasets.synthetic.generate import generate_dataset
+
+    root, pairs = work / "root", work / "pairs"
+    started = time.perf_counter()
+    kwargs = {"image_size": tuple(args.image_size)} if args.image_size else {}
+    generate_dataset(
+        out_root=root, num_scenes=args.scenes, seed=args.seed, frames=args.frames, iphone=False, pairs_dir=pairs,
+        **kwargs,
+    )  # fmt: skip
+    print(f"generated {args.scenes} scenes in {time.perf_counter() - started:.1f} s under {root}")
+    return root, pairs
+
+
+def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, work: Path) -> list[dict]:
+    """The flow into a fresh store per worker count, all against one Prefect server."""
+    from datasets.store.tables import read_table
+    from flows.prefect_env import LocalServer, drain_prefect_clients, free_port
 
     server = LocalServer(free_port()).start()
     os.environ["PREFECT_API_URL"] = server.api_url
@@ -109,7 +111,7 @@ def main() -> int:
             if summary["failed"]:
                 raise SystemExit(f"benchmark scenes failed: {summary['failed']}")
             frames = summary["frames"]
-            scenes_table = pd.read_parquet(Path(store) / "tables" / "scenes.parquet")
+            scenes_table = read_table(store, "scenes")
             stages = {
                 c.removeprefix("seconds_"): round(float(scenes_table[c].sum()) / frames, 4)
                 for c in scenes_table
@@ -131,8 +133,11 @@ def main() -> int:
     finally:
         drain_prefect_clients()
         server.stop()
-        shutil.rmtree(work, ignore_errors=True)
+    return rows
 
+
+def report(args: argparse.Namespace, rows: list[dict]) -> None:
+    """The table on stdout and, with the settings and the machine, as JSON and Markdown under --out."""
     slowest = sorted(rows[0]["task_seconds_per_frame_by_stage"].items(), key=lambda kv: -kv[1])[:5]
     print("task seconds per frame by stage (1st run):", ", ".join(f"{k} {v:.3f}" for k, v in slowest))
     base = rows[0]["frames_per_second"]
@@ -155,7 +160,6 @@ def main() -> int:
         f"preprocess benchmark on {machine} ({settings})\n\n{table}\n"
     )
     print(f"results written to {out}/preprocess-{stamp}.json and .md")
-    return 0
 
 
 if __name__ == "__main__":

@@ -22,19 +22,25 @@ fits in that wall time):
 Stages:
   generate    --train-scenes + --val-scenes synthetic scenes (ScanNet++ layout, explicit train/val split
               files), one process per scene.
-  preprocess  every scene into a Zarr store at --target-resolution with the library's `run_scene`, one
-              process (one renderer) per scene; then the Parquet tables.
-  train       `torchrun --standalone -m flows.torchrun_worker` on WORK/run with the resolved config
-              (--config plus --set overrides). Each call trains at most --train-minutes (the engine's
+  preprocess  every new or changed scene (content hashes, as the `preprocess` flow decides) into a Zarr
+              store at --target-resolution with the library's `run_scene`, one process (one renderer) per
+              scene; then the store's finalisation (vocabulary, cls_sep, Parquet tables).
+  train       the run-folder launcher (`flows.run_folder`: torchrun on `flows.torchrun_worker`, as the
+              `train` flow launches it) on WORK/run with the resolved config (--config plus --set
+              overrides, `flows.run_config`). Each call trains at most --train-minutes (the engine's
               `training.time_budget_s`: it stops at an optimizer step and writes checkpoint-last). The number
               of epochs is planned so that the whole cosine schedule takes --total-train-minutes of training,
               from the step rate measured in earlier calls; a call that also evaluates plans the schedule to
               end within its own budget. `--epochs N` fixes the schedule instead.
-  evaluate    the exported model (or, if training is unfinished, checkpoint-last) on the held-out scenes:
-              scene-level PQ (PanSt3R / Panoptic Lifting protocol) and per-image COCO PQ, for every
+  evaluate    the exported model (or, if training is unfinished, checkpoint-last) on the held-out scenes,
+              with the library's sweep of one configuration (`datasets.evaluation.sweep`): scene-level PQ (PanSt3R / Panoptic Lifting protocol) and per-image COCO PQ, for every
               --postprocess x --eval-keyframes, a per-class table, and the first setting on
               --eval-train-scenes training scenes (the generalisation gap); prints them and writes
               WORK/accuracy.json.
+
+Needs the project importable (installed, or the repository root on PYTHONPATH) and neither Prefect nor
+MLflow: it drives the same library functions as the flows. Project imports sit inside the stages, so
+that the generate and preprocess process pools start light.
 """
 
 from __future__ import annotations
@@ -43,18 +49,13 @@ import argparse
 import json
 import multiprocessing
 import os
-import shutil
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # run as a script: the project's packages are not installed there
+DEFAULT_WORK = Path(__file__).resolve().parents[2] / "runs" / "synthetic_accuracy"
 
 STAGES = ("generate", "preprocess", "train", "evaluate")
 GENERATED_MARKER = "generated.json"
@@ -133,26 +134,18 @@ def _pool(workers: int):
 
 
 def _generate_scene(task: dict) -> tuple[str, float]:
-    """One scene in its own process: render, write under a temporary name, rename, write its pairs."""
+    """One scene in its own process (the library's `generate_scene`)."""
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
-    from datasets.scannetpp.pairs import write_selected_pairs
-    from datasets.synthetic.generate import SynthConfig, build_scene
-    from datasets.synthetic.writer import write_scene
+    from datasets.synthetic.generate import SynthConfig, generate_scene
 
     started = time.perf_counter()
     config = SynthConfig(**task["config"])
-    scene_id, root, pairs = task["scene_id"], Path(task["root"]), Path(task["pairs"])
-    scene = build_scene(config, task["index"], scene_id)
-    final, staging = root / "data" / scene_id, root / "data" / f".{scene_id}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    write_scene(staging, scene)
-    shutil.rmtree(final, ignore_errors=True)
-    staging.rename(final)
-    write_selected_pairs(pairs / scene_id / "selected_pairs.npz", [f.name for f in scene.frames], scene.pairs)
-    return scene_id, time.perf_counter() - started
+    generate_scene(config, task["index"], task["scene_id"], Path(task["root"]), Path(task["pairs"]))
+    return task["scene_id"], time.perf_counter() - started
 
 
 def stage_generate(args: argparse.Namespace, layout: WorkLayout) -> dict:
+    from datasets.scannetpp.pairs import scene_pairs_path
     from datasets.synthetic.generate import SynthConfig, scene_ids
     from datasets.synthetic.writer import write_metadata, write_splits
 
@@ -188,7 +181,7 @@ def stage_generate(args: argparse.Namespace, layout: WorkLayout) -> dict:
             "pairs": str(layout.pairs),
         }
         for index, scene_id in enumerate(ids)
-        if not (layout.pairs / scene_id / "selected_pairs.npz").is_file()
+        if not scene_pairs_path(layout.pairs, scene_id).is_file()
         or not (layout.root / "data" / scene_id).is_dir()
     ]
     started = time.perf_counter()
@@ -212,22 +205,32 @@ def stage_generate(args: argparse.Namespace, layout: WorkLayout) -> dict:
 
 
 def _preprocess_scene(task: dict) -> dict:
+    """One scene in its own process (the library's `run_scene`); a failure comes back as its reason."""
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     from datasets.preprocess.result import PreprocessConfig
-    from datasets.store.scene_job import run_scene
+    from datasets.preprocess.scene_job import failure_reason, run_scene
 
     config = PreprocessConfig(**task["config"])
-    return run_scene(task["root"], task["store"], task["scene_id"], config, task["pairs"], task["split"])
+    try:
+        return run_scene(
+            task["root"],
+            task["store"],
+            task["scene_id"],
+            config,
+            task["pairs"],
+            task["split"],
+            task["source_hash"],
+        )
+    except Exception as exc:  # noqa: BLE001 - recorded as the scene's failure, as the preprocess flow does
+        return {"scene_id": task["scene_id"], "error": type(exc).__name__, "reason": failure_reason(exc)}
 
 
 def stage_preprocess(args: argparse.Namespace, layout: WorkLayout, generated: dict) -> dict:
     from datasets.preprocess.result import PreprocessConfig
-    from datasets.store import hashing
+    from datasets.preprocess.scene_job import plan_scenes
+    from datasets.store.finalize import finalize_store
     from datasets.store.lock import store_lock
-    from datasets.store.reader import read_scene_attrs
-    from datasets.store.schema import StoreLayout
-    from datasets.store.tables import CurrentVersion, TableBuilder
-    from datasets.store.writer import open_or_create_store, set_categories, sweep_staging
+    from datasets.store.writer import open_or_create_store, sweep_staging
 
     settings = {"target_resolution": args.target_resolution, "generated": generated["settings"]}
     done = finished_stage(layout.preprocessed_marker, settings, "preprocessed")
@@ -240,38 +243,28 @@ def stage_preprocess(args: argparse.Namespace, layout: WorkLayout, generated: di
     with store_lock(layout.store):
         open_or_create_store(layout.store)
         sweep_staging(layout.store)
-        store_layout = StoreLayout(layout.store)
-        todo = [
+        plan = plan_scenes(layout.store, layout.root, list(splits), layout.pairs, config)
+        tasks = [
             {
                 "config": asdict(config),
                 "root": str(layout.root),
                 "store": str(layout.store),
-                "scene_id": scene_id,
+                "scene_id": scene.scene_id,
                 "pairs": str(layout.pairs),
-                "split": split,
+                "split": splits[scene.scene_id],
+                "source_hash": scene.source_hash,
             }
-            for scene_id, split in splits.items()
-            if not (store_layout.scene_dir(scene_id) / "zarr.json").is_file()
+            for scene in plan.to_run
         ]
-        say(f"preprocess: {len(todo)} of {len(splits)} scenes to write with {args.workers} processes")
-        frames = 0
-        with _pool(min(args.workers, max(len(todo), 1))) as pool:
-            for count, result in enumerate(pool.imap_unordered(_preprocess_scene, todo), 1):
-                frames += int(result["frames"])
-                if count % 8 == 0 or count == len(todo):
-                    say(f"preprocess: {count}/{len(todo)} scenes, {frames} frames")
-        committed = store_layout.committed_scene_ids()
-        missing = sorted(set(splits) - set(committed))
-        if missing:
-            raise RuntimeError(f"preprocess: scenes {missing} are not in {layout.store}")
-        categories = read_scene_attrs(store_layout, committed[0]).get("categories")
-        set_categories(layout.store, categories, cls_sep=config.cls_sep)
-        tables = TableBuilder(layout.store).write(
-            CurrentVersion(hashing.config_hash(config), hashing.code_version())
-        )
+        say(f"preprocess: {len(tasks)} of {len(splits)} scenes to write with {args.workers} processes")
+        _run_preprocess_tasks(args.workers, tasks, layout)
+        tables = finalize_store(layout.store, config.cls_sep, plan.current_version())
+    failed = tables["scenes"].loc[tables["scenes"]["status"] == "failed", ["scene_id", "error"]]
+    if len(failed):
+        raise RuntimeError(f"preprocess: {len(failed)} scene(s) failed: {failed.to_dict('records')}")
     done = {
         "settings": settings,
-        "scenes": len(committed),
+        "scenes": int(tables["scenes"].shape[0]),
         "frames": int(tables["frames"].shape[0]),
         "pairs": int(tables["pairs"].shape[0]),
         "seconds": round(time.perf_counter() - started, 2),
@@ -281,6 +274,25 @@ def stage_preprocess(args: argparse.Namespace, layout: WorkLayout, generated: di
         f"preprocess: {done['scenes']} scenes, {done['frames']} frames, {done['pairs']} pairs in {done['seconds']:.0f} s"
     )
     return done
+
+
+def _run_preprocess_tasks(workers: int, tasks: list[dict], layout: WorkLayout) -> None:
+    """The scene tasks in a process pool; each outcome is recorded in the store as the flow records it."""
+    from datasets.store.failures import clear_failure, write_failure
+    from datasets.store.schema import StoreLayout
+
+    store_layout = StoreLayout(layout.store)
+    frames = 0
+    with _pool(min(workers, max(len(tasks), 1))) as pool:
+        for count, result in enumerate(pool.imap_unordered(_preprocess_scene, tasks), 1):
+            if "error" in result:
+                write_failure(store_layout, result["scene_id"], result["error"], result["reason"], attempt=1)
+                say(f"preprocess: scene {result['scene_id']} failed: {result['reason']}")
+                continue
+            clear_failure(store_layout, result["scene_id"])
+            frames += int(result["frames"])
+            if count % 8 == 0 or count == len(tasks):
+                say(f"preprocess: {count}/{len(tasks)} scenes, {frames} frames")
 
 
 # ------------------------------------------------------------------------------------------------- train
@@ -328,24 +340,6 @@ def plan_epochs(
     return max(started_epochs, round(total_steps / steps_per_epoch), 1)
 
 
-def resolve_run_config(args: argparse.Namespace, layout: WorkLayout) -> dict:
-    """The run's config: resolved from --config once, then kept (later --set overrides apply on top)."""
-    from panst3r_core.config import apply_overrides, from_dict
-    from panst3r_core.engine.config import TrainConfig
-    from panst3r_core.engine.config_files import config_to_dict, load_train_config
-
-    path = layout.run / "config.json"
-    managed = [
-        f"data.stores={json.dumps([str(layout.store)])}",
-        "data.split=train",
-        f"training.output_dir={json.dumps(str(layout.run))}",
-    ]
-    if path.is_file():
-        resolved = apply_overrides(_read_json(path), [*args.overrides, *managed])
-        return config_to_dict(from_dict(TrainConfig, resolved, where=str(path)))
-    return config_to_dict(load_train_config(args.config, [*args.overrides, *managed]))
-
-
 def checkpoint_progress(layout: WorkLayout) -> dict:
     from panst3r_core.engine.checkpointing import find_resume_checkpoint, read_progress
 
@@ -355,55 +349,15 @@ def checkpoint_progress(layout: WorkLayout) -> dict:
     return asdict(read_progress(checkpoint))
 
 
-def steps_per_epoch_of(config: dict, nproc: int) -> int:
-    training = config["training"]
-    steps = config["data"]["samples_per_epoch"] // (training["batch_size"] * nproc) // training["accum_iter"]
-    if training.get("max_steps_per_epoch"):
-        steps = min(steps, training["max_steps_per_epoch"])
+def steps_per_epoch_of(config: Any, nproc: int) -> int:
+    """Optimizer steps per epoch of a TrainConfig on `nproc` ranks."""
+    training = config.training
+    steps = config.data.samples_per_epoch // (training.batch_size * nproc) // training.accum_iter
+    if training.max_steps_per_epoch:
+        steps = min(steps, training.max_steps_per_epoch)
     if steps < 1:
         raise ValueError("data.samples_per_epoch is too small for one optimizer step; raise it with --set")
     return steps
-
-
-def _launch_torchrun(layout: WorkLayout, nproc: int, timeout_s: float) -> int:
-    env = dict(os.environ)
-    for key in ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI"):  # no MLflow here: the worker logs to metrics.jsonl
-        env.pop(key, None)
-    env.update(
-        {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
-    )
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    env.setdefault("OMP_NUM_THREADS", "4")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
-    command += ["-m", "flows.torchrun_worker", "--run-dir", str(layout.run)]
-    say("train: " + " ".join(command[1:]))
-    with open(layout.run / "torchrun.log", "a") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-        )
-        # A thread copies the output (a line every print_freq steps) so that a silent hang still times out.
-        echo = threading.Thread(target=_copy_lines, args=(process.stdout, log), daemon=True)
-        echo.start()
-        try:
-            code = process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            say(f"train: torchrun still running {TRAIN_GRACE_S:.0f} s past its budget; terminating it")
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            code = -1
-        echo.join(timeout=10)
-    return code
-
-
-def _copy_lines(stream, log) -> None:
-    for line in stream:
-        log.write(line)
-        log.flush()
-        print(line.rstrip(), flush=True)
 
 
 def train_budget_seconds(args: argparse.Namespace, call_started: float, final_call: bool) -> float:
@@ -417,55 +371,34 @@ def train_budget_seconds(args: argparse.Namespace, call_started: float, final_ca
 
 
 def stage_train(args: argparse.Namespace, layout: WorkLayout, final_call: bool, call_started: float) -> dict:
-    result_path = layout.run / "result.json"
-    if (layout.run / "model-final" / "config.json").is_file():
-        _, _, steps = evaluated_model(layout)
-        say(f"train: skipped (finished at step {steps}; {layout.run / 'model-final'})")
-        return {"global_step": steps, "finished": True}
-    layout.run.mkdir(parents=True, exist_ok=True)
-    config = resolve_run_config(args, layout)
+    from flows.run_config import resolve_run_config, write_run_config
+    from flows.run_folder import EXPORT_DIRNAME, finished_export
+
+    finished = finished_export(layout.run)
+    if finished is not None:
+        say(f"train: skipped (finished at step {finished[1]}; {finished[0]})")
+        return {"global_step": finished[1], "finished": True}
+    # the run's config is resolved from --config once, then kept (later --set overrides apply on top)
+    overrides = [*args.overrides, "data.split=train"]
+    config = resolve_run_config(layout.run, [layout.store], args.config, overrides, keep_folder_config=True)
     per_epoch = steps_per_epoch_of(config, args.nproc)
     progress = checkpoint_progress(layout)
-    calls = training_calls(layout)
-    rate = measured_steps_per_second(calls)
     budget_s = train_budget_seconds(args, call_started, final_call)
     if args.call_minutes is not None and budget_s < min(30.0, args.train_minutes * 60.0) and not final_call:
         say(f"train: skipped in this call (only {budget_s:.0f} s of --call-minutes left for training)")
         return {"global_step": progress["global_step"], "finished": False}
-    if args.epochs is not None:
-        epochs = args.epochs
-        why = "--epochs"
-    else:
-        used_rate = rate if rate is not None else args.assumed_steps_per_s
-        epochs = plan_epochs(
-            per_epoch,
-            progress["global_step"],
-            progress["epoch"],
-            progress["batch"],
-            used_rate,
-            args.total_train_minutes * 60.0,
-            budget_s,
-            final_call,
-        )
-        source = "measured" if rate is not None else "assumed (--assumed-steps-per-s)"
-        why = f"{used_rate:.2f} steps/s {source}, {args.total_train_minutes:g} min in all"
-        if final_call:
-            why += f", ending within this call's {budget_s / 60:.1f} min"
-    config["training"]["epochs"] = int(epochs)
-    config["training"]["time_budget_s"] = budget_s
-    _write_json(layout.run / "config.json", config)
+    epochs, why = planned_epochs(args, layout, per_epoch, progress, budget_s, final_call)
+    config.training.epochs = int(epochs)
+    config.training.time_budget_s = budget_s
+    write_run_config(layout.run, config)
     say(
         f"train: {epochs} epochs x {per_epoch} steps = {epochs * per_epoch} steps ({why}); now at step "
         f"{progress['global_step']} (epoch {progress['epoch']}, batch {progress['batch']}); "
         f"this call trains at most {budget_s / 60:.1f} min"
     )
-    result_path.unlink(missing_ok=True)
     started = time.perf_counter()
-    code = _launch_torchrun(layout, args.nproc, budget_s + TRAIN_GRACE_S)
+    result = _launch_training(args, layout, budget_s + TRAIN_GRACE_S)
     wall = time.perf_counter() - started
-    if code != 0 or not result_path.is_file():
-        raise RuntimeError(f"train: torchrun exited with {code}; see {layout.run / 'torchrun.log'}")
-    result = _read_json(result_path)
     call = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "start_step": result["start_step"],
@@ -483,25 +416,63 @@ def stage_train(args: argparse.Namespace, layout: WorkLayout, final_call: bool, 
     say(
         f"train: {steps} steps in {call['loop_seconds']:.0f} s of loop ({steps / max(call['loop_seconds'], 1e-9):.2f} "
         f"steps/s), {wall:.0f} s wall; {'finished' if result['finished'] else 'unfinished: run again to resume'}"
+        + (f" ({layout.run / EXPORT_DIRNAME})" if result["finished"] else "")
     )
     return result
+
+
+def planned_epochs(
+    args: argparse.Namespace,
+    layout: WorkLayout,
+    per_epoch: int,
+    progress: dict,
+    budget_s: float,
+    final_call: bool,
+) -> tuple[int, str]:
+    """(epochs of the whole schedule, why): --epochs, or planned from the measured (else assumed) step rate."""
+    if args.epochs is not None:
+        return args.epochs, "--epochs"
+    rate = measured_steps_per_second(training_calls(layout))
+    used_rate = rate if rate is not None else args.assumed_steps_per_s
+    epochs = plan_epochs(
+        per_epoch,
+        progress["global_step"],
+        progress["epoch"],
+        progress["batch"],
+        used_rate,
+        args.total_train_minutes * 60.0,
+        budget_s,
+        final_call,
+    )
+    source = "measured" if rate is not None else "assumed (--assumed-steps-per-s)"
+    why = f"{used_rate:.2f} steps/s {source}, {args.total_train_minutes:g} min in all"
+    if final_call:
+        why += f", ending within this call's {budget_s / 60:.1f} min"
+    return epochs, why
+
+
+def _launch_training(args: argparse.Namespace, layout: WorkLayout, timeout_s: float) -> dict:
+    """torchrun on the run folder through the run-folder launcher (the `train` flow's), without MLflow."""
+    from flows.run_folder import TorchrunLaunch, launch
+
+    spec = TorchrunLaunch(
+        layout.run, args.nproc, env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "4")}
+    )
+    say("train: " + " ".join(spec.command()))
+    return launch(spec, on_line=lambda line: print(line, flush=True), timeout_s=timeout_s)
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
 
 
-def _keyframes_value(text: str) -> int | None:
-    return None if text == "all" else int(text)
-
-
 def evaluated_model(layout: WorkLayout) -> tuple[Path, bool, int]:
     """(model folder, training finished, optimizer steps) of the model to evaluate."""
+    from flows.run_folder import finished_export
     from panst3r_core.engine.checkpointing import find_resume_checkpoint, read_progress
 
-    exported = layout.run / "model-final"
-    if (exported / "config.json").is_file():
-        # the worker records the step count in the export's metadata
-        return exported, True, int(_read_json(exported / "config.json")["metadata"]["trained_steps"])
+    finished = finished_export(layout.run)
+    if finished is not None:
+        return finished[0], True, finished[1]
     checkpoint = find_resume_checkpoint(layout.run)
     if checkpoint is None:
         raise FileNotFoundError(f"{layout.run}: no trained model yet; run the train stage first")
@@ -523,18 +494,15 @@ def _training_summary(layout: WorkLayout, config: dict, steps: int, nproc: int) 
 
 
 def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict) -> dict:
-    import torch
-
     from datasets.evaluation.label_maps import EvalVocabulary
-    from datasets.evaluation.scene_run import EvalSettings, evaluate_scene
-    from datasets.evaluation.scene_scores import aggregate, per_scene_rows, summary_metrics
+    from datasets.evaluation.predictors import load_predictor
     from datasets.store.reader import StoreReader
-    from panst3r_core.predictor import Predictor
+    from flows.run_folder import read_config
+    from panst3r_core.device import resolve_device
 
     model_path, finished, steps = evaluated_model(layout)
-    config = _read_json(layout.run / "config.json")
+    config = read_config(layout.run)
     image_size = args.eval_image_size or max(max(r) for r in config["data"]["resolutions"])
-    keyframes = [_keyframes_value(k) for k in args.eval_keyframes]
     settings = {
         "model": str(model_path),
         "steps": steps,
@@ -551,76 +519,28 @@ def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict
         return accuracy
     if not finished:
         say(f"evaluate: training is unfinished; evaluating {model_path} (step {steps})")
-    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     reader = StoreReader(layout.store)
     vocabulary = EvalVocabulary.from_categories(reader.categories(), layout.store)
-    cls_sep = reader.cls_sep()
-    predictor = Predictor(weights=model_path, device=device, text_embeddings="hashed", amp=args.eval_amp)
+    predictor = load_predictor(model_path, device, text_embeddings="hashed", amp=args.eval_amp)
+    evaluation = Evaluation(predictor, reader, vocabulary, image_size)
     scenes = sorted(generated["val"])
     rows, per_scene, per_class = [], {}, {}
-    for keyframe_count, keyframe_text in zip(keyframes, args.eval_keyframes):
+    for keyframe_text in args.eval_keyframes:
         for postprocess in args.postprocess:
-            eval_settings = EvalSettings(
-                postprocess=postprocess, keyframes=keyframe_count, image_size=image_size
-            )
-            eval_settings.validate()
-            started = time.perf_counter()
-            results = [
-                evaluate_scene(predictor, reader, scene, eval_settings, vocabulary, cls_sep)[0]
-                for scene in scenes
-            ]
-            dataset = aggregate(results, vocabulary)
-            metrics = summary_metrics(dataset)
-            row = {
-                "postprocess": postprocess,
-                "keyframes": keyframe_text,
-                "scenes": len(results),
-                "views": sum(r.num_views for r in results),
-                "seconds_per_scene": round(sum(r.extra["seconds"] for r in results) / len(results), 3),
-                **{key: round(value, 5) for key, value in metrics.items()},
-            }
+            row, result = evaluation.run(scenes, postprocess, keyframe_text)
             rows.append(row)
-            per_scene[f"{postprocess}/kf={keyframe_text}"] = per_scene_rows(dataset)
-            per_class[f"{postprocess}/kf={keyframe_text}"] = class_rows(dataset, vocabulary)
-            say(
-                f"evaluate: {postprocess} kf={keyframe_text}: PQ {row.get('PQ', 0):.3f} "
-                f"(coco {row.get('coco_PQ', 0):.3f}) in {time.perf_counter() - started:.0f} s"
-            )
-    primary = rows[0]
-    primary_key = f"{primary['postprocess']}/kf={primary['keyframes']}"
-    train_scenes = sorted(generated["train"])[: args.eval_train_scenes]
-    seen = None
-    if train_scenes:
-        # the same evaluation on scenes the model trained on: the gap to the held-out score tells
-        # over-fitting (more scenes help) from under-fitting (more steps or capacity help)
-        eval_settings = EvalSettings(
-            postprocess=primary["postprocess"], keyframes=keyframes[0], image_size=image_size
-        )
-        started = time.perf_counter()
-        seen_scores = aggregate(
-            [
-                evaluate_scene(predictor, reader, scene, eval_settings, vocabulary, cls_sep)[0]
-                for scene in train_scenes
-            ],
-            vocabulary,
-        )
-        seen = {
-            "scenes": train_scenes,
-            **{key: round(value, 5) for key, value in summary_metrics(seen_scores).items()},
-            "per_class": class_rows(seen_scores, vocabulary),
-        }
-        say(
-            f"evaluate: {primary_key} on {len(train_scenes)} training scenes: PQ {seen.get('PQ', 0):.3f} "
-            f"(PQ_th {seen.get('PQ_th', 0):.3f}) in {time.perf_counter() - started:.0f} s"
-        )
+            per_scene[f"{postprocess}/kf={keyframe_text}"] = per_scene_table(result)
+            per_class[f"{postprocess}/kf={keyframe_text}"] = class_rows(result, vocabulary)
+    seen = _training_scenes(args, evaluation, generated, rows[0], vocabulary)
     accuracy = {
-        "PQ": primary.get("PQ"),
-        "SQ": primary.get("SQ"),
-        "RQ": primary.get("RQ"),
-        "PQ_th": primary.get("PQ_th"),
-        "PQ_st": primary.get("PQ_st"),
-        "coco_PQ": primary.get("coco_PQ"),
-        "primary": {"postprocess": primary["postprocess"], "keyframes": primary["keyframes"]},
+        "PQ": rows[0].get("PQ"),
+        "SQ": rows[0].get("SQ"),
+        "RQ": rows[0].get("RQ"),
+        "PQ_th": rows[0].get("PQ_th"),
+        "PQ_st": rows[0].get("PQ_st"),
+        "coco_PQ": rows[0].get("coco_PQ"),
+        "primary": {"postprocess": rows[0]["postprocess"], "keyframes": rows[0]["keyframes"]},
         "training_finished": finished,
         "training": _training_summary(layout, config, steps, args.nproc),
         "results": rows,
@@ -634,7 +554,7 @@ def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict
             if layout.preprocessed_marker.is_file()
             else None,
         },
-        "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
+        "device": _device_name(device),
         "settings": settings,
         "config": config,
     }
@@ -644,7 +564,78 @@ def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict
     return accuracy
 
 
-def class_rows(scores: Any, vocabulary: Any) -> list[dict]:
+class Evaluation:
+    """The library's sweep of one configuration (`datasets.evaluation.sweep`) with this run's model."""
+
+    def __init__(self, predictor: Any, reader: Any, vocabulary: Any, image_size: int) -> None:
+        self.predictor, self.reader, self.vocabulary, self.image_size = (
+            predictor,
+            reader,
+            vocabulary,
+            image_size,
+        )
+
+    def run(self, scenes: list[str], postprocess: str, keyframe_text: str) -> tuple[dict, Any]:
+        """(table row, ConfigurationResult) of one setting on `scenes`."""
+        from datasets.evaluation.scene_run import EvalSettings
+        from datasets.evaluation.sweep import (
+            NUM_SCENES,
+            PEAK_MEMORY_MB,
+            SECONDS_PER_SCENE,
+            VIEWS_PER_SCENE,
+            evaluate_configuration,
+        )
+
+        keyframes = None if keyframe_text == "all" else int(keyframe_text)
+        settings = EvalSettings(postprocess=postprocess, keyframes=keyframes, image_size=self.image_size)
+        started = time.perf_counter()
+        result = evaluate_configuration(self.predictor, self.reader, scenes, settings, self.vocabulary)
+        metrics = dict(result.metrics)
+        views = metrics.pop(VIEWS_PER_SCENE) * metrics.pop(NUM_SCENES)
+        row = {
+            "postprocess": postprocess,
+            "keyframes": keyframe_text,
+            "scenes": len(scenes),
+            "views": int(round(views)),
+            "seconds_per_scene": round(metrics.pop(SECONDS_PER_SCENE), 3),
+            "peak_memory_mb": round(metrics.pop(PEAK_MEMORY_MB), 1),
+            **{key: round(value, 5) for key, value in metrics.items()},
+        }
+        say(
+            f"evaluate: {postprocess} kf={keyframe_text} on {len(scenes)} scenes: PQ {row.get('PQ', 0):.3f} "
+            f"(coco {row.get('coco_PQ', 0):.3f}) in {time.perf_counter() - started:.0f} s"
+        )
+        return row, result
+
+
+def _training_scenes(
+    args: argparse.Namespace, evaluation: Evaluation, generated: dict, primary: dict, vocabulary: Any
+) -> dict | None:
+    """The headline setting on scenes the model trained on: the gap to the held-out score tells over-fitting
+    (more scenes help) from under-fitting (more steps or capacity help)."""
+    scenes = sorted(generated["train"])[: args.eval_train_scenes]
+    if not scenes:
+        return None
+    row, result = evaluation.run(scenes, primary["postprocess"], primary["keyframes"])
+    metrics = {key: value for key, value in row.items() if key not in ("postprocess", "keyframes", "scenes")}
+    return {"scenes": scenes, **metrics, "per_class": class_rows(result, vocabulary)}
+
+
+def per_scene_table(result: Any) -> list[dict]:
+    from datasets.evaluation.scene_scores import per_scene_rows
+
+    return per_scene_rows(result.scores)
+
+
+def _device_name(device: str) -> str:
+    if not device.startswith("cuda"):
+        return "cpu"
+    import torch
+
+    return torch.cuda.get_device_name(torch.device(device))
+
+
+def class_rows(result: Any, vocabulary: Any) -> list[dict]:
     """The scene-mode columns of the library's per-class table, for the classes kept in at least one scene,
     worst first."""
     from datasets.evaluation.scene_scores import per_class_rows
@@ -652,7 +643,7 @@ def class_rows(scores: Any, vocabulary: Any) -> list[dict]:
     keys = ("class_id", "class_name", "isthing", "scenes", "scenes_matched", "PQ", "SQ", "RQ")
     rows = [
         {key: round(row[key], 4) if isinstance(row[key], float) else row[key] for key in keys}
-        for row in per_class_rows(scores, vocabulary)
+        for row in per_class_rows(result.scores, vocabulary)
         if row["PQ"] is not None
     ]
     return sorted(rows, key=lambda row: (row["PQ"], -row["scenes"]))
@@ -709,7 +700,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
-    parser.add_argument("--work", type=Path, default=REPO / "runs" / "synthetic_accuracy", help="work folder")
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="work folder")
     parser.add_argument(
         "--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}"
     )

@@ -27,30 +27,22 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(REPO_ROOT))
+import torch
+import torch.distributed as dist
+from torch import nn
 
-import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
-from torch import nn  # noqa: E402
-
-from panst3r_core.engine.batch import TrainBatch  # noqa: E402
-from panst3r_core.engine.config import TrainConfig, TrainingConfig  # noqa: E402
-from panst3r_core.engine.loop import autocast_dtype  # noqa: E402
-from panst3r_core.engine.objectives import apply_freezing, build_objective, default_forward  # noqa: E402
-from panst3r_core.engine.optim import build_optimizer  # noqa: E402
-from panst3r_core.losses.criterion import TOTAL_LOSS_NAME, CriterionConfig, PanopticCriterion  # noqa: E402
-from panst3r_core.losses.targets import prepare_batch_targets  # noqa: E402
-from panst3r_core.model.hashed_text_embedding import hashed_class_embeddings  # noqa: E402
-from panst3r_core.model.variants import build_model  # noqa: E402
+from flows.run_folder import NCCL_SAFE_ENV
+from panst3r_core.engine.batch import TrainBatch
+from panst3r_core.engine.config import TrainConfig, TrainingConfig
+from panst3r_core.engine.loop import autocast_dtype
+from panst3r_core.engine.objectives import apply_freezing, build_objective, default_forward
+from panst3r_core.engine.optim import build_optimizer
+from panst3r_core.losses.criterion import TOTAL_LOSS_NAME, CriterionConfig, PanopticCriterion
+from panst3r_core.losses.targets import prepare_batch_targets
+from panst3r_core.model.hashed_text_embedding import hashed_class_embeddings
+from panst3r_core.model.variants import build_model
 
 PRECISION_TO_AMP = {"fp32": False, "bf16": "bf16", "fp16": "fp16"}
-NCCL_SAFE_ENV = {
-    "NCCL_NVLS_ENABLE": "0",
-    "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
-    "NVSHMEM_DISABLE_NVLS": "1",
-}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -17,9 +17,10 @@ POSTPROCESS = ("standard_v2", "qubo")
 @pytest.fixture(scope="module")
 def store_and_model(tmp_path_factory):
     """A store of 3 toy scenes (2 in split val) and a tiny_v1 checkpoint with hashed text embeddings."""
+    from toy_store import toy_categories, toy_scene, write_toy_store
+
     from datasets.store.tables import TableBuilder
     from datasets.store.writer import write_scene
-    from datasets.training.toy_store import toy_categories, toy_scene, write_toy_store
     from panst3r_core.checkpoint.ours import save_checkpoint
     from panst3r_core.model.variants import build_model
 

@@ -1,5 +1,6 @@
 """tests/benchmarks/synthetic_accuracy.py at a toy size on the CPU: generate -> preprocess -> a training call
-stopped by its time budget -> a resumed final call that finishes and evaluates -> a repeat that skips all."""
+stopped by its time budget -> a resumed final call that finishes and evaluates -> a repeat that skips all.
+Prefect and MLflow cannot be imported in these runs (torchrun's workers included), as on the GPU machines."""
 
 from __future__ import annotations
 
@@ -33,8 +34,20 @@ def _script_module():
     return module
 
 
+def without_prefect_and_mlflow(folder: Path) -> str:
+    """A folder for the front of PYTHONPATH whose `prefect`, `prefect_dask` and `mlflow` fail to import."""
+    for name in ("prefect", "prefect_dask", "mlflow"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        (folder / name / "__init__.py").write_text(
+            f"raise ImportError('{name} is not installed on the GPU machines')\n"
+        )
+    return str(folder)
+
+
 def run_script(work: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYOPENGL_PLATFORM": "egl", "OMP_NUM_THREADS": "1"}
+    blocked = without_prefect_and_mlflow(work.parent / "blocked_imports")
+    path = os.pathsep.join(p for p in (blocked, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYOPENGL_PLATFORM": "egl", "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     command = [sys.executable, str(SCRIPT), "--work", str(work), *TOY, *args]
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 

@@ -28,8 +28,8 @@ OVERRIDES = [
 def store(synthetic_root, tmp_path_factory):
     """The synthetic scenes preprocessed with the library functions the preprocess flow runs per scene."""
     from datasets.preprocess.result import PreprocessConfig
+    from datasets.preprocess.scene_job import run_scene
     from datasets.store.reader import read_scene_attrs
-    from datasets.store.scene_job import run_scene
     from datasets.store.schema import StoreLayout
     from datasets.store.splits import scene_splits
     from datasets.store.tables import TableBuilder

@@ -7,8 +7,8 @@ import pytest
 
 mlflow = pytest.importorskip("mlflow")
 
-from flows.compare import SWEEP_TAG as PARENT_TAG  # noqa: E402
 from flows.compare import compare, latest_per_configuration  # noqa: E402
+from flows.mlflow_names import SWEEP_CHILD, SWEEP_PARENT, SWEEP_ROLE_TAG  # noqa: E402
 from flows.mlflow_tracking import ARTIFACTS_DIRNAME, default_tracking_uri, ensure_experiment  # noqa: E402
 
 EXPERIMENT = "eval-test"
@@ -27,11 +27,13 @@ def logged(tmp_path_factory):
     runs_dir = tmp_path_factory.mktemp("runs")
     client = mlflow.MlflowClient(tracking_uri=default_tracking_uri(runs_dir))
     experiment_id = ensure_experiment(client, EXPERIMENT, runs_dir / ARTIFACTS_DIRNAME)
-    parent = client.create_run(experiment_id, tags={PARENT_TAG: "parent"}, run_name="sweep").info.run_id
+    parent = client.create_run(
+        experiment_id, tags={SWEEP_ROLE_TAG: SWEEP_PARENT}, run_name="sweep"
+    ).info.run_id
     for method, keyframes, pq, coco, seconds in RUNS:
         run_id = client.create_run(
             experiment_id,
-            tags={"mlflow.parentRunId": parent, PARENT_TAG: "child"},
+            tags={"mlflow.parentRunId": parent, SWEEP_ROLE_TAG: SWEEP_CHILD},
             run_name=f"model | {method} | kf={keyframes}",
         ).info.run_id
         for key, value in {
@@ -60,7 +62,7 @@ def logged(tmp_path_factory):
         client.log_artifact(run_id, str(folder / "per_class.parquet"), artifact_path="tables")
         client.set_terminated(run_id)
     failed = client.create_run(
-        experiment_id, tags={"mlflow.parentRunId": parent, PARENT_TAG: "child"}, run_name="failed"
+        experiment_id, tags={"mlflow.parentRunId": parent, SWEEP_ROLE_TAG: SWEEP_CHILD}, run_name="failed"
     ).info.run_id
     client.log_metric(failed, "PQ", 0.99)
     client.set_terminated(failed, status="FAILED")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from toy_store import write_toy_store
 
-from datasets.training.toy_store import write_toy_store
 from flows import torchrun_worker
-from flows.train_run import prepare_run
+from flows.run_config import prepare_run
 
 REPO = Path(__file__).resolve().parents[3]
 SMALL = [

@@ -57,3 +57,25 @@ def test_frame_names_follow_selection_order(tmp_path, make_scene):
     reader = StoreReader(store)
     assert reader.frame_names("s1") == ["DSC00000", "DSC00001", "frame_00000"]
     assert reader.camera_shapes("s1") == {"dslr": (2, 12, 16), "iphone": (1, 9, 12)}
+
+
+def test_pixels_and_per_camera_matrices_agree_with_whole_frames(tmp_path, make_scene):
+    store = tmp_path / "store"
+    writer.open_or_create_store(store)
+    writer.write_scene(store, make_scene("s1", dslr=2, iphone=1), **HASHES)
+    reader = StoreReader(store)
+    matrices = reader.camera_matrices("s1")
+    names = reader.camera_frame_names("s1")
+    assert set(matrices) == set(names) == {"dslr", "iphone"}
+    assert matrices["dslr"]["intrinsics"].shape == (2, 3, 3) and matrices["iphone"]["cam_to_world"].shape == (1, 4, 4)  # fmt: skip
+    for frame_index in range(reader.num_frames("s1")):
+        frame = reader.read_frame("s1", frame_index)
+        camera, index = reader.frame_location("s1", frame_index)
+        pixels = reader.read_pixels("s1", frame_index)
+        assert set(pixels) == {"image", "depth_mm", "panoptic"} and camera == frame["camera"]
+        for name, array in pixels.items():
+            assert (array == frame[name]).all()
+        assert (matrices[camera]["intrinsics"][index] == frame["intrinsics"]).all()
+        assert names[camera][index] == frame["name"]
+    with pytest.raises(IndexError, match="3 frames"):
+        reader.frame_location("s1", 3)

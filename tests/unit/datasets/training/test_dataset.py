@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
+from toy_store import TOY_CLASSES, write_toy_store
 
 from datasets.store.tables import read_table
 from datasets.training.collate import collate_views
 from datasets.training.dataset import StoreViewDataset
-from datasets.training.toy_store import TOY_CLASSES, write_toy_store
 from panst3r_core.engine.sampler import BatchedViewSampler, SampleKey
 from panst3r_core.losses.targets import prepare_batch_targets
 

@@ -1,3 +1,8 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from panst3r_core.config import from_dict
@@ -5,9 +10,10 @@ from panst3r_core.engine.config import TrainConfig
 from panst3r_core.engine.config_files import (
     available_configs,
     config_to_dict,
-    config_to_yaml,
     load_train_config,
 )
+
+REPO = Path(__file__).resolve().parents[4]
 
 
 def test_shipped_configs_load_with_official_values():
@@ -65,4 +71,30 @@ def test_yaml_path_with_inheritance_and_round_trip(tmp_path):
     config = load_train_config(path, config_dir=tmp_path)
     assert config.training.epochs == 1 and config.model.variant == "tiny_v2"
     assert from_dict(TrainConfig, config_to_dict(config)) == config
-    assert "variant: tiny_v2" in config_to_yaml(config)
+
+
+@pytest.mark.slow
+def test_an_installed_wheel_finds_the_same_presets(tmp_path):
+    """conf/ ships in the wheel and is found through the package, not through the checkout's folders."""
+    source = tmp_path / "source"  # a copy, so that the build leaves nothing in the checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, source / name)
+    for name in ("panst3r_core", "datasets", "flows", "conf"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "-q"]
+    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", str(tmp_path / "wheel")]
+    subprocess.run(build, check=True, capture_output=True, timeout=300, cwd=tmp_path)
+    (wheel,) = (tmp_path / "wheel").glob("*.whl")
+    site = tmp_path / "site"
+    install = [*pip, "install", "--no-deps", "--target", str(site), str(wheel)]
+    subprocess.run(install, check=True, capture_output=True, timeout=300)
+    program = "from panst3r_core.engine import config_files as c; print(c.CONFIG_DIR); print(*c.available_configs())"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site)}
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    where, names = result.stdout.strip().splitlines()[-2:]
+    assert Path(where) == site / "conf" / "train"
+    assert names.split() == available_configs()

@@ -1,9 +1,10 @@
 import pytest
+from toy_store import toy_scene
 
 from datasets.preprocess.errors import BadSceneInput, TransientSceneError
+from datasets.preprocess.scene_job import failure_reason, is_bad_input, plan_scene
 from datasets.store import writer
 from datasets.store.failures import write_failure
-from datasets.store.scene_job import failure_reason, is_bad_input, plan_scene
 from datasets.store.schema import StoreLayout
 
 
@@ -41,7 +42,7 @@ def generated(tmp_path_factory):
 
 
 @pytest.fixture
-def committed(generated, tmp_path, make_scene):
+def committed(generated, tmp_path):
     """A store holding the generated scene's id, committed with the hash of its real input files."""
     import shutil
 
@@ -56,7 +57,7 @@ def committed(generated, tmp_path, make_scene):
     writer.open_or_create_store(store)
     writer.write_scene(
         store,
-        make_scene(scene_id),
+        toy_scene(scene_id, seed=0),
         source_hash=source_hash(record.source_files, root),
         config_hash="c",
         code_version="v",
@@ -75,3 +76,22 @@ def test_plan_skips_only_identical_scenes(committed):
     mesh.write_bytes(mesh.read_bytes() + b"\n")
     assert plan_scene(store, root, scene_id, None, "c", "v").why == "changed: inputs"
     assert plan_scene(store, root, "0000000000", None, "c", "v").why.startswith("unreadable input")
+
+
+def test_store_plan_uses_the_digest_cache_and_knows_the_current_version(committed):
+    from datasets.preprocess.result import PreprocessConfig
+    from datasets.preprocess.scene_job import plan_scenes
+    from datasets.store import hashing
+
+    store, root, scene_id, _ = committed
+    config = PreprocessConfig()
+    first = plan_scenes(store, root, [scene_id, "0000000000"], None, config)
+    assert [p.scene_id for p in first.to_run] == [scene_id, "0000000000"]  # config "c" is not this config's
+    assert first.files_read > 0 and first.files_unchanged == 0
+    again = plan_scenes(store, root, [scene_id], None, config)
+    assert again.files_read == 0 and again.files_unchanged == first.files_read
+    current = again.current_version()
+    assert (
+        current.config_hash == hashing.config_hash(config) and current.code_version == hashing.code_version()
+    )
+    assert current.source_hashes == {scene_id: again.scenes[0].source_hash}

@@ -1,7 +1,7 @@
 """One scene end to end (read -> preprocess -> commit), and the skip/redo decision made before it.
 
-These are the library functions behind the `preprocess` flow's tasks; they run in any process and
-return small dicts, never arrays.
+These are the library functions behind the `preprocess` flow's tasks (and the GPU benchmark's process
+pool); they run in any process and return small dicts, never arrays.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from datasets.scannetpp.reader import read_scene
 from datasets.store import hashing
 from datasets.store.reader import read_scene_attrs
 from datasets.store.schema import StoreLayout
+from datasets.store.tables import CurrentVersion
 from datasets.store.writer import write_scene
 
 log = logging.getLogger(__name__)
@@ -82,6 +85,48 @@ def plan_scene(
     if changed:
         return ScenePlan(scene_id, True, source, "changed: " + ", ".join(changed))
     return ScenePlan(scene_id, False, source, "up to date")
+
+
+@dataclass(frozen=True)
+class StorePlan:
+    """The skip/redo decision for every selected scene of a run, and what it was decided against."""
+
+    scenes: list[ScenePlan]
+    config_hash: str
+    code_version: str
+    files_read: int
+    """Input files hashed now (new or changed since the store's digest cache saw them)."""
+    files_unchanged: int
+
+    @property
+    def to_run(self) -> list[ScenePlan]:
+        return [plan for plan in self.scenes if plan.run]
+
+    @property
+    def skipped(self) -> list[str]:
+        return [plan.scene_id for plan in self.scenes if not plan.run]
+
+    def current_version(self) -> CurrentVersion:
+        """What the tables compare committed scenes with to call them stale."""
+        sources = {plan.scene_id: plan.source_hash for plan in self.scenes if plan.source_hash}
+        return CurrentVersion(self.config_hash, self.code_version, sources)
+
+
+def plan_scenes(
+    store: Path, root: Path, scene_ids: Sequence[str], pairs_dir: Path | None, config: PreprocessConfig
+) -> StorePlan:
+    """`plan_scene` for every scene, with the store's digest cache (unchanged files are not re-read)."""
+    config_hash, code_version = hashing.config_hash(config), hashing.code_version()
+    digests = hashing.DigestCache(StoreLayout(Path(store)).digest_cache_path)
+    # Hashing reads every changed input file; threads overlap the I/O (hashlib releases the GIL).
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        plans = list(
+            pool.map(
+                lambda s: plan_scene(store, root, s, pairs_dir, config_hash, code_version, digests), scene_ids
+            )
+        )
+    digests.save()
+    return StorePlan(plans, config_hash, code_version, digests.misses, digests.hits)
 
 
 def run_scene(

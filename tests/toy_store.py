@@ -1,4 +1,5 @@
-"""A small store of procedurally drawn scenes, written without rendering, for tests and benchmarks.
+"""Test support: a small store of procedurally drawn scenes, written without rendering (the unit tests and
+`tests/benchmarks/loader.py` use it; `import toy_store` works in tests because pytest puts tests/ on sys.path).
 
 Each scene is a wide canvas of textured rectangles (one instance each, classes by colour) on a wall; frames
 are windows sliding along it, so instance ids are shared across views and neighbouring frames overlap as
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from datasets.preprocess.result import FrameBlock, PreprocessedScene
+from datasets.store.schema import DEFAULT_CLS_SEP
 from datasets.store.tables import TableBuilder
 from datasets.store.writer import open_or_create_store, set_categories, write_scene
 
@@ -29,22 +31,21 @@ _CLASS_COLOURS = np.array(
     ],
     dtype=np.float64,
 )
-CLS_SEP = 256
 
 
-def _draw_canvas(rng: np.random.Generator, width: int, height: int, num_objects: int):
+def _draw_canvas(rng: np.random.Generator, width: int, height: int, num_objects: int, cls_sep: int):
     """(H, W, 3) uint8 canvas and (H, W) uint32 panoptic ids; the floor is the bottom quarter."""
-    ids = np.full((height, width), 1 * CLS_SEP + 0, dtype=np.uint32)  # instance 1: the wall
+    ids = np.full((height, width), 1 * cls_sep + 0, dtype=np.uint32)  # instance 1: the wall
     floor = int(height * 0.75)
-    ids[floor:] = 2 * CLS_SEP + 1  # instance 2: the floor
+    ids[floor:] = 2 * cls_sep + 1  # instance 2: the floor
     for number in range(num_objects):
         cls = int(rng.integers(2, len(TOY_CLASSES)))
         w = int(rng.integers(width // 12, width // 6))
         h = int(rng.integers(height // 5, height // 2))
         x0 = int(rng.integers(0, width - w))
         y0 = int(rng.integers(height // 8, floor - h // 2))
-        ids[y0 : y0 + h, x0 : x0 + w] = (3 + number) * CLS_SEP + cls
-    colours = _CLASS_COLOURS[ids % CLS_SEP]
+        ids[y0 : y0 + h, x0 : x0 + w] = (3 + number) * cls_sep + cls
+    colours = _CLASS_COLOURS[ids % cls_sep]
     noise = rng.normal(0.0, 12.0, size=(height, width, 1))
     canvas = np.clip(colours + noise, 0, 255).astype(np.uint8)
     return canvas, ids
@@ -56,12 +57,14 @@ def toy_scene(
     frames: int = 6,
     image_size: tuple[int, int] = (160, 120),
     step: int | None = None,
+    cls_sep: int = DEFAULT_CLS_SEP,
 ) -> PreprocessedScene:
-    """One scene of `frames` views of image_size (W, H), each `step` pixels to the right of the previous."""
+    """One scene of `frames` views of image_size (W, H), each `step` pixels to the right of the previous;
+    panoptic ids are instance * cls_sep + class."""
     width, height = image_size
     step = step or width // 4
     rng = np.random.default_rng(seed)
-    canvas, canvas_ids = _draw_canvas(rng, width + step * (frames - 1), height, num_objects=3 + frames)
+    canvas, canvas_ids = _draw_canvas(rng, width + step * (frames - 1), height, 3 + frames, cls_sep)
     images = np.stack([canvas[:, i * step : i * step + width] for i in range(frames)])
     panoptic = np.stack([canvas_ids[:, i * step : i * step + width] for i in range(frames)])
     depth_mm = np.full((frames, height, width), 2000, dtype=np.uint16)
@@ -81,9 +84,9 @@ def toy_scene(
     segments = [
         {
             "id": int(i),
-            "instance_id": int(i // CLS_SEP),
-            "class_id": int(i % CLS_SEP),
-            "orig_class_name": TOY_CLASSES[int(i % CLS_SEP)],
+            "instance_id": int(i // cls_sep),
+            "class_id": int(i % cls_sep),
+            "orig_class_name": TOY_CLASSES[int(i % cls_sep)],
             "iscrowd": 0,
         }
         for i in np.unique(panoptic)
@@ -111,17 +114,21 @@ def write_toy_store(
     seed: int = 0,
     split: str = "",
     class_names: list[str] | None = None,
+    cls_sep: int = DEFAULT_CLS_SEP,
 ) -> Path:
     """Write (or extend) a store of `scenes` toy scenes and its tables; returns the store path.
 
-    `class_names` renames the classes (same count as TOY_CLASSES), to make stores with other vocabularies."""
+    `class_names` renames the classes (same count as TOY_CLASSES), to make stores with other vocabularies;
+    `cls_sep` is recorded in the root attrs as preprocessing does."""
     store = Path(store)
     open_or_create_store(store)
     categories = toy_categories(class_names)
     if len(categories) != len(TOY_CLASSES):
         raise ValueError(f"class_names: give {len(TOY_CLASSES)} names, got {len(categories)}")
     for number in range(scenes):
-        scene = toy_scene(f"toy{seed:03d}_{number:02d}", seed * 1000 + number, frames, image_size)
+        scene = toy_scene(
+            f"toy{seed:03d}_{number:02d}", seed * 1000 + number, frames, image_size, cls_sep=cls_sep
+        )
         scene.categories = categories
         write_scene(
             store,
@@ -131,6 +138,6 @@ def write_toy_store(
             code_version="toy",
             split=split,
         )
-    set_categories(store, categories)
+    set_categories(store, categories, cls_sep=cls_sep)
     TableBuilder(store).write()
     return store

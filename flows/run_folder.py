@@ -1,0 +1,267 @@
+"""A training run folder and the torchrun launch on it: the one owner of the folder's file names, of the
+launch's command and environment, and of what other code reads back from a run.
+
+    <run folder>/config.json, config.yaml   the resolved TrainConfig the workers read (and its YAML twin)
+                 metrics.jsonl               every logged loss term and learning rate (rank 0)
+                 checkpoint-last, checkpoint-<epoch>, checkpoint-final   engine format, resumable
+                 model-final                 the inference format (`panst3r predict --weights`)
+                 result.json                 what the last launch did (rank 0, at its end)
+                 torchrun.log                every output line of every launch
+                 final_checkpoint.json       where the finished run's checkpoints are (the `train` flow)
+
+Imports neither prefect, mlflow nor torch (an import-linter contract): the `train` and `evaluate` flows, the
+torchrun worker and the GPU benchmarks (whose machines have neither Prefect nor MLflow) all use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flows.mlflow_names import RUN_ID_ENV, TRACKING_URI_ENV
+
+CONFIG_FILE = "config.json"
+CONFIG_YAML_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+RESULT_FILE = "result.json"
+LOG_FILE = "torchrun.log"
+FINAL_CHECKPOINT_FILE = "final_checkpoint.json"
+EXPORT_DIRNAME = "model-final"
+WORKER_MODULE = "flows.torchrun_worker"
+
+# NVLink multicast (NVLS) stays off in every launched process: it is not available on the lent machines.
+NCCL_SAFE_ENV = {
+    "NCCL_NVLS_ENABLE": "0",
+    "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+    "NVSHMEM_DISABLE_NVLS": "1",
+}
+TERMINATE_GRACE_S = 30.0
+"""Seconds between SIGTERM and SIGKILL when a launch runs past its timeout."""
+_TAIL_LINES = 30
+
+
+# ---------------------------------------------------------------------- files of a run folder
+
+
+def write_config(run_dir: Path, config: Mapping[str, Any]) -> None:
+    """config.json (what the workers read) and config.yaml (for people) from a resolved, plain config."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+    (run_dir / CONFIG_YAML_FILE).write_text(yaml.safe_dump(dict(config), sort_keys=False))
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """The resolved config as a plain dict; FileNotFoundError naming the file when it was never written."""
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist; the `train` flow (or the benchmark) writes it before launching torchrun"
+        )
+    return json.loads(path.read_text())
+
+
+def write_result(run_dir: Path, result: Mapping[str, Any]) -> None:
+    (run_dir / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def read_result(run_dir: Path) -> dict[str, Any] | None:
+    """The last launch's result.json, or None when no launch has finished since the last one started."""
+    path = run_dir / RESULT_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def finished_export(run_dir: Path) -> tuple[Path, int] | None:
+    """(exported model, optimizer steps) when the last launch finished the schedule and its export is still
+    there (moving `model-final` aside lets a longer schedule continue the run), else None."""
+    result = read_result(run_dir)
+    if result is None or not result.get("finished") or not result.get("exported_model"):
+        return None
+    exported = Path(result["exported_model"])
+    return (exported, int(result["global_step"])) if exported.is_dir() else None
+
+
+def loss_summary(run_dir: Path, key: str = "panoptic_loss") -> dict[str, float]:
+    """First and last logged value of `key` in metrics.jsonl (all launches append to this folder)."""
+    path = run_dir / METRICS_FILE
+    values = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("kind") == "log" and key in record:
+                values.append(float(record[key]))
+    return {"first_loss": values[0], "last_loss": values[-1]} if values else {}
+
+
+# ---------------------------------------------------------------------- checkpoint identity
+
+
+def checkpoint_label(checkpoint: str | Path) -> str:
+    """A short name: `<run>/model-final` for a run folder's export, else the file or folder name."""
+    path = Path(checkpoint).resolve()
+    if path.name.startswith("model-") and path.parent.name:
+        return f"{path.parent.name}/{path.name}"
+    return path.stem if path.is_file() else path.name
+
+
+def training_image_size(checkpoint: str | Path) -> int | None:
+    """Long side the model was trained at, from the run's config.json next to an exported model folder."""
+    path = Path(checkpoint).resolve()
+    config = path.parent / CONFIG_FILE
+    if not path.is_dir() or not config.is_file():
+        return None
+    try:
+        resolutions = json.loads(config.read_text())["data"]["resolutions"]
+        return int(max(max(int(v) for v in resolution) for resolution in resolutions))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def checkpoint_digest(checkpoint: str | Path) -> str:
+    """Cheap identity of a checkpoint file or folder: names, sizes and modification times of its files."""
+    path = Path(checkpoint).resolve()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.relative_to(path.parent)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------- the launch
+
+
+@dataclass(frozen=True)
+class TorchrunLaunch:
+    """One torchrun launch of the worker on a run folder (single node, `--standalone`)."""
+
+    run_dir: Path
+    """The run folder holding config.json; results, checkpoints and torchrun.log land there."""
+    nproc_per_node: int = 1
+    """Worker processes (one per GPU; gloo ranks on the CPU)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment of every launched process (e.g. the MLflow run the workers log to)."""
+    python: str = sys.executable
+    """The interpreter whose torchrun runs the worker."""
+
+    def validate(self) -> None:
+        if self.nproc_per_node < 1:
+            raise ValueError(f"--nproc-per-node must be >= 1, got {self.nproc_per_node}")
+
+    def command(self) -> list[str]:
+        """`torchrun --standalone --nproc-per-node N -m flows.torchrun_worker --run-dir DIR`."""
+        self.validate()
+        launcher = Path(self.python).with_name("torchrun")
+        head = [str(launcher)] if launcher.is_file() else [self.python, "-m", "torch.distributed.run"]
+        return [
+            *head,
+            "--standalone",
+            "--nproc-per-node",
+            str(self.nproc_per_node),
+            "-m",
+            WORKER_MODULE,
+            "--run-dir",
+            str(self.run_dir),
+        ]
+
+    def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """`base` (default: this process's) without an inherited MLflow run, plus the NCCL settings, unbuffered
+        output and `env`: the workers log to MLflow only when the launcher says so."""
+        environment = {
+            key: value
+            for key, value in (os.environ if base is None else base).items()
+            if key not in (RUN_ID_ENV, TRACKING_URI_ENV)
+        }
+        environment.update(NCCL_SAFE_ENV)
+        environment["PYTHONUNBUFFERED"] = "1"
+        environment.update(self.env)
+        return environment
+
+
+class LaunchError(RuntimeError):
+    """torchrun failed, ran past its timeout, or ended without a result.json."""
+
+
+def launch(
+    spec: TorchrunLaunch,
+    on_line: Callable[[str], None] = print,
+    timeout_s: float | None = None,
+) -> dict[str, Any]:
+    """Run torchrun and return the workers' result.json. Every output line goes to `on_line` (called in this
+    thread) and to torchrun.log as it comes; past `timeout_s` torchrun gets SIGTERM, then SIGKILL, and a
+    LaunchError says so. LaunchError with the last lines when torchrun fails."""
+    run_dir = spec.run_dir
+    (run_dir / RESULT_FILE).unlink(missing_ok=True)  # a result left by an earlier launch must not count
+    tail: deque[str] = deque(maxlen=_TAIL_LINES)
+    with open(run_dir / LOG_FILE, "a") as log_file:
+        process = subprocess.Popen(
+            spec.command(),
+            env=spec.environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+        # A timer, not a read timeout: a silent hang must end too, and lines stay in the caller's thread.
+        timed_out = threading.Event()
+        timer = threading.Timer(timeout_s, _stop, (process, timed_out)) if timeout_s is not None else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            assert process.stdout is not None
+            for raw in process.stdout:
+                log_file.write(raw)
+                log_file.flush()
+                line = raw.rstrip("\n")
+                tail.append(line)
+                on_line(line)
+            code = process.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if process.poll() is None:  # `on_line` raised or this thread was interrupted
+                _end(process)
+    return _launch_outcome(run_dir, code, timed_out.is_set(), timeout_s, tail)
+
+
+def _stop(process: subprocess.Popen, timed_out: threading.Event) -> None:
+    timed_out.set()
+    _end(process)
+
+
+def _end(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=TERMINATE_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def _launch_outcome(
+    run_dir: Path, code: int, timed_out: bool, timeout_s: float | None, tail: deque[str]
+) -> dict[str, Any]:
+    log = run_dir / LOG_FILE
+    if timed_out:
+        raise LaunchError(
+            f"torchrun ran past its {timeout_s:.0f} s timeout and was stopped (full log: {log})"
+        )
+    if code != 0:
+        raise LaunchError(
+            f"torchrun exited with code {code} (full log: {log}); last lines:\n" + "\n".join(tail)
+        )
+    result = read_result(run_dir)
+    if result is None:
+        raise LaunchError(f"torchrun finished but wrote no {run_dir / RESULT_FILE}; see {log}")
+    return result
