@@ -153,16 +153,7 @@ def evaluate(
     parent_id = sweep_tracking.start_sweep_run(
         client, experiment_id, key, plan.store, plan.params(), run_name
     )
-    logger.info(
-        "sweep %s: %d checkpoint(s) x %d post-processing(s) x %d keyframe setting(s) on %d %s scene(s), %s",
-        parent_id,
-        len(plan.checkpoints),
-        len(plan.postprocess),
-        len(plan.keyframes),
-        len(plan.scenes),
-        split,
-        plan.device,
-    )
+    logger.info("sweep %s: %s", parent_id, plan.describe())
     with run_status_on_exit(client, parent_id):
         summaries = [
             configuration_task(

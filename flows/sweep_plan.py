@@ -45,6 +45,12 @@ class SweepPlan:
         """(checkpoint, post-processing, keyframes), checkpoint by checkpoint (one model in memory)."""
         return list(itertools.product(self.checkpoints, self.postprocess, self.keyframes))
 
+    def describe(self) -> str:
+        return (
+            f"{len(self.checkpoints)} checkpoint(s) x {len(self.postprocess)} post-processing(s) x "
+            f"{len(self.keyframes)} keyframe setting(s) on {len(self.scenes)} {self.split} scene(s), {self.device}"
+        )
+
     def settings(self) -> dict[str, Any]:
         return {
             "postprocess": self.postprocess,

@@ -33,6 +33,27 @@ def make_root(out: Path, num_scenes: int, seed: int = 0, frames: int = 3) -> tup
     return root, pairs
 
 
+def preprocess_in_process(root: Path, store: Path, target_resolution: int) -> Path:
+    """Every scene of `root` into `store` with the library functions the preprocess flow runs (the scene job
+    per scene, then the store's finalisation), without Prefect; returns the store."""
+    from datasets.preprocess.result import PreprocessConfig
+    from datasets.preprocess.scene_job import plan_scenes, run_scene
+    from datasets.scannetpp.reader import list_scenes
+    from datasets.store.finalize import finalize_store
+    from datasets.store.splits import scene_splits
+    from datasets.store.writer import open_or_create_store
+
+    open_or_create_store(store)
+    config = PreprocessConfig(target_resolution=target_resolution)
+    splits = scene_splits(root)
+    plan = plan_scenes(store, root, list_scenes(root, root / "pairs"), root / "pairs", config)
+    for scene in plan.to_run:
+        split = splits.get(scene.scene_id, "")
+        run_scene(root, store, scene.scene_id, config, root / "pairs", split, scene.source_hash)
+    finalize_store(store, config.cls_sep, plan.current_version())
+    return store
+
+
 def start_prefect_server(home: Path):
     """A Prefect server on a free port using `home` as PREFECT_HOME; the caller stops it."""
     old_home = os.environ.get("PREFECT_HOME")

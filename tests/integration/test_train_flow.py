@@ -26,25 +26,10 @@ OVERRIDES = [
 
 @pytest.fixture(scope="module")
 def store(synthetic_root, tmp_path_factory):
-    """The synthetic scenes preprocessed with the library functions the preprocess flow runs per scene."""
-    from datasets.preprocess.result import PreprocessConfig
-    from datasets.preprocess.scene_job import run_scene
-    from datasets.store.reader import read_scene_attrs
-    from datasets.store.schema import StoreLayout
-    from datasets.store.splits import scene_splits
-    from datasets.store.tables import TableBuilder
-    from datasets.store.writer import open_or_create_store, set_categories
+    """The synthetic scenes preprocessed with the library functions the preprocess flow runs."""
+    from _preprocess_support import preprocess_in_process
 
-    store = tmp_path_factory.mktemp("train_store") / "store"
-    open_or_create_store(store)
-    splits = scene_splits(synthetic_root)
-    scene_ids = sorted(p.name for p in (synthetic_root / "data").iterdir() if p.is_dir())
-    for scene_id in scene_ids:
-        config = PreprocessConfig(target_resolution=160)
-        run_scene(synthetic_root, store, scene_id, config, synthetic_root / "pairs", splits.get(scene_id, ""))
-    set_categories(store, read_scene_attrs(StoreLayout(store), scene_ids[0])["categories"])
-    TableBuilder(store).write()
-    return store
+    return preprocess_in_process(synthetic_root, tmp_path_factory.mktemp("train_store") / "store", 160)
 
 
 def run_train(env, store: Path, runs: Path, *overrides: str) -> subprocess.CompletedProcess:
