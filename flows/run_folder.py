@@ -39,6 +39,8 @@ LOG_FILE = "torchrun.log"
 FINAL_CHECKPOINT_FILE = "final_checkpoint.json"
 EXPORT_DIRNAME = "model-final"
 WORKER_MODULE = "flows.torchrun_worker"
+TRAINING_RESOLUTIONS_KEY = "training_resolutions"
+"""Metadata key of an exported model: the (W, H) resolutions it was trained at."""
 
 # NVLink multicast (NVLS) stays off in every launched process: it is not available on the lent machines.
 NCCL_SAFE_ENV = {
@@ -115,16 +117,24 @@ def checkpoint_label(checkpoint: str | Path) -> str:
 
 
 def training_image_size(checkpoint: str | Path) -> int | None:
-    """Long side the model was trained at, from the run's config.json next to an exported model folder."""
+    """Long side the model was trained at: from the model folder's own metadata (`training_resolutions`,
+    written by the worker's export, so a model moved out of its run folder keeps it), else from the run's
+    config.json next to an exported model folder."""
     path = Path(checkpoint).resolve()
-    config = path.parent / CONFIG_FILE
-    if not path.is_dir() or not config.is_file():
+    if not path.is_dir():
         return None
-    try:
-        resolutions = json.loads(config.read_text())["data"]["resolutions"]
-        return int(max(max(int(v) for v in resolution) for resolution in resolutions))
-    except (KeyError, TypeError, ValueError):
-        return None
+    for config, keys in (
+        (path / CONFIG_FILE, ("metadata", TRAINING_RESOLUTIONS_KEY)),
+        (path.parent / CONFIG_FILE, ("data", "resolutions")),
+    ):
+        try:
+            resolutions = json.loads(config.read_text())
+            for key in keys:
+                resolutions = resolutions[key]
+            return int(max(max(int(v) for v in resolution) for resolution in resolutions))
+        except (OSError, KeyError, TypeError, ValueError):
+            continue
+    return None
 
 
 def checkpoint_digest(checkpoint: str | Path) -> str:

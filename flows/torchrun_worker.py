@@ -35,6 +35,7 @@ from flows.run_folder import (
     EXPORT_DIRNAME,
     METRICS_FILE,
     NCCL_SAFE_ENV,
+    TRAINING_RESOLUTIONS_KEY,
     read_config,
     write_result,
 )
@@ -125,6 +126,8 @@ def export_model(model: torch.nn.Module, run_dir: Path, config: TrainConfig, dat
         "text_embeddings": config.model.text_embeddings,
         "class_names": list(dataset.classes),
         "variant": config.model.variant,
+        "objective": config.training.objective,
+        TRAINING_RESOLUTIONS_KEY: [list(resolution) for resolution in config.data.resolutions],
         "trained_steps": step,
         "train_stores": [str(store) for store in dataset.stores],
     }

@@ -1,23 +1,25 @@
-"""Synthetic-benchmark accuracy run: generate scenes, preprocess them, train from scratch, report scene PQ.
+"""Synthetic-benchmark accuracy run: generate scenes, preprocess them, train, report scene PQ, ship the model.
+
+Recipes (--recipe):
+  two-stage   the official order on synthetic data: stage 1 (`pretrain`, config synthetic_must3r) trains the
+              MUSt3R encoder and decoder with MUSt3R's own pointmap objective on the store's depth and poses;
+              stage 2 (`train`, config synthetic_head) trains the panoptic head (and the DINO branch, which
+              has no pretrained weights offline) on that backbone, frozen (`training.must3r_chkpt`).
+  scratch     one run (config synthetic_gpu_accuracy) trains everything from scratch (the earlier rows).
 
 For the GPU machine (no Prefect, no MLflow): every stage keeps its output under --work and is skipped when
 that output exists, and training resumes from its last checkpoint, so the same command can be repeated until
-the run is done. The README's headline row, one command on one H100 (23 min):
+the run is done. Each training stage plans its cosine schedule from its measured steady step rate: a short
+launch measures it, the next plans the schedule to end inside the call (--final-call, or implied when the
+next stage follows in the same call). The two-stage run in calls of under 10 minutes on one GPU:
 
-    python tests/benchmarks/synthetic_accuracy.py --eval-keyframes all --epochs 8 --train-minutes 18.6
+    python tests/benchmarks/synthetic_accuracy.py --stages generate,preprocess,pretrain --pretrain-minutes 0.75 ...
+    python tests/benchmarks/synthetic_accuracy.py --stages pretrain --final-call --call-minutes 7 ...
+    python tests/benchmarks/synthetic_accuracy.py --stages train --train-minutes 0.75 ...
+    python tests/benchmarks/synthetic_accuracy.py --stages train --final-call --call-minutes 8 ...
+    python tests/benchmarks/synthetic_accuracy.py --stages evaluate,export ...
 
-Without --epochs the schedule is planned from the measured steady step rate: a short first call measures it,
-the second plans the cosine schedule to end inside its budget, then evaluates:
-
-    python tests/benchmarks/synthetic_accuracy.py --stages generate,preprocess,train --train-minutes 1.5 --total-train-minutes 19
-    python tests/benchmarks/synthetic_accuracy.py --stages train,evaluate --train-minutes 17.5 --total-train-minutes 19
-
-In calls of under 10 minutes each (--call-minutes shortens a call's training so that everything in the call
-fits in that wall time):
-
-    python tests/benchmarks/synthetic_accuracy.py --stages generate,preprocess,train --call-minutes 8.5
-    python tests/benchmarks/synthetic_accuracy.py --stages train --call-minutes 8.5 --train-minutes 8
-    python tests/benchmarks/synthetic_accuracy.py --stages train,evaluate --call-minutes 8.5
+(the README's model card gives the exact commands of the shipped model).
 
 Stages:
   generate    --train-scenes + --val-scenes synthetic scenes (ScanNet++ layout, explicit train/val split
@@ -25,18 +27,22 @@ Stages:
   preprocess  every new or changed scene (content hashes, as the `preprocess` flow decides) into a Zarr
               store at --target-resolution with the library's `run_scene`, one process (one renderer) per
               scene; then the store's finalisation (vocabulary, cls_sep, Parquet tables).
-  train       the run-folder launcher (`flows.run_folder`: torchrun on `flows.torchrun_worker`, as the
-              `train` flow launches it) on WORK/run with the resolved config (--config plus --set
-              overrides, `flows.run_config`). Each call trains at most --train-minutes (the engine's
-              `training.time_budget_s`: it stops at an optimizer step and writes checkpoint-last). The number
-              of epochs is planned so that the whole cosine schedule takes --total-train-minutes of training,
-              from the step rate measured in earlier calls; a call that also evaluates plans the schedule to
-              end within its own budget. `--epochs N` fixes the schedule instead.
+  pretrain    stage 1 on WORK/pretrain (--pretrain-config plus --pretrain-set overrides).
+  train       stage 2 (or the scratch run) on WORK/run (--config plus --set overrides; stage 2 of the
+              two-stage recipe adds training.must3r_chkpt=<stage 1's model>). Both launch the run-folder
+              launcher (`flows.run_folder`: torchrun on `flows.torchrun_worker`, as the `train` flow does)
+              with the resolved config (`flows.run_config`). Each call trains at most --pretrain-minutes /
+              --train-minutes (the engine's `training.time_budget_s`: it stops at an optimizer step and
+              writes checkpoint-last); the schedule is planned to take --total-pretrain-minutes /
+              --total-train-minutes at the measured rate, or fixed with --pretrain-epochs / --epochs.
   evaluate    the exported model (or, if training is unfinished, checkpoint-last) on the held-out scenes,
-              with the library's sweep of one configuration (`datasets.evaluation.sweep`): scene-level PQ (PanSt3R / Panoptic Lifting protocol) and per-image COCO PQ, for every
-              --postprocess x --eval-keyframes, a per-class table, and the first setting on
-              --eval-train-scenes training scenes (the generalisation gap); prints them and writes
+              with the library's sweep of one configuration (`datasets.evaluation.sweep`): scene-level PQ
+              (PanSt3R / Panoptic Lifting protocol) and per-image COCO PQ, for every --postprocess x
+              --eval-keyframes, a per-class table, the first setting on --eval-train-scenes training scenes
+              (the generalisation gap), and for the two-stage recipe stage 1's pointmap error and focal
+              estimates on the held-out views before and after pretraining; prints them and writes
               WORK/accuracy.json.
+  export      the evaluated model in float16 with its recipe and scores as metadata: WORK/shipped/<--ship-name>.
 
 Needs the project importable (installed, or the repository root on PYTHONPATH) and neither Prefect nor
 MLflow: it drives the same library functions as the flows. Project imports sit inside the stages, so
@@ -51,16 +57,22 @@ import multiprocessing
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 DEFAULT_WORK = Path(__file__).resolve().parents[2] / "runs" / "synthetic_accuracy"
 
-STAGES = ("generate", "preprocess", "train", "evaluate")
+STAGES = ("generate", "preprocess", "pretrain", "train", "evaluate", "export")
+RECIPES = {
+    # recipe -> (stage 1 config or None, stage 2 config)
+    "two-stage": ("synthetic_must3r", "synthetic_head"),
+    "scratch": (None, "synthetic_gpu_accuracy"),
+}
 GENERATED_MARKER = "generated.json"
 PREPROCESSED_MARKER = "preprocessed.json"
 CALLS_FILE = "train_calls.jsonl"
+PRETRAIN_CALLS_FILE = "pretrain_calls.jsonl"
 ACCURACY_FILE = "accuracy.json"
 # Seconds a training call may take beyond its budget (start-up, the last checkpoint, export) before it is killed.
 TRAIN_GRACE_S = 150.0
@@ -85,6 +97,8 @@ class WorkLayout:
         self.pairs = work / "pairs"
         self.store = work / "store"
         self.run = work / "run"
+        self.pretrain = work / "pretrain"
+        self.shipped = work / "shipped"
 
     @property
     def generated_marker(self) -> Path:
@@ -298,10 +312,62 @@ def _run_preprocess_tasks(workers: int, tasks: list[dict], layout: WorkLayout) -
 # ------------------------------------------------------------------------------------------------- train
 
 
-def training_calls(layout: WorkLayout) -> list[dict]:
-    if not layout.calls.is_file():
+@dataclass(frozen=True)
+class TrainingStage:
+    """One training run of the recipe (stage 1 `pretrain` or stage 2 `train`) and how this call plans it."""
+
+    name: str
+    run: Path
+    """Its run folder (config.json, checkpoints, model-final, result.json, torchrun.log)."""
+    calls: Path
+    """One JSON line per launch: steps, loop seconds and steady rate (what later calls plan with)."""
+    config: str
+    overrides: tuple[str, ...]
+    minutes: float
+    """Training time of this call's launch."""
+    total_minutes: float
+    """Planned training time of the whole schedule."""
+    epochs: int | None
+    """Fixed schedule instead of a planned one."""
+    assumed_steps_per_s: float
+    """Rate the first launch plans with (later launches use the measured one)."""
+    backbone_from: Path | None = None
+    """Stage 2 of the two-stage recipe: the stage-1 run whose MUSt3R weights it starts from (frozen)."""
+
+
+def pretrain_stage(args: argparse.Namespace, layout: WorkLayout) -> TrainingStage:
+    return TrainingStage(
+        name="pretrain",
+        run=layout.pretrain,
+        calls=layout.work / PRETRAIN_CALLS_FILE,
+        config=args.pretrain_config,
+        overrides=tuple(args.pretrain_overrides),
+        minutes=args.pretrain_minutes,
+        total_minutes=args.total_pretrain_minutes,
+        epochs=args.pretrain_epochs,
+        assumed_steps_per_s=args.assumed_steps_per_s,
+    )
+
+
+def head_stage(args: argparse.Namespace, layout: WorkLayout) -> TrainingStage:
+    return TrainingStage(
+        name="train",
+        run=layout.run,
+        calls=layout.calls,
+        config=args.config,
+        overrides=tuple(args.overrides),
+        minutes=args.train_minutes,
+        total_minutes=args.total_train_minutes,
+        epochs=args.epochs,
+        assumed_steps_per_s=args.assumed_steps_per_s,
+        backbone_from=layout.pretrain if RECIPES[args.recipe][0] is not None else None,
+    )
+
+
+def training_calls(stage: TrainingStage) -> list[dict]:
+    if not stage.calls.is_file():
         return []
-    return [json.loads(line) for line in layout.calls.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in stage.calls.read_text().splitlines() if line.strip()]
 
 
 def measured_steps_per_second(calls: list[dict]) -> float | None:
@@ -340,10 +406,10 @@ def plan_epochs(
     return max(started_epochs, round(total_steps / steps_per_epoch), 1)
 
 
-def checkpoint_progress(layout: WorkLayout) -> dict:
+def checkpoint_progress(run: Path) -> dict:
     from panst3r_core.engine.checkpointing import find_resume_checkpoint, read_progress
 
-    checkpoint = find_resume_checkpoint(layout.run)
+    checkpoint = find_resume_checkpoint(run)
     if checkpoint is None:
         return {"epoch": 0, "batch": 0, "global_step": 0}
     return asdict(read_progress(checkpoint))
@@ -360,45 +426,75 @@ def steps_per_epoch_of(config: Any, nproc: int) -> int:
     return steps
 
 
-def train_budget_seconds(args: argparse.Namespace, call_started: float, final_call: bool) -> float:
-    """--train-minutes, shortened so that the whole call fits in --call-minutes when that is given."""
-    budget = args.train_minutes * 60.0
-    if args.call_minutes is None:
+def train_budget_seconds(
+    minutes: float, call_minutes: float | None, call_started: float, reserve_s: float
+) -> float:
+    """`minutes` of training, shortened so that the whole call fits in `call_minutes` when that is given
+    (`reserve_s`: what must still run after this launch in the call, e.g. the evaluation)."""
+    budget = minutes * 60.0
+    if call_minutes is None:
         return budget
     spent = time.monotonic() - call_started
-    left = args.call_minutes * 60.0 - spent - TRAIN_OVERHEAD_S - (EVALUATION_RESERVE_S if final_call else 0.0)
+    left = call_minutes * 60.0 - spent - TRAIN_OVERHEAD_S - reserve_s
     return max(0.0, min(budget, left))
 
 
-def stage_train(args: argparse.Namespace, layout: WorkLayout, final_call: bool, call_started: float) -> dict:
-    from flows.run_config import resolve_run_config, write_run_config
-    from flows.run_folder import EXPORT_DIRNAME, finished_export
+def stage_overrides(stage: TrainingStage) -> list[str]:
+    """The stage's --set overrides plus what the recipe sets itself: the training split and, for stage 2 of
+    the two-stage recipe, the MUSt3R backbone of stage 1."""
+    overrides = [*stage.overrides, "data.split=train"]
+    if stage.backbone_from is not None:
+        backbone, finished = trained_model(stage.backbone_from)
+        if not finished:
+            say(f"{stage.name}: stage 1 is unfinished; its backbone comes from {backbone}")
+        overrides.append(f"training.must3r_chkpt={backbone}")
+    return overrides
 
-    finished = finished_export(layout.run)
+
+def run_training_stage(
+    stage: TrainingStage,
+    args: argparse.Namespace,
+    layout: WorkLayout,
+    final_call: bool,
+    call_started: float,
+    reserve_s: float = 0.0,
+) -> dict:
+    """Plan and launch this call's share of a stage's schedule (skipped once it finished)."""
+    from flows.run_config import resolve_run_config, write_run_config
+    from flows.run_folder import finished_export
+
+    finished = finished_export(stage.run)
     if finished is not None:
-        say(f"train: skipped (finished at step {finished[1]}; {finished[0]})")
+        say(f"{stage.name}: skipped (finished at step {finished[1]}; {finished[0]})")
         return {"global_step": finished[1], "finished": True}
-    # the run's config is resolved from --config once, then kept (later --set overrides apply on top)
-    overrides = [*args.overrides, "data.split=train"]
-    config = resolve_run_config(layout.run, [layout.store], args.config, overrides, keep_folder_config=True)
+    # the run's config is resolved from its config once, then kept (later --set overrides apply on top)
+    config = resolve_run_config(
+        stage.run, [layout.store], stage.config, stage_overrides(stage), keep_folder_config=True
+    )
     per_epoch = steps_per_epoch_of(config, args.nproc)
-    progress = checkpoint_progress(layout)
-    budget_s = train_budget_seconds(args, call_started, final_call)
-    if args.call_minutes is not None and budget_s < min(30.0, args.train_minutes * 60.0) and not final_call:
-        say(f"train: skipped in this call (only {budget_s:.0f} s of --call-minutes left for training)")
+    progress = checkpoint_progress(stage.run)
+    budget_s = train_budget_seconds(stage.minutes, args.call_minutes, call_started, reserve_s)
+    if args.call_minutes is not None and budget_s < min(30.0, stage.minutes * 60.0) and not final_call:
+        say(f"{stage.name}: skipped in this call (only {budget_s:.0f} s of --call-minutes left for it)")
         return {"global_step": progress["global_step"], "finished": False}
-    epochs, why = planned_epochs(args, layout, per_epoch, progress, budget_s, final_call)
+    epochs, why = planned_epochs(stage, per_epoch, progress, budget_s, final_call)
     config.training.epochs = int(epochs)
     config.training.time_budget_s = budget_s
-    write_run_config(layout.run, config)
+    write_run_config(stage.run, config)
     say(
-        f"train: {epochs} epochs x {per_epoch} steps = {epochs * per_epoch} steps ({why}); now at step "
+        f"{stage.name}: {epochs} epochs x {per_epoch} steps = {epochs * per_epoch} steps ({why}); now at step "
         f"{progress['global_step']} (epoch {progress['epoch']}, batch {progress['batch']}); "
         f"this call trains at most {budget_s / 60:.1f} min"
     )
     started = time.perf_counter()
-    result = _launch_training(args, layout, budget_s + TRAIN_GRACE_S)
-    wall = time.perf_counter() - started
+    result = _launch_training(args, stage.run, budget_s + TRAIN_GRACE_S)
+    _record_call(stage, result, time.perf_counter() - started, epochs)
+    return result
+
+
+def _record_call(stage: TrainingStage, result: dict, wall: float, epochs: int) -> None:
+    from flows.run_folder import EXPORT_DIRNAME
+
     call = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "start_step": result["start_step"],
@@ -410,77 +506,70 @@ def stage_train(args: argparse.Namespace, layout: WorkLayout, final_call: bool, 
         "finished": result["finished"],
         "epochs_planned": int(epochs),
     }
-    with layout.calls.open("a") as handle:
+    with stage.calls.open("a") as handle:
         handle.write(json.dumps(call) + "\n")
     steps = call["end_step"] - call["start_step"]
     say(
-        f"train: {steps} steps in {call['loop_seconds']:.0f} s of loop ({steps / max(call['loop_seconds'], 1e-9):.2f} "
-        f"steps/s), {wall:.0f} s wall; {'finished' if result['finished'] else 'unfinished: run again to resume'}"
-        + (f" ({layout.run / EXPORT_DIRNAME})" if result["finished"] else "")
+        f"{stage.name}: {steps} steps in {call['loop_seconds']:.0f} s of loop "
+        f"({steps / max(call['loop_seconds'], 1e-9):.2f} steps/s), {wall:.0f} s wall; "
+        + ("finished" if result["finished"] else "unfinished: run again to resume")
+        + (f" ({stage.run / EXPORT_DIRNAME})" if result["finished"] else "")
     )
-    return result
 
 
 def planned_epochs(
-    args: argparse.Namespace,
-    layout: WorkLayout,
-    per_epoch: int,
-    progress: dict,
-    budget_s: float,
-    final_call: bool,
+    stage: TrainingStage, per_epoch: int, progress: dict, budget_s: float, final_call: bool
 ) -> tuple[int, str]:
-    """(epochs of the whole schedule, why): --epochs, or planned from the measured (else assumed) step rate."""
-    if args.epochs is not None:
-        return args.epochs, "--epochs"
-    rate = measured_steps_per_second(training_calls(layout))
-    used_rate = rate if rate is not None else args.assumed_steps_per_s
+    """(epochs of the whole schedule, why): fixed, or planned from the measured (else assumed) step rate."""
+    if stage.epochs is not None:
+        return stage.epochs, "fixed epochs"
+    rate = measured_steps_per_second(training_calls(stage))
+    used_rate = rate if rate is not None else stage.assumed_steps_per_s
     epochs = plan_epochs(
         per_epoch,
         progress["global_step"],
         progress["epoch"],
         progress["batch"],
         used_rate,
-        args.total_train_minutes * 60.0,
+        stage.total_minutes * 60.0,
         budget_s,
         final_call,
     )
     source = "measured" if rate is not None else "assumed (--assumed-steps-per-s)"
-    why = f"{used_rate:.2f} steps/s {source}, {args.total_train_minutes:g} min in all"
+    why = f"{used_rate:.2f} steps/s {source}, {stage.total_minutes:g} min in all"
     if final_call:
         why += f", ending within this call's {budget_s / 60:.1f} min"
     return epochs, why
 
 
-def _launch_training(args: argparse.Namespace, layout: WorkLayout, timeout_s: float) -> dict:
+def _launch_training(args: argparse.Namespace, run: Path, timeout_s: float) -> dict:
     """torchrun on the run folder through the run-folder launcher (the `train` flow's), without MLflow."""
     from flows.run_folder import TorchrunLaunch, launch
 
-    spec = TorchrunLaunch(
-        layout.run, args.nproc, env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "4")}
-    )
-    say("train: " + " ".join(spec.command()))
+    spec = TorchrunLaunch(run, args.nproc, env={"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "4")})
+    say("launch: " + " ".join(spec.command()))
     return launch(spec, on_line=lambda line: print(line, flush=True), timeout_s=timeout_s)
+
+
+def trained_model(run: Path) -> tuple[Path, bool]:
+    """(model folder, schedule finished): the export of a finished run, else its checkpoint-last."""
+    from flows.run_folder import finished_export
+    from panst3r_core.engine.checkpointing import find_resume_checkpoint
+
+    finished = finished_export(run)
+    if finished is not None:
+        return finished[0], True
+    checkpoint = find_resume_checkpoint(run)
+    if checkpoint is None:
+        raise FileNotFoundError(f"{run}: no trained model yet; run its training stage first")
+    return checkpoint, False
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
 
 
-def evaluated_model(layout: WorkLayout) -> tuple[Path, bool, int]:
-    """(model folder, training finished, optimizer steps) of the model to evaluate."""
-    from flows.run_folder import finished_export
-    from panst3r_core.engine.checkpointing import find_resume_checkpoint, read_progress
-
-    finished = finished_export(layout.run)
-    if finished is not None:
-        return finished[0], True, finished[1]
-    checkpoint = find_resume_checkpoint(layout.run)
-    if checkpoint is None:
-        raise FileNotFoundError(f"{layout.run}: no trained model yet; run the train stage first")
-    return checkpoint, False, read_progress(checkpoint).global_step
-
-
-def _training_summary(layout: WorkLayout, config: dict, steps: int, nproc: int) -> dict:
-    calls = training_calls(layout)
+def _training_summary(stage: TrainingStage, config: dict, steps: int, nproc: int) -> dict:
+    calls = training_calls(stage)
     training = config["training"]
     return {
         "steps": steps,
@@ -493,14 +582,22 @@ def _training_summary(layout: WorkLayout, config: dict, steps: int, nproc: int) 
     }
 
 
-def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict) -> dict:
-    from datasets.evaluation.label_maps import EvalVocabulary
-    from datasets.evaluation.predictors import load_predictor
-    from datasets.store.reader import StoreReader
-    from flows.run_folder import read_config
-    from panst3r_core.device import resolve_device
+def model_steps(model_path: Path) -> int:
+    """Optimizer steps behind a model folder (an export's metadata, or a checkpoint's progress)."""
+    from panst3r_core.checkpoint.ours import read_config as read_model_config
+    from panst3r_core.engine.checkpointing import read_progress
 
-    model_path, finished, steps = evaluated_model(layout)
+    try:
+        return int(read_model_config(model_path)[1]["trained_steps"])
+    except (FileNotFoundError, KeyError, ValueError):
+        return read_progress(model_path).global_step
+
+
+def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict) -> dict:
+    from flows.run_folder import read_config
+
+    model_path, finished = trained_model(layout.run)
+    steps = model_steps(model_path)
     config = read_config(layout.run)
     image_size = args.eval_image_size or max(max(r) for r in config["data"]["resolutions"])
     settings = {
@@ -519,6 +616,37 @@ def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict
         return accuracy
     if not finished:
         say(f"evaluate: training is unfinished; evaluating {model_path} (step {steps})")
+    accuracy = {
+        **_panoptic_scores(args, layout, generated, model_path, image_size),
+        "training_finished": finished,
+        "training": _training_summary(head_stage(args, layout), config, steps, args.nproc),
+        "pretraining": _pretraining_report(args, layout, generated) if layout.pretrain.is_dir() else None,
+        "data": {
+            "generated": generated["settings"],
+            "val_scenes": sorted(generated["val"]),
+            "preprocess": _read_json(layout.preprocessed_marker)
+            if layout.preprocessed_marker.is_file()
+            else None,
+        },
+        "settings": settings,
+        "config": config,
+    }
+    _write_json(layout.accuracy, accuracy)
+    print_table(accuracy)
+    say(f"evaluate: wrote {layout.accuracy}")
+    return accuracy
+
+
+def _panoptic_scores(
+    args: argparse.Namespace, layout: WorkLayout, generated: dict, model_path: Path, image_size: int
+) -> dict:
+    """Both PQ modes of every --postprocess x --eval-keyframes on the held-out scenes (the first is the
+    headline), per scene and per class, and the headline on --eval-train-scenes training scenes."""
+    from datasets.evaluation.label_maps import EvalVocabulary
+    from datasets.evaluation.predictors import load_predictor
+    from datasets.store.reader import StoreReader
+    from panst3r_core.device import resolve_device
+
     device = resolve_device(args.device)
     reader = StoreReader(layout.store)
     vocabulary = EvalVocabulary.from_categories(reader.categories(), layout.store)
@@ -532,36 +660,58 @@ def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict
             rows.append(row)
             per_scene[f"{postprocess}/kf={keyframe_text}"] = per_scene_table(result)
             per_class[f"{postprocess}/kf={keyframe_text}"] = class_rows(result, vocabulary)
-    seen = _training_scenes(args, evaluation, generated, rows[0], vocabulary)
-    accuracy = {
-        "PQ": rows[0].get("PQ"),
-        "SQ": rows[0].get("SQ"),
-        "RQ": rows[0].get("RQ"),
-        "PQ_th": rows[0].get("PQ_th"),
-        "PQ_st": rows[0].get("PQ_st"),
-        "coco_PQ": rows[0].get("coco_PQ"),
+    return {
+        **{key: rows[0].get(key) for key in ("PQ", "SQ", "RQ", "PQ_th", "PQ_st", "coco_PQ")},
         "primary": {"postprocess": rows[0]["postprocess"], "keyframes": rows[0]["keyframes"]},
-        "training_finished": finished,
-        "training": _training_summary(layout, config, steps, args.nproc),
         "results": rows,
         "per_scene": per_scene,
         "per_class": per_class,
-        "training_scenes": seen,
-        "data": {
-            "generated": generated["settings"],
-            "val_scenes": scenes,
-            "preprocess": _read_json(layout.preprocessed_marker)
-            if layout.preprocessed_marker.is_file()
-            else None,
-        },
+        "training_scenes": _training_scenes(args, evaluation, generated, rows[0], vocabulary),
         "device": _device_name(device),
-        "settings": settings,
-        "config": config,
     }
-    _write_json(layout.accuracy, accuracy)
-    print_table(accuracy)
-    say(f"evaluate: wrote {layout.accuracy}")
-    return accuracy
+
+
+def _pretraining_report(args: argparse.Namespace, layout: WorkLayout, generated: dict) -> dict:
+    """Stage 1: its schedule, and the pointmap error and focal estimates on held-out views before (the
+    same variant at the run's initial weights) and after the 3-D pretraining."""
+    import torch
+
+    from datasets.evaluation.pointmap_run import PointmapEvalSettings, evaluate_pointmaps
+    from datasets.store.reader import StoreReader
+    from flows.run_folder import read_config
+    from panst3r_core.checkpoint.loading import load_any_checkpoint
+    from panst3r_core.device import resolve_device
+    from panst3r_core.engine.loop import seed_everything
+    from panst3r_core.model.variants import build_model
+
+    stage = pretrain_stage(args, layout)
+    model_path, finished = trained_model(stage.run)
+    config = read_config(stage.run)
+    width, height = max(config["data"]["resolutions"], key=lambda r: r[0] * r[1])
+    device = resolve_device(args.device)
+    settings = PointmapEvalSettings(
+        resolution=(width, height), max_views=None, amp=torch.bfloat16 if device.startswith("cuda") else None
+    )
+    reader, scenes = StoreReader(layout.store), sorted(generated["val"])
+    seed_everything(config["training"]["seed"])  # the worker's seed before it builds the model (rank 0)
+    before = evaluate_pointmaps(build_model(config["model"]["variant"]).to(device), reader, scenes, settings)
+    after = evaluate_pointmaps(load_any_checkpoint(model_path).model.to(device), reader, scenes, settings)
+    steps = model_steps(model_path)
+    report = {
+        "finished": finished,
+        "model": str(model_path),
+        "training": _training_summary(stage, config, steps, args.nproc),
+        "before": {key: value for key, value in before.items() if key != "per_scene"},
+        "after": after,
+    }
+    say(
+        f"pretrain: held-out median relative pointmap error {before['median_rel_error_global']:.3f} -> "
+        f"{after['median_rel_error_global']:.3f} (local {before['median_rel_error_local']:.3f} -> "
+        f"{after['median_rel_error_local']:.3f}); focal within {after['focal_tolerance']:.0%} on "
+        f"{after['focal_within_tolerance']:.0%} of {after['views']} views (median error "
+        f"{after['focal_median_rel_error']:.3f})"
+    )
+    return report
 
 
 class Evaluation:
@@ -682,6 +832,16 @@ def print_table(accuracy: dict) -> None:
     if classes:
         print(f"\nper class, {primary['postprocess']} kf={primary['keyframes']} (worst first):", flush=True)
         print_class_table(classes)
+    pretraining = accuracy.get("pretraining")
+    if pretraining:
+        before, after = pretraining["before"], pretraining["after"]
+        print(
+            f"\nstage 1 ({pretraining['training']['steps']} steps, {pretraining['training']['seconds']:.0f} s): "
+            f"held-out median relative pointmap error {before['median_rel_error_global']:.3f} -> "
+            f"{after['median_rel_error_global']:.3f}, focal within {after['focal_tolerance']:.0%} on "
+            f"{after['focal_within_tolerance']:.0%} of views",
+            flush=True,
+        )
     seen = accuracy.get("training_scenes")
     if seen:
         print(
@@ -691,19 +851,46 @@ def print_table(accuracy: dict) -> None:
         )
 
 
+# ------------------------------------------------------------------------------------------------ export
+
+
+def stage_export(args: argparse.Namespace, layout: WorkLayout) -> Path:
+    """The evaluated model as a shipped checkpoint: float16 weights in our format, with how it was made and
+    what it scored (from accuracy.json) in its metadata: WORK/shipped/<--ship-name>."""
+    import torch
+
+    from panst3r_core.checkpoint.loading import load_any_checkpoint
+    from panst3r_core.checkpoint.ours import save_checkpoint
+
+    if not layout.accuracy.is_file():
+        raise FileNotFoundError(f"{layout.accuracy}: evaluate the model before exporting it")
+    accuracy = _read_json(layout.accuracy)
+    loaded = load_any_checkpoint(accuracy["settings"]["model"])
+    metadata = {
+        **loaded.metadata,
+        "shipped": {
+            "recipe": args.recipe,
+            "generated": accuracy["data"]["generated"],
+            "preprocess": (accuracy["data"]["preprocess"] or {}).get("settings"),
+            "stages": {
+                "pretrain": (accuracy.get("pretraining") or {}).get("training"),
+                "train": accuracy["training"],
+            },
+            "held_out": {key: accuracy[key] for key in ("PQ", "PQ_th", "PQ_st", "coco_PQ", "primary")},
+            "held_out_scenes": len(accuracy["data"]["val_scenes"]),
+            "device": accuracy["device"],
+        },
+    }
+    out = save_checkpoint(loaded.model, layout.shipped / args.ship_name, metadata, dtype=torch.float16)
+    size_mb = sum(f.stat().st_size for f in out.iterdir()) / 1e6
+    say(f"export: {out} ({size_mb:.1f} MB, float16)")
+    return out
+
+
 # -------------------------------------------------------------------------------------------------- main
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__,
-    )
-    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="work folder")
-    parser.add_argument(
-        "--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}"
-    )
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-scenes", type=int, default=480, help="training scenes (default 480)")
     parser.add_argument("--val-scenes", type=int, default=16, help="held-out scenes (default 16)")
     parser.add_argument("--frames", type=int, default=16, help="DSLR frames per scene (default 16)")
@@ -720,31 +907,56 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=max(1, min(15, (os.cpu_count() or 2) - 1)),
         help="processes for generate/preprocess (default: CPU count - 1, at most 15)",
     )
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", default="synthetic_gpu_accuracy", help="training config name or .yaml path"
+        "--recipe",
+        default="two-stage",
+        choices=sorted(RECIPES),
+        help="two-stage: stage 1 pretrains the MUSt3R backbone (pointmap objective), stage 2 trains the "
+        "panoptic head on it, frozen; scratch: one run trains everything from scratch (default two-stage)",
     )
+    parser.add_argument("--config", default=None, help="stage-2 config (default: the recipe's)")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="config override"
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="stage-2 override"
     )
+    parser.add_argument("--pretrain-config", default=None, help="stage-1 config (default: the recipe's)")
+    parser.add_argument(
+        "--pretrain-set", dest="pretrain_overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="stage-1 override",
+    )  # fmt: skip
     parser.add_argument("--nproc", type=int, default=1, help="torchrun processes (GPUs), default 1")
-    parser.add_argument("--train-minutes", type=float, default=6.0, help="training time of this call")
+    parser.add_argument("--train-minutes", type=float, default=6.0, help="stage-2 training time of this call")
+    parser.add_argument(
+        "--pretrain-minutes", type=float, default=6.0, help="stage-1 training time of this call"
+    )
     parser.add_argument(
         "--call-minutes",
         type=float,
         default=None,
         help="wall-clock limit of this whole call: training is shortened so that the stages before it, "
-        "torchrun's start-up and exit and (when it follows) the evaluation fit",
+        "torchrun's start-up and exit and what follows in the call fit",
     )
     parser.add_argument(
-        "--total-train-minutes", type=float, default=17.0, help="planned training time of the whole schedule"
+        "--final-call",
+        action="store_true",
+        help="every training stage of this call ends its schedule within it (implied for stage 2 when "
+        "evaluate follows, and for stage 1 when stage 2 follows)",
     )
+    parser.add_argument("--total-train-minutes", type=float, default=17.0, help="stage-2 schedule length")
+    parser.add_argument("--total-pretrain-minutes", type=float, default=8.0, help="stage-1 schedule length")
     parser.add_argument(
         "--assumed-steps-per-s",
         type=float,
         default=2.5,
-        help="step rate the first call plans with (later calls use the measured one)",
+        help="step rate a stage's first call plans with (later calls use the measured one)",
     )
-    parser.add_argument("--epochs", type=int, default=None, help="fix training.epochs instead of planning it")
+    parser.add_argument("--epochs", type=int, default=None, help="fix stage 2's training.epochs")
+    parser.add_argument("--pretrain-epochs", type=int, default=None, help="fix stage 1's training.epochs")
+
+
+def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--postprocess", nargs="+", default=["standard_v2", "qubo"], help="post-processors")
     parser.add_argument(
         "--eval-keyframes",
@@ -763,11 +975,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--eval-amp", default="none", choices=("none", "bf16"), help="inference autocast")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="evaluation device")
+    parser.add_argument(
+        "--ship-name", default="compact_v2_synthetic", help="folder name of the exported model (export stage)"
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="work folder")
+    parser.add_argument(
+        "--stages",
+        default=None,
+        help=f"comma-separated subset of {','.join(STAGES)} (default: all of them the recipe has)",
+    )
+    _add_data_arguments(parser)
+    _add_training_arguments(parser)
+    _add_evaluation_arguments(parser)
     args = parser.parse_args(argv)
-    args.stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    pretrain_config, head_config = RECIPES[args.recipe]
+    default_stages = [s for s in STAGES if s != "pretrain" or pretrain_config is not None]
+    args.stages = [s.strip() for s in (args.stages or ",".join(default_stages)).split(",") if s.strip()]
     unknown = sorted(set(args.stages) - set(STAGES))
     if unknown:
         parser.error(f"--stages: unknown {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    args.config = args.config or head_config
+    args.pretrain_config = args.pretrain_config or pretrain_config
+    if "pretrain" in args.stages and args.pretrain_config is None:
+        parser.error(f"--stages pretrain: the {args.recipe} recipe has no stage 1 (give --pretrain-config)")
     for text in args.eval_keyframes:
         if text != "all" and not (text.isdigit() and int(text) > 0):
             parser.error(f"--eval-keyframes: {text!r} is neither 'all' nor a positive number")
@@ -776,14 +1014,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
-    layout = WorkLayout(args.work.resolve())
-    layout.work.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    call_started = time.monotonic()
-    say(f"work folder {layout.work}; stages {','.join(args.stages)}")
+def _data_stages(args: argparse.Namespace, layout: WorkLayout) -> tuple[dict | None, dict | None]:
+    """(generated, preprocessed) markers, running those stages when asked."""
     generated = preprocessed = None
     if "generate" in args.stages:
         generated = stage_generate(args, layout)
@@ -795,14 +1027,41 @@ def main(argv: list[str] | None = None) -> int:
         preprocessed = stage_preprocess(args, layout, generated)
     elif layout.preprocessed_marker.is_file():
         preprocessed = _read_json(layout.preprocessed_marker)
-    if "train" in args.stages:
-        if preprocessed is None:
-            raise FileNotFoundError(f"{layout.preprocessed_marker}: no store yet; run the preprocess stage")
-        stage_train(args, layout, final_call="evaluate" in args.stages, call_started=call_started)
+    return generated, preprocessed
+
+
+def _training_stages(args: argparse.Namespace, layout: WorkLayout, call_started: float) -> None:
+    training = [name for name in ("pretrain", "train") if name in args.stages]
+    if training and not layout.preprocessed_marker.is_file():
+        raise FileNotFoundError(f"{layout.preprocessed_marker}: no store yet; run the preprocess stage")
+    if "pretrain" in training:
+        final = args.final_call or "train" in args.stages
+        # when stage 2 follows in this call, it gets the share of the call that --train-minutes asks for
+        reserve = args.train_minutes * 60.0 + TRAIN_OVERHEAD_S if "train" in args.stages else 0.0
+        reserve += EVALUATION_RESERVE_S if "evaluate" in args.stages else 0.0
+        run_training_stage(pretrain_stage(args, layout), args, layout, final, call_started, reserve)
+    if "train" in training:
+        final = args.final_call or "evaluate" in args.stages
+        reserve = EVALUATION_RESERVE_S if "evaluate" in args.stages else 0.0
+        run_training_stage(head_stage(args, layout), args, layout, final, call_started, reserve)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    layout = WorkLayout(args.work.resolve())
+    layout.work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    call_started = time.monotonic()
+    say(f"work folder {layout.work}; stages {','.join(args.stages)}; recipe {args.recipe}")
+    generated, preprocessed = _data_stages(args, layout)
+    _training_stages(args, layout, call_started)
     if "evaluate" in args.stages:
         if generated is None or preprocessed is None:
             raise FileNotFoundError(f"{layout.work}: generate and preprocess first")
         stage_evaluate(args, layout, generated)
+    if "export" in args.stages:
+        stage_export(args, layout)
     say(f"done in {time.perf_counter() - started:.0f} s")
     return 0
 

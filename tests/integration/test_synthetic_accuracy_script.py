@@ -4,7 +4,6 @@ Prefect and MLflow cannot be imported in these runs (torchrun's workers included
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
@@ -17,9 +16,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "tests" / "benchmarks" / "synthetic_accuracy.py"
-TOY = [
+DATA = [
     "--train-scenes", "2", "--val-scenes", "1", "--frames", "6", "--image-size", "160", "120",
-    "--target-resolution", "128", "--workers", "2", "--epochs", "2",
+    "--target-resolution", "128", "--workers", "2",
+]  # fmt: skip
+TOY = [
+    *DATA, "--recipe", "scratch", "--epochs", "2",
     "--set", "model.variant=tiny_v1", "--set", "data.resolutions=[[64,48]]", "--set", "data.num_views=3",
     "--set", "data.max_memory_num_views=3", "--set", "data.samples_per_epoch=8",
     "--set", "training.batch_size=2", "--set", "training.num_workers=0", "--set", "criterion.num_points=256",
@@ -30,6 +32,7 @@ TOY = [
 def _script_module():
     spec = importlib.util.spec_from_file_location("synthetic_accuracy", SCRIPT)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -70,13 +73,11 @@ def test_epoch_planning_follows_the_measured_rate_and_a_final_call_ends_in_its_b
 
 def test_call_minutes_shorten_the_training_budget_to_fit_the_call():
     script = _script_module()
-    args = argparse.Namespace(train_minutes=6.0, call_minutes=8.5)
     started = time.monotonic() - 60.0  # a minute already spent on generating and preprocessing
     # 510 s - 60 spent - 90 torchrun start/exit = 360 s: the asked 6 min fit; an evaluation needs 150 s more.
-    assert script.train_budget_seconds(args, started, final_call=False) == pytest.approx(360.0, abs=1.0)
-    assert script.train_budget_seconds(args, started, final_call=True) == pytest.approx(210.0, abs=1.0)
-    args.call_minutes = None
-    assert script.train_budget_seconds(args, started, final_call=True) == 360.0
+    assert script.train_budget_seconds(6.0, 8.5, started, reserve_s=0.0) == pytest.approx(360.0, abs=1.0)
+    assert script.train_budget_seconds(6.0, 8.5, started, reserve_s=150.0) == pytest.approx(210.0, abs=1.0)
+    assert script.train_budget_seconds(6.0, None, started, reserve_s=150.0) == 360.0
 
 
 @pytest.mark.slow
@@ -139,3 +140,52 @@ def test_toy_run_stops_resumes_finishes_evaluates_and_then_skips(tmp_path):
     assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
     for stage in ("generate", "preprocess", "train", "evaluate"):
         assert f"{stage}: skipped" in third.stdout
+
+
+TWO_STAGE_MODEL = [
+    "model.variant=tiny_v2", "data.resolutions=[[64,48]]", "data.num_views=3", "data.max_memory_num_views=3",
+    "data.samples_per_epoch=8", "training.batch_size=2", "training.num_workers=0", "training.amp=false",
+    "training.print_freq=1",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_stage_toy_run_pretrains_trains_the_head_on_it_evaluates_and_ships(tmp_path):
+    from panst3r_core.checkpoint.ours import WEIGHTS_FILE, read_config
+    from panst3r_core.engine.checkpointing import MODEL_FILE
+
+    work = tmp_path / "work"
+    args = [*DATA, "--recipe", "two-stage", "--pretrain-epochs", "2", "--epochs", "1"]
+    for item in TWO_STAGE_MODEL:
+        args += ["--pretrain-set", item, "--set", item]
+    args += ["--set", "criterion.num_points=256", "--postprocess", "standard_v2", "--eval-keyframes", "all"]
+    run = run_script(work, *args)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    stage1 = json.loads((work / "pretrain" / "config.json").read_text())
+    stage2 = json.loads((work / "run" / "config.json").read_text())
+    assert stage1["training"]["objective"] == "pointmap" and stage2["training"]["objective"] == "panoptic"
+    assert stage2["training"]["must3r_chkpt"] == str(work / "pretrain" / "model-final")
+    assert not stage2["training"]["finetune_must3r_encoder"] and stage2["training"]["finetune_dino"]
+    # stage 2 kept stage 1's backbone exactly (frozen)
+    from safetensors.torch import load_file
+
+    backbone = load_file(str(work / "pretrain" / "model-final" / WEIGHTS_FILE))
+    trained = load_file(str(work / "run" / "model-final" / MODEL_FILE))
+    must3r = [key for key in backbone if key.startswith(("must3r_encoder.", "must3r_decoder."))]
+    assert must3r and all(backbone[key].equal(trained[key]) for key in must3r)
+    accuracy = json.loads((work / "accuracy.json").read_text())
+    pretraining = accuracy["pretraining"]
+    assert pretraining["finished"] and pretraining["training"]["steps"] == 8
+    for when in ("before", "after"):
+        assert pretraining[when]["views"] == 6 and pretraining[when]["median_rel_error_global"] > 0
+    assert "held-out median relative pointmap error" in run.stdout
+    shipped = work / "shipped" / "compact_v2_synthetic"
+    config, metadata = read_config(shipped)
+    assert metadata["shipped"]["recipe"] == "two-stage" and metadata["variant"] == "tiny_v2"
+    assert metadata["shipped"]["held_out"]["PQ"] == accuracy["PQ"]
+    assert metadata["training_resolutions"] == [[64, 48]]
+    weights = load_file(str(shipped / WEIGHTS_FILE))
+    assert all(
+        value.dtype.is_floating_point is False or str(value.dtype) == "torch.float16"
+        for value in weights.values()
+    )

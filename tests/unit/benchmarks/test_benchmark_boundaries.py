@@ -58,7 +58,8 @@ def test_the_synthetic_benchmark_library_path_imports_neither_prefect_nor_mlflow
     program = (
         "import importlib, importlib.util, json, sys\n"
         f"spec = importlib.util.spec_from_file_location('synthetic_accuracy', {str(script)!r})\n"
-        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'prefect', 'prefect_dask', 'mlflow'})))\n"
     )

@@ -104,6 +104,9 @@ def test_checkpoint_identity(tmp_path):
     assert run_folder.training_image_size(export) is None  # no run config next to it
     run_folder.write_config(run, {"data": {"resolutions": [[128, 96], [96, 128]]}})
     assert run_folder.training_image_size(export) == 128
+    # the model's own metadata wins (a model moved out of its run folder keeps it)
+    (export / "config.json").write_text(json.dumps({"metadata": {"training_resolutions": [[256, 192]]}}))
+    assert run_folder.training_image_size(export) == 256
     before = run_folder.checkpoint_digest(export)
     assert run_folder.checkpoint_digest(export) == before
     (export / "model.safetensors").write_bytes(b"other weights")
