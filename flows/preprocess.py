@@ -21,11 +21,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect_dask import DaskTaskRunner
 
+from datasets.preprocess.error_kinds import failure_reason, is_permanent
 from datasets.preprocess.result import PreprocessConfig
 from datasets.preprocess.scene_job import (
     StorePlan,
-    failure_reason,
-    is_bad_input,
     plan_scenes,
     run_scene,
 )
@@ -83,12 +82,12 @@ def _emit(event: dict[str, Any]) -> None:
 
 
 def _retry_transient(task, task_run, state) -> bool:
-    """Retry unless the scene's own input is bad (ValueError / FileNotFoundError / KeyError)."""
+    """Retry unless the failure is permanent: bad scene input, no space, no permission (error_kinds)."""
     try:
         exc = state.result(raise_on_failure=False)
     except Exception:  # noqa: BLE001 - an unreadable result is itself a transient problem
         return True
-    return not (isinstance(exc, BaseException) and is_bad_input(exc))
+    return not (isinstance(exc, BaseException) and is_permanent(exc))
 
 
 @task(
@@ -219,7 +218,7 @@ def _preprocess_selected(
             _emit({"event": "scene", "scene_id": scene_id, "status": "done", "frames": result["frames"]})
         else:
             reason = failure_reason(exc)
-            attempts = 1 if is_bad_input(exc) else TASK_RETRIES + 1
+            attempts = 1 if is_permanent(exc) else TASK_RETRIES + 1
             write_failure(layout, scene_id, type(exc).__name__, reason, attempt=attempts)
             failed[scene_id] = reason
             logger.warning("scene %s failed: %s", scene_id, reason)

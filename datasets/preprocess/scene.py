@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from datasets.preprocess.covisibility import overlap_matrix, pairs_from_overlap, symmetric_score
+from datasets.preprocess.error_kinds import lasting_os_error
 from datasets.preprocess.errors import BadSceneInput
 from datasets.preprocess.panoptic import MAX_ENCODABLE_ID, apply_anon_mask, filter_ids
 from datasets.preprocess.render import IdDepthRenderer
@@ -57,6 +58,8 @@ def _read_rgb(path: Path) -> np.ndarray:
     except FileNotFoundError:
         raise BadSceneInput(f"image not found: {path}") from None
     except (UnidentifiedImageError, OSError) as exc:
+        if lasting_os_error(exc):
+            raise  # unreadable, not undecodable: the fix is the file's permissions
         raise BadSceneInput(f"image {path} cannot be decoded ({exc}); replace the file") from exc
 
 
@@ -68,6 +71,8 @@ def _read_mask(path: Path) -> np.ndarray:
     except FileNotFoundError:
         raise BadSceneInput(f"anonymisation mask not found: {path}") from None
     except (UnidentifiedImageError, OSError) as exc:
+        if lasting_os_error(exc):
+            raise
         raise BadSceneInput(f"anonymisation mask {path} cannot be decoded ({exc}); replace the file") from exc
 
 
@@ -158,7 +163,7 @@ def _process_frame(
         depth_mm = (view.depth * 1000).astype(np.uint16)  # truncating, as the official cast
         depth_mm[mask < 255] = 0
         panoptic = filter_ids(apply_anon_mask(view.ids, mask), valid_ids, config.min_inst_area)
-    return {"image": rgb, "depth_mm": depth_mm, "panoptic": panoptic, "K": K}
+    return {"image": rgb, "depth_mm": depth_mm, "panoptic": panoptic, "K": K, "sees_mesh": view.depth.any()}
 
 
 def _scene_pairs(
@@ -192,6 +197,19 @@ def _scene_pairs(
     return np.stack([a, b, score], axis=1).astype(np.float64).reshape(-1, 3)
 
 
+def _check_mesh_seen(record: SceneRecord, per_camera: dict[str, list[tuple[FrameRecord, dict]]]) -> None:
+    """A scene where no frame sees any of the mesh has poses that do not belong to it (another frame of
+    reference, millimetres instead of metres, world->camera stored as camera->world): its frames would be
+    committed with empty depth and all-void labels."""
+    if any(result["sees_mesh"] for items in per_camera.values() for _, result in items):
+        return
+    raise BadSceneInput(
+        f"scene {record.scene_id}: none of its {len(record.frames)} frames sees the mesh "
+        f"{record.mesh_path.name} (rendered depth is empty everywhere); the poses in images.txt do not "
+        "match the mesh (frame of reference, units or pose direction)"
+    )
+
+
 def preprocess_scene(record: SceneRecord, config: PreprocessConfig | None = None) -> PreprocessedScene:
     """Preprocess one scene: every selected frame undistorted, rescaled, rendered; grouped by camera.
 
@@ -222,6 +240,7 @@ def preprocess_scene(record: SceneRecord, config: PreprocessConfig | None = None
         frame_order.append((frame.device, len(per_camera[frame.device])))
         per_camera[frame.device].append((frame, result))
 
+    _check_mesh_seen(record, per_camera)
     blocks: dict[str, FrameBlock] = {}
     for camera, items in per_camera.items():
         shapes = {r["image"].shape for _, r in items}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from datasets.preprocess.error_kinds import WRITE_ERRNOS, failure_reason, lasting_os_error
 from datasets.preprocess.result import PreprocessConfig
 from datasets.scannetpp.reader import read_scene
 from datasets.store import hashing
@@ -24,23 +25,6 @@ from datasets.store.tables import CurrentVersion
 from datasets.store.writer import write_scene
 
 log = logging.getLogger(__name__)
-
-BAD_INPUT_ERRORS = (ValueError, FileNotFoundError, KeyError)
-"""Errors the scene's own files cause (BadSceneInput is a ValueError): retrying cannot help."""
-
-
-def is_bad_input(exc: BaseException) -> bool:
-    return isinstance(exc, BAD_INPUT_ERRORS)
-
-
-def failure_reason(exc: BaseException) -> str:
-    """One line for the failed row: the message itself for bad input, prefixed by the type otherwise."""
-    text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).strip()
-    first = text.splitlines()[0] if text else ""
-    if is_bad_input(exc) and first:
-        return first
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-
 
 @dataclass(frozen=True)
 class ScenePlan:
@@ -66,7 +50,7 @@ def plan_scene(
     try:
         record = read_scene(root, scene_id, pairs_dir)
         source = hashing.source_hash(record.source_files, root, digests)
-    except BAD_INPUT_ERRORS as exc:
+    except (ValueError, KeyError, OSError) as exc:  # the task reads again and fails with this reason
         return ScenePlan(scene_id, True, None, f"unreadable input: {failure_reason(exc)}")
     if not (layout.scene_dir(scene_id) / "zarr.json").is_file():
         return ScenePlan(scene_id, True, source, "not in the store")
@@ -140,8 +124,33 @@ def run_scene(
 ) -> dict[str, Any]:
     """Read, preprocess and commit one scene. Returns `{scene_id, status, frames, seconds, path}`.
 
-    Raises the reader's/preprocessing's ValueError/FileNotFoundError for bad input, anything else for
-    transient trouble; a failure leaves the store exactly as it was."""
+    Raises the reader's/preprocessing's ValueError/FileNotFoundError for bad input, a lasting OSError
+    (no space, permission) as itself, anything else for transient trouble; a failure leaves the store
+    exactly as it was."""
+    try:
+        return _run_scene(root, store, scene_id, config, pairs_dir, split, source_hash)
+    except Exception as exc:
+        # Libraries wrap OS errors (zarr's writer, PIL); the orchestrator decides retries on the OS error.
+        os_error = lasting_os_error(exc)
+        if os_error is None or isinstance(exc, ValueError):
+            raise
+        if os_error.filename is None and os_error.errno in WRITE_ERRNOS:
+            # A write into a full disk names no file: the store is the only place this task writes to.
+            os_error = OSError(os_error.errno, os_error.strerror, str(store))
+        if os_error is exc:
+            raise
+        raise os_error from exc
+
+
+def _run_scene(
+    root: str | Path,
+    store: str | Path,
+    scene_id: str,
+    config: PreprocessConfig,
+    pairs_dir: str | Path | None,
+    split: str,
+    source_hash: str | None,
+) -> dict[str, Any]:
     # OpenGL picks its platform at import; workers of a user-provided Dask cluster may lack the variable.
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
     from datasets.preprocess.scene import preprocess_scene  # imports pyrender

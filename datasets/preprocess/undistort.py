@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from datasets.preprocess.errors import BadSceneInput
+from datasets.scannetpp.camera_checks import camera_problems
 from datasets.scannetpp.record import CameraModel
 
 SUPPORTED_MODELS = ("OPENCV_FISHEYE", "OPENCV", "PINHOLE")
@@ -84,7 +85,24 @@ def undistortion_maps(camera: CameraModel) -> UndistortMaps:
             )
         new_K, _roi = cv2.getOptimalNewCameraMatrix(K_cv, dist, (W, H), 1, (W, H), True)
         map_x, map_y = cv2.initUndistortRectifyMap(K_cv, dist, np.eye(3), new_K, (W, H), cv2.CV_32FC1)
-    return UndistortMaps(map_x=map_x, map_y=map_y, intrinsics=opencv_to_colmap_K(new_K))
+    maps = UndistortMaps(map_x=map_x, map_y=map_y, intrinsics=opencv_to_colmap_K(new_K))
+    _check_undistorted(camera, maps)
+    return maps
+
+
+def _check_undistorted(camera: CameraModel, maps: UndistortMaps) -> None:
+    """Distortion coefficients that no lens has can give an undistorted camera that is itself impossible
+    (non-finite or negative focal length) or remap tables of NaN; both would pass on silently."""
+    K = maps.intrinsics
+    pinhole = CameraModel("PINHOLE", camera.width, camera.height, (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+    problems = camera_problems(pinhole)
+    if not (np.isfinite(maps.map_x).all() and np.isfinite(maps.map_y).all()):
+        problems.append("the undistortion tables hold NaN or infinity")
+    if problems:
+        raise BadSceneInput(
+            f"{camera.model} camera with distortion {' '.join(f'{d:g}' for d in camera.distortion)} cannot "
+            f"be undistorted: {'; '.join(problems)}; check the distortion PARAMS in cameras.txt"
+        )
 
 
 def undistort_image(image: np.ndarray, maps: UndistortMaps) -> np.ndarray:

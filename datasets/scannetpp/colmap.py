@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datasets.scannetpp.camera_checks import check_camera
 from datasets.scannetpp.record import CameraModel
 
 # Number of parameters per COLMAP camera model (subset that ScanNet++ and common tools use).
@@ -161,7 +162,10 @@ def read_cameras(path: str | Path) -> dict[int, CameraModel]:
             )
         if camera_id in cameras:
             raise ValueError(f"{path}: line {number}: duplicate CAMERA_ID {camera_id}")
-        cameras[camera_id] = CameraModel(model=model, width=width, height=height, params=params)
+        camera = CameraModel(model=model, width=width, height=height, params=params)
+        if wanted is not None:  # an unknown model's parameter layout is unknown: the preprocessing refuses it
+            check_camera(camera, f"{path}: line {number}: CAMERA_ID {camera_id}")
+        cameras[camera_id] = camera
     return cameras
 
 

@@ -7,6 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+# COLMAP models whose parameters start with one focal length (f cx cy ...) instead of fx fy cx cy.
+SINGLE_FOCAL_MODELS = frozenset(
+    {"SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL", "SIMPLE_RADIAL_FISHEYE", "RADIAL_FISHEYE"}
+)
+
 
 @dataclass(frozen=True)
 class CameraModel:
@@ -20,24 +25,29 @@ class CameraModel:
     params: tuple[float, ...]
 
     @property
+    def _pinhole_count(self) -> int:
+        """How many leading params are the pinhole part: f cx cy (one focal) or fx fy cx cy."""
+        return 3 if self.model in SINGLE_FOCAL_MODELS else 4
+
+    @property
     def fx(self) -> float:
         return self.params[0]
 
     @property
     def fy(self) -> float:
-        return self.params[1] if self.model not in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL") else self.params[0]
+        return self.params[0] if self._pinhole_count == 3 else self.params[1]
 
     @property
     def cx(self) -> float:
-        return self.params[2] if self.model not in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL") else self.params[1]
+        return self.params[self._pinhole_count - 2]
 
     @property
     def cy(self) -> float:
-        return self.params[3] if self.model not in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL") else self.params[2]
+        return self.params[self._pinhole_count - 1]
 
     @property
     def distortion(self) -> tuple[float, ...]:
-        return tuple(self.params[4:])
+        return tuple(self.params[self._pinhole_count :])
 
 
 @dataclass(frozen=True)

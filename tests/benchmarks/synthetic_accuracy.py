@@ -221,8 +221,9 @@ def stage_generate(args: argparse.Namespace, layout: WorkLayout) -> dict:
 def _preprocess_scene(task: dict) -> dict:
     """One scene in its own process (the library's `run_scene`); a failure comes back as its reason."""
     os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    from datasets.preprocess.error_kinds import failure_reason
     from datasets.preprocess.result import PreprocessConfig
-    from datasets.preprocess.scene_job import failure_reason, run_scene
+    from datasets.preprocess.scene_job import run_scene
 
     config = PreprocessConfig(**task["config"])
     try:

@@ -43,6 +43,17 @@ def _nan_pose(scene):
     path.write_text("\n".join(lines) + "\n")
 
 
+def _negative_focal(scene):
+    """The fault that once gave a scene marked done with its RGB turned 180 degrees against its labels."""
+    path = scene / "dslr" / "colmap" / "cameras.txt"
+    lines = path.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line and not line.startswith("#"))
+    fields = lines[first].split()
+    fields[4] = str(-float(fields[4]))  # fx
+    lines[first] = " ".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+
+
 def _unknown_labels(scene):
     path = scene / "scans" / "segments_anno.json"
     data = json.loads(path.read_text())
@@ -73,6 +84,7 @@ BREAKAGES = {
     "missing_image": (_missing_image, "not found"),
     "empty_scene": (_empty_scene, "frames"),
     "unknown_labels": (_unknown_labels, "map_benchmark.csv"),
+    "negative_focal": (_negative_focal, "focal length fx=-"),
 }
 
 

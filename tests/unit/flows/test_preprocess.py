@@ -1,5 +1,7 @@
 """The preprocess flow's pieces that need no cluster: retry decisions and the task runner choice."""
 
+import errno
+
 import pytest
 from prefect.states import Failed
 
@@ -14,7 +16,9 @@ from flows.preprocess import _retry_transient, make_task_runner
         (FileNotFoundError("dslr/colmap/cameras.txt"), False),
         (KeyError("DSC00001.JPG"), False),
         (TransientSceneError("EGL context lost"), True),
-        (OSError("No space left on device"), True),
+        (OSError(errno.ENOSPC, "No space left on device"), False),
+        (PermissionError(errno.EACCES, "Permission denied", "scans/segments.json"), False),
+        (OSError("EGL: eglMakeCurrent failed"), True),
     ],
 )
 def test_only_transient_errors_are_retried(exc, retry):

@@ -1,27 +1,10 @@
 import pytest
 from toy_store import toy_scene
 
-from datasets.preprocess.errors import BadSceneInput, TransientSceneError
-from datasets.preprocess.scene_job import failure_reason, is_bad_input, plan_scene
+from datasets.preprocess.scene_job import plan_scene
 from datasets.store import writer
 from datasets.store.failures import write_failure
 from datasets.store.schema import StoreLayout
-
-
-def test_bad_input_is_not_retried_and_keeps_its_message():
-    assert (
-        is_bad_input(BadSceneInput("x"))
-        and is_bad_input(FileNotFoundError("x"))
-        and is_bad_input(KeyError("x"))
-    )
-    assert not is_bad_input(OSError("EGL")) and not is_bad_input(TransientSceneError("lost"))
-    assert (
-        failure_reason(BadSceneInput("scans/segments.json: segIndices\nmore"))
-        == "scans/segments.json: segIndices"
-    )
-    assert failure_reason(KeyError("frame_000120.jpg")) == "frame_000120.jpg"
-    assert failure_reason(OSError("EGL context lost")) == "OSError: EGL context lost"
-    assert failure_reason(RuntimeError()) == "RuntimeError"
 
 
 def test_plan_marks_unreadable_scenes_for_a_task(tmp_path):
