@@ -171,9 +171,22 @@ def prefect_api(port: int = DEFAULT_PORT, start: bool = True) -> Iterator[str]:
         raise ValueError(f"no Prefect server answers at {local}; run `panst3r serve` first")
     server = LocalServer(free_port()).start()
     os.environ["PREFECT_API_URL"] = server.api_url
+    _temporary_servers.append(server)
     try:
         yield server.api_url
     finally:
         drain_prefect_clients()
         os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
+        _temporary_servers.remove(server)
+
+
+# Servers `prefect_api` started and has not stopped yet, for a process that must end without unwinding.
+_temporary_servers: list[LocalServer] = []
+
+
+def stop_temporary_servers() -> None:
+    """Stop every temporary server of this process now (they run in their own process group and would
+    outlive an `os._exit`)."""
+    for server in list(_temporary_servers):
         server.stop()

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +23,15 @@ from prefect_dask import DaskTaskRunner
 
 from datasets.preprocess.error_kinds import failure_reason, is_permanent
 from datasets.preprocess.result import PreprocessConfig
-from datasets.preprocess.scene_job import (
-    StorePlan,
-    plan_scenes,
-    run_scene,
-)
+from datasets.preprocess.scene_job import StorePlan, plan_scenes, run_scene
 from datasets.scannetpp.reader import list_scenes
-from datasets.store.failures import clear_failure, write_failure
+from datasets.store.failures import clear_failure, utc_now, write_failure
 from datasets.store.finalize import finalize_store
 from datasets.store.lock import store_lock
+from datasets.store.reader import read_scene_attrs
 from datasets.store.schema import StoreLayout
 from datasets.store.splits import scene_splits
+from datasets.store.staleness import CurrentVersion, committed_by_this_run
 from datasets.store.tables import TableBuilder
 from datasets.store.writer import open_or_create_store, sweep_staging
 
@@ -106,17 +104,16 @@ def preprocess_scene_task(
 
 
 def _collect(future) -> tuple[dict | None, BaseException | None]:
+    """The task's result or exception, from Dask alone: `future.state` asks the Prefect server, which
+    retries for about a minute per call when the server is gone, and a scene's outcome does not need it."""
     try:
-        state = future.state if future.state.is_final() else None
-        if state is None:
-            future.wait()
-            state = future.state
-        if state.is_completed():
-            return future.result(), None
-        exc = future.result(raise_on_failure=False)
-        return None, exc if isinstance(exc, BaseException) else RuntimeError(str(state.message))
+        future.wait()
+        outcome = future.result(raise_on_failure=False)
     except BaseException as exc:  # noqa: BLE001 - e.g. KilledWorker when Dask gives up on a scene
         return None, exc
+    if isinstance(outcome, BaseException):
+        return None, outcome
+    return outcome, None
 
 
 # Served deployments load this module in a fresh process per flow run, so their worker count comes from
@@ -133,8 +130,10 @@ def preprocess(
     target_resolution: int = 920,
     unknown_labels: str = "error",
     export_crowd: bool = False,
+    redo: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Preprocess every scene of `root` (or `scenes`) into `store`; returns the run summary
+    """Preprocess every scene of `root` (or `scenes`) into `store`, redoing `redo` even when up to date
+    (e.g. after `panst3r status --verify` found a corrupt chunk); returns the run summary
     `{done, skipped, failed: {scene: reason}, frames, seconds, store}`."""
     logger = get_run_logger()
     started = time.perf_counter()
@@ -153,20 +152,28 @@ def preprocess(
     )
 
     available = list_scenes(root_path, pairs_path)
-    if scenes:
-        unknown = sorted(set(scenes) - set(available))
-        if unknown:
-            raise ValueError(
-                f"--scenes names {', '.join(unknown)}, not found under {root_path / 'data'}"
-                + (f" with pairs in {pairs_path}" if pairs_path else "")
-                + f"; available: {', '.join(available[:10])}{' ...' if len(available) > 10 else ''}"
-            )
-        selected = [s for s in available if s in set(scenes)]
-    else:
-        selected = available
+    for flag, names in (("--scenes", scenes), ("--redo", redo)):
+        _check_scene_names(flag, names or [], available, root_path, pairs_path)
+    # Scenes to redo are part of the selection even when --scenes lists others.
+    wanted = set(scenes) | set(redo or []) if scenes else set(available)
+    selected = [s for s in available if s in wanted]
 
     with store_lock(store_path):
-        return _preprocess_selected(logger, started, root_path, store_path, pairs_path, selected, config)
+        return _preprocess_selected(
+            logger, started, root_path, store_path, pairs_path, selected, config, set(redo or [])
+        )
+
+
+def _check_scene_names(
+    flag: str, names: list[str], available: list[str], root_path: Path, pairs_path: Path | None
+) -> None:
+    unknown = sorted(set(names) - set(available))
+    if unknown:
+        raise ValueError(
+            f"{flag} names {', '.join(unknown)}, not found under {root_path / 'data'}"
+            + (f" with pairs in {pairs_path}" if pairs_path else "")
+            + f"; available: {', '.join(available[:10])}{' ...' if len(available) > 10 else ''}"
+        )
 
 
 def _preprocess_selected(
@@ -177,19 +184,20 @@ def _preprocess_selected(
     pairs_path: Path | None,
     selected: list[str],
     config: PreprocessConfig,
+    redo: set[str],
 ) -> dict[str, Any]:
     """The flow's work once the arguments are checked; runs under the store lock."""
+    started_at = utc_now()
     open_or_create_store(store_path)
     sweep_staging(store_path)  # leftovers of killed runs; nothing is writing yet
     layout = StoreLayout(store_path)
-    store_plan = plan_scenes(store_path, root_path, selected, pairs_path, config)
+    store_plan = _with_redo(plan_scenes(store_path, root_path, selected, pairs_path, config), redo)
     _log_plan(logger, store_plan, store_path)
     to_run, skipped = store_plan.to_run, store_plan.skipped
     _emit({"event": "planned", "total": len(to_run), "skipped": len(skipped)})
 
     splits = scene_splits(root_path)
     current = store_plan.current_version()
-    builder = TableBuilder(store_path)
     futures = {
         preprocess_scene_task.submit(
             str(root_path),
@@ -199,46 +207,40 @@ def _preprocess_selected(
             str(pairs_path) if pairs_path else None,
             splits.get(plan.scene_id, ""),
             plan.source_hash,
-        ): plan.scene_id
+        ): plan
         for plan in to_run
     }
-
-    done: list[str] = []
-    failed: dict[str, str] = {}
-    frames = 0
-    last_tables = 0.0
-    for future in as_completed(list(futures)):
-        scene_id = futures[future]
-        result, exc = _collect(future)
-        if exc is None:
-            clear_failure(layout, scene_id)
-            done.append(scene_id)
-            frames += int(result["frames"])
-            logger.info("scene %s done: %d frames, %.1f s", scene_id, result["frames"], result["seconds"])
-            _emit({"event": "scene", "scene_id": scene_id, "status": "done", "frames": result["frames"]})
-        else:
-            reason = failure_reason(exc)
-            attempts = 1 if is_permanent(exc) else TASK_RETRIES + 1
-            write_failure(layout, scene_id, type(exc).__name__, reason, attempt=attempts)
-            failed[scene_id] = reason
-            logger.warning("scene %s failed: %s", scene_id, reason)
-            _emit({"event": "scene", "scene_id": scene_id, "status": "failed", "reason": reason})
-        if time.monotonic() - last_tables > TABLE_REFRESH_SECONDS:
-            builder.write(current)
-            last_tables = time.monotonic()
-
-    tables = finalize_store(store_path, config.cls_sep, current, builder)
+    builder = TableBuilder(store_path)
+    outcome = _collect_scenes(logger, layout, futures, current, started_at, builder)
+    # Every task has ended, so nothing writes into staging any more: a write that failed half-way (a full
+    # disk) may have left files that its own clean-up raced with.
+    sweep_staging(store_path)
+    tables = None
+    with _bookkeeping(logger, "write the tables"):
+        tables = finalize_store(store_path, config.cls_sep, current, builder)
+    committed = set(layout.committed_scene_ids()) - set(outcome.failed)
     summary = {
-        "done": sorted(done),
+        "done": sorted(outcome.done),
         "skipped": sorted(skipped),
-        "failed": dict(sorted(failed.items())),
-        "frames": frames,
+        "failed": dict(sorted(outcome.failed.items())),
+        "frames": outcome.frames,
         "seconds": time.perf_counter() - started,
         "store": str(store_path),
-        "committed_scenes": int((tables["scenes"]["status"] != "failed").sum()),
+        "committed_scenes": len(committed)
+        if tables is None
+        else int((tables["scenes"]["status"] != "failed").sum()),
     }
     _log_summary(logger, summary)
+    _emit({"event": "finished", "summary": summary})
     return summary
+
+
+def _with_redo(store_plan: StorePlan, redo: set[str]) -> StorePlan:
+    """`redo` scenes are redone whatever their plan says (e.g. after `status --verify` found damage)."""
+    scenes = [
+        replace(p, run=True, why=f"asked to redo ({p.why})") if p.scene_id in redo else p for p in store_plan.scenes
+    ]
+    return replace(store_plan, scenes=scenes)
 
 
 def _log_plan(logger, store_plan: StorePlan, store_path: Path) -> None:
@@ -271,6 +273,58 @@ def _log_summary(logger, summary: dict[str, Any]) -> None:
         logger.warning("failed %s: %s", scene_id, reason)
 
 
+@dataclass
+class _Outcome:
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    frames: int = 0
+
+
+def _collect_scenes(
+    logger, layout: StoreLayout, futures: dict, current: CurrentVersion, started_at: str, builder: TableBuilder
+) -> _Outcome:
+    """Record each scene as its task ends; the tables follow along every few seconds."""
+    outcome = _Outcome()
+    last_tables = 0.0
+    for future in as_completed(list(futures)):
+        plan = futures[future]
+        result, exc = _collect(future)
+        if exc is not None and committed_by_this_run(layout, plan.scene_id, current, started_at):
+            # The scene reached the store; whatever failed after that (e.g. reporting to a Prefect server
+            # that is gone) does not undo the commit, which is the truth about the scene.
+            result, exc = {"frames": read_scene_attrs(layout, plan.scene_id)["num_frames"], "seconds": 0.0}, None
+        if exc is None:
+            with _bookkeeping(logger, f"clear the failure record of {plan.scene_id}"):
+                clear_failure(layout, plan.scene_id)
+            outcome.done.append(plan.scene_id)
+            outcome.frames += int(result["frames"])
+            logger.info("scene %s done: %d frames, %.1f s", plan.scene_id, result["frames"], result["seconds"])
+            _emit({"event": "scene", "scene_id": plan.scene_id, "status": "done", "frames": result["frames"]})
+        else:
+            reason = failure_reason(exc)
+            attempts = 1 if is_permanent(exc) else TASK_RETRIES + 1
+            with _bookkeeping(logger, f"record the failure of {plan.scene_id}"):
+                write_failure(layout, plan.scene_id, type(exc).__name__, reason, attempt=attempts)
+            outcome.failed[plan.scene_id] = reason
+            logger.warning("scene %s failed: %s", plan.scene_id, reason)
+            _emit({"event": "scene", "scene_id": plan.scene_id, "status": "failed", "reason": reason})
+        if time.monotonic() - last_tables > TABLE_REFRESH_SECONDS:
+            with _bookkeeping(logger, "write the tables"):
+                builder.write(current)
+            last_tables = time.monotonic()
+    return outcome
+
+
+@contextmanager
+def _bookkeeping(logger, what: str) -> Iterator[None]:
+    """Store bookkeeping (failure records, tables, caches) that a full or read-only disk refuses must not
+    end the run: the committed scenes are the truth, and the next run rebuilds all of it."""
+    try:
+        yield
+    except OSError as exc:
+        logger.warning("could not %s: %s (the next run rebuilds it)", what, failure_reason(exc))
+
+
 def run_preprocess(
     root: str,
     store: str,
@@ -281,6 +335,7 @@ def run_preprocess(
     dask_address: str | None = None,
     unknown_labels: str = "error",
     export_crowd: bool = False,
+    redo: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run the flow in this process with the chosen Dask cluster."""
     runner = make_task_runner(workers, dask_address)
@@ -292,4 +347,5 @@ def run_preprocess(
         target_resolution=target_resolution,
         unknown_labels=unknown_labels,
         export_crowd=export_crowd,
+        redo=redo,
     )

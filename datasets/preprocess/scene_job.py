@@ -21,7 +21,7 @@ from datasets.scannetpp.reader import read_scene
 from datasets.store import hashing
 from datasets.store.reader import read_scene_attrs
 from datasets.store.schema import StoreLayout
-from datasets.store.tables import CurrentVersion
+from datasets.store.staleness import CurrentVersion
 from datasets.store.writer import write_scene
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,10 @@ def plan_scenes(
                 lambda s: plan_scene(store, root, s, pairs_dir, config_hash, code_version, digests), scene_ids
             )
         )
-    digests.save()
+    try:
+        digests.save()
+    except OSError as exc:  # a cache: a full or read-only disk only costs re-reading the inputs next time
+        log.warning("could not save the input digest cache: %s", failure_reason(exc))
     return StorePlan(plans, config_hash, code_version, digests.misses, digests.hits)
 
 

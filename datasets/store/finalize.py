@@ -8,7 +8,8 @@ import pandas as pd
 
 from datasets.store.reader import read_scene_attrs
 from datasets.store.schema import StoreLayout
-from datasets.store.tables import CurrentVersion, TableBuilder
+from datasets.store.staleness import CurrentVersion
+from datasets.store.tables import TableBuilder
 from datasets.store.writer import set_categories
 
 

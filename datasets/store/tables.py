@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +16,13 @@ import pandas as pd
 from datasets.store.failures import read_failures
 from datasets.store.reader import StoreReader
 from datasets.store.schema import TABLE_NAMES, StoreLayout
+from datasets.store.staleness import CurrentVersion
 
 SCENE_COLUMNS = [
     "scene_id",
     "status",
     "error",
+    "stale_reason",
     "frames",
     "split",
     "source_hash",
@@ -45,23 +46,6 @@ FRAME_COLUMNS = [
     "split",
 ]
 PAIR_COLUMNS = ["scene_id", "frame_a", "frame_b", "overlap", "split"]
-
-
-@dataclass(frozen=True)
-class CurrentVersion:
-    """What a scene would be produced with now; a committed scene that differs is `stale`.
-
-    `source_hashes` may cover only some scenes (those whose inputs were hashed)."""
-
-    config_hash: str
-    code_version: str
-    source_hashes: dict[str, str] | None = None
-
-    def is_stale(self, scene_id: str, attrs: dict) -> bool:
-        if attrs.get("config_hash") != self.config_hash or attrs.get("code_version") != self.code_version:
-            return True
-        known = (self.source_hashes or {}).get(scene_id)
-        return known is not None and known != attrs.get("source_hash")
 
 
 class TableBuilder:
@@ -138,11 +122,13 @@ class TableBuilder:
                 status, error = "stale", ""
             else:
                 status, error = "done", ""
+            stale_reason = "; ".join(current.stale_reasons(scene_id, attrs)) if status == "stale" else ""
             timings = attrs.get("timings") or {}
             row = {
                 "scene_id": scene_id,
                 "status": status,
                 "error": error,
+                "stale_reason": stale_reason,
                 "frames": int(attrs.get("num_frames", 0)),
                 "split": str(attrs.get("split") or ""),
                 "source_hash": attrs.get("source_hash", ""),

@@ -102,9 +102,11 @@ def set_categories(store: Path, categories: list[dict], cls_sep: int | None = No
 
 
 def sweep_staging(store: Path) -> list[str]:
-    """Delete leftovers of killed writers (`_staging/*`) and replaced versions (`_trash/*`).
+    """Delete leftovers of killed or failed writers (`_staging/*`) and replaced versions (`_trash/*`),
+    then the emptied folders themselves.
 
-    Call at flow start, before any task is submitted: a live writer's staging dir must not be removed."""
+    Call only while no task writes: at flow start and after the last task ended (a live writer's staging
+    dir must not be removed)."""
     layout = StoreLayout(Path(store))
     removed = []
     for directory in (layout.staging_dir, layout.trash_dir):
@@ -113,6 +115,10 @@ def sweep_staging(store: Path) -> list[str]:
         for entry in directory.iterdir():
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry.name)
+        try:
+            directory.rmdir()
+        except OSError:
+            pass  # something could not be removed; the next sweep tries again
     if removed:
         log.info("removed %d leftover staging/trash entries from %s", len(removed), layout.zarr_root)
     return removed

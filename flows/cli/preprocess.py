@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 
 from flows.cli._common import add_prefect_port_argument, prepare_prefect
+from flows.server_watch import ServerWatch, stop_dask_cluster
 
 HELP = "Prefect flow `preprocess`: scenes -> Zarr store + Parquet tables (incremental)"
 
@@ -28,6 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="scheduler address of an existing Dask cluster (instead of --workers)",
     )
     parser.add_argument("--scenes", nargs="+", default=None, metavar="ID", help="only these scene ids")
+    parser.add_argument(
+        "--redo",
+        nargs="+",
+        default=None,
+        metavar="ID",
+        help="redo these scenes even when up to date (e.g. after `panst3r status --verify` names them)",
+    )
     parser.add_argument(
         "--target-resolution",
         type=int,
@@ -62,13 +72,17 @@ def run(args: argparse.Namespace) -> int:
             f"--target-resolution {args.target_resolution} is too small; the official value is 920"
         )
     prepare_prefect()  # also makes SIGTERM stop a temporary Prefect server started below
-    with prefect_api(port=args.prefect_port):
+    with prefect_api(port=args.prefect_port) as api_url, ServerWatch(api_url) as watch:
         from flows.preprocess import (
             progress_listener,
             run_preprocess,
         )  # imports prefect: after the env is set
 
-        with _ProgressBar() as bar, progress_listener(bar.update):
+        with (
+            _ProgressBar() as bar,
+            progress_listener(bar.update),
+            progress_listener(lambda event: _finish_without_server(event, watch, args)),
+        ):
             summary = run_preprocess(
                 root=args.root,
                 store=args.store,
@@ -79,11 +93,36 @@ def run(args: argparse.Namespace) -> int:
                 dask_address=args.dask_address,
                 unknown_labels=args.unknown_labels,
                 export_crowd=args.export_crowd,
+                redo=args.redo,
             )
+    return _report(summary, args)
+
+
+def _report(summary: dict, args: argparse.Namespace) -> int:
     print_summary(summary)
     if args.summary_json:
         Path(args.summary_json).write_text(json.dumps(summary, indent=1))
     return 1 if summary["failed"] else 0
+
+
+def _finish_without_server(event: dict, watch: ServerWatch, args: argparse.Namespace) -> None:
+    """Once the scenes are done and the tables written, a run whose Prefect server is gone ends here:
+    what Prefect would still do is report the flow run's end to that server, retrying for minutes."""
+    if event["event"] != "finished" or not watch.is_lost():
+        return
+    from flows.prefect_env import stop_temporary_servers
+
+    code = _report(event["summary"], args)
+    print(
+        f"the Prefect server at {watch.api_url} was lost during the run: the summary above and the "
+        "store's tables come from the committed scenes; a re-run skips everything that is done",
+        file=sys.stderr,
+        flush=True,
+    )
+    stop_dask_cluster()
+    stop_temporary_servers()  # one that hangs rather than died would outlive os._exit
+    sys.stdout.flush()
+    os._exit(code)  # skips Prefect's exit-time flushing, which would retry against the dead server
 
 
 class _ProgressBar:

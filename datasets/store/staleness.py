@@ -1,0 +1,56 @@
+"""Whether a committed scene is what preprocess would make now, and if not, why.
+
+A committed scene records what it was made from: its inputs (`source_hash`), settings (`config_hash`)
+and preprocessing code (`code_version`). Each comparison below leaves out what the caller does not know
+(None), so `panst3r status --root` can compare inputs and code without guessing the settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from datasets.store.reader import read_scene_attrs
+from datasets.store.schema import StoreLayout
+
+
+@dataclass(frozen=True)
+class CurrentVersion:
+    """What a scene would be produced with now; a committed scene that differs is `stale`.
+
+    `config_hash` None: settings are not compared. `source_hashes` may cover only some scenes (those
+    whose inputs were hashed)."""
+
+    config_hash: str | None
+    code_version: str
+    source_hashes: dict[str, str] | None = None
+
+    def stale_reasons(self, scene_id: str, attrs: dict) -> list[str]:
+        """What changed since the scene's commit, e.g. `["inputs changed", "preprocessing code changed"]`."""
+        reasons = []
+        source = (self.source_hashes or {}).get(scene_id)
+        if source is not None and source != attrs.get("source_hash"):
+            reasons.append("inputs unreadable" if source == UNREADABLE else "inputs changed")
+        if self.config_hash is not None and self.config_hash != attrs.get("config_hash"):
+            reasons.append("settings differ")
+        if self.code_version != attrs.get("code_version"):
+            reasons.append(f"preprocessing code changed ({attrs.get('code_version')} -> {self.code_version})")
+        return reasons
+
+    def is_stale(self, scene_id: str, attrs: dict) -> bool:
+        return bool(self.stale_reasons(scene_id, attrs))
+
+
+UNREADABLE = "unreadable"
+"""The source hash given for a scene whose inputs could not be read."""
+
+
+def committed_by_this_run(layout: StoreLayout, scene_id: str, current: CurrentVersion, started_at: str) -> bool:
+    """True when `scene_id` has a commit made since `started_at` (ISO UTC) that matches `current`: the
+    scene is done whatever else went wrong after its commit."""
+    if not (layout.scene_dir(scene_id) / "zarr.json").is_file():
+        return False
+    try:
+        attrs = read_scene_attrs(layout, scene_id)
+    except (OSError, ValueError):
+        return False
+    return str(attrs.get("committed_at", "")) >= started_at and not current.is_stale(scene_id, attrs)
