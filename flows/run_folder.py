@@ -7,6 +7,7 @@ launch's command and environment, and of what other code reads back from a run.
                  model-final                 the inference format (`panst3r predict --weights`)
                  result.json                 what the last launch did (rank 0, at its end)
                  torchrun.log                every output line of every launch
+                 data_error.json             the damaged store data a launch stopped on (a rank writes it)
                  final_checkpoint.json       where the finished run's checkpoints are (the `train` flow)
 
 Imports neither prefect, mlflow nor torch (an import-linter contract): the `train` and `evaluate` flows, the
@@ -37,6 +38,7 @@ METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
 LOG_FILE = "torchrun.log"
 FINAL_CHECKPOINT_FILE = "final_checkpoint.json"
+DATA_ERROR_FILE = "data_error.json"
 EXPORT_DIRNAME = "model-final"
 WORKER_MODULE = "flows.torchrun_worker"
 TRAINING_RESOLUTIONS_KEY = "training_resolutions"
@@ -75,6 +77,20 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 def write_result(run_dir: Path, result: Mapping[str, Any]) -> None:
     (run_dir / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def write_data_error(run_dir: Path, message: str) -> None:
+    """What damaged store data stopped a launch (one line naming scene, frame and file); ranks may race,
+    so each writes a temporary file and renames it."""
+    target = run_dir / DATA_ERROR_FILE
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"message": message}) + "\n")
+    os.replace(tmp, target)
+
+
+def read_data_error(run_dir: Path) -> str | None:
+    path = run_dir / DATA_ERROR_FILE
+    return json.loads(path.read_text())["message"] if path.is_file() else None
 
 
 def read_result(run_dir: Path) -> dict[str, Any] | None:
@@ -202,6 +218,10 @@ class LaunchError(RuntimeError):
     """torchrun failed, ran past its timeout, or ended without a result.json."""
 
 
+class LaunchDataError(ValueError):
+    """The workers stopped on damaged store data: launching again would fail the same way."""
+
+
 def launch(
     spec: TorchrunLaunch,
     on_line: Callable[[str], None] = print,
@@ -211,7 +231,8 @@ def launch(
     thread) and to torchrun.log as it comes; past `timeout_s` torchrun gets SIGTERM, then SIGKILL, and a
     LaunchError says so. LaunchError with the last lines when torchrun fails."""
     run_dir = spec.run_dir
-    (run_dir / RESULT_FILE).unlink(missing_ok=True)  # a result left by an earlier launch must not count
+    for stale in (RESULT_FILE, DATA_ERROR_FILE):  # left by an earlier launch, they must not count
+        (run_dir / stale).unlink(missing_ok=True)
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
     with open(run_dir / LOG_FILE, "a") as log_file:
         process = subprocess.Popen(
@@ -267,6 +288,9 @@ def _launch_outcome(
         raise LaunchError(
             f"torchrun ran past its {timeout_s:.0f} s timeout and was stopped (full log: {log})"
         )
+    data_error = read_data_error(run_dir)
+    if code != 0 and data_error is not None:
+        raise LaunchDataError(data_error)
     if code != 0:
         raise LaunchError(
             f"torchrun exited with code {code} (full log: {log}); last lines:\n" + "\n".join(tail)

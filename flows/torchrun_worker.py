@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from datasets.store.integrity import CorruptSceneError
 from datasets.training.collate import collate_views
 from datasets.training.color_jitter import ColorJitter
 from datasets.training.dataset import StoreViewDataset
@@ -37,6 +38,7 @@ from flows.run_folder import (
     NCCL_SAFE_ENV,
     TRAINING_RESOLUTIONS_KEY,
     read_config,
+    write_data_error,
     write_result,
 )
 from panst3r_core.config import from_dict
@@ -44,6 +46,8 @@ from panst3r_core.device import resolve_device
 from panst3r_core.engine import JsonlMetricsWriter, TrainConfig, TrainData, seed_everything, train
 
 log = logging.getLogger("flows.torchrun_worker")
+
+DATA_ERROR_EXIT_CODE = 65  # EX_DATAERR
 
 
 def read_run_config(run_dir: Path) -> TrainConfig:
@@ -226,8 +230,22 @@ def main(argv: list[str] | None = None) -> None:
     for key, value in NCCL_SAFE_ENV.items():
         os.environ.setdefault(key, value)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run(Path(args.run_dir).resolve(), args.device)
+    run_dir = Path(args.run_dir).resolve()
+    try:
+        run(run_dir, args.device)
+    except CorruptSceneError as exc:
+        report_data_error(run_dir, exc)
+        logging.shutdown()
+        os._exit(DATA_ERROR_EXIT_CODE)
     teardown()
+
+
+def report_data_error(run_dir: Path, exc: CorruptSceneError) -> None:
+    """One line naming the damaged scene/frame/file, also left in the run folder for the launcher. A
+    DataLoader worker re-raises it with the worker's traceback in front: keep only the message."""
+    message = str(exc).rsplit(f"{type(exc).__name__}: ", 1)[-1].strip()
+    log.error("training stopped: %s", message)
+    write_data_error(run_dir, message)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,27 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.run_config import prepare_run
-from flows.run_folder import TorchrunLaunch, launch, loss_summary
+from flows.run_folder import LaunchDataError, TorchrunLaunch, launch, loss_summary
 from flows.train_run import MlflowRun, finish_mlflow_run, start_mlflow_run
 
 
-@task(name="torchrun", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE, persist_result=False)
+def _retry_unless_bad_data(task, task_run, state) -> bool:
+    """A launch that stopped on damaged store data (LaunchDataError naming it) would fail the same way."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - an unreadable result: retry as before
+        return True
+    return not isinstance(exc, LaunchDataError)
+
+
+@task(
+    name="torchrun",
+    retries=1,
+    retry_delay_seconds=2,
+    retry_condition_fn=_retry_unless_bad_data,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def torchrun_task(run_dir: str, nproc_per_node: int, tracking: MlflowRun) -> dict[str, Any]:
     """One torchrun launch; a retry resumes from checkpoint-last (the gloo teardown race of
     environment.md section 7 is the failure this retry is for). The launch is described here, not passed

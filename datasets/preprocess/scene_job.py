@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +173,7 @@ def _run_scene(
         split=split,
         extra_timings={"read_and_hash": hashed - start},
         started_at=start,
+        made_with={"config": asdict(config), "pairs_dir": str(Path(pairs_dir).resolve()) if pairs_dir else None},
     )
     total = summary["timings"]["total"]
     log.info("scene %s: %d frames committed in %.1f s", scene_id, scene.num_frames, total)

@@ -10,6 +10,7 @@ import numpy as np
 import zarr
 from zarr.storage import LocalStore
 
+from datasets.store.integrity import ChunkAddress, open_metadata, read_chunk
 from datasets.store.schema import DEFAULT_CLS_SEP, FRAME_ARRAYS, StoreLayout, check_schema_version
 
 PIXEL_ARRAYS = ("images", "depth_mm", "panoptic")
@@ -21,7 +22,7 @@ def read_scene_attrs(layout: StoreLayout, scene_id: str) -> dict[str, Any]:
     path = layout.scene_dir(scene_id) / "zarr.json"
     if not path.is_file():
         raise ValueError(f"store {layout.root} has no committed scene {scene_id!r}")
-    return json.loads(path.read_text()).get("attributes", {})
+    return open_metadata(lambda: json.loads(path.read_text()).get("attributes", {}), path, scene_id)
 
 
 class StoreReader:
@@ -76,16 +77,34 @@ class StoreReader:
     def _open_scene(self, scene_id: str) -> dict[str, dict[str, zarr.Array]]:
         if scene_id not in self._arrays:
             attrs = self.scene_attrs(scene_id)
+            scene_dir = self.layout.scene_dir(scene_id)
             group = self._root[f"scenes/{scene_id}"]
             cameras = sorted({camera for camera, _ in attrs["frame_order"]})
             arrays, names = {}, {}
             for camera in cameras:
-                sub = group[camera]
-                arrays[camera] = {name: sub[name] for name in FRAME_ARRAYS}
+                sub = open_metadata(lambda c=camera: group[c], scene_dir / camera / "zarr.json", scene_id)
+                arrays[camera] = {
+                    name: open_metadata(lambda n=name, s=sub: s[n], scene_dir / camera / name / "zarr.json", scene_id)
+                    for name in FRAME_ARRAYS
+                }
                 names[camera] = list(sub.attrs["names"])
-            arrays["_scene"] = {"pairs": group["pairs"]}
+            pairs_json = scene_dir / "pairs" / "zarr.json"
+            arrays["_scene"] = {"pairs": open_metadata(lambda: group["pairs"], pairs_json, scene_id)}
             self._arrays[scene_id], self._names[scene_id] = arrays, names
         return self._arrays[scene_id]
+
+    def array(self, scene_id: str, camera: str, name: str) -> zarr.Array:
+        """The handle of one array (metadata only; read data through `read_array`)."""
+        return self._open_scene(scene_id)[camera][name]
+
+    def read_array(
+        self, scene_id: str, camera: str, name: str, index: int | None = None, frame_name: str | None = None
+    ) -> np.ndarray:
+        """Frame `index` of one camera's array (along that camera's frame axis), or the whole array; a
+        chunk that does not decode raises CorruptSceneError naming scene, camera, array, frame and file.
+        `camera` "_scene" holds the scene-wide arrays (`pairs`)."""
+        address = ChunkAddress(self.layout.root, scene_id, camera, name, index, frame_name)
+        return read_chunk(self.array(scene_id, camera, name), address)
 
     def frame_location(self, scene_id: str, frame_index: int) -> tuple[str, int]:
         """(camera, index within that camera's arrays) of a frame in selection order."""
@@ -101,8 +120,8 @@ class StoreReader:
         """One frame's image (H,W,3) uint8, depth_mm (H,W) uint16 and panoptic (H,W) uint32: three chunk
         reads, for loaders that keep the per-camera matrices (`camera_matrices`) themselves."""
         camera, index = self.frame_location(scene_id, frame_index)
-        arrays = self._open_scene(scene_id)[camera]
-        pixels = {name: arrays[name][index] for name in PIXEL_ARRAYS}
+        name = self.camera_frame_names(scene_id)[camera][index]
+        pixels = {array: self.read_array(scene_id, camera, array, index, name) for array in PIXEL_ARRAYS}
         pixels["image"] = pixels.pop("images")
         return pixels
 
@@ -110,11 +129,11 @@ class StoreReader:
         """One frame: image (H,W,3) uint8, depth_mm (H,W) uint16, panoptic (H,W) uint32,
         intrinsics (3,3) f8, cam_to_world (4,4) f8, name str, camera str."""
         camera, index = self.frame_location(scene_id, frame_index)
-        arrays = self._open_scene(scene_id)[camera]
+        name = self.camera_frame_names(scene_id)[camera][index]
         frame: dict[str, Any] = self.read_pixels(scene_id, frame_index)
-        frame["intrinsics"] = arrays["intrinsics"][index]
-        frame["cam_to_world"] = arrays["cam_to_world"][index]
-        frame["name"] = self._names[scene_id][camera][index]
+        for array in ("intrinsics", "cam_to_world"):
+            frame[array] = self.read_array(scene_id, camera, array, index, name)
+        frame["name"] = name
         frame["camera"] = camera
         return frame
 
@@ -122,8 +141,8 @@ class StoreReader:
         """`{camera: {"intrinsics": (F,3,3), "cam_to_world": (F,4,4)}}`, whole (they are small)."""
         arrays = self._open_scene(scene_id)
         return {
-            camera: {name: np.asarray(handles[name][...]) for name in ("intrinsics", "cam_to_world")}
-            for camera, handles in arrays.items()
+            camera: {name: self.read_array(scene_id, camera, name) for name in ("intrinsics", "cam_to_world")}
+            for camera in arrays
             if camera != "_scene"
         }
 
@@ -134,7 +153,7 @@ class StoreReader:
 
     def pairs(self, scene_id: str) -> np.ndarray:
         """(P, 3) float64: frame index a, frame index b (selection order), overlap."""
-        return np.asarray(self._open_scene(scene_id)["_scene"]["pairs"][...])
+        return self.read_array(scene_id, "_scene", "pairs")
 
     def frame_names(self, scene_id: str) -> list[str]:
         """Frame names in selection order."""
@@ -149,7 +168,7 @@ class StoreReader:
         for camera, handles in arrays.items():
             if camera == "_scene":
                 continue
-            out[camera] = {name: np.asarray(handle[...]) for name, handle in handles.items()}
+            out[camera] = {name: self.read_array(scene_id, camera, name) for name in handles}
             out[camera]["names"] = list(self._names[scene_id][camera])
         return out
 

@@ -48,6 +48,7 @@ SCENE_ATTR_KEYS = (
     "split",
     "timings",
     "committed_at",
+    "made_with",
 )
 
 SHARD_FRAMES = 16

@@ -17,12 +17,13 @@ from datasets.store.schema import StoreLayout
 class CurrentVersion:
     """What a scene would be produced with now; a committed scene that differs is `stale`.
 
-    `config_hash` None: settings are not compared. `source_hashes` may cover only some scenes (those
-    whose inputs were hashed)."""
+    `config_hash` None: settings are not compared, except for the scenes `config_hashes` names.
+    `source_hashes` may cover only some scenes (those whose inputs were hashed)."""
 
     config_hash: str | None
     code_version: str
     source_hashes: dict[str, str] | None = None
+    config_hashes: dict[str, str] | None = None
 
     def stale_reasons(self, scene_id: str, attrs: dict) -> list[str]:
         """What changed since the scene's commit, e.g. `["inputs changed", "preprocessing code changed"]`."""
@@ -30,7 +31,8 @@ class CurrentVersion:
         source = (self.source_hashes or {}).get(scene_id)
         if source is not None and source != attrs.get("source_hash"):
             reasons.append("inputs unreadable" if source == UNREADABLE else "inputs changed")
-        if self.config_hash is not None and self.config_hash != attrs.get("config_hash"):
+        config_hash = (self.config_hashes or {}).get(scene_id, self.config_hash)
+        if config_hash is not None and config_hash != attrs.get("config_hash"):
             reasons.append("settings differ")
         if self.code_version != attrs.get("code_version"):
             reasons.append(f"preprocessing code changed ({attrs.get('code_version')} -> {self.code_version})")

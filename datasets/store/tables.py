@@ -211,4 +211,11 @@ def read_table(store: str | Path, name: str) -> pd.DataFrame:
         raise FileNotFoundError(
             f"table {path} does not exist; run `panst3r preprocess --store {store}` first"
         )
-    return pd.read_parquet(path)
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise ValueError(
+            f"table {path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]}); the tables are "
+            f"derived from the committed scenes: re-run `panst3r preprocess` on --store {store} (nothing is "
+            "redone that is up to date) to rebuild it"
+        ) from exc

@@ -147,7 +147,8 @@ class StoreViewDataset(Dataset):
 
     def read_frame(self, store: int, scene_id: str, frame_index: int) -> dict[str, np.ndarray]:
         """image (H, W, 3) uint8, depth_mm (H, W) uint16, panoptic (H, W) uint32, intrinsics (3, 3),
-        cam_to_world (4, 4): only the three pixel arrays are read per frame."""
+        cam_to_world (4, 4): only the three pixel arrays are read per frame. A chunk that does not decode
+        raises CorruptSceneError naming the store, scene, camera, array and frame."""
         reader = self._reader(store)
         camera, index = reader.frame_location(scene_id, frame_index)
         matrices = self._scene_matrices(store, scene_id)[camera]

@@ -1,11 +1,13 @@
-"""`panst3r status`: the scenes table of a store (done / failed with reason / stale)."""
+"""`panst3r status`: the scenes table of a store (done / failed with reason / stale with reason), and with
+`--verify` a read-back of every chunk."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from pathlib import Path
 
-HELP = "the scenes table of a store: done / failed (with reason) / stale"
+HELP = "the scenes table of a store: done / failed (with reason) / stale (with reason)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,42 +15,90 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--root",
         default=None,
-        help="ScanNet++ root: also mark scenes whose inputs, config or code changed as stale (hashes the inputs)",
+        help="ScanNet++ root: also mark scenes whose inputs or preprocessing code changed as stale "
+        "(hashes the inputs; each scene is compared with the pairs folder and settings it was made with)",
     )
-    parser.add_argument("--pairs", default=None, help="pairs folder used with --root (optional)")
+    parser.add_argument(
+        "--pairs", default=None, help="pairs folder to compare with instead of the one each scene was made with"
+    )
     parser.add_argument(
         "--target-resolution",
         type=int,
-        default=920,
-        help="config to compare against for staleness (default 920)",
+        default=None,
+        help="compare with this resolution instead of the one each scene was made with",
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="read back every chunk of every scene and the tables; name any damage and how to repair it",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
-    from datasets.preprocess.result import PreprocessConfig
-    from datasets.store import hashing
     from datasets.store.reader import StoreReader
-    from datasets.store.tables import CurrentVersion, TableBuilder
+    from datasets.store.tables import TableBuilder
 
     reader = StoreReader(args.store)  # refuses a missing store or another schema version, by name
-    current = None
+    console = Console()
+    current, settings_notes = None, {}
     if args.root:
-        # Staleness needs the inputs: compare with the hashes preprocess would record now.
-        config_hash = hashing.config_hash(PreprocessConfig(target_resolution=args.target_resolution))
-        sources = _source_hashes(
-            Path(args.root), args.pairs, reader.scene_ids(), reader.layout.digest_cache_path
-        )
-        current = CurrentVersion(config_hash, hashing.code_version(), sources)
+        current, settings_notes = _compare_with(reader, args, console)
+    else:
+        console.print("inputs not compared: pass --root to see stale scenes")
     scenes = TableBuilder(args.store).build(current)["scenes"]
+    _print_scenes(console, args.store, scenes, settings_notes)
+    return _verify(console, args) if args.verify else 0
 
-    table = Table(title=f"store {args.store}")
-    for column in ("scene", "status", "frames", "split", "seconds", "committed", "error"):
+
+def _compare_with(reader, args: argparse.Namespace, console):
+    """CurrentVersion for `--root`: each scene's inputs hashed with the pairs folder it was made with,
+    settings compared only when asked (`--target-resolution`), and a note on what differs."""
+    from datasets.preprocess.result import PreprocessConfig
+    from datasets.store import hashing
+    from datasets.store.staleness import CurrentVersion
+
+    sources, config_hashes, notes = {}, {}, {}
+    digests = hashing.DigestCache(reader.layout.digest_cache_path)  # read only: status never writes
+    for scene_id in reader.scene_ids():
+        made = reader.scene_attrs(scene_id).get("made_with") or {}
+        pairs = args.pairs or made.get("pairs_dir")
+        sources[scene_id] = _source_hash(Path(args.root), pairs, scene_id, digests)
+        if args.target_resolution is not None:
+            recorded = made.get("config") or asdict(PreprocessConfig())
+            asked = {**recorded, "target_resolution": args.target_resolution}
+            config_hashes[scene_id] = hashing.config_hash(PreprocessConfig(**asked))
+            if recorded["target_resolution"] != args.target_resolution:
+                notes[scene_id] = f"target_resolution {recorded['target_resolution']} -> {args.target_resolution}"
+    what = "asked settings" if args.target_resolution is not None else "the settings each scene was made with"
+    console.print(f"compared with: inputs under {args.root}, {what}, preprocessing code {hashing.code_version()}")
+    return CurrentVersion(None, hashing.code_version(), sources, config_hashes), notes
+
+
+def _source_hash(root: Path, pairs: str | None, scene_id: str, digests) -> str:
+    from datasets.scannetpp.reader import read_scene
+    from datasets.store.hashing import source_hash
+    from datasets.store.staleness import UNREADABLE
+
+    try:
+        record = read_scene(root, scene_id, pairs)
+        return source_hash(record.source_files, root, digests)
+    except (ValueError, OSError):
+        return UNREADABLE  # inputs gone, broken or unreadable: the committed version is stale
+
+
+def _print_scenes(console, store: str, scenes, settings_notes: dict[str, str]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"store {store}")
+    for column in ("scene", "status", "frames", "split", "seconds", "committed", "why"):
         table.add_column(column)
     colours = {"done": "green", "failed": "red", "stale": "yellow"}
     for row in scenes.itertuples(index=False):
+        why = row.error or row.stale_reason
+        if row.scene_id in settings_notes and "settings differ" in why:
+            why = why.replace("settings differ", f"settings differ ({settings_notes[row.scene_id]})")
         table.add_row(
             row.scene_id,
             f"[{colours.get(row.status, 'white')}]{row.status}",
@@ -56,25 +106,32 @@ def run(args: argparse.Namespace) -> int:
             row.split,
             "" if row.seconds != row.seconds else f"{row.seconds:.1f}",  # NaN for never-committed scenes
             row.committed_at[:19],
-            row.error,
+            why,
         )
-    console = Console()
     console.print(table)
     counts = scenes["status"].value_counts()
     console.print(" / ".join(f"{name} {int(counts.get(name, 0))}" for name in ("done", "stale", "failed")))
-    return 0
 
 
-def _source_hashes(root: Path, pairs: str | None, scene_ids: list[str], cache_path: Path) -> dict[str, str]:
-    from datasets.scannetpp.reader import read_scene
-    from datasets.store.hashing import DigestCache, source_hash
+def _verify(console, args: argparse.Namespace) -> int:
+    """Read back every chunk; 1 when anything is damaged."""
+    from rich.progress import Progress
 
-    digests = DigestCache(cache_path)  # read only: status never writes into the store
-    hashes = {}
-    for scene_id in scene_ids:
-        try:
-            record = read_scene(root, scene_id, pairs)
-            hashes[scene_id] = source_hash(record.source_files, root, digests)
-        except (ValueError, FileNotFoundError):
-            hashes[scene_id] = "unreadable"  # inputs gone or broken: the committed version is stale
-    return hashes
+    from datasets.store.integrity import redo_hint
+    from datasets.store.reader import StoreReader
+    from datasets.store.verify import verify_store
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task("verify", total=len(StoreReader(args.store).scene_ids()))
+        report = verify_store(args.store, on_scene=lambda _: progress.advance(task))
+    for damage in report.damage:
+        console.print(f"[red]damaged[/red] {damage.message}", soft_wrap=True)
+    if report.unchecked:
+        console.print(
+            f"{len(report.unchecked)} scene(s) were written without chunk checksums, so a flipped byte may "
+            f"read back unnoticed: {' '.join(report.unchecked)}; {redo_hint(report.unchecked)} with checksums"
+        )
+    console.print(f"verified {report.scenes} scenes, {report.chunks} chunks: {len(report.damage)} damaged")
+    if report.damaged_scenes:
+        console.print(f"to repair: {redo_hint(report.damaged_scenes)}", soft_wrap=True)
+    return 1 if report.damage else 0
