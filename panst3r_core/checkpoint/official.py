@@ -25,6 +25,14 @@ from panst3r_core.checkpoint.constructor_strings import (
     encoder_config,
     panoptic_config,
 )
+from panst3r_core.checkpoint.file_kinds import (
+    FileKind,
+    describe_start,
+    is_torch_pickle,
+    pickle_globals,
+    sniff,
+    zip_problem,
+)
 from panst3r_core.config import from_dict
 from panst3r_core.model.config import DinoConfig, PanSt3RConfig
 from panst3r_core.model.panst3r import PanSt3R
@@ -53,23 +61,63 @@ class OfficialCheckpoint:
 
 
 def safe_torch_load(path: str | Path) -> Any:
-    """torch.load with the weights-only allow-list (+ argparse.Namespace). Refused classes -> ValueError."""
+    """torch.load with the weights-only allow-list (+ argparse.Namespace). ValueError, by kind, for a file
+    that is empty, not a format we know, a safetensors file, a damaged zip or pickle, or a refused global."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist; pass the path of a .pth file")
+    kind = sniff(path)
+    problem = _format_problem(path, kind)
+    if problem is not None:
+        raise ValueError(f"checkpoint {path}: {problem}")
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL ([\w.]+(?: [\w.]+)?)", str(exc))
-        culprit = found.group(1).replace(" ", ".") if found else "an object outside the allow-list"
+        found = re.search(r"GLOBAL (\S+)", str(exc))  # torch names it `GLOBAL module.name`, then prose
+        if found is None:
+            raise ValueError(f"checkpoint {path}: {_damaged(kind, exc)}") from None
         raise ValueError(
-            f"checkpoint {path} was refused: it asks to rebuild {culprit}, which is not allowed (only tensors, "
-            "plain containers and argparse.Namespace are). Nothing from the file was executed. Only load "
-            "checkpoints from a source you trust, or convert them where that code can safely run."
+            f"checkpoint {path} was refused: it asks to rebuild {found.group(1)}, which is not allowed (only "
+            "tensors, plain containers and argparse.Namespace are). Nothing from the file was executed. Only "
+            "load checkpoints from a source you trust, or convert them where that code can safely run."
         ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise ValueError(f"checkpoint {path} could not be read as a torch file: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged stream fails anywhere in the unpickler (IndexError, ...)
+        raise ValueError(f"checkpoint {path}: {_damaged(kind, exc)}") from None
+
+
+def _damaged(kind: FileKind, exc: BaseException) -> str:
+    if isinstance(exc, EOFError):
+        return f"its {kind.value} content ends early (truncated); fetch or copy it again"
+    # torch wraps the reason between paragraphs of advice about weights_only; keep only the reason.
+    boilerplate = ("Weights only load failed", "Check the documentation", "Please file an issue")
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = next((line for line in lines if not line.startswith(boilerplate)), type(exc).__name__)
+    return f"its {kind.value} content is damaged ({type(exc).__name__}: {reason}); fetch or copy it again"
+
+
+def _format_problem(path: Path, kind: FileKind) -> str | None:
+    """Why `path` cannot be a torch checkpoint, judged before unpickling anything; None if it may be one."""
+    if kind is FileKind.EMPTY:
+        return "the file is empty (0 bytes); the download or copy did not finish: fetch or copy it again"
+    if kind is FileKind.SAFETENSORS:
+        return (
+            "this is a safetensors weights file; pass the folder that holds it with its config.json "
+            "(written by `panst3r convert` or training), or an official .pth file"
+        )
+    if kind is FileKind.UNKNOWN:
+        return (
+            f"not a checkpoint format we know: neither a torch checkpoint (a zip archive or a pickle) nor "
+            f"safetensors; it starts with {describe_start(path)}. Pass an official PanSt3R .pth file or a "
+            "folder written by `panst3r convert` or training (model-final)"
+        )
+    if kind is FileKind.PICKLE and not is_torch_pickle(path):
+        # Never unpickled: torch.save's legacy format starts with its magic number, this does not.
+        imports = pickle_globals(path)
+        return "it is a plain pickle, not a torch checkpoint (torch.save writes a zip archive)" + (
+            f"; nothing was loaded, and it would have rebuilt {', '.join(imports)}" if imports else ""
+        )
+    return zip_problem(path) if kind is FileKind.ZIP else None
 
 
 def read_official_checkpoint(path: str | Path) -> OfficialCheckpoint:

@@ -39,7 +39,7 @@ def test_malicious_pickle_is_refused_without_running_it(tmp_path, legacy_format)
         path,
         _use_new_zipfile_serialization=not legacy_format,
     )
-    with pytest.raises(ValueError, match=r"refused: it asks to rebuild (posix|os|nt)\.system") as info:
+    with pytest.raises(ValueError, match=r"refused: it asks to rebuild (posix|os|nt)\.system, which") as info:
         read_official_checkpoint(path)
     assert "Nothing from the file was executed" in str(info.value)
     assert not marker.exists()
@@ -49,7 +49,7 @@ def test_a_plain_pickle_with_a_malicious_object_is_refused(tmp_path):
     marker = tmp_path / "marker"
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps({"weights": _Exploit(marker)}))
-    with pytest.raises(ValueError, match="refused|could not be read"):
+    with pytest.raises(ValueError, match=r"plain pickle, not a torch checkpoint.* rebuilt (posix|os|nt)\.system$"):
         safe_torch_load(path)
     assert not marker.exists()
 
