@@ -73,7 +73,14 @@ class LocalServer:
 
     def start(self, timeout: float = 120.0) -> LocalServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        env = {
+            **os.environ,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # Stream flow-run logs to watchers: `prefect deployment run --watch` then shows why a run
+            # failed, not only that it did (both off by default: the watch gets state events alone).
+            "PREFECT_SERVER_LOGS_STREAM_PUBLISHING_ENABLED": "true",
+            "PREFECT_SERVER_LOGS_STREAM_OUT_ENABLED": "true",
+        }
         env.pop("PREFECT_API_URL", None)
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(

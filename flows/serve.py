@@ -62,3 +62,25 @@ def build_deployments(entries: tuple[DeploymentEntry, ...] = DEPLOYMENTS) -> lis
         flow.to_deployment(name=entry.name, description=entry.description, tags=["panst3r"])
         for entry, flow in load_flows(entries)
     ]
+
+
+def serve_deployments(deployments: list) -> None:
+    """Serve `deployments` until Ctrl-C or SIGTERM, as `prefect.serve` does but stopping cleanly on SIGTERM."""
+    import asyncio
+
+    from prefect.runner import Runner
+
+    class GracefulRunner(Runner):
+        """Prefect's own SIGTERM handler calls the runner's `stop()` inside the running event loop, where it
+        only creates the `astop()` coroutine and never awaits it (a RuntimeWarning at every shutdown), then
+        exits. Here the handler schedules `astop()` on the loop and `start()` returns normally."""
+
+        def handle_sigterm(self, *args) -> None:
+            self._logger.info("SIGTERM received, stopping")
+            loop = asyncio.get_running_loop()
+            self._stopping_task = loop.create_task(self.astop())
+
+    runner = GracefulRunner(pause_on_shutdown=True)
+    for deployment in deployments:
+        runner.add_deployment(deployment)
+    asyncio.run(runner.start())

@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
     home = configure_prefect_env()
     quiet_chatty_loggers()
     os.environ["PANST3R_PREPROCESS_WORKERS"] = str(args.workers)  # read by each served flow run's process
+    # A watcher (`prefect deployment run --watch`) waits 3 s after a run's final state for its last logs,
+    # the reason of a failure among them; the default 2 s batching plus the exit drain can miss that.
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.5")
     server = None
     api_url = os.environ.get("PREFECT_API_URL")
     if api_url:
@@ -57,9 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     unwind_on_sigterm()  # SIGTERM (a test, a service manager) must also stop the server started above
     try:
-        from prefect import serve
-
-        from flows.serve import build_deployments
+        from flows.serve import build_deployments, serve_deployments
 
         deployments = build_deployments()
         if not deployments:
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             "  prefect deployment run 'preprocess/local' -p root=$PWD/runs/synth -p store=$PWD/runs/store --watch",
             flush=True,
         )
-        serve(*deployments, print_starting_message=False)
+        serve_deployments(deployments)
     except KeyboardInterrupt:
         log.info("stopping")
     finally:

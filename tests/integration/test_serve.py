@@ -71,6 +71,23 @@ def test_serve_then_trigger_the_preprocess_deployment(tmp_path):
         assert trigger.returncode == 0, trigger.stdout[-3000:] + trigger.stderr[-3000:]
         assert "Completed" in trigger.stdout
         assert len(StoreReader(store).scene_ids()) == 1
+
+        # A run that fails shows why in the watching terminal, not only in the serve terminal.
+        missing = tmp_path / "no_such_root"
+        failing = subprocess.run(
+            [
+                str(REPO / ".venv" / "bin" / "prefect"),
+                *("deployment", "run", "preprocess/local", "-p", f"root={missing}", "-p", f"store={store}"),
+                "--watch",
+            ],
+            cwd=tmp_path,
+            env={**env, "PREFECT_API_URL": api_url, "COLUMNS": "400"},
+            capture_output=True,
+            text=True,
+            timeout=420,
+        )
+        assert failing.returncode == 1 and "Failed" in failing.stdout
+        assert f"--root {missing} is not a directory" in failing.stdout, failing.stdout[-3000:]
     finally:
         if serve.poll() is None:
             serve.send_signal(signal.SIGTERM)
@@ -79,6 +96,10 @@ def test_serve_then_trigger_the_preprocess_deployment(tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(serve.pid, signal.SIGKILL)
                 serve.wait(timeout=30)
+    # SIGTERM stops serving cleanly: no coroutine left un-awaited by Prefect's own signal handler.
+    log = log_path.read_text()
+    assert serve.returncode == 0 and "SIGTERM received" in log, log[-3000:]
+    assert "never awaited" not in log and "RuntimeWarning" not in log, log[-3000:]
     # The server that `serve` started is stopped with it.
     deadline = time.monotonic() + 30
     while api_healthy(api_url, timeout=1.0) and time.monotonic() < deadline:
