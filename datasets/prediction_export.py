@@ -24,6 +24,7 @@ from PIL import Image
 
 from datasets.point_cloud_export import gather_points, point_colors, write_scene_glb, write_segment_ply
 from datasets.segment_colors import colorize_ids, ids_to_rgb, segment_palette
+from panst3r_core.classes.vocabulary import SETS_WITH_STUFF, thing_flags
 from panst3r_core.reconstruction import PanopticReconstruction
 
 
@@ -38,6 +39,9 @@ class ExportOptions:
     use_local_pointmaps: bool = True  # points = c2w @ pts3d_local (the official demo's default)
     overlay_alpha: float = 0.5  # weight of the segment colour in panoptic_vis
     palette_seed: int = 0  # colours are deterministic for a given seed
+    # Built-in class sets, in the order the vocabulary was made from, that decide `isthing` in
+    # panoptic.json (vocabulary.thing_flags); names none of them lists are things.
+    class_sets: tuple[str, ...] = SETS_WITH_STUFF
 
 
 @dataclass
@@ -112,7 +116,7 @@ def export_reconstruction(
     files.segments_json = out / "segments.json"
     _write_json(files.segments_json, segments_document(recon, stems))
     files.coco_json = out / "panoptic.json"
-    _write_json(files.coco_json, coco_panoptic_document(recon, stems))
+    _write_json(files.coco_json, coco_panoptic_document(recon, stems, options.class_sets))
     files.cameras_json = out / "cameras.json"
     _write_json(files.cameras_json, cameras_document(recon, stems))
 
@@ -155,8 +159,11 @@ def segments_document(recon: PanopticReconstruction, stems: list[str]) -> dict:
     }
 
 
-def coco_panoptic_document(recon: PanopticReconstruction, stems: list[str]) -> dict:
-    """COCO-panoptic prediction JSON for the PNGs in panoptic/ (every class listed, all as things).
+def coco_panoptic_document(
+    recon: PanopticReconstruction, stems: list[str], class_sets: tuple[str, ...] = SETS_WITH_STUFF
+) -> dict:
+    """COCO-panoptic prediction JSON for the PNGs in panoptic/, every class listed with `isthing` from the
+    built-in set it belongs to (ScanNet++ and COCO know their stuff; any other name counts as a thing).
 
     Category ids are the indices into class_names, the same as `class_id` in segments.json.
     """
@@ -176,7 +183,10 @@ def coco_panoptic_document(recon: PanopticReconstruction, stems: list[str]) -> d
             if seg.area_per_view[v] > 0
         ]
         annotations.append({"image_id": v, "file_name": f"{stem}.png", "segments_info": infos})
-    categories = [{"id": i, "name": name, "isthing": 1} for i, name in enumerate(recon.class_names)]
+    flags = thing_flags(list(recon.class_names), class_sets)
+    categories = [
+        {"id": i, "name": name, "isthing": int(thing)} for i, (name, thing) in enumerate(zip(recon.class_names, flags))
+    ]
     return {"images": images, "annotations": annotations, "categories": categories}
 
 

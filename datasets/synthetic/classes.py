@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from panst3r_core.classes.vocabulary import SCANNETPP_STUFF
+
 TOP100 = (
     "wall, ceiling, floor, table, door, ceiling lamp, cabinet, blinds, curtain, chair, storage cabinet, "
     "office chair, bookshelf, whiteboard, window, box, window frame, monitor, shelf, doorframe, pipe, heater, "
@@ -26,24 +28,7 @@ TOP100 = (
     "toilet brush, spray bottle, headphones, stapler, marker"
 ).split(", ")
 
-STUFF_CLASSES = (
-    "wall",
-    "ceiling",
-    "floor",
-    "window frame",
-    "doorframe",
-    "pipe",
-    "windowsill",
-    "shower wall",
-    "kitchen counter",
-    "electrical duct",
-    "paper",
-    "board",
-    "cloth",
-    "blind rail",
-    "air vent",
-    "clothes hanger",
-)
+STUFF_CLASSES = SCANNETPP_STUFF
 TOP100_INSTANCE = tuple(name for name in TOP100 if name not in STUFF_CLASSES)
 
 # Raw labels that reach a benchmark class only through map_benchmark.csv:

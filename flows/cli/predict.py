@@ -116,6 +116,7 @@ def _add_vocabulary_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from datasets.image_io import load_images
     from datasets.prediction_export import ExportOptions, export_reconstruction
+    from panst3r_core.classes.vocabulary import SETS_WITH_STUFF
     from panst3r_core.predictor import Predictor
 
     _check_arguments(args)
@@ -156,7 +157,13 @@ def run(args: argparse.Namespace) -> int:
         files = export_reconstruction(
             recon,
             args.out,
-            ExportOptions(raw=args.raw, min_confidence=args.min_confidence, max_points=args.max_points),
+            ExportOptions(
+                raw=args.raw,
+                min_confidence=args.min_confidence,
+                max_points=args.max_points,
+                # The sets the vocabulary came from, in their order, decide thing/stuff in panoptic.json.
+                class_sets=tuple(args.classes) if args.classes and not args.class_names else SETS_WITH_STUFF,
+            ),
         )
         progress("done", 1, 1)
 

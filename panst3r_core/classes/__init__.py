@@ -2,16 +2,20 @@
 
 from panst3r_core.classes.vocabulary import (
     COCO_NUM_THINGS,
+    SCANNETPP_STUFF,
     class_set_names,
     dedup_preserving_order,
     load_class_set,
+    thing_flags,
     union_class_sets,
 )
 
 __all__ = [
     "COCO_NUM_THINGS",
+    "SCANNETPP_STUFF",
     "class_set_names",
     "dedup_preserving_order",
     "load_class_set",
+    "thing_flags",
     "union_class_sets",
 ]

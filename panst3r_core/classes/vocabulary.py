@@ -32,6 +32,27 @@ CLASS_SET_ALIASES: dict[str, str] = {"scannet": "scannetpp", "scannet++": "scann
 
 # Number of leading "thing" categories in coco.txt (the remaining 53 are stuff).
 COCO_NUM_THINGS = 80
+# The ScanNet++ top-100 classes missing from top100_instance.txt: the benchmark's stuff.
+SCANNETPP_STUFF = (
+    "wall",
+    "ceiling",
+    "floor",
+    "window frame",
+    "doorframe",
+    "pipe",
+    "windowsill",
+    "shower wall",
+    "kitchen counter",
+    "electrical duct",
+    "paper",
+    "board",
+    "cloth",
+    "blind rail",
+    "air vent",
+    "clothes hanger",
+)
+# Built-in sets whose thing/stuff split is known (ADE20k-150 ships none here).
+SETS_WITH_STUFF = ("scannetpp", "coco")
 
 
 def class_set_names() -> list[str]:
@@ -73,3 +94,25 @@ def dedup_preserving_order(names) -> list[str]:
             seen.add(name)
             out.append(name)
     return out
+
+
+def stuff_names(set_name: str) -> frozenset[str]:
+    """The stuff classes of a built-in set whose split is known (empty for the others)."""
+    key = CLASS_SET_ALIASES.get(set_name.lower(), set_name.lower())
+    if key == "coco":
+        return frozenset(load_class_set("coco")[COCO_NUM_THINGS:])
+    if key == "scannetpp":
+        return frozenset(SCANNETPP_STUFF)
+    return frozenset()
+
+
+def thing_flags(names: list[str], class_sets: list[str] | tuple[str, ...] = SETS_WITH_STUFF) -> list[bool]:
+    """isthing per name: the first of `class_sets` (in order) that lists the name decides, so a name two
+    sets disagree on (`pillow`: a ScanNet++ thing, COCO stuff) follows the set it came from in a union.
+    A name no set with a known split lists counts as a thing: one segment per instance, as predicted."""
+    deciding = [(set(load_class_set(s)), stuff_names(s)) for s in class_sets if stuff_names(s)]
+    flags = []
+    for name in names:
+        owner = next((stuff for members, stuff in deciding if name in members), frozenset())
+        flags.append(name not in owner)
+    return flags

@@ -100,6 +100,11 @@ def test_predict_writes_every_output(tmp_path, capsys):
 
     # panoptic.json + panoptic/ is valid COCO-panoptic input for `panst3r pq`: a prediction scores 1 on itself
     coco = out / "panoptic.json"
+    # Things and stuff as the sets the vocabulary came from say (ScanNet++ first: its `pillow` is a thing,
+    # COCO's a stuff class); not every category a thing.
+    isthing = {c["name"]: c["isthing"] for c in json.loads(coco.read_text())["categories"]}
+    assert isthing["wall"] == 0 and isthing["chair"] == 1 and isthing["pillow"] == 1
+    assert isthing["person"] == 1 and isthing["sky-other-merged"] == 0
     assert (
         main(
             ["pq", "--gt-json", str(coco), "--pred-json", str(coco), "--json-out", str(tmp_path / "pq.json")]

@@ -2,9 +2,11 @@ import pytest
 
 from panst3r_core.classes import (
     COCO_NUM_THINGS,
+    SCANNETPP_STUFF,
     class_set_names,
     dedup_preserving_order,
     load_class_set,
+    thing_flags,
     union_class_sets,
 )
 
@@ -56,3 +58,24 @@ def test_aliases_and_unknown_name():
 
 def test_dedup_preserving_order():
     assert dedup_preserving_order(["b", "a", "b", "c", "a"]) == ["b", "a", "c"]
+
+
+def test_scannetpp_stuff_are_the_16_top100_names_outside_the_instance_list():
+    names = load_class_set("scannetpp")
+    stuff_at = [names.index(name) for name in SCANNETPP_STUFF]
+    assert stuff_at == [0, 1, 2, 16, 19, 20, 24, 26, 33, 36, 48, 53, 63, 64, 73, 74]
+
+
+def test_thing_flags_follow_the_set_a_name_came_from():
+    assert thing_flags(["wall", "chair", "person", "sky-other-merged", "a name of my own"]) == [
+        False,
+        True,
+        True,
+        False,
+        True,
+    ]
+    # `pillow` is a ScanNet++ thing and a COCO stuff class: the first set of the union decides.
+    assert thing_flags(["pillow"], ["scannetpp", "coco"]) == [True]
+    assert thing_flags(["pillow"], ["coco", "scannetpp"]) == [False]
+    # ADE20k ships no thing/stuff split here: its names count as things unless another set knows them.
+    assert thing_flags(["wall", "sky"], ["ade20k"]) == [True, True]
