@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from flows.prefect_env import api_healthy
 
@@ -25,8 +26,15 @@ _CHATTY_WHEN_OFFLINE = ("prefect._internal.concurrency", "prefect.events.clients
 class ServerWatch:
     """A daemon thread polling `api_url`; `lost` is set once the server stays silent for `grace_s`."""
 
-    def __init__(self, api_url: str, interval_s: float = 1.0, grace_s: float = 3.0):
+    def __init__(
+        self,
+        api_url: str,
+        interval_s: float = 1.0,
+        grace_s: float = 3.0,
+        on_lost: Callable[[], None] | None = None,
+    ):
         self.api_url = api_url
+        self.on_lost = on_lost or quiet_prefect_everywhere
         self.interval_s = interval_s
         self.grace_s = grace_s
         self.lost = threading.Event()
@@ -66,9 +74,14 @@ class ServerWatch:
                 "when its own work is done (Prefect's record of this flow run stays incomplete)",
                 self.api_url,
             )
-            quiet_prefect_offline()
-            quiet_dask_workers()
+            self.on_lost()
             self.lost.set()
+
+
+def quiet_prefect_everywhere() -> None:
+    """In this process and in the workers of its Dask cluster, whose tasks report their states too."""
+    quiet_prefect_offline()
+    quiet_dask_workers()
 
 
 def quiet_prefect_offline() -> None:
@@ -89,7 +102,7 @@ def quiet_prefect_offline() -> None:
 
 
 def quiet_dask_workers() -> None:
-    """The same in the workers of this process's Dask cluster, whose tasks report their states too."""
+    """`quiet_prefect_offline` in every worker of this process's Dask cluster."""
     try:
         from distributed import default_client
 

@@ -48,6 +48,8 @@ class ChunkAddress:
     array: str
     frame: int | None = None
     frame_name: str | None = None
+    frame_names: tuple[str, ...] = ()
+    """Every frame's name, to name the damaged one when a whole-array read fails."""
 
     def describe(self) -> str:
         where = f"scene {self.scene_id}, camera {self.camera}, array {self.array}"
@@ -81,7 +83,8 @@ def read_chunk(array: zarr.Array, address: ChunkAddress) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001 - codecs raise RuntimeError, ValueError, ... for damaged bytes
         if address.frame is None and array.ndim and array.shape[0] > 1:
             for frame in range(array.shape[0]):  # name the first frame that does not decode
-                read_chunk(array, replace(address, frame=frame))
+                name = address.frame_names[frame] if frame < len(address.frame_names) else None
+                read_chunk(array, replace(address, frame=frame, frame_name=name))
         raise CorruptSceneError(
             f"store {address.store}: {address.describe()} is corrupt ({_problem(exc)}) in "
             f"{chunk_file(array, address)}; {redo_hint(address.scene_id)}",

@@ -103,8 +103,9 @@ class StoreReader:
         """Frame `index` of one camera's array (along that camera's frame axis), or the whole array; a
         chunk that does not decode raises CorruptSceneError naming scene, camera, array, frame and file.
         `camera` "_scene" holds the scene-wide arrays (`pairs`)."""
-        address = ChunkAddress(self.layout.root, scene_id, camera, name, index, frame_name)
-        return read_chunk(self.array(scene_id, camera, name), address)
+        array = self.array(scene_id, camera, name)
+        names = tuple(self._names[scene_id].get(camera, ())) if index is None else ()
+        return read_chunk(array, ChunkAddress(self.layout.root, scene_id, camera, name, index, frame_name, names))
 
     def frame_location(self, scene_id: str, frame_index: int) -> tuple[str, int]:
         """(camera, index within that camera's arrays) of a frame in selection order."""

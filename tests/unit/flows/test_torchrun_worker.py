@@ -9,8 +9,11 @@ import pytest
 import torch
 from toy_store import write_toy_store
 
+from datasets.store.integrity import CorruptSceneError
 from flows import torchrun_worker
 from flows.run_config import prepare_run
+from flows.run_folder import DATA_ERROR_FILE
+from flows.torchrun_worker import report_data_error
 
 REPO = Path(__file__).resolve().parents[3]
 SMALL = [
@@ -87,3 +90,21 @@ def test_time_budget_stops_without_export_and_the_next_launch_finishes(store, tm
     second = torchrun_worker.run(plan.run_dir, "cpu")
     assert (second["finished"], second["start_step"], second["global_step"]) == (True, 1, 2)
     assert Path(second["exported_model"]).is_dir() and second["loop_seconds"] >= 0
+
+
+class _DamagedDataset(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        raise CorruptSceneError(f"store S: scene aaa, camera dslr, array images, frame {index} is corrupt", "aaa")
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_damaged_data_is_reported_in_one_line_even_from_a_loader_worker(tmp_path, workers):
+    loader = torch.utils.data.DataLoader(_DamagedDataset(), num_workers=workers)
+    with pytest.raises(CorruptSceneError) as caught:
+        next(iter(loader))
+    report_data_error(tmp_path, caught.value)
+    written = json.loads((tmp_path / DATA_ERROR_FILE).read_text())
+    assert written == {"message": "store S: scene aaa, camera dslr, array images, frame 0 is corrupt"}
