@@ -50,7 +50,8 @@ def plan_scene(
     try:
         record = read_scene(root, scene_id, pairs_dir)
         source = hashing.source_hash(record.source_files, root, digests)
-    except (ValueError, KeyError, OSError) as exc:  # the task reads again and fails with this reason
+    except Exception as exc:  # noqa: BLE001 - any per-scene error fails that scene alone: its task reads
+        # the inputs again and fails with this reason, never the whole run at planning time
         return ScenePlan(scene_id, True, None, f"unreadable input: {failure_reason(exc)}")
     if not (layout.scene_dir(scene_id) / "zarr.json").is_file():
         return ScenePlan(scene_id, True, source, "not in the store")
