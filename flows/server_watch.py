@@ -50,12 +50,16 @@ class ServerWatch:
         self._stop.set()
         self._thread.join(timeout=self.interval_s + 3)
 
-    def is_lost(self) -> bool:
-        """True when the server is gone, asking it once more now if the watch has not noticed yet (a
-        run can finish inside the grace period)."""
-        if not self.lost.is_set() and not api_healthy(self.api_url, timeout=2.0):
-            self._mark_lost()
-        return self.lost.is_set()
+    def is_lost(self, attempts: int = 3) -> bool:
+        """True when the server is gone, asking it again now if the watch has not noticed yet (a run can
+        finish inside the grace period); a busy server gets `attempts` chances before it counts as lost."""
+        for attempt in range(attempts):
+            if self.lost.is_set() or api_healthy(self.api_url, timeout=2.0):
+                return self.lost.is_set()
+            if attempt + 1 < attempts:
+                time.sleep(self.interval_s)
+        self._mark_lost()
+        return True
 
     def _run(self) -> None:
         last_answer = time.monotonic()

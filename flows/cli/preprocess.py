@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         with (
             _ProgressBar() as bar,
             progress_listener(bar.update),
-            progress_listener(lambda event: _finish_without_server(event, watch, args)),
+            progress_listener(lambda event: _finish_without_server(event, watch, args, bar)),
         ):
             summary = run_preprocess(
                 root=args.root,
@@ -105,13 +105,14 @@ def _report(summary: dict, args: argparse.Namespace) -> int:
     return 1 if summary["failed"] else 0
 
 
-def _finish_without_server(event: dict, watch: ServerWatch, args: argparse.Namespace) -> None:
+def _finish_without_server(event: dict, watch: ServerWatch, args: argparse.Namespace, bar: _ProgressBar) -> None:
     """Once the scenes are done and the tables written, a run whose Prefect server is gone ends here:
     what Prefect would still do is report the flow run's end to that server, retrying for minutes."""
     if event["event"] != "finished" or not watch.is_lost():
         return
     from flows.prefect_env import stop_temporary_servers
 
+    bar.progress.stop()
     code = _report(event["summary"], args)
     print(
         f"the Prefect server at {watch.api_url} was lost during the run: the summary above and the "
