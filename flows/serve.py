@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,9 @@ def build_deployments(entries: tuple[DeploymentEntry, ...] = DEPLOYMENTS) -> lis
     ]
 
 
-def serve_deployments(deployments: list) -> None:
-    """Serve `deployments` until Ctrl-C or SIGTERM, as `prefect.serve` does but stopping cleanly on SIGTERM."""
+def serve_deployments(deployments: list, on_registered: Callable[[], None] = lambda: None) -> None:
+    """Serve `deployments` until Ctrl-C or SIGTERM, as `prefect.serve` does but stopping cleanly on SIGTERM.
+    `on_registered` runs once the server knows every deployment (a `deployment run` may follow at once)."""
     import asyncio
 
     from prefect.runner import Runner
@@ -82,5 +84,6 @@ def serve_deployments(deployments: list) -> None:
 
     runner = GracefulRunner(pause_on_shutdown=True)
     for deployment in deployments:
-        runner.add_deployment(deployment)
+        runner.add_deployment(deployment)  # registers it with the server
+    on_registered()
     asyncio.run(runner.start())

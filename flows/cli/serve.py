@@ -66,14 +66,18 @@ def run(args: argparse.Namespace) -> int:
         if not deployments:
             raise ValueError("no flow module could be loaded; nothing to serve")
         names = ", ".join(f"{d.flow_name}/{d.name}" for d in deployments)
-        print(f"Prefect server: {api_url} (UI at {api_url.removesuffix('/api')}, home {home})", flush=True)
-        print(f"serving: {names}", flush=True)
-        print(
-            f"trigger from another shell:\n  export PREFECT_API_URL={api_url}\n"
-            "  prefect deployment run 'preprocess/local' -p root=$PWD/runs/synth -p store=$PWD/runs/store --watch",
-            flush=True,
-        )
-        serve_deployments(deployments)
+
+        def announce() -> None:
+            print(f"Prefect server: {api_url} (UI at {api_url.removesuffix('/api')}, home {home})", flush=True)
+            print(f"serving: {names}", flush=True)
+            print(
+                f"trigger from another shell:\n  export PREFECT_API_URL={api_url}\n"
+                "  prefect deployment run 'preprocess/local' -p root=$PWD/runs/synth -p store=$PWD/runs/store "
+                "--watch",
+                flush=True,
+            )
+
+        serve_deployments(deployments, on_registered=announce)
     except KeyboardInterrupt:
         log.info("stopping")
     finally:

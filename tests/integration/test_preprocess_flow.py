@@ -89,16 +89,18 @@ def test_status_and_export_legacy_commands(dataset, prefect_server, tmp_path):
         timeout=120,
     )
     assert status.returncode == 0 and "done 1" in status.stdout, status.stdout + status.stderr
-    # With --root and another target resolution the committed scene is stale.
-    stale = subprocess.run(
-        cli_command("status", "--store", str(store), "--root", str(root), "--pairs", str(pairs)),
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "stale 1" in stale.stdout, stale.stdout + stale.stderr
+    # With --root the scene is compared with the settings it was made with (up to date); with another
+    # target resolution it is stale.
+    for extra, expected in (((), "done 1"), (("--target-resolution", "920"), "stale 1")):
+        compared = subprocess.run(
+            cli_command("status", "--store", str(store), "--root", str(root), *extra),
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert expected in compared.stdout, compared.stdout + compared.stderr
     out = tmp_path / "legacy"
     export = subprocess.run(
         cli_command("export-legacy", "--store", str(store), "--out", str(out)),
