@@ -33,9 +33,10 @@ def make_root(out: Path, num_scenes: int, seed: int = 0, frames: int = 3) -> tup
     return root, pairs
 
 
-def preprocess_in_process(root: Path, store: Path, target_resolution: int) -> Path:
+def preprocess_in_process(root: Path, store: Path, target_resolution: int, pairs: Path | None = None) -> Path:
     """Every scene of `root` into `store` with the library functions the preprocess flow runs (the scene job
-    per scene, then the store's finalisation), without Prefect; returns the store."""
+    per scene, then the store's finalisation), without Prefect; pairs from `pairs` (default ROOT/pairs);
+    returns the store."""
     from datasets.preprocess.result import PreprocessConfig
     from datasets.preprocess.scene_job import plan_scenes, run_scene
     from datasets.scannetpp.reader import list_scenes
@@ -46,10 +47,11 @@ def preprocess_in_process(root: Path, store: Path, target_resolution: int) -> Pa
     open_or_create_store(store)
     config = PreprocessConfig(target_resolution=target_resolution)
     splits = scene_splits(root)
-    plan = plan_scenes(store, root, list_scenes(root, root / "pairs"), root / "pairs", config)
+    pairs = pairs or root / "pairs"
+    plan = plan_scenes(store, root, list_scenes(root, pairs), pairs, config)
     for scene in plan.to_run:
         split = splits.get(scene.scene_id, "")
-        run_scene(root, store, scene.scene_id, config, root / "pairs", split, scene.source_hash)
+        run_scene(root, store, scene.scene_id, config, pairs, split, scene.source_hash)
     finalize_store(store, config.cls_sep, plan.current_version())
     return store
 

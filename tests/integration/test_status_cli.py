@@ -8,12 +8,7 @@ import os
 import subprocess
 
 import pytest
-from _preprocess_support import REPO, TARGET_RESOLUTION, cli_command, make_root
-
-from datasets.preprocess.result import PreprocessConfig
-from datasets.store.scene_job import run_scene
-from datasets.store.tables import TableBuilder
-from datasets.store.writer import open_or_create_store
+from _preprocess_support import REPO, TARGET_RESOLUTION, cli_command, make_root, preprocess_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -38,11 +33,8 @@ def _row(output: str, scene_id: str) -> str:
 def test_status_compares_with_what_each_scene_was_made_with(tmp_path):
     root, pairs = make_root(tmp_path / "data", num_scenes=2, seed=61)
     first, second = sorted(p.name for p in (root / "data").iterdir())
-    store = tmp_path / "store"
-    open_or_create_store(store)
-    for scene_id in (first, second):  # what the flow's tasks run, at the tests' small resolution, with pairs
-        run_scene(root, store, scene_id, PreprocessConfig(target_resolution=TARGET_RESOLUTION), pairs)
-    TableBuilder(store).write()
+    # What the flow runs, at the tests' small resolution, with pairs.
+    store = preprocess_in_process(root, tmp_path / "store", TARGET_RESOLUTION, pairs)
 
     output = _status("--store", str(store), "--root", str(root))
     assert "done 2 / stale 0 / failed 0" in output, output

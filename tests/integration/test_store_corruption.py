@@ -11,15 +11,20 @@ import struct
 import subprocess
 
 import pytest
-from _preprocess_support import REPO, TARGET_RESOLUTION, cli_command, cli_env, make_root, run_preprocess
+from _preprocess_support import (
+    REPO,
+    TARGET_RESOLUTION,
+    cli_command,
+    cli_env,
+    make_root,
+    preprocess_in_process,
+    run_preprocess,
+)
 
-from datasets.preprocess.result import PreprocessConfig
 from datasets.store.integrity import CorruptSceneError
 from datasets.store.reader import StoreReader
-from datasets.store.scene_job import run_scene
 from datasets.store.schema import StoreLayout
-from datasets.store.tables import TableBuilder, read_table
-from datasets.store.writer import open_or_create_store
+from datasets.store.tables import read_table
 
 pytestmark = pytest.mark.slow
 
@@ -46,13 +51,8 @@ def scenes(tmp_path_factory):
     """Two synthetic scenes and a store of them, written by the function the preprocess flow's tasks run."""
     base = tmp_path_factory.mktemp("corruption")
     root, pairs = make_root(base / "data", num_scenes=2, seed=51)
-    store = base / "store"
-    open_or_create_store(store)
-    scene_ids = sorted(p.name for p in (root / "data").iterdir())
-    for scene_id in scene_ids:
-        run_scene(root, store, scene_id, PreprocessConfig(target_resolution=TARGET_RESOLUTION), pairs)
-    TableBuilder(store).write()
-    return root, pairs, store, scene_ids
+    store = preprocess_in_process(root, base / "store", TARGET_RESOLUTION, pairs)
+    return root, pairs, store, sorted(p.name for p in (root / "data").iterdir())
 
 
 def _cli(env, *args, timeout=600):
