@@ -868,7 +868,8 @@ def stage_export(args: argparse.Namespace, layout: WorkLayout) -> Path:
     accuracy = _read_json(layout.accuracy)
     loaded = load_any_checkpoint(accuracy["settings"]["model"])
     metadata = {
-        **loaded.metadata,
+        # the training stores' paths name the machine it was trained on: not shipped
+        **{key: value for key, value in loaded.metadata.items() if key != "train_stores"},
         "shipped": {
             "recipe": args.recipe,
             "generated": accuracy["data"]["generated"],

@@ -74,8 +74,9 @@ def test_yaml_path_with_inheritance_and_round_trip(tmp_path):
 
 
 @pytest.mark.slow
-def test_an_installed_wheel_finds_the_same_presets(tmp_path):
-    """conf/ ships in the wheel and is found through the package, not through the checkout's folders."""
+def test_an_installed_wheel_finds_the_same_presets_and_the_shipped_model(tmp_path):
+    """conf/ and the shipped synthetic model come with the wheel and are found through the package, not
+    through the checkout's folders."""
     source = tmp_path / "source"  # a copy, so that the build leaves nothing in the checkout
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
@@ -89,12 +90,16 @@ def test_an_installed_wheel_finds_the_same_presets(tmp_path):
     site = tmp_path / "site"
     install = [*pip, "install", "--no-deps", "--target", str(site), str(wheel)]
     subprocess.run(install, check=True, capture_output=True, timeout=300)
-    program = "from panst3r_core.engine import config_files as c; print(c.CONFIG_DIR); print(*c.available_configs())"
+    program = (
+        "from panst3r_core.engine import config_files as c; from panst3r_core import pretrained as p; "
+        "print(p.shipped_model()); print(c.CONFIG_DIR); print(*c.available_configs())"
+    )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site)}
     result = subprocess.run(
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    where, names = result.stdout.strip().splitlines()[-2:]
+    model, where, names = result.stdout.strip().splitlines()[-3:]
+    assert Path(model) == site / "panst3r_core" / "pretrained" / "compact_v2_synthetic"
     assert Path(where) == site / "conf" / "train"
     assert names.split() == available_configs()

@@ -1,0 +1,30 @@
+"""Models shipped with the package, in our checkpoint format (data only: safetensors + JSON).
+
+`compact_v2_synthetic`: compact_v2 trained with the two-stage synthetic recipe on one GPU (README, "Shipped
+synthetic model": how it was made, what it scores, and that it knows only synthetic scenes). It is what
+`make run` fine-tunes and evaluates; pass its folder as `--weights` or `training.chkpt=`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from panst3r_core.checkpoint.ours import CONFIG_FILE, WEIGHTS_FILE
+
+PRETRAINED_DIR = Path(__file__).resolve().parent
+SYNTHETIC_MODEL = "compact_v2_synthetic"
+
+
+def shipped_names() -> list[str]:
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / WEIGHTS_FILE).is_file())
+
+
+def shipped_model(name: str = SYNTHETIC_MODEL) -> Path:
+    """The folder of a shipped model; FileNotFoundError naming the shipped ones for another name (or for a
+    checkout whose weights file did not come along, e.g. a partial copy)."""
+    path = PRETRAINED_DIR / name
+    if not (path / WEIGHTS_FILE).is_file() or not (path / CONFIG_FILE).is_file():
+        raise FileNotFoundError(
+            f"no shipped model {name!r} in {PRETRAINED_DIR} (shipped: {', '.join(shipped_names()) or 'none'})"
+        )
+    return path

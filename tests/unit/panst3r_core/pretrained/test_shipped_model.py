@@ -1,0 +1,25 @@
+"""The shipped synthetic model: it is where the package says, loads strictly and describes itself."""
+
+from __future__ import annotations
+
+import pytest
+
+from panst3r_core.checkpoint.ours import load_checkpoint
+from panst3r_core.pretrained import SYNTHETIC_MODEL, shipped_model, shipped_names
+
+
+def test_the_shipped_model_is_listed_and_describes_itself():
+    assert SYNTHETIC_MODEL in shipped_names()
+    loaded = load_checkpoint(shipped_model())
+    metadata = loaded.metadata
+    assert metadata["variant"] == "compact_v2" and metadata["text_embeddings"] == "hashed"
+    assert metadata["training_resolutions"] == [[256, 192]]
+    assert metadata["shipped"]["recipe"] == "two-stage"
+    assert metadata["shipped"]["generated"]["seed"] != 0  # make run's scenes are seed 0
+    assert "train_stores" not in metadata  # no path of the machine it was trained on
+    assert sum(p.numel() for p in loaded.model.parameters()) < 8.1e6
+
+
+def test_an_unknown_name_lists_the_shipped_models():
+    with pytest.raises(FileNotFoundError, match=SYNTHETIC_MODEL):
+        shipped_model("imagenet")
