@@ -361,10 +361,11 @@ def _first_view_only(recon: PanopticReconstruction) -> PanopticReconstruction:
 
 
 def load_model(weights: str | Path, dino_config: str | Path | None = None) -> tuple[torch.nn.Module, dict]:
-    """An official `.pth` file or our checkpoint folder -> (model in eval mode, metadata)."""
+    """An official `.pth` file, our checkpoint folder or `shipped:NAME` -> (model in eval mode, metadata)."""
     from panst3r_core.checkpoint.loading import load_any_checkpoint
+    from panst3r_core.pretrained import resolve_weights
 
-    path = Path(weights)
+    path = resolve_weights(weights)
     if not path.exists():
         raise FileNotFoundError(f"weights {path} do not exist; pass an official .pth file or a model folder")
     loaded = load_any_checkpoint(path, dino_config)

@@ -99,9 +99,13 @@ class TrainingConfig:
     finetune_dino: bool = False
     """Train the DINOv2 encoder."""
     must3r_chkpt: str | None = None
-    """MUSt3R checkpoint to initialise the encoder/decoder from (ignored when auto-resuming)."""
+    """MUSt3R checkpoint to initialise the encoder/decoder from ("train from MUSt3R"): an official MUSt3R
+    .pth, or our format (e.g. a pointmap run's model-final), of which only the MUSt3R weights are loaded;
+    ignored when auto-resuming."""
     chkpt: str | None = None
-    """PanSt3R checkpoint to initialise the whole model from (ignored when auto-resuming)."""
+    """PanSt3R checkpoint to initialise the whole model from ("fine-tune from PanSt3R"): an official .pth,
+    our format, or `shipped:NAME` for a model shipped with the package; loaded after must3r_chkpt; ignored
+    when auto-resuming."""
     output_dir: str = "runs/train"
     """Checkpoints and logs go here; an existing checkpoint-last here is resumed."""
     resume: bool = True

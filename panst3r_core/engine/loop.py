@@ -50,6 +50,7 @@ from panst3r_core.engine.sampler import BatchedViewSampler
 from panst3r_core.engine.schedule import learning_rate_at, set_learning_rate
 from panst3r_core.losses.criterion import PanopticCriterion
 from panst3r_core.losses.distributed import all_reduce_mean, is_distributed, rank, world_size
+from panst3r_core.pretrained import resolve_weights
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ class Trainer:
             init_weights(self.model, self.training)
             return
         if self.training.must3r_chkpt is not None:
-            source = Path(self.training.must3r_chkpt)
+            source = resolve_weights(self.training.must3r_chkpt)
             if _is_our_format(source):
                 # e.g. the model-final of a pointmap (3-D pretraining) run: only its MUSt3R weights count
                 load_weights(self.model, source, only=MUST3R_MODULES)
@@ -272,7 +273,7 @@ class Trainer:
                 load_must3r_backbone(self.model, source)  # official MUSt3R .pth: 'encoder' + 'decoder'
             logger.info("initialised the MUSt3R backbone from %s", source)
         if self.training.chkpt is not None:
-            source = Path(self.training.chkpt)
+            source = resolve_weights(self.training.chkpt)
             if _is_our_format(source):
                 load_weights(self.model, source, strict=False)
             else:

@@ -28,3 +28,17 @@ def shipped_model(name: str = SYNTHETIC_MODEL) -> Path:
             f"no shipped model {name!r} in {PRETRAINED_DIR} (shipped: {', '.join(shipped_names()) or 'none'})"
         )
     return path
+
+
+SHIPPED_PREFIX = "shipped:"
+"""`shipped:NAME` in a weights setting (e.g. `training.chkpt`) names a shipped model, so that a preset works
+from a checkout and from an installed package alike."""
+
+
+def resolve_weights(value: str | Path) -> Path:
+    """A weights setting -> a path: `shipped:NAME` resolves to the shipped model's folder, anything else is
+    taken as a path."""
+    text = str(value)
+    if text.startswith(SHIPPED_PREFIX):
+        return shipped_model(text[len(SHIPPED_PREFIX) :])
+    return Path(value)

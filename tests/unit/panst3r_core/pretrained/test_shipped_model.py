@@ -23,3 +23,12 @@ def test_the_shipped_model_is_listed_and_describes_itself():
 def test_an_unknown_name_lists_the_shipped_models():
     with pytest.raises(FileNotFoundError, match=SYNTHETIC_MODEL):
         shipped_model("imagenet")
+
+
+def test_weights_settings_name_shipped_models_or_paths(tmp_path):
+    from panst3r_core.pretrained import resolve_weights
+
+    assert resolve_weights("shipped:compact_v2_synthetic") == shipped_model()
+    assert resolve_weights(tmp_path / "model-final") == tmp_path / "model-final"
+    with pytest.raises(FileNotFoundError, match="shipped: compact_v2_synthetic"):
+        resolve_weights("shipped:nothing")
