@@ -19,7 +19,6 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
-from prefect_dask import DaskTaskRunner
 
 from datasets.preprocess.error_kinds import failure_reason, is_permanent
 from datasets.preprocess.result import PreprocessConfig
@@ -34,30 +33,10 @@ from datasets.store.splits import scene_splits
 from datasets.store.staleness import CurrentVersion, committed_by_this_run
 from datasets.store.tables import TableBuilder
 from datasets.store.writer import open_or_create_store, sweep_staging
+from flows.dask_cluster import ClusterChoice, choose_cluster, make_task_runner
 
 TASK_RETRIES = 2
 TABLE_REFRESH_SECONDS = 2.0
-# Environment every worker process needs; PREFECT_API_URL/PREFECT_HOME are inherited from the parent.
-_WORKER_ENV = {"PYOPENGL_PLATFORM": "egl", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def make_task_runner(workers: int = 2, dask_address: str | None = None) -> DaskTaskRunner:
-    """A temporary LocalCluster of `workers` single-threaded processes, or an existing cluster."""
-    if dask_address:
-        return DaskTaskRunner(address=dask_address)
-    if workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
-    env = {key: os.environ.get(key, value) for key, value in _WORKER_ENV.items()}
-    return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
-        cluster_kwargs={
-            "n_workers": workers,
-            "threads_per_worker": 1,  # pyrender/EGL contexts are per thread; one scene per process
-            "processes": True,
-            "dashboard_address": None,
-            "env": env,
-        },
-    )
 
 
 # Progress listeners (the CLI's progress bar); called in the flow process only.
@@ -121,7 +100,10 @@ def _collect(future) -> tuple[dict | None, BaseException | None]:
 WORKERS_ENV = "PANST3R_PREPROCESS_WORKERS"
 
 
-@flow(name="preprocess", task_runner=make_task_runner(int(os.environ.get(WORKERS_ENV, "2"))))
+@flow(
+    name="preprocess",
+    task_runner=make_task_runner(choose_cluster(workers=int(os.environ.get(WORKERS_ENV, "2")))),
+)
 def preprocess(
     root: str,
     store: str,
@@ -336,9 +318,10 @@ def run_preprocess(
     unknown_labels: str = "error",
     export_crowd: bool = False,
     redo: list[str] | None = None,
+    cluster: ClusterChoice | None = None,
 ) -> dict[str, Any]:
-    """Run the flow in this process with the chosen Dask cluster."""
-    runner = make_task_runner(workers, dask_address)
+    """Run the flow in this process on `cluster` (default: from `workers` / `dask_address`)."""
+    runner = make_task_runner(cluster or choose_cluster(None, workers, dask_address))
     return preprocess.with_options(task_runner=runner)(
         root=root,
         store=store,

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from flows.cli._common import add_prefect_port_argument, prepare_prefect
+from flows.cli.cluster_args import add_cluster_arguments, cluster_from_args
 from flows.server_watch import ServerWatch, stop_dask_cluster
 
 HELP = "Prefect flow `preprocess`: scenes -> Zarr store + Parquet tables (incremental)"
@@ -22,14 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pairs", default=None, help="pairs folder with <scene>/selected_pairs.npz (optional)"
     )
     parser.add_argument("--store", required=True, help="output store directory (created if absent)")
-    parser.add_argument(
-        "--workers", type=int, default=2, help="Dask worker processes of the local cluster (default 2)"
-    )
-    parser.add_argument(
-        "--dask-address",
-        default=None,
-        help="scheduler address of an existing Dask cluster (instead of --workers)",
-    )
     parser.add_argument("--scenes", nargs="+", default=None, metavar="ID", help="only these scene ids")
     parser.add_argument(
         "--redo",
@@ -57,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep crowd groups (thing class without instance mapping) as segments, as the official flag",
     )
     parser.add_argument("--summary-json", default=None, help="also write the run summary to this JSON file")
+    add_cluster_arguments(parser)
     add_prefect_port_argument(parser)
 
 
@@ -71,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--target-resolution {args.target_resolution} is too small; the official value is 920"
         )
+    cluster = cluster_from_args(args)
     prepare_prefect()  # also makes SIGTERM stop a temporary Prefect server started below
     with prefect_api(port=args.prefect_port) as api_url, ServerWatch(api_url) as watch:
         from flows.preprocess import (
@@ -89,11 +84,10 @@ def run(args: argparse.Namespace) -> int:
                 pairs=args.pairs,
                 scenes=args.scenes,
                 target_resolution=args.target_resolution,
-                workers=args.workers,
-                dask_address=args.dask_address,
                 unknown_labels=args.unknown_labels,
                 export_crowd=args.export_crowd,
                 redo=args.redo,
+                cluster=cluster,
             )
     return _report(summary, args)
 

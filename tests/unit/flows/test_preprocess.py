@@ -1,4 +1,4 @@
-"""The preprocess flow's pieces that need no cluster: retry decisions and the task runner choice."""
+"""The preprocess flow's pieces that need no cluster: retry decisions."""
 
 import errno
 
@@ -6,7 +6,7 @@ import pytest
 from prefect.states import Failed
 
 from datasets.preprocess.errors import BadSceneInput, TransientSceneError
-from flows.preprocess import _retry_transient, make_task_runner
+from flows.preprocess import _retry_transient
 
 
 @pytest.mark.parametrize(
@@ -24,11 +24,3 @@ from flows.preprocess import _retry_transient, make_task_runner
 def test_only_transient_errors_are_retried(exc, retry):
     assert _retry_transient(None, None, Failed(data=exc)) is retry
 
-
-def test_task_runner_choice():
-    local = make_task_runner(3)
-    assert local.cluster_kwargs["n_workers"] == 3 and local.cluster_kwargs["threads_per_worker"] == 1
-    assert local.cluster_kwargs["env"]["PYOPENGL_PLATFORM"]
-    assert make_task_runner(2, "tcp://127.0.0.1:8786").address == "tcp://127.0.0.1:8786"
-    with pytest.raises(ValueError, match="--workers must be at least 1"):
-        make_task_runner(0)

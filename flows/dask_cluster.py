@@ -1,0 +1,138 @@
+"""Which Dask cluster runs the preprocess tasks: a temporary LocalCluster, an existing cluster at an address,
+or Slurm jobs through dask_jobqueue.SLURMCluster. Dask and dask_jobqueue do all the scheduling; this module
+only turns the user's choice into a prefect_dask.DaskTaskRunner.
+
+Every worker process runs one task at a time with one thread: pyrender's EGL contexts are per thread, and
+one scene per process keeps a scene's memory its own. Importing this module imports no Prefect (the CLI
+reads its names before Prefect's settings are in place).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prefect_dask import DaskTaskRunner
+
+CLUSTER_KINDS = ("local", "address", "slurm")
+# Environment every worker process needs; PREFECT_API_URL and PREFECT_HOME reach the tasks through the
+# Prefect settings that prefect_dask sends with every task.
+WORKER_ENV = {"PYOPENGL_PLATFORM": "egl", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+DEFAULT_SLURM_LOG_DIR = Path("runs") / "slurm"
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B)$", re.IGNORECASE)
+_WALLTIME = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){1,2}$")
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """One Slurm job per `jobs`, each holding `cores` single-threaded Dask worker processes."""
+
+    jobs: int = 1
+    """Slurm jobs to submit (all at once; each becomes `cores` Dask workers when it starts)."""
+    cores: int = 1
+    """CPU cores per job (#SBATCH --cpus-per-task), one worker process per core."""
+    memory: str = "4GB"
+    """Memory per job, e.g. 4GB or 16GiB (#SBATCH --mem); split evenly between its workers."""
+    walltime: str = "01:00:00"
+    """Time limit per job, [D-]HH:MM[:SS] (#SBATCH -t); a job past it takes its workers with it."""
+    partition: str | None = None
+    """Slurm partition (#SBATCH -p); None: the cluster's default partition."""
+    account: str | None = None
+    """Slurm account to charge (#SBATCH -A); None: the user's default."""
+    interface: str | None = None
+    """Network interface (e.g. ib0) the scheduler and workers talk over; None: the default route's."""
+    job_extra: tuple[str, ...] = ()
+    """More #SBATCH options, each as on the command line, e.g. --constraint=avx2."""
+    log_dir: str = str(DEFAULT_SLURM_LOG_DIR)
+    """Folder (visible from the compute nodes) for the jobs' stdout/stderr files."""
+
+    def check(self) -> None:
+        """ValueError naming the flag for a setting Slurm would refuse or misread."""
+        for flag, value in (("--slurm-jobs", self.jobs), ("--slurm-cores", self.cores)):
+            if value < 1:
+                raise ValueError(f"{flag} must be at least 1, got {value}")
+        if not _MEMORY.match(self.memory.strip()):
+            raise ValueError(f"--slurm-memory {self.memory!r}: give an amount with a unit, e.g. 4GB or 16GiB")
+        if not _WALLTIME.match(self.walltime.strip()):
+            raise ValueError(f"--slurm-walltime {self.walltime!r}: give [D-]HH:MM[:SS], e.g. 01:00:00")
+
+
+@dataclass(frozen=True)
+class ClusterChoice:
+    """`kind` is one of CLUSTER_KINDS; `workers` sizes a local cluster, `address` names an existing one."""
+
+    kind: str = "local"
+    workers: int = 2
+    address: str | None = None
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
+
+
+def choose_cluster(
+    kind: str | None = None,
+    workers: int = 2,
+    dask_address: str | None = None,
+    slurm: SlurmSettings | None = None,
+) -> ClusterChoice:
+    """Check the flags together. Without `kind`, `--dask-address` means "address", else "local"."""
+    kind = kind or ("address" if dask_address else "local")
+    if kind not in CLUSTER_KINDS:
+        raise ValueError(f"--cluster {kind!r}: choose one of {', '.join(CLUSTER_KINDS)}")
+    if kind == "address" and not dask_address:
+        raise ValueError("--cluster address needs --dask-address tcp://HOST:PORT (the Dask scheduler)")
+    if kind != "address" and dask_address:
+        raise ValueError(f"--dask-address is for --cluster address, not --cluster {kind}; drop one of them")
+    if kind == "local" and workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    slurm = slurm or SlurmSettings()
+    if kind == "slurm":
+        slurm.check()
+    return ClusterChoice(kind, workers, dask_address, slurm)
+
+
+def make_task_runner(choice: ClusterChoice) -> DaskTaskRunner:
+    """The DaskTaskRunner of `choice`; local and Slurm clusters live as long as the flow run."""
+    from prefect_dask import DaskTaskRunner
+
+    if choice.kind == "address":
+        return DaskTaskRunner(address=choice.address)
+    env = {key: os.environ.get(key, value) for key, value in WORKER_ENV.items()}
+    if choice.kind == "slurm":
+        return DaskTaskRunner(
+            cluster_class="dask_jobqueue.SLURMCluster", cluster_kwargs=slurm_cluster_kwargs(choice.slurm, env)
+        )
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": choice.workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+            "env": env,
+        },
+    )
+
+
+def slurm_cluster_kwargs(slurm: SlurmSettings, env: dict[str, str]) -> dict:
+    """dask_jobqueue.SLURMCluster arguments: `cores` single-threaded workers per job, `jobs` jobs."""
+    log_dir = Path(slurm.log_dir).resolve()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "cores": slurm.cores,
+        "processes": slurm.cores,
+        "memory": slurm.memory.strip(),
+        "walltime": slurm.walltime.strip(),
+        "queue": slurm.partition,
+        "account": slurm.account,
+        "interface": slurm.interface,
+        "job_extra_directives": list(slurm.job_extra),
+        "job_script_prologue": [f"export {key}={value}" for key, value in sorted(env.items())],
+        "log_directory": str(log_dir),
+        "job_name": "panst3r-preprocess",
+        # no dashboard; its HTTP server (metrics) on a free port, so that two runs never collide on 8787
+        "scheduler_options": {"dashboard": False, "dashboard_address": ":0"},
+        "n_workers": slurm.jobs * slurm.cores,
+    }

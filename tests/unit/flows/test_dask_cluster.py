@@ -1,0 +1,65 @@
+"""The cluster choice of `panst3r preprocess`: flag checks and the task runners they build."""
+
+import pytest
+
+from flows.dask_cluster import SlurmSettings, choose_cluster, make_task_runner, slurm_cluster_kwargs
+
+
+def test_local_and_address_runners():
+    local = make_task_runner(choose_cluster(workers=3))
+    assert local.cluster_kwargs["n_workers"] == 3 and local.cluster_kwargs["threads_per_worker"] == 1
+    assert local.cluster_kwargs["env"]["PYOPENGL_PLATFORM"]
+    remote = make_task_runner(choose_cluster(dask_address="tcp://127.0.0.1:8786"))
+    assert remote.address == "tcp://127.0.0.1:8786"
+    assert choose_cluster("address", dask_address="tcp://h:1").kind == "address"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"workers": 0}, "--workers must be at least 1"),
+        ({"kind": "address"}, "--cluster address needs --dask-address"),
+        ({"kind": "slurm", "dask_address": "tcp://h:1"}, "--dask-address is for --cluster address"),
+        ({"kind": "kubernetes"}, "choose one of local, address, slurm"),
+        ({"kind": "slurm", "slurm": SlurmSettings(jobs=0)}, "--slurm-jobs must be at least 1"),
+        ({"kind": "slurm", "slurm": SlurmSettings(memory="lots")}, "--slurm-memory 'lots'"),
+        ({"kind": "slurm", "slurm": SlurmSettings(walltime="1h")}, "--slurm-walltime '1h'"),
+    ],
+)
+def test_bad_flags_name_the_flag(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        choose_cluster(**kwargs)
+
+
+def test_slurm_settings_become_the_job_script(tmp_path):
+    """The arguments go through dask_jobqueue itself: the #SBATCH header it would submit."""
+    from dask_jobqueue import SLURMCluster
+
+    settings = SlurmSettings(
+        jobs=3,
+        cores=2,
+        memory="3GB",
+        walltime="00:20:00",
+        partition="cpu",
+        account="lab",
+        job_extra=("--constraint=avx2",),
+        log_dir=str(tmp_path / "logs"),
+    )
+    choice = choose_cluster("slurm", slurm=settings)
+    assert make_task_runner(choice).cluster_class == "dask_jobqueue.SLURMCluster"
+    kwargs = slurm_cluster_kwargs(settings, {"PYOPENGL_PLATFORM": "egl"})
+    assert kwargs.pop("n_workers") == 6  # 3 jobs x 2 single-threaded workers
+    with SLURMCluster(**kwargs) as cluster:
+        script = cluster.job_script()
+    for line in (
+        "#SBATCH -p cpu",
+        "#SBATCH -A lab",
+        "#SBATCH -t 00:20:00",
+        "#SBATCH --cpus-per-task=2",
+        "#SBATCH --constraint=avx2",
+        f"#SBATCH -o {tmp_path / 'logs'}/panst3r-preprocess-%J.out",
+        "export PYOPENGL_PLATFORM=egl",
+        "--nthreads 1",
+        "--nworkers 2",
+    ):
+        assert line in script, f"{line!r} not in\n{script}"
