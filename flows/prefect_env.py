@@ -43,8 +43,8 @@ def configure_prefect_env(home: str | Path | None = None) -> Path:
     return path
 
 
-def api_url_for(port: int) -> str:
-    return f"http://{HOST}:{port}/api"
+def api_url_for(port: int, host: str = HOST) -> str:
+    return f"http://{host}:{port}/api"
 
 
 def api_healthy(api_url: str, timeout: float = 2.0) -> bool:
@@ -62,12 +62,13 @@ def free_port() -> int:
 
 
 class LocalServer:
-    """`prefect server start` on 127.0.0.1 as a child process (own process group, so `stop` ends it
-    and everything it started)."""
+    """`prefect server start` on 127.0.0.1 (or `host`: an address other machines reach, for workers on other
+    hosts) as a child process (own process group, so `stop` ends it and everything it started)."""
 
-    def __init__(self, port: int, log_path: Path | None = None):
+    def __init__(self, port: int, log_path: Path | None = None, host: str = HOST):
         self.port = port
-        self.api_url = api_url_for(port)
+        self.host = host
+        self.api_url = api_url_for(port, host)
         self.log_path = log_path or Path(os.environ.get("PREFECT_HOME", ".")) / f"server-{port}.log"
         self.process: subprocess.Popen | None = None
 
@@ -91,7 +92,7 @@ class LocalServer:
                     "server",
                     "start",
                     "--host",
-                    HOST,
+                    self.host,
                     "--port",
                     str(self.port),
                 ],

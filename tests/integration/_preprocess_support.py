@@ -6,9 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from datasets.store.reader import StoreReader
+from datasets.store.schema import StoreLayout
+from datasets.store.tables import read_table
 
 REPO = Path(__file__).resolve().parents[2]
 # Small frames keep a scene to a few seconds on 2 CPU cores; the flow is what these tests check.
@@ -56,14 +61,14 @@ def preprocess_in_process(root: Path, store: Path, target_resolution: int, pairs
     return store
 
 
-def start_prefect_server(home: Path):
-    """A Prefect server on a free port using `home` as PREFECT_HOME; the caller stops it."""
+def start_prefect_server(home: Path, host: str = "127.0.0.1"):
+    """A Prefect server on a free port of `host` using `home` as PREFECT_HOME; the caller stops it."""
     old_home = os.environ.get("PREFECT_HOME")
     os.environ["PREFECT_HOME"] = str(home)
     try:
         from flows.prefect_env import LocalServer, free_port
 
-        return LocalServer(free_port(), log_path=home / "server.log").start()
+        return LocalServer(free_port(), log_path=home / "server.log", host=host).start()
     finally:
         if old_home is None:
             os.environ.pop("PREFECT_HOME")
@@ -120,3 +125,30 @@ def run_preprocess(
             f"preprocess wrote no summary (rc {result.returncode}):\n{result.stderr[-4000:]}"
         )
     return result, json.loads(summary.read_text())
+
+
+def wait_for_commits(store, count, process, timeout=300):
+    """Until `store` has `count` committed scenes; fails the test if `process` ends first."""
+    layout = StoreLayout(store)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(layout.committed_scene_ids()) >= count:
+            return
+        if process.poll() is not None:
+            pytest.fail(f"the run ended (rc {process.returncode}) before {count} scenes were committed")
+        time.sleep(0.05)
+    pytest.fail(f"fewer than {count} scenes committed within {timeout} s")
+
+
+def assert_store_consistent(store: Path) -> list[str]:
+    """Every committed scene reads completely and the tables list no other; returns the committed ids."""
+    reader = StoreReader(store)
+    committed = reader.scene_ids()
+    for scene_id in committed:  # every listed scene is complete and readable
+        for index in range(reader.num_frames(scene_id)):
+            reader.read_frame(scene_id, index)
+    layout = StoreLayout(store)
+    if layout.table_path("scenes").is_file():
+        listed = set(read_table(store, "scenes").query("status != 'failed'")["scene_id"])
+        assert listed <= set(committed), "a table lists a scene that is not committed"
+    return committed
