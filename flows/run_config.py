@@ -37,6 +37,22 @@ def check_overrides(config: str, overrides: Sequence[str]) -> TrainConfig:
     return load_train_config(config, overrides)
 
 
+def existing_stores(stores: Sequence[str | Path]) -> list[Path]:
+    """The stores as absolute paths; ValueError / FileNotFoundError when none is given or one is missing."""
+    if not stores:
+        raise ValueError("--store: give at least one store made by `panst3r preprocess`")
+    store_paths = [Path(store).resolve() for store in stores]
+    for store in store_paths:
+        if not store.is_dir():
+            raise FileNotFoundError(f"--store {store} does not exist; run `panst3r preprocess --store` first")
+    return store_paths
+
+
+def config_label(config: str) -> str:
+    """The short name of a config: the preset name, or a YAML file's stem."""
+    return Path(config).stem if str(config).endswith((".yaml", ".yml")) else str(config)
+
+
 def resolve_run_config(
     run_dir: Path,
     stores: Sequence[Path],
@@ -80,18 +96,13 @@ def prepare_run(
 ) -> RunPlan:
     """Check the stores and overrides, choose the run folder (RUNS/train/<name>, default
     `<config>-<date>-<time>`) and write the resolved config into it."""
-    if not stores:
-        raise ValueError("--store: give at least one store made by `panst3r preprocess`")
-    store_paths = [Path(store).resolve() for store in stores]
-    for store in store_paths:
-        if not store.is_dir():
-            raise FileNotFoundError(f"--store {store} does not exist; run `panst3r preprocess --store` first")
+    store_paths = existing_stores(stores)
     check_overrides(config, overrides)
-    config_label = Path(config).stem if str(config).endswith((".yaml", ".yml")) else str(config)
-    name = run_name or f"{config_label}-{time.strftime('%Y%m%d-%H%M%S')}"
+    label = config_label(config)
+    name = run_name or f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"--run-name {name!r}: use a plain folder name (no '/', not starting with '.')")
     run_dir = (Path(runs_dir) / TRAIN_DIRNAME / name).resolve()
     resolved = resolve_run_config(run_dir, store_paths, config, overrides)
     write_run_config(run_dir, resolved)
-    return RunPlan(name, run_dir, config_label, resolved, store_paths, find_resume_checkpoint(run_dir))
+    return RunPlan(name, run_dir, label, resolved, store_paths, find_resume_checkpoint(run_dir))

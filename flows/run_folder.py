@@ -99,14 +99,23 @@ def read_result(run_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def finished_export(run_dir: Path) -> tuple[Path, int] | None:
-    """(exported model, optimizer steps) when the last launch finished the schedule and its export is still
-    there (moving `model-final` aside lets a longer schedule continue the run), else None."""
-    result = read_result(run_dir)
+def finished_result(run_dir: Path) -> dict[str, Any] | None:
+    """The last launch's result when it finished the schedule and its export is still there (moving
+    `model-final` aside lets a longer schedule continue the run), else None. A result.json that does not
+    parse (a launch killed while writing it) counts as unfinished: the next launch resumes and rewrites it."""
+    try:
+        result = read_result(run_dir)
+    except ValueError:
+        return None
     if result is None or not result.get("finished") or not result.get("exported_model"):
         return None
-    exported = Path(result["exported_model"])
-    return (exported, int(result["global_step"])) if exported.is_dir() else None
+    return result if Path(result["exported_model"]).is_dir() else None
+
+
+def finished_export(run_dir: Path) -> tuple[Path, int] | None:
+    """(exported model, optimizer steps) of a finished run (`finished_result`), else None."""
+    result = finished_result(run_dir)
+    return None if result is None else (Path(result["exported_model"]), int(result["global_step"]))
 
 
 def loss_summary(run_dir: Path, key: str = "panoptic_loss") -> dict[str, float]:

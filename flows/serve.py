@@ -1,4 +1,5 @@
-"""The deployments `panst3r serve` offers: `preprocess/local`, `train/local`, `evaluate/local`.
+"""The deployments `panst3r serve` offers: `preprocess/local`, `train/local`, `evaluate/local`,
+`pipeline/local` (preprocess -> train -> evaluate).
 
 Each entry names a module and a flow object in it; modules are imported only when serving, and an
 entry whose module does not exist yet is skipped with a log line, so flows can be added one at a time.
@@ -28,6 +29,9 @@ DEPLOYMENTS: tuple[DeploymentEntry, ...] = (
     ),
     DeploymentEntry("flows.train", "train", "local", "torchrun training on a store, logged to MLflow"),
     DeploymentEntry("flows.evaluate", "evaluate", "local", "checkpoint x post-processing x keyframes sweep"),
+    DeploymentEntry(
+        "flows.pipeline", "pipeline", "local", "preprocess -> train -> evaluate, skipping what is up to date"
+    ),
 )
 
 
@@ -57,10 +61,19 @@ def load_flows(entries: tuple[DeploymentEntry, ...] = DEPLOYMENTS) -> list[tuple
     return found
 
 
-def build_deployments(entries: tuple[DeploymentEntry, ...] = DEPLOYMENTS) -> list:
-    """RunnerDeployments named `<flow name>/<entry name>` for `prefect.serve`."""
+def build_deployments(
+    entries: tuple[DeploymentEntry, ...] = DEPLOYMENTS, triggers: dict[str, list] | None = None
+) -> list:
+    """RunnerDeployments named `<flow name>/<entry name>` for `serve_deployments`; `triggers` maps a flow
+    attribute (e.g. "train") to the deployment triggers that start its runs."""
+    triggers = triggers or {}
     return [
-        flow.to_deployment(name=entry.name, description=entry.description, tags=["panst3r"])
+        flow.to_deployment(
+            name=entry.name,
+            description=entry.description,
+            tags=["panst3r"],
+            triggers=triggers.get(entry.flow_attribute),
+        )
         for entry, flow in load_flows(entries)
     ]
 

@@ -11,8 +11,9 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.run_config import prepare_run
-from flows.run_folder import LaunchDataError, TorchrunLaunch, launch, loss_summary
+from flows.run_config import TRAIN_DIRNAME, prepare_run
+from flows.run_folder import LaunchDataError, TorchrunLaunch, finished_result, launch, loss_summary
+from flows.train_reuse import reuse_run_name
 from flows.train_run import MlflowRun, finish_mlflow_run, start_mlflow_run
 
 
@@ -52,12 +53,28 @@ def train(
     experiment: str = "panst3r-train",
     tracking_uri: str | None = None,
     runs_dir: str = "runs",
+    reuse: bool = False,
 ) -> dict[str, Any]:
     """Train on `store` (one path or several) with conf/train/<config>.yaml + `overrides` (key=value);
-    `run_name` of an existing run continues it. Returns where the run, checkpoints and MLflow run are."""
+    `run_name` of an existing run continues it. With `reuse`, the run is named after the store content and
+    settings (unless `run_name` is given), and a finished run of that name is returned instead of training
+    again (flows.train_reuse). Returns where the run, checkpoints and MLflow run are."""
     logger = get_run_logger()
     stores = [store] if isinstance(store, str) else list(store)
     runs_path = Path(runs_dir).resolve()
+    if reuse:
+        run_name = run_name or reuse_run_name(stores, config, list(overrides or []), nproc_per_node)
+        previous = finished_result(runs_path / TRAIN_DIRNAME / run_name)
+        if previous is not None:
+            logger.info(
+                "reusing run %s: it trained on the same store content with the same settings", run_name
+            )
+            return {
+                "run_name": run_name,
+                "run_dir": str(runs_path / TRAIN_DIRNAME / run_name),
+                "reused": True,
+                **previous,
+            }
     plan = prepare_run(stores, config, list(overrides or []), run_name, runs_path)
     logger.info(
         "run %s in %s (%s); %s",
@@ -83,6 +100,7 @@ def train(
         "tracking_uri": tracking.tracking_uri,
         **result,
         **loss_summary(plan.run_dir),
+        "reused": False,
     }
     logger.info("training done: %s", summary)
     return summary

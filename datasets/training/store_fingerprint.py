@@ -10,10 +10,14 @@ from datasets.store.queries import content_hash
 from datasets.store.reader import StoreReader
 
 
-def stores_fingerprint(stores: Sequence[str | Path]) -> dict[str, str]:
-    """`{schema_version, content_hash}` of the stores trained on together (comma-joined versions; one
-    hash over the per-store hashes in order when there are several)."""
-    versions = [str(StoreReader(store).schema_version) for store in stores]
+def stores_content_hash(stores: Sequence[str | Path]) -> str:
+    """The content hash of the stores trained on together: a store's own `content_hash`, or one hash over
+    the per-store hashes in order when there are several."""
     hashes = [content_hash(store) for store in stores]
-    combined = hashes[0] if len(hashes) == 1 else hashlib.sha256("\n".join(hashes).encode()).hexdigest()
-    return {"schema_version": ",".join(versions), "content_hash": combined}
+    return hashes[0] if len(hashes) == 1 else hashlib.sha256("\n".join(hashes).encode()).hexdigest()
+
+
+def stores_fingerprint(stores: Sequence[str | Path]) -> dict[str, str]:
+    """`{schema_version, content_hash}` of the stores trained on together (comma-joined versions)."""
+    versions = [str(StoreReader(store).schema_version) for store in stores]
+    return {"schema_version": ",".join(versions), "content_hash": stores_content_hash(stores)}

@@ -1,18 +1,17 @@
 """`panst3r run-all` (what `make run` calls): the whole pipeline on embedded defaults, on the CPU.
 
-synth (6 small scenes: 4 train + 2 held out) -> preprocess (Prefect on a local Dask cluster) -> train
-(config synthetic_cpu, one process) -> evaluate the trained model on the held-out scenes (standard_v2 and
-qubo, two keyframe settings) -> compare; then it prints where to look.
+synth (6 small scenes: 4 train + 2 held out) -> the Prefect flow `pipeline` (flows/pipeline.py: preprocess
+on a local Dask cluster -> train with config synthetic_cpu, one process -> evaluate the trained model on
+the held-out scenes, standard_v2 and qubo, two keyframe settings) -> compare; then it prints where to look.
 
-Idempotent: the synthetic scenes are written once per setting (a marker file records them), preprocess
-skips unchanged scenes by itself, a model trained on the same store content with the same settings is
-reused, and an identical finished evaluation sweep is reused too.
+Idempotent: the synthetic scenes are written once per setting (a marker file records them), and the
+pipeline skips what is up to date: unchanged scenes, a model trained on the same store content with the
+same settings, an identical finished evaluation sweep.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -27,7 +26,6 @@ from flows.cli._common import (
 from flows.mlflow_names import PARENT_RUN_TAG
 
 HELP = "the whole pipeline on embedded defaults (what `make run` calls)"
-STATE_FILE = "run_all.json"
 EXPERIMENT = "panst3r-run-all"
 MLFLOW_PORT = 5055
 
@@ -63,10 +61,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="evaluation device (default auto)")
     add_prefect_port_argument(parser)
     add_overrides_argument(parser, "training config")
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def _read_state(path: Path) -> dict[str, Any]:
@@ -137,15 +131,26 @@ def run(args: argparse.Namespace) -> int:
     _say(f"synth: {len(ids)} scenes in {root}" + ("" if written else " (already there)"))
 
     with prefect_api(port=args.prefect_port):
-        started = time.perf_counter()
-        preprocess(args, root, store)
-        timings["preprocess"] = time.perf_counter() - started
-        started = time.perf_counter()
-        model = train(args, runs, store)
-        timings["train"] = time.perf_counter() - started
-        started = time.perf_counter()
-        sweep = evaluate(args, runs, store, model, keyframes)
-        timings["evaluate"] = time.perf_counter() - started
+        from flows.pipeline import pipeline  # imports prefect: after the env is set
+
+        result = pipeline(
+            root=str(root),
+            store=str(store),
+            pairs=str(root / "pairs"),
+            target_resolution=args.target_resolution,
+            workers=args.workers,
+            config=args.config,
+            overrides=list(args.overrides),
+            postprocess=list(args.postprocess),
+            keyframes=keyframes,
+            split="val",
+            device=args.device,
+            experiment=EXPERIMENT,
+            runs_dir=str(runs),
+        )
+    timings.update(result["seconds"])
+    _report_stages(result, store)
+    sweep = result["evaluate"]
 
     from flows.cli.compare import print_table
     from flows.compare import compare
@@ -163,76 +168,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def preprocess(args: argparse.Namespace, root: Path, store: Path) -> None:
-    """The `preprocess` flow on the synthetic scenes (unchanged scenes are skipped by the flow itself)."""
-    from flows.preprocess import run_preprocess  # imports prefect: after the env is set
-
-    summary = run_preprocess(
-        root=str(root),
-        store=str(store),
-        pairs=str(root / "pairs"),
-        target_resolution=args.target_resolution,
-        workers=args.workers,
-    )
+def _report_stages(result: dict[str, Any], store: Path) -> None:
+    prepared, trained, sweep = result["preprocess"], result["train"], result["evaluate"]
     _say(
-        f"preprocess: {len(summary['done'])} done, {len(summary['skipped'])} unchanged (skipped), "
-        f"{len(summary['failed'])} failed -> {store}"
+        f"preprocess: {len(prepared['done'])} done, {len(prepared['skipped'])} unchanged (skipped), "
+        f"{len(prepared['failed'])} failed -> {store}"
     )
-    if summary["failed"]:
-        raise ValueError(f"preprocess failed for {summary['failed']}; see `panst3r status --store {store}`")
-
-
-def train(args: argparse.Namespace, runs: Path, store: Path) -> Path:
-    """The `train` flow, unless a model of the same store content and settings is recorded in the state
-    file; returns the exported model."""
-    from datasets.store.queries import content_hash
-    from flows.train import train as train_flow
-    from panst3r_core.checkpoint.ours import CONFIG_FILE as MODEL_CONFIG_FILE
-
-    state_path = runs / STATE_FILE
-    state = _read_state(state_path)
-    train_key = _digest([content_hash(store), args.config, list(args.overrides)])
-    model = Path(state.get("model", ""))
-    if state.get("train_key") == train_key and (model / MODEL_CONFIG_FILE).is_file():
-        _say(f"train: reusing {model} (same store content and settings)")
-        return model
-    trained = train_flow(
-        store=str(store),
-        config=args.config,
-        overrides=list(args.overrides),
-        nproc_per_node=1,
-        run_name=f"run-all-{train_key}",
-        runs_dir=str(runs),
-    )
-    model = Path(trained["exported_model"])
-    state.update({"train_key": train_key, "model": str(model), "train_run": trained["run_name"]})
-    state_path.write_text(json.dumps(state, indent=1) + "\n")
-    _say(f"train: {trained['global_step']} steps -> {model}")
-    return model
-
-
-def evaluate(
-    args: argparse.Namespace, runs: Path, store: Path, model: Path, keyframes: list[int | None]
-) -> dict[str, Any]:
-    """The `evaluate` flow on the held-out scenes; an identical finished sweep is reused."""
-    from flows.evaluate import evaluate as evaluate_flow
-
-    sweep = evaluate_flow(
-        store=str(store),
-        checkpoints=[str(model)],
-        postprocess=list(args.postprocess),
-        keyframes=keyframes,
-        split="val",
-        device=args.device,
-        experiment=EXPERIMENT,
-        runs_dir=str(runs),
-        reuse=True,
-    )
+    if trained["reused"]:
+        _say(f"train: reusing {trained['exported_model']} (same store content and settings)")
+    else:
+        _say(f"train: {trained['global_step']} steps -> {trained['exported_model']}")
     _say(
         f"evaluate: sweep {sweep['parent_run_id']} on {len(sweep['scenes'])} held-out scenes"
         + (" (reused: nothing changed)" if sweep.get("reused") else "")
     )
-    return sweep
 
 
 def _say(line: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from pathlib import Path
 
 from flows.cli._common import unwind_on_sigterm
 
@@ -17,10 +18,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--port", type=int, default=4200, help="port of the local Prefect server (default 4200)"
     )
     parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address the Prefect server started here listens on (default 127.0.0.1); another host's "
+        "Dask workers report to it, so give an address they reach when preprocess runs on a cluster",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=2,
-        help="Dask worker processes for each preprocess flow run (default 2)",
+        help="Dask worker processes for each preprocess and pipeline flow run (default 2)",
+    )
+    parser.add_argument(
+        "--train-on-preprocess",
+        default=None,
+        metavar="PRESET",
+        help="every completed preprocess/local run triggers train/local on its store with this training "
+        "preset (conf/train name or .yaml path), reusing a model of the same store content and settings",
     )
 
 
@@ -36,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    preset = _checked_preset(args.train_on_preprocess)
     home = configure_prefect_env()
     quiet_chatty_loggers()
     os.environ["PANST3R_PREPROCESS_WORKERS"] = str(args.workers)  # read by each served flow run's process
@@ -50,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
                 f"PREFECT_API_URL={api_url} does not answer; start that server or unset the variable"
             )
         log.info("using the Prefect server at %s", api_url)
-    elif api_healthy(api_url_for(args.port)):
-        api_url = api_url_for(args.port)
+    elif api_healthy(api_url_for(args.port, args.host)):
+        api_url = api_url_for(args.port, args.host)
         log.info("reusing the Prefect server already running at %s", api_url)
     else:
-        server = LocalServer(args.port).start()
+        server = LocalServer(args.port, host=args.host).start()
         api_url = server.api_url
     os.environ["PREFECT_API_URL"] = api_url
 
@@ -62,22 +77,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         from flows.serve import build_deployments, serve_deployments
 
-        deployments = build_deployments()
+        triggers = {}
+        if preset:
+            from flows.deployment_triggers import train_on_preprocess
+
+            triggers["train"] = [train_on_preprocess(preset)]
+        deployments = build_deployments(triggers=triggers)
         if not deployments:
             raise ValueError("no flow module could be loaded; nothing to serve")
         names = ", ".join(f"{d.flow_name}/{d.name}" for d in deployments)
-
-        def announce() -> None:
-            print(f"Prefect server: {api_url} (UI at {api_url.removesuffix('/api')}, home {home})", flush=True)
-            print(f"serving: {names}", flush=True)
-            print(
-                f"trigger from another shell:\n  export PREFECT_API_URL={api_url}\n"
-                "  prefect deployment run 'preprocess/local' -p root=$PWD/runs/synth -p store=$PWD/runs/store "
-                "--watch",
-                flush=True,
-            )
-
-        serve_deployments(deployments, on_registered=announce)
+        serve_deployments(deployments, on_registered=lambda: _announce(api_url, home, names, preset))
     except KeyboardInterrupt:
         log.info("stopping")
     finally:
@@ -85,3 +94,28 @@ def run(args: argparse.Namespace) -> int:
         if server is not None:
             server.stop()
     return 0
+
+
+def _announce(api_url: str, home: Path, names: str, preset: str | None) -> None:
+    """What is served and how to trigger it; printed once the server knows every deployment."""
+    print(f"Prefect server: {api_url} (UI at {api_url.removesuffix('/api')}, home {home})", flush=True)
+    print(f"serving: {names}", flush=True)
+    if preset:
+        print(f"trigger: each completed preprocess/local run starts train/local ({preset})", flush=True)
+    print(
+        f"trigger from another shell:\n  export PREFECT_API_URL={api_url}\n"
+        "  prefect deployment run 'preprocess/local' -p root=$PWD/runs/synth -p store=$PWD/runs/store "
+        "--watch",
+        flush=True,
+    )
+
+
+def _checked_preset(preset: str | None) -> str | None:
+    """The training preset of --train-on-preprocess, resolved now (a bad name fails before serving); a
+    .yaml path made absolute, since triggered runs may start in another directory."""
+    if preset is None:
+        return None
+    from flows.run_config import check_overrides
+
+    check_overrides(preset, [])
+    return str(Path(preset).resolve()) if preset.endswith((".yaml", ".yml")) else preset

@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--runs-dir", default="runs", help="state folder (default ./runs)")
     parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="name the run after the store content and settings; if that run finished, reuse it",
+    )
+    parser.add_argument(
         "--tracking-uri", default=None, help="MLflow tracking URI (default sqlite RUNS/mlflow.db)"
     )
     add_prefect_port_argument(parser)
@@ -66,13 +71,14 @@ def run(args: argparse.Namespace) -> int:
             experiment=args.experiment,
             tracking_uri=args.tracking_uri,
             runs_dir=args.runs_dir,
+            reuse=args.reuse,
         )
     print_summary(summary)
     return 0
 
 
 def print_summary(summary: dict) -> None:
-    uri = summary["tracking_uri"]
+    uri = summary.get("tracking_uri") or ""
     lines = [
         f"run          {summary['run_name']}  ({summary['run_dir']})",
         f"steps        {summary['global_step']} optimizer steps, {summary['epochs']} epochs"
@@ -84,6 +90,10 @@ def print_summary(summary: dict) -> None:
         lines.append(
             f"loss         {summary['first_loss']:.4f} (first logged) -> {summary['last_loss']:.4f} (last)"
         )
+    if summary.get("reused"):
+        lines.append("reused       a finished run of the same store content and settings; nothing trained")
+        print("\n".join(lines))
+        return
     lines.append(f"MLflow run   {summary['mlflow_run_id']} ({uri})")
     if uri.startswith("sqlite:"):
         lines.append(

@@ -90,6 +90,13 @@ def test_finished_export_needs_a_finished_result_and_the_export_folder(tmp_path)
     assert run_folder.finished_export(tmp_path) is None  # moved aside: a longer schedule may continue
     export.mkdir()
     assert run_folder.finished_export(tmp_path) == (export, 8)
+    assert run_folder.finished_result(tmp_path) == {
+        "finished": True,
+        "exported_model": str(export),
+        "global_step": 8,
+    }
+    (tmp_path / run_folder.RESULT_FILE).write_text("{truncated")  # a launch killed while writing it
+    assert run_folder.finished_result(tmp_path) is None and run_folder.finished_export(tmp_path) is None
 
 
 def test_checkpoint_identity(tmp_path):

@@ -2,7 +2,8 @@ import logging
 
 import pytest
 
-from flows.serve import DEPLOYMENTS, DeploymentEntry, load_flows
+from flows.deployment_triggers import train_on_preprocess
+from flows.serve import DEPLOYMENTS, DeploymentEntry, build_deployments, load_flows
 
 
 def test_missing_modules_and_flows_are_skipped(caplog):
@@ -26,6 +27,24 @@ def test_a_broken_import_inside_an_existing_module_is_not_hidden(tmp_path, monke
 def test_the_preprocess_deployment_is_listed_with_the_cli_names():
     names = {(e.module, e.flow_attribute, e.name) for e in DEPLOYMENTS}
     assert ("flows.preprocess", "preprocess", "local") in names
-    assert {e.flow_attribute for e in DEPLOYMENTS} == {"preprocess", "train", "evaluate"}
+    assert {e.flow_attribute for e in DEPLOYMENTS} == {"preprocess", "train", "evaluate", "pipeline"}
     (entry, flow), *_ = load_flows(DEPLOYMENTS[:1])
     assert flow.name == "preprocess"
+
+
+def test_the_train_on_preprocess_trigger_goes_to_the_train_deployment_only():
+    deployments = build_deployments(triggers={"train": [train_on_preprocess("synthetic_cpu")]})
+    by_flow = {d.flow_name: d for d in deployments}
+    assert set(by_flow) == {"preprocess", "train", "evaluate", "pipeline"}
+    assert not any(by_flow[name].triggers for name in ("preprocess", "evaluate", "pipeline"))
+    (trigger,) = by_flow["train"].triggers
+    assert trigger.expect == {"prefect.flow-run.Completed"}
+    assert [dict(spec.items()) for spec in trigger.match_related] == [
+        {"prefect.resource.role": ["flow"], "prefect.resource.name": ["preprocess"]},
+        {"prefect.resource.role": ["deployment"], "prefect.resource.name": ["local"]},
+    ]
+    assert trigger.parameters == {
+        "store": "{{ flow_run.parameters.store }}",
+        "config": "synthetic_cpu",
+        "reuse": True,
+    }

@@ -3,7 +3,7 @@
 from toy_store import write_toy_store
 
 from datasets.store.queries import content_hash
-from datasets.training.store_fingerprint import stores_fingerprint
+from datasets.training.store_fingerprint import stores_content_hash, stores_fingerprint
 
 
 def test_fingerprint_of_one_and_of_several_stores(tmp_path):
@@ -13,3 +13,4 @@ def test_fingerprint_of_one_and_of_several_stores(tmp_path):
     assert fingerprint["schema_version"] == "1,1" and len(fingerprint["content_hash"]) == 64
     assert stores_fingerprint([store])["content_hash"] == content_hash(store)
     assert fingerprint["content_hash"] != content_hash(store)
+    assert stores_content_hash([store, twin]) == fingerprint["content_hash"]
