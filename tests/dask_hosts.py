@@ -104,7 +104,7 @@ class HostNetwork:
     def __init__(self, count: int, namespaces: bool = True):
         self.token = secrets.token_hex(2)
         self.namespaces = namespaces
-        self.bridge = f"p14br{self.token}"
+        self.bridge = f"pnstbr{self.token}"
         if namespaces:
             subnet = self._free_subnet()
             self.gateway = f"{subnet}.1"
@@ -138,7 +138,7 @@ class HostNetwork:
         return self
 
     def _veth(self, host: Host) -> str:
-        return f"p14v{self.token}{self.hosts.index(host)}"  # interface names hold 15 characters
+        return f"pnstv{self.token}{self.hosts.index(host)}"  # interface names hold 15 characters
 
     def _add_namespace(self, host: Host, veth: str) -> None:
         _ip("netns", "add", host.netns)

@@ -2,7 +2,7 @@
 own address (tests/dask_hosts.py), `dask scheduler` on one more, and `panst3r preprocess --dask-address`
 run as a user runs it, into a fresh store each time (same scenes). Needs root (`ip netns`).
 
-    .venv/bin/python tests/benchmarks/preprocess_hosts.py --hosts 1 2 3 --scenes 6 --frames 8
+    .venv/bin/python tests/benchmarks/preprocess_hosts.py --hosts 1 2 3 --scenes 12 --frames 8
 
 The hosts share this machine's cores: the numbers show what the cluster path costs and how it spreads
 work, not what separate machines would add. Prints a table and writes JSON under --out.
@@ -34,11 +34,14 @@ from preprocess import machine_description  # noqa: E402  (tests/benchmarks/prep
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hosts", type=int, nargs="+", default=[1, 2, 3], help="worker hosts to compare")
-    parser.add_argument("--scenes", type=int, default=6, help="synthetic scenes (default 6)")
+    parser.add_argument("--scenes", type=int, default=12, help="synthetic scenes (default 12)")
     parser.add_argument("--frames", type=int, default=8, help="DSLR frames per scene (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     parser.add_argument("--target-resolution", type=int, default=920, help="preprocess resolution (default 920)")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per host count; the median is reported")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="unmeasured runs first on each cluster (worker imports, EGL set-up)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="measured runs per host count; the median is reported")
     parser.add_argument("--out", default=str(REPO / "runs" / "benchmarks"), help="results folder")
     parser.add_argument("--label", default="", help="free text stored with the results (e.g. the machine)")
     return parser.parse_args()
@@ -70,9 +73,12 @@ def measure(worker_hosts: int, work: Path, root: Path, args) -> dict:
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
         try:
-            for repeat in range(args.repeats):
+            for repeat in range(args.warmup + args.repeats):
                 store = work / f"store-{worker_hosts}-{repeat}"
-                runs.append(preprocess_once(hosts, env, root, store, work / "summary.json", args))
+                load = os.getloadavg()[0]
+                run = preprocess_once(hosts, env, root, store, work / "summary.json", args)
+                if repeat >= args.warmup:
+                    runs.append({**run, "load_before": load})
                 shutil.rmtree(store)
         finally:
             server.stop()
@@ -87,6 +93,7 @@ def measure(worker_hosts: int, work: Path, root: Path, args) -> dict:
         "frames_per_second_wall": round(statistics.median(wall_fps), 3),
         "flow_seconds": [round(run["seconds"], 2) for run in runs],
         "wall_seconds": [round(run["wall_seconds"], 2) for run in runs],
+        "load_average_before": [round(run["load_before"], 2) for run in runs],
     }
 
 

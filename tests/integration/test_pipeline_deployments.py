@@ -6,18 +6,18 @@ its own preprocess subflow triggers no second training."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from _preprocess_support import REPO, TARGET_RESOLUTION, cli_command, make_root
+from _preprocess_support import REPO, TARGET_RESOLUTION, make_root
+from _serve_support import Serve
 
-from flows.prefect_env import api_url_for, free_port
+from flows import mlflow_names as names
+from flows.prefect_env import free_port
 from flows.run_config import TRAIN_DIRNAME
+from flows.run_folder import EXPORT_DIRNAME, LOG_FILE
 
 pytestmark = pytest.mark.slow
 
@@ -63,84 +63,48 @@ def _wait_for_train_run(api_url: str, timeout: float = 600) -> dict:
     pytest.fail(f"no triggered train run finished within {timeout} s: {[r['state_type'] for r in runs]}")
 
 
-def _deployment_run(api_url: str, env: dict, cwd: Path, name: str, *params: str) -> None:
-    command = [str(REPO / ".venv" / "bin" / "prefect"), "deployment", "run", name, "--watch"]
-    for param in params:
-        command += ["-p", param]
-    done = subprocess.run(
-        command, cwd=cwd, env={**env, "PREFECT_API_URL": api_url}, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0 and "Completed" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
-
-
-def _start_serve(tmp_path: Path, port: int, preset: Path) -> tuple[subprocess.Popen, dict, Path]:
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update({"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
-    log_path = tmp_path / "serve.log"
-    command = cli_command(
-        "serve", "--port", str(port), "--workers", "1", "--train-on-preprocess", str(preset)
-    )
-    with open(log_path, "w") as log_file:
-        serve = subprocess.Popen(
-            command, cwd=tmp_path, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    deadline = time.monotonic() + 240
-    while "serving: " not in log_path.read_text():
-        if serve.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"`panst3r serve` did not start serving:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.5)
-    return serve, env, log_path
-
-
-def _stop(serve: subprocess.Popen) -> None:
-    if serve.poll() is None:
-        serve.send_signal(signal.SIGTERM)
-        try:
-            serve.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(serve.pid, signal.SIGKILL)
-            serve.wait(timeout=30)
-
-
 def test_preprocess_deployment_triggers_training_and_the_pipeline_reuses_it(tmp_path):
     root, pairs = make_root(tmp_path / "data", num_scenes=2, seed=23)
     store = tmp_path / "store"
     preset = tmp_path / "tiny.yaml"
     preset.write_text(TINY_PRESET.format(parent=REPO / "conf" / "train" / "synthetic_cpu.yaml"))
-    port = free_port()
-    api_url = api_url_for(port)
-    serve, env, log_path = _start_serve(tmp_path, port, preset)
+    # cwd tmp_path: the flow runs' default runs_dir ("runs") lands there
+    serve = Serve(tmp_path, free_port(), "--workers", "1", "--train-on-preprocess", str(preset), cwd=tmp_path)
     try:
-        assert "pipeline/local" in log_path.read_text()
+        serve.wait_for_line("serving: ")
+        assert "pipeline/local" in serve.log() and "trigger: each completed preprocess/local" in serve.log()
         inputs = [
             f"root={root}",
             f"pairs={pairs}",
             f"store={store}",
             f"target_resolution={TARGET_RESOLUTION}",
         ]
-        _deployment_run(api_url, env, tmp_path, "preprocess/local", *inputs)
+        serve.run_deployment("preprocess/local", *inputs, cwd=tmp_path)
 
-        triggered = _wait_for_train_run(api_url)
-        assert triggered["state_type"] == "COMPLETED", log_path.read_text()[-4000:]
+        triggered = _wait_for_train_run(serve.api_url)
+        assert triggered["state_type"] == "COMPLETED", serve.log()[-4000:]
         assert triggered["parameters"]["store"] == str(store)
         assert triggered["parameters"]["config"] == str(preset) and triggered["parameters"]["reuse"] is True
         run_dirs = sorted((tmp_path / "runs" / TRAIN_DIRNAME).iterdir())
-        assert len(run_dirs) == 1 and (run_dirs[0] / "model-final").is_dir()
-        trained_at = (run_dirs[0] / "torchrun.log").stat().st_mtime
+        assert len(run_dirs) == 1 and (run_dirs[0] / EXPORT_DIRNAME).is_dir()
+        trained_at = (run_dirs[0] / LOG_FILE).stat().st_mtime
 
-        pipeline_params = [f"config={preset}", "split=all", "keyframes=[2]", 'postprocess=["standard_v2"]']
-        _deployment_run(api_url, env, tmp_path, "pipeline/local", *inputs, *pipeline_params)
+        choices = [f"config={preset}", "split=all", "keyframes=[2]", 'postprocess=["standard_v2"]']
+        serve.run_deployment("pipeline/local", *inputs, *choices, cwd=tmp_path)
         time.sleep(10)  # time for a (wrong) trigger on the pipeline's preprocess subflow to fire
-        assert len(_train_runs(api_url)) == 1, "the pipeline's own preprocess must not trigger train/local"
+        assert len(_train_runs(serve.api_url)) == 1, (
+            "the pipeline's own preprocess must not trigger train/local"
+        )
     finally:
-        _stop(serve)
+        serve.stop()
+    serve.assert_stopped_cleanly()
     # the pipeline reused the triggered run (no new run folder, no new launch) and evaluated its model
     assert sorted((tmp_path / "runs" / TRAIN_DIRNAME).iterdir()) == run_dirs
-    assert (run_dirs[0] / "torchrun.log").stat().st_mtime == trained_at
-    log = log_path.read_text()
+    assert (run_dirs[0] / LOG_FILE).stat().st_mtime == trained_at
+    log = serve.log()
     assert "0 to process, 2 up to date" in log, log[-4000:]
     assert f"reusing run {run_dirs[0].name}" in log
-    _assert_sweep_logged(tmp_path / "runs", run_dirs[0] / "model-final")
+    _assert_sweep_logged(tmp_path / "runs", run_dirs[0] / EXPORT_DIRNAME)
 
 
 def _assert_sweep_logged(runs: Path, model: Path) -> None:
@@ -150,6 +114,6 @@ def _assert_sweep_logged(runs: Path, model: Path) -> None:
     experiment = client.get_experiment_by_name("panst3r-pipeline")
     assert experiment is not None, "the pipeline's evaluate logged no sweep"
     runs = client.search_runs([experiment.experiment_id])
-    children = [run for run in runs if "mlflow.parentRunId" in run.data.tags]  # one per configuration
-    assert children and {run.data.params["checkpoint"] for run in children} == {str(model)}
+    children = [run for run in runs if names.PARENT_RUN_TAG in run.data.tags]  # one per configuration
+    assert children and {run.data.params[names.CHECKPOINT] for run in children} == {str(model)}
     assert all("PQ" in run.data.metrics for run in children)
