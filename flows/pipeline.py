@@ -41,11 +41,13 @@ def pipeline(
     device: str = "auto",
     experiment: str = "panst3r-pipeline",
     runs_dir: str = "runs",
+    baselines: list[str] | None = None,
 ) -> dict[str, Any]:
     """Preprocess `root` into `store` (Dask: `workers` local processes, default 2 or what `panst3r serve
     --workers` set, or the cluster at `dask_address`),
     train `config` + `overrides` on it, evaluate the trained model on `split` (`postprocess` x `keyframes`,
-    None = all views) into the MLflow experiment `experiment`. Stops after preprocess if a scene failed.
+    None = all views) into the MLflow experiment `experiment`, in one sweep with the `baselines` (other
+    checkpoints, e.g. the model a fine-tune started from). Stops after preprocess if a scene failed.
 
     Returns `{preprocess, train, evaluate, seconds: {stage: s}}` (the three subflows' summaries)."""
     logger = get_run_logger()
@@ -77,7 +79,7 @@ def pipeline(
     started = time.perf_counter()
     sweep = evaluate(
         store=store,
-        checkpoints=[trained["exported_model"]],
+        checkpoints=[*(baselines or []), trained["exported_model"]],
         postprocess=list(postprocess or ["standard_v2"]),
         keyframes=list(keyframes) if keyframes else [None],
         split=split,
