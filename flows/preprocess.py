@@ -280,8 +280,8 @@ def _collect_scenes(
             # The scene reached the store; whatever failed after that (e.g. reporting to a Prefect server
             # that is gone) does not undo the commit, which is the truth about the scene.
             attrs = read_scene_attrs(layout, plan.scene_id)
-            result = {"frames": attrs["num_frames"], "seconds": 0.0, "unknown_labels": attrs.get("unknown_labels")}
-            exc = None
+            unknown = attrs.get("unknown_labels")
+            result, exc = {"frames": attrs["num_frames"], "seconds": 0.0, "unknown_labels": unknown}, None
         if exc is None:
             with _bookkeeping(logger, f"clear the failure record of {plan.scene_id}"):
                 clear_failure(layout, plan.scene_id)

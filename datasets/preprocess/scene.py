@@ -249,7 +249,8 @@ def preprocess_scene(record: SceneRecord, config: PreprocessConfig | None = None
         if frame.camera not in maps_by_camera:
             with timer.stage("undistort_maps"):
                 maps_by_camera[frame.camera] = undistortion_maps(frame.camera)
-        result = _process_frame(frame, maps_by_camera[frame.camera], renderer, marker, valid_ids, config, timer)
+        maps = maps_by_camera[frame.camera]
+        result = _process_frame(frame, maps, renderer, marker, valid_ids, config, timer)
         frame_order.append((frame.device, len(per_camera[frame.device])))
         per_camera[frame.device].append((frame, result))
 

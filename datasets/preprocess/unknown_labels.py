@@ -34,7 +34,11 @@ class UnknownLabelReport:
         return sorted(self.vertices_by_label)
 
     def to_attrs(self) -> dict[str, Any]:
-        return {"labels": dict(sorted(self.vertices_by_label.items())), "vertices": self.vertices, "pixels": self.pixels}
+        return {
+            "labels": dict(sorted(self.vertices_by_label.items())),
+            "vertices": self.vertices,
+            "pixels": self.pixels,
+        }
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any] | None) -> UnknownLabelReport:
@@ -48,9 +52,15 @@ class UnknownLabelReport:
         return ", ".join(repr(label) for label in self.labels)
 
     def describe(self) -> str:
-        """e.g. `'statue' (120 vertices), 'vase' (30 vertices): 150 mesh vertices, 3456 pixels left void`."""
-        per_label = ", ".join(f"{label!r} ({count} vertices)" for label, count in sorted(self.vertices_by_label.items()))
-        return f"{per_label}: {self.vertices} mesh vertices, {self.pixels} pixels left void"
+        """e.g. `'statue' (120 vertices), 'vase' (30 vertices): 150 mesh vertices, 3456 pixels left void`
+        (pixels summed over the scene's frames); one label is named without its own count."""
+        if len(self.vertices_by_label) == 1:
+            labels = self.label_list()
+        else:
+            labels = ", ".join(
+                f"{label!r} ({count} vertices)" for label, count in sorted(self.vertices_by_label.items())
+            )
+        return f"{labels}: {self.vertices} mesh vertices, {self.pixels} pixels left void"
 
     def warning(self, scene_id: str) -> str:
         """The one warning line for a scene with unknown labels."""

@@ -94,7 +94,8 @@ def _print_scenes(console, store: str, scenes, settings_notes: dict[str, str]) -
     from rich.table import Table
 
     table = Table(title=f"store {store}")
-    for column in ("scene", "status", "frames", "split", "seconds", "committed", "unknown labels (void)", "why"):
+    columns = ("scene", "status", "frames", "split", "seconds", "committed", "unknown labels (void)", "why")
+    for column in columns:
         table.add_column(column)
     colours = {"done": "green", "failed": "red", "stale": "yellow"}
     for row in scenes.itertuples(index=False):

@@ -77,7 +77,9 @@ def test_counting_their_pixels_changes_no_stored_value(unknown_label_root, voide
     assert listed.segments == voided.segments
     for camera, block in voided.blocks.items():
         for name in ("images", "depth_mm", "panoptic", "intrinsics", "cam_to_world"):
-            np.testing.assert_array_equal(getattr(block, name), getattr(listed.blocks[camera], name), err_msg=name)
+            np.testing.assert_array_equal(
+                getattr(block, name), getattr(listed.blocks[camera], name), err_msg=name
+            )
 
 
 def test_the_report_counts_their_vertices_and_pixels(mini_scene, unknown_label_root, voided):
@@ -97,7 +99,9 @@ def test_the_report_counts_their_vertices_and_pixels(mini_scene, unknown_label_r
 
 def test_strict_mode_fails_the_scene_naming_the_labels(unknown_label_root):
     record = _few_frames(*unknown_label_root)
-    with pytest.raises(BadSceneInput, match=r"segments_anno\.json.*'garden gnome' \(\d+ vertices\).*'umbrella"):
+    with pytest.raises(
+        BadSceneInput, match=r"segments_anno\.json.*'garden gnome' \(\d+ vertices\).*'umbrella"
+    ):
         preprocess_scene(record, PreprocessConfig(unknown_labels="error"))
 
 
@@ -120,6 +124,9 @@ def test_report_text_and_attrs_round_trip():
         "map_benchmark.csv"
     )
     assert "--unknown-labels error" in warning and "\n" not in warning
+    assert (
+        UnknownLabelReport({"vase": 30}, 30, 7).describe() == "'vase': 30 mesh vertices, 7 pixels left void"
+    )
 
 
 def test_the_marker_is_an_unused_id_and_is_cleared_to_void():

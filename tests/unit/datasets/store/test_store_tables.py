@@ -84,7 +84,8 @@ def test_unknown_labels_columns(store, make_scene):
     TableBuilder(store).write()
     scenes = read_table(store, "scenes").set_index("scene_id")
     assert scenes.loc["ddd", "unknown_labels"] == "'garden, gnome', 'vase'"
-    assert scenes.loc["ddd", "unknown_label_vertices"] == 40 and scenes.loc["ddd", "unknown_label_pixels"] == 3456
+    assert scenes.loc["ddd", "unknown_label_vertices"] == 40
+    assert scenes.loc["ddd", "unknown_label_pixels"] == 3456
     assert scenes.loc["aaa", "unknown_labels"] == ""  # recorded: none
     assert scenes.loc["aaa", "unknown_label_vertices"] == 0 and scenes.loc["aaa", "unknown_label_pixels"] == 0
     for not_recorded in ("eee", "ccc"):  # committed by older code; failed and never committed
