@@ -23,6 +23,7 @@ from prefect.futures import as_completed
 from datasets.preprocess.error_kinds import failure_reason, is_permanent
 from datasets.preprocess.result import PreprocessConfig
 from datasets.preprocess.scene_job import StorePlan, plan_scenes, run_scene
+from datasets.preprocess.unknown_labels import UnknownLabelReport
 from datasets.scannetpp.reader import list_scenes
 from datasets.store.failures import clear_failure, utc_now, write_failure
 from datasets.store.finalize import finalize_store
@@ -110,13 +111,14 @@ def preprocess(
     pairs: str | None = None,
     scenes: list[str] | None = None,
     target_resolution: int = 920,
-    unknown_labels: str = "error",
+    unknown_labels: str = "void",
     export_crowd: bool = False,
     redo: list[str] | None = None,
 ) -> dict[str, Any]:
     """Preprocess every scene of `root` (or `scenes`) into `store`, redoing `redo` even when up to date
     (e.g. after `panst3r status --verify` found a corrupt chunk); returns the run summary
-    `{done, skipped, failed: {scene: reason}, frames, seconds, store}`."""
+    `{done, skipped, failed: {scene: reason}, unknown_labels: {scene: what was left void}, frames, seconds,
+    store}`. `unknown_labels`: "void" (official) or "error", see PreprocessConfig."""
     logger = get_run_logger()
     started = time.perf_counter()
     root_path, store_path = Path(root).resolve(), Path(store).resolve()
@@ -205,6 +207,7 @@ def _preprocess_selected(
         "done": sorted(outcome.done),
         "skipped": sorted(skipped),
         "failed": dict(sorted(outcome.failed.items())),
+        "unknown_labels": dict(sorted(outcome.unknown_labels.items())),
         "frames": outcome.frames,
         "seconds": time.perf_counter() - started,
         "store": str(store_path),
@@ -259,6 +262,8 @@ def _log_summary(logger, summary: dict[str, Any]) -> None:
 class _Outcome:
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    unknown_labels: dict[str, str] = field(default_factory=dict)
+    """Scene -> the labels missing from map_benchmark.csv that it leaves void, and what they cover."""
     frames: int = 0
 
 
@@ -274,13 +279,16 @@ def _collect_scenes(
         if exc is not None and committed_by_this_run(layout, plan.scene_id, current, started_at):
             # The scene reached the store; whatever failed after that (e.g. reporting to a Prefect server
             # that is gone) does not undo the commit, which is the truth about the scene.
-            result, exc = {"frames": read_scene_attrs(layout, plan.scene_id)["num_frames"], "seconds": 0.0}, None
+            attrs = read_scene_attrs(layout, plan.scene_id)
+            unknown = attrs.get("unknown_labels")
+            result, exc = {"frames": attrs["num_frames"], "seconds": 0.0, "unknown_labels": unknown}, None
         if exc is None:
             with _bookkeeping(logger, f"clear the failure record of {plan.scene_id}"):
                 clear_failure(layout, plan.scene_id)
             outcome.done.append(plan.scene_id)
             outcome.frames += int(result["frames"])
             logger.info("scene %s done: %d frames, %.1f s", plan.scene_id, result["frames"], result["seconds"])
+            _warn_unknown_labels(logger, outcome, plan.scene_id, result.get("unknown_labels"))
             _emit({"event": "scene", "scene_id": plan.scene_id, "status": "done", "frames": result["frames"]})
         else:
             reason = failure_reason(exc)
@@ -295,6 +303,14 @@ def _collect_scenes(
                 builder.write(current)
             last_tables = time.monotonic()
     return outcome
+
+
+def _warn_unknown_labels(logger, outcome: _Outcome, scene_id: str, report_attrs: dict | None) -> None:
+    """The one warning of a scene whose labels map_benchmark.csv does not list (they were left void)."""
+    report = UnknownLabelReport.from_attrs(report_attrs)
+    if report.labels:
+        logger.warning(report.warning(scene_id))
+        outcome.unknown_labels[scene_id] = report.describe()
 
 
 @contextmanager
@@ -315,7 +331,7 @@ def run_preprocess(
     target_resolution: int = 920,
     workers: int = 2,
     dask_address: str | None = None,
-    unknown_labels: str = "error",
+    unknown_labels: str = "void",
     export_crowd: bool = False,
     redo: list[str] | None = None,
     cluster: ClusterChoice | None = None,

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from datasets.preprocess.unknown_labels import UnknownLabelReport
+from datasets.scannetpp.semantics import unknown_label_mode
 from datasets.store.schema import DEFAULT_CLS_SEP
 
 
@@ -21,10 +23,11 @@ class PreprocessConfig:
     """Ids covering fewer pixels than this in a frame become void (MIN_INST_AREA)."""
     export_crowd: bool = False
     """Keep crowd groups (thing class without instance mapping) as ordinary segments."""
-    unknown_labels: str = "error"
-    """A segGroup label that is neither a benchmark class nor listed in map_benchmark.csv: "error" fails the
-    scene with a message naming the labels (the CSV does not cover the data), "skip" leaves them void with a
-    warning. Labels the CSV lists without a target are always void, as in the official script."""
+    unknown_labels: str = "void"
+    """A segGroup label that is neither a benchmark class nor listed in map_benchmark.csv: "void" (default)
+    leaves it void as the official script does, and the scene records the labels and what they cover;
+    "error" fails the scene with a message naming them. "skip", the old name of "void", is stored as "void".
+    Labels the CSV lists without a target are always void, as in the official script."""
     znear: float = 0.05
     zfar: float = 20.0
     class_list: str = "metadata/semantic_benchmark/top100.txt"
@@ -35,6 +38,10 @@ class PreprocessConfig:
     """When no pairs folder is given: keep pairs whose co-visibility from rendered depth is at least this."""
     jpeg_quality: int = 75
     """Quality of the JPEG round trip applied to images so they equal what the official script stores."""
+
+    def __post_init__(self) -> None:
+        # One spelling per mode, so that an alias hashes (and compares) like the mode it names.
+        object.__setattr__(self, "unknown_labels", unknown_label_mode(self.unknown_labels))
 
 
 @dataclass
@@ -63,6 +70,7 @@ class PreprocessedScene:
     segments: list[dict]  # {id, instance_id, class_id, orig_class_name, iscrowd}
     categories: list[dict]  # {id, name, isthing} for the class list
     timings: dict[str, float] = field(default_factory=dict)
+    unknown_labels: UnknownLabelReport = field(default_factory=UnknownLabelReport)
 
     @property
     def num_frames(self) -> int:

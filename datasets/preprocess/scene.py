@@ -26,9 +26,10 @@ from datasets.preprocess.render import IdDepthRenderer
 from datasets.preprocess.rescale import rescale_image, rescale_intrinsics, rescale_mask, rescale_plan
 from datasets.preprocess.result import FrameBlock, PreprocessConfig, PreprocessedScene
 from datasets.preprocess.undistort import UndistortMaps, undistort_image, undistort_mask, undistortion_maps
+from datasets.preprocess.unknown_labels import UnknownFaceMarker, UnknownLabelReport
 from datasets.scannetpp.ply import read_ply
 from datasets.scannetpp.record import CameraModel, FrameRecord, SceneRecord
-from datasets.scannetpp.semantics import load_label_map, read_vertex_panoptic_ids
+from datasets.scannetpp.semantics import VertexPanoptic, load_label_map, read_vertex_panoptic_ids
 
 
 class _Timer:
@@ -109,7 +110,7 @@ def _load_mesh_and_semantics(record: SceneRecord, config: PreprocessConfig, time
                 _resolve(record.root, config.instance_list),
                 _resolve(record.root, config.mapping_file),
             )
-            pan_ids, segments = read_vertex_panoptic_ids(
+            labels = read_vertex_panoptic_ids(
                 record.segments_path,
                 record.segments_anno_path,
                 label_map,
@@ -126,18 +127,20 @@ def _load_mesh_and_semantics(record: SceneRecord, config: PreprocessConfig, time
         raise BadSceneInput(f"{record.mesh_path}: the mesh has no faces; nothing can be rendered")
     if not np.all(np.isfinite(mesh.vertices)):
         raise BadSceneInput(f"{record.mesh_path}: vertex coordinates (x y z) contain NaN or infinity")
+    pan_ids = labels.pan_ids
     if pan_ids.size and pan_ids.max() > MAX_ENCODABLE_ID:
         raise BadSceneInput(
-            f"{record.segments_anno_path}: {len(segments)} instances give ids up to {pan_ids.max()}, more than "
-            f"the 24-bit RGB encoding holds ({MAX_ENCODABLE_ID}); lower cls_sep or split the scene"
+            f"{record.segments_anno_path}: {len(labels.segments)} instances give ids up to {pan_ids.max()}, more "
+            f"than the 24-bit RGB encoding holds ({MAX_ENCODABLE_ID}); lower cls_sep or split the scene"
         )
-    return mesh, pan_ids, segments, label_map.categories()
+    return mesh, labels, label_map.categories()
 
 
 def _process_frame(
     frame: FrameRecord,
     maps: UndistortMaps,
     renderer: IdDepthRenderer,
+    marker: UnknownFaceMarker,
     valid_ids: np.ndarray,
     config: PreprocessConfig,
     timer: _Timer,
@@ -162,8 +165,16 @@ def _process_frame(
     with timer.stage("depth_and_panoptic"):
         depth_mm = (view.depth * 1000).astype(np.uint16)  # truncating, as the official cast
         depth_mm[mask < 255] = 0
-        panoptic = filter_ids(apply_anon_mask(view.ids, mask), valid_ids, config.min_inst_area)
-    return {"image": rgb, "depth_mm": depth_mm, "panoptic": panoptic, "K": K, "sees_mesh": view.depth.any()}
+        ids, unknown_pixels = marker.clear(view.ids)
+        panoptic = filter_ids(apply_anon_mask(ids, mask), valid_ids, config.min_inst_area)
+    return {
+        "image": rgb,
+        "depth_mm": depth_mm,
+        "panoptic": panoptic,
+        "K": K,
+        "sees_mesh": view.depth.any(),
+        "unknown_pixels": unknown_pixels,
+    }
 
 
 def _scene_pairs(
@@ -214,18 +225,20 @@ def preprocess_scene(record: SceneRecord, config: PreprocessConfig | None = None
     """Preprocess one scene: every selected frame undistorted, rescaled, rendered; grouped by camera.
 
     Pure: reads the record's files, writes nothing. Raises BadSceneInput (a ValueError) for input problems
-    that a retry cannot fix. `timings` holds seconds per stage plus `total`."""
+    that a retry cannot fix. `timings` holds seconds per stage plus `total`; `unknown_labels` what the labels
+    missing from map_benchmark.csv left void (nothing is logged: the caller warns once per scene)."""
     config = config or PreprocessConfig()
     timer = _Timer()
     started = time.perf_counter()
     if not record.frames:
         raise BadSceneInput(f"scene {record.scene_id}: no frames selected; nothing to preprocess")
-    mesh, pan_ids, segments, categories = _load_mesh_and_semantics(record, config, timer)
+    mesh, labels, categories = _load_mesh_and_semantics(record, config, timer)
+    marker = UnknownFaceMarker(labels.pan_ids, labels.unknown_void)
     with timer.stage("build_mesh"):
         renderer = IdDepthRenderer.from_vertex_ids(
-            mesh.vertices, mesh.faces, pan_ids, znear=config.znear, zfar=config.zfar
+            mesh.vertices, mesh.faces, marker.render_ids, znear=config.znear, zfar=config.zfar
         )
-    valid_ids = np.unique(pan_ids)
+    valid_ids = np.unique(labels.pan_ids)
 
     maps_by_camera: dict[CameraModel, UndistortMaps] = {}
     per_camera: dict[str, list[tuple[FrameRecord, dict]]] = defaultdict(list)
@@ -236,7 +249,8 @@ def preprocess_scene(record: SceneRecord, config: PreprocessConfig | None = None
         if frame.camera not in maps_by_camera:
             with timer.stage("undistort_maps"):
                 maps_by_camera[frame.camera] = undistortion_maps(frame.camera)
-        result = _process_frame(frame, maps_by_camera[frame.camera], renderer, valid_ids, config, timer)
+        maps = maps_by_camera[frame.camera]
+        result = _process_frame(frame, maps, renderer, marker, valid_ids, config, timer)
         frame_order.append((frame.device, len(per_camera[frame.device])))
         per_camera[frame.device].append((frame, result))
 
@@ -267,7 +281,16 @@ def preprocess_scene(record: SceneRecord, config: PreprocessConfig | None = None
         blocks=blocks,
         frame_order=frame_order,
         pairs=pairs,
-        segments=segments,
+        segments=labels.segments,
         categories=categories,
         timings=timings,
+        unknown_labels=_unknown_label_report(labels, per_camera),
     )
+
+
+def _unknown_label_report(
+    labels: VertexPanoptic, per_camera: dict[str, list[tuple[FrameRecord, dict]]]
+) -> UnknownLabelReport:
+    pixels = sum(result["unknown_pixels"] for items in per_camera.values() for _, result in items)
+    vertices = int(np.count_nonzero(labels.unknown_void)) if labels.unknown_void is not None else 0
+    return UnknownLabelReport(dict(labels.unknown_vertices), vertices, pixels)

@@ -126,7 +126,8 @@ def run_scene(
     split: str = "",
     source_hash: str | None = None,
 ) -> dict[str, Any]:
-    """Read, preprocess and commit one scene. Returns `{scene_id, status, frames, seconds, path}`.
+    """Read, preprocess and commit one scene. Returns `{scene_id, status, frames, seconds, path,
+    unknown_labels}` (the last: `UnknownLabelReport.to_attrs()`, for the caller's one warning).
 
     Raises the reader's/preprocessing's ValueError/FileNotFoundError for bad input, a lasting OSError
     (no space, permission) as itself, anything else for transient trouble; a failure leaves the store
@@ -184,4 +185,5 @@ def _run_scene(
         "frames": summary["frames"],
         "seconds": total,
         "path": summary["path"],
+        "unknown_labels": scene.unknown_labels.to_attrs(),
     }

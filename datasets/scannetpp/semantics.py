@@ -7,6 +7,8 @@
 - `segments.json` (`segIndices` must be exactly 0..N-1: each vertex is its own segment) and
   `segments_anno.json` (`segGroups` in file order; later groups overwrite earlier ones) give every mesh
   vertex the id `instance_id * cls_sep + class_id`, 0 = void.
+- A segGroup label that is neither a benchmark class nor a row of the CSV is *unknown*: the official script
+  skips its groups (void); `unknown_labels="error"` fails the scene instead.
 """
 
 from __future__ import annotations
@@ -47,6 +49,23 @@ _NA_VALUES = {
 }
 MAPPING_COLUMNS = ("class", "semantic_map_to", "instance_map_to")
 
+UNKNOWN_LABEL_MODES = ("void", "error")
+"""What an unknown label does: "void" (default, as the official script) leaves its groups void, "error" fails
+the scene with a message naming the labels."""
+UNKNOWN_LABEL_ALIASES = {"skip": "void"}
+"""Earlier names of the modes, still accepted."""
+
+
+def unknown_label_mode(value: str) -> str:
+    """The mode `value` names (an alias gives its mode); ValueError listing the modes otherwise."""
+    mode = UNKNOWN_LABEL_ALIASES.get(value, value)
+    if mode not in UNKNOWN_LABEL_MODES:
+        raise ValueError(
+            f"unknown_labels must be one of {', '.join(UNKNOWN_LABEL_MODES)} (or 'skip', the old name of "
+            f"'void'), got {value!r}"
+        )
+    return mode
+
 
 @dataclass(frozen=True)
 class MappingRow:
@@ -75,6 +94,20 @@ class LabelMap:
             {"id": i, "name": name, "isthing": int(name in self.thing_names)}
             for i, name in enumerate(self.class_names)
         ]
+
+
+@dataclass
+class VertexPanoptic:
+    """The panoptic labelling of one scene's mesh vertices."""
+
+    pan_ids: np.ndarray
+    """(N,) int64: instance_id * cls_sep + class_id, 0 = void."""
+    segments: list[dict]
+    """{id, instance_id, class_id, orig_class_name, iscrowd} of every kept group."""
+    unknown_vertices: dict[str, int] = field(default_factory=dict)
+    """Unknown label -> how many vertices of its groups are void (sorted by label)."""
+    unknown_void: np.ndarray | None = None
+    """(N,) bool: void vertices that a group with an unknown label covers (None when there is none)."""
 
 
 def read_class_list(path: str | Path) -> list[str]:
@@ -193,18 +226,17 @@ def read_vertex_panoptic_ids(
     num_vertices: int,
     cls_sep: int = DEFAULT_CLS_SEP,
     export_crowd: bool = False,
-    unknown_labels: str = "error",
-) -> tuple[np.ndarray, list[dict]]:
+    unknown_labels: str = "void",
+) -> VertexPanoptic:
     """Per-vertex panoptic ids of one scene.
 
-    Returns (pan_ids (num_vertices,) int64 with instance_id * cls_sep + class_id and 0 = void, segments)
-    where segments lists {id, instance_id, class_id, orig_class_name, iscrowd} for every kept group.
     Groups whose label the mapping CSV lists without a benchmark target are skipped (void), as the official
     script does; crowd groups are skipped unless export_crowd. A label that is neither a benchmark class nor
-    listed in the CSV means the CSV does not cover this scene: with unknown_labels="error" (default) that is a
-    ValueError naming the labels and the fix, with "skip" the groups are skipped with one warning."""
-    if unknown_labels not in ("error", "skip"):
-        raise ValueError(f"unknown_labels must be 'error' or 'skip', got {unknown_labels!r}")
+    listed in the CSV is unknown (the CSV does not cover this scene): with unknown_labels="void" (default) its
+    groups are skipped too, as in the official script, and the result says how many vertices that leaves
+    void; with "error" it is a ValueError naming the labels and the fix. Logs nothing: the caller reports
+    unknown labels once per scene."""
+    mode = unknown_label_mode(unknown_labels)
     segments_path, segments_anno_path = Path(segments_path), Path(segments_anno_path)
     if cls_sep <= len(label_map.class_names) - 1:
         raise ValueError(
@@ -213,23 +245,11 @@ def read_vertex_panoptic_ids(
     groups = _read_seg_groups(segments_path, segments_anno_path, num_vertices)
     pan_ids = np.zeros(num_vertices, dtype=np.int64)
     segments: list[dict] = []
-    unknown: set[str] = set()
-    for position, group in enumerate(groups):
-        try:
-            label = str(group["label"])
-            vertex_ids = np.asarray(group["segments"], dtype=np.int64)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(
-                f"{segments_anno_path}: segGroups[{position}] needs 'label' (str) and 'segments' (list of int)"
-            ) from exc
-        if vertex_ids.size and (vertex_ids.min() < 0 or vertex_ids.max() >= num_vertices):
-            raise ValueError(
-                f"{segments_anno_path}: segGroups[{position}] ({label!r}) field 'segments' holds vertex ids "
-                f"outside [0, {num_vertices})"
-            )
+    unknown: dict[str, list[np.ndarray]] = {}
+    for label, vertex_ids in _group_vertices(groups, segments_anno_path, num_vertices):
         if label not in label_map.label_to_class:
             if label not in label_map.listed_labels:
-                unknown.add(label)
+                unknown.setdefault(label, []).append(vertex_ids)
             continue
         is_crowd = label in label_map.crowd_labels
         if is_crowd and not export_crowd:
@@ -247,17 +267,44 @@ def read_vertex_panoptic_ids(
                 "iscrowd": bool(is_crowd),
             }
         )
-    if unknown and unknown_labels == "error":
-        names = ", ".join(repr(name) for name in sorted(unknown))
+    result = VertexPanoptic(pan_ids, segments)
+    if unknown:
+        _add_unknown(result, unknown)
+    if unknown and mode == "error":
+        names = ", ".join(f"{name!r} ({count} vertices)" for name, count in result.unknown_vertices.items())
         raise ValueError(
             f"{segments_anno_path}: field 'label' of segGroups holds label(s) {names} that are neither "
             "benchmark classes nor rows of the mapping CSV; add a row per label to map_benchmark.csv (with "
-            "empty targets to leave it void), or preprocess with unknown_labels='skip'"
+            "empty targets to leave it void), or preprocess with --unknown-labels void (the default) to leave "
+            "them void as the official script does"
         )
-    if unknown:
-        logger.warning(
-            "%s: skipped segGroups with labels that map to no benchmark class: %s",
-            segments_anno_path,
-            ", ".join(sorted(unknown)),
-        )
-    return pan_ids, segments
+    return result
+
+
+def _group_vertices(groups: list, segments_anno_path: Path, num_vertices: int):
+    """(label, vertex ids) of every segGroup in file order; ValueError naming the group when one is malformed."""
+    for position, group in enumerate(groups):
+        try:
+            label = str(group["label"])
+            vertex_ids = np.asarray(group["segments"], dtype=np.int64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{segments_anno_path}: segGroups[{position}] needs 'label' (str) and 'segments' (list of int)"
+            ) from exc
+        if vertex_ids.size and (vertex_ids.min() < 0 or vertex_ids.max() >= num_vertices):
+            raise ValueError(
+                f"{segments_anno_path}: segGroups[{position}] ({label!r}) field 'segments' holds vertex ids "
+                f"outside [0, {num_vertices})"
+            )
+        yield label, vertex_ids
+
+
+def _add_unknown(result: VertexPanoptic, unknown: dict[str, list[np.ndarray]]) -> None:
+    """Record which vertices the unknown labels leave void: a later kept group may still label some of them."""
+    void = result.pan_ids == 0
+    result.unknown_void = np.zeros(len(result.pan_ids), dtype=bool)
+    for label in sorted(unknown):
+        vertex_ids = np.unique(np.concatenate(unknown[label]))
+        result.unknown_vertices[label] = int(np.count_nonzero(void[vertex_ids]))
+        result.unknown_void[vertex_ids] = True
+    result.unknown_void &= void

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SCHEMA_VERSION = 1
-"""Bump whenever arrays, dtypes or attrs change meaning; readers refuse any other version."""
+"""Bump whenever arrays, dtypes or attrs change meaning; readers refuse any other version. An attr added
+without changing any other (e.g. `unknown_labels`) is no bump: readers treat its absence as "not recorded",
+and older stores stay readable."""
 
 DEFAULT_CLS_SEP = 256
 """Panoptic id = instance_id * cls_sep + class_id (0 = void): the preprocessing default, and what a store
@@ -49,7 +51,10 @@ SCENE_ATTR_KEYS = (
     "timings",
     "committed_at",
     "made_with",
+    "unknown_labels",
 )
+"""`unknown_labels` (`{labels: {label: void vertices}, vertices, pixels}`, see
+datasets.preprocess.unknown_labels) is absent from scenes committed before it existed."""
 
 SHARD_FRAMES = 16
 """Frames per shard: fewer files per scene; a scene is written by exactly one task, so no shard is shared."""

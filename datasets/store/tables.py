@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from datasets.preprocess.unknown_labels import UnknownLabelReport
 from datasets.store.failures import read_failures
 from datasets.store.reader import StoreReader
 from datasets.store.schema import TABLE_NAMES, StoreLayout
@@ -30,7 +31,13 @@ SCENE_COLUMNS = [
     "code_version",
     "seconds",
     "committed_at",
+    "unknown_labels",
+    "unknown_label_vertices",
+    "unknown_label_pixels",
 ]
+"""`unknown_labels`: the segGroup labels left void because map_benchmark.csv does not list them (quoted,
+comma-separated; "" for none), with the mesh vertices and frame pixels they cover; the counts are missing
+(<NA>) for failed scenes and for scenes committed before they were recorded."""
 FRAME_COLUMNS = [
     "scene_id",
     "frame_index",
@@ -136,6 +143,7 @@ class TableBuilder:
                 "code_version": attrs.get("code_version", ""),
                 "seconds": float(timings.get("total", sum(timings.values()) if timings else np.nan)),
                 "committed_at": attrs.get("committed_at", ""),
+                **_unknown_label_cells(attrs),
             }
             row.update(
                 {f"seconds_{stage}": float(value) for stage, value in timings.items() if stage != "total"}
@@ -173,6 +181,17 @@ class TableBuilder:
         return tables
 
 
+def _unknown_label_cells(attrs: dict) -> dict:
+    if "unknown_labels" not in attrs:
+        return {}  # committed before the report existed: not recorded
+    report = UnknownLabelReport.from_attrs(attrs["unknown_labels"])
+    return {
+        "unknown_labels": report.label_list(),
+        "unknown_label_vertices": report.vertices,
+        "unknown_label_pixels": report.pixels,
+    }
+
+
 _INT_COLUMNS = {
     "frames": "int64",
     "frame_index": "int32",
@@ -182,6 +201,8 @@ _INT_COLUMNS = {
 }
 _INT_COLUMNS.update({"frame_a": "int32", "frame_b": "int32"})
 _FLOAT_COLUMNS = {"fx", "fy", "cx", "cy", "seconds"}
+_COUNT_COLUMNS = {"unknown_label_vertices", "unknown_label_pixels"}
+"""Integers that may be unknown (nullable Int64, <NA>)."""
 
 
 def _typed(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -189,6 +210,8 @@ def _typed(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     for column in columns:
         if column in _INT_COLUMNS:
             frame[column] = frame[column].fillna(0).astype(_INT_COLUMNS[column])
+        elif column in _COUNT_COLUMNS:
+            frame[column] = frame[column].astype("Int64")
         elif column in _FLOAT_COLUMNS or column.startswith("seconds_"):
             frame[column] = frame[column].astype("float64")
         elif column == "overlap":

@@ -239,6 +239,7 @@ def write_scene(
                     "timings": timings,
                     "committed_at": committed_at,
                     "made_with": made_with or {},
+                    "unknown_labels": scene.unknown_labels.to_attrs(),
                 }
             )
         )

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from datasets.scannetpp.semantics import UNKNOWN_LABEL_ALIASES, UNKNOWN_LABEL_MODES
 from flows.cli._common import add_prefect_port_argument, prepare_prefect
 from flows.cli.cluster_args import add_cluster_arguments, cluster_from_args
 from flows.server_watch import ServerWatch, stop_dask_cluster
@@ -39,10 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--unknown-labels",
-        choices=("error", "skip"),
-        default="error",
-        help="a segGroup label listed neither in top100.txt nor in map_benchmark.csv fails its scene "
-        "(error, default) or is left void with a warning (skip)",
+        choices=(*UNKNOWN_LABEL_MODES, *UNKNOWN_LABEL_ALIASES),
+        default="void",
+        help="a segGroup label listed neither in top100.txt nor in map_benchmark.csv is left void as the "
+        "official script does, with one warning per scene and a note in the scenes table (void, default; "
+        "'skip' is its old name), or fails its scene (error)",
     )
     parser.add_argument(
         "--export-crowd",
@@ -160,8 +162,10 @@ def print_summary(summary: dict) -> None:
     table.add_column("scene")
     table.add_column("result")
     table.add_column("reason")
+    unknown = summary.get("unknown_labels", {})
     for scene_id in summary["done"]:
-        table.add_row(scene_id, "[green]done", "")
+        note = f"unknown labels {unknown[scene_id]}" if scene_id in unknown else ""
+        table.add_row(scene_id, "[green]done", note)
     for scene_id in summary["skipped"]:
         table.add_row(scene_id, "skipped", "up to date")
     for scene_id, reason in summary["failed"].items():

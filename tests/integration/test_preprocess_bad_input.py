@@ -54,14 +54,6 @@ def _negative_focal(scene):
     path.write_text("\n".join(lines) + "\n")
 
 
-def _unknown_labels(scene):
-    path = scene / "scans" / "segments_anno.json"
-    data = json.loads(path.read_text())
-    for group in data["segGroups"]:
-        group["label"] = "no such class " + str(group["label"])
-    path.write_text(json.dumps(data))
-
-
 def _missing_image(scene):
     images = sorted((scene / "dslr" / "resized_images").iterdir())
     images[1].unlink()
@@ -83,7 +75,6 @@ BREAKAGES = {
     "nan_pose": (_nan_pose, "pose"),
     "missing_image": (_missing_image, "not found"),
     "empty_scene": (_empty_scene, "frames"),
-    "unknown_labels": (_unknown_labels, "map_benchmark.csv"),
     "negative_focal": (_negative_focal, "focal length fx=-"),
 }
 

@@ -14,6 +14,7 @@ from datasets.scannetpp.semantics import (
     read_class_list,
     read_mapping,
     read_vertex_panoptic_ids,
+    unknown_label_mode,
 )
 
 CLASSES = ["wall", "floor", "table", "chair", "book"]
@@ -92,7 +93,9 @@ def _groups():
 def test_vertex_ids_later_groups_overwrite_and_listed_unmapped_labels_are_void(files, tmp_path):
     label_map = build_label_map(CLASSES, THINGS, read_mapping(files / "map.csv"))
     seg, anno = _write_scene(tmp_path, _groups())
-    pan, segments = read_vertex_panoptic_ids(seg, anno, label_map, num_vertices=8)
+    labels = read_vertex_panoptic_ids(seg, anno, label_map, num_vertices=8)
+    pan, segments = labels.pan_ids, labels.segments
+    assert labels.unknown_vertices == {} and labels.unknown_void is None
     # instance ids count kept groups only: wall panel=1, desk=2, chair=3 (books is crowd, object unmapped)
     np.testing.assert_array_equal(pan, [256, 256, 2 * 256 + 2, 2 * 256 + 2, 0, 0, 3 * 256 + 3, 0])
     assert [s["orig_class_name"] for s in segments] == ["wall panel", "desk", "chair"]
@@ -105,22 +108,51 @@ def test_vertex_ids_later_groups_overwrite_and_listed_unmapped_labels_are_void(f
     }
 
 
-def test_labels_missing_from_the_mapping_csv_fail_or_are_skipped_on_request(files, tmp_path, caplog):
+def _with_unknown_labels():
+    """Two unknown labels: 'sculpture' on vertex 7 alone, 'statue' on 5 ('object', listed without a target,
+    leaves it void too) and on 6, which the later 'chair' group labels after all."""
+    return [
+        {"id": 9, "objectId": 9, "label": "statue", "segments": [5, 6], "obb": {}},
+        *_groups(),
+        {"id": 10, "objectId": 10, "label": "sculpture", "segments": [7], "obb": {}},
+    ]
+
+
+def test_unknown_labels_are_void_by_default_and_counted(files, tmp_path, caplog):
     label_map = build_label_map(CLASSES, THINGS, read_mapping(files / "map.csv"))
-    groups = _groups() + [{"id": 9, "objectId": 9, "label": "sculpture", "segments": [7], "obb": {}}]
-    seg, anno = _write_scene(tmp_path, groups)
-    with pytest.raises(ValueError, match=r"segments_anno\.json.*'sculpture'.*map_benchmark\.csv"):
-        read_vertex_panoptic_ids(seg, anno, label_map, num_vertices=8)
+    seg, anno = _write_scene(tmp_path, _with_unknown_labels())
+    caplog.clear()
     with caplog.at_level(logging.WARNING):
-        pan, segments = read_vertex_panoptic_ids(seg, anno, label_map, num_vertices=8, unknown_labels="skip")
-    assert pan[7] == 0 and "sculpture" in caplog.text
-    assert [s["orig_class_name"] for s in segments] == ["wall panel", "desk", "chair"]
+        labels = read_vertex_panoptic_ids(seg, anno, label_map, num_vertices=8)
+    assert caplog.text == ""  # the caller warns once per scene, with the pixels too
+    # Exactly what the official script makes: unknown groups skipped, instance ids count kept groups only.
+    np.testing.assert_array_equal(labels.pan_ids, [256, 256, 2 * 256 + 2, 2 * 256 + 2, 0, 0, 3 * 256 + 3, 0])
+    assert [s["orig_class_name"] for s in labels.segments] == ["wall panel", "desk", "chair"]
+    # Vertex 6 is 'statue' too, but the later 'chair' group labels it: only 5 and 7 stay void through them.
+    assert labels.unknown_vertices == {"sculpture": 1, "statue": 1}
+    np.testing.assert_array_equal(np.flatnonzero(labels.unknown_void), [5, 7])
+
+
+def test_unknown_labels_fail_the_scene_in_strict_mode(files, tmp_path):
+    label_map = build_label_map(CLASSES, THINGS, read_mapping(files / "map.csv"))
+    seg, anno = _write_scene(tmp_path, _with_unknown_labels())
+    expected = r"segments_anno\.json.*'sculpture' \(1 vertices\), 'statue' \(1 vertices\).*map_benchmark\.csv"
+    with pytest.raises(ValueError, match=expected):
+        read_vertex_panoptic_ids(seg, anno, label_map, num_vertices=8, unknown_labels="error")
+
+
+def test_unknown_label_modes_and_the_old_name():
+    assert unknown_label_mode("void") == "void" and unknown_label_mode("error") == "error"
+    assert unknown_label_mode("skip") == "void"
+    with pytest.raises(ValueError, match="void, error.*'ignore'"):
+        unknown_label_mode("ignore")
 
 
 def test_export_crowd_keeps_crowd_groups(files, tmp_path):
     label_map = build_label_map(CLASSES, THINGS, read_mapping(files / "map.csv"))
     seg, anno = _write_scene(tmp_path, _groups())
-    pan, segments = read_vertex_panoptic_ids(seg, anno, label_map, num_vertices=8, export_crowd=True)
+    labels = read_vertex_panoptic_ids(seg, anno, label_map, num_vertices=8, export_crowd=True)
+    pan, segments = labels.pan_ids, labels.segments
     crowd = [s for s in segments if s["iscrowd"]]
     assert len(crowd) == 1 and crowd[0]["instance_id"] == 3 and pan[4] == 3 * 256 + 4
 

@@ -1,6 +1,10 @@
+import dataclasses
+import json
+
 import pandas as pd
 import pytest
 
+from datasets.preprocess.unknown_labels import UnknownLabelReport
 from datasets.store import writer
 from datasets.store.failures import write_failure
 from datasets.store.schema import StoreLayout
@@ -65,6 +69,29 @@ def test_stale_when_config_code_or_source_changed(store):
         "status"
     ]
     assert by_id["aaa"] == "stale" and by_id["bbb"] == "done"
+
+
+def test_unknown_labels_columns(store, make_scene):
+    report = UnknownLabelReport({"vase": 30, "garden, gnome": 12}, vertices=40, pixels=3456)
+    writer.write_scene(store, dataclasses.replace(make_scene("ddd", seed=4), unknown_labels=report), **HASHES)
+    # A scene committed before the report existed has no such attr: its counts are not known.
+    writer.write_scene(store, make_scene("eee", seed=6), **HASHES)
+    metadata = StoreLayout(store).scene_dir("eee") / "zarr.json"
+    content = json.loads(metadata.read_text())
+    del content["attributes"]["unknown_labels"]
+    metadata.write_text(json.dumps(content))
+
+    TableBuilder(store).write()
+    scenes = read_table(store, "scenes").set_index("scene_id")
+    assert scenes.loc["ddd", "unknown_labels"] == "'garden, gnome', 'vase'"
+    assert scenes.loc["ddd", "unknown_label_vertices"] == 40
+    assert scenes.loc["ddd", "unknown_label_pixels"] == 3456
+    assert scenes.loc["aaa", "unknown_labels"] == ""  # recorded: none
+    assert scenes.loc["aaa", "unknown_label_vertices"] == 0 and scenes.loc["aaa", "unknown_label_pixels"] == 0
+    for not_recorded in ("eee", "ccc"):  # committed by older code; failed and never committed
+        assert scenes.loc[not_recorded, "unknown_labels"] == ""
+        assert scenes.loc[not_recorded, "unknown_label_vertices"] is pd.NA
+    assert str(scenes["unknown_label_pixels"].dtype) == "Int64"
 
 
 def test_rebuild_picks_up_a_recommitted_scene(store, make_scene):

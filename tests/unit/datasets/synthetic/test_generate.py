@@ -78,12 +78,14 @@ def test_checklist_layout(synthetic_root):
             covered[group["segments"]] += 1
             assert set(group["obb"]) == {"centroid", "axesLengths", "normalizedAxes"}
         assert np.all(covered == 1)  # every vertex belongs to exactly one object
-        pan, kept = read_vertex_panoptic_ids(
+        labels = read_vertex_panoptic_ids(
             scene / "scans" / "segments.json",
             scene / "scans" / "segments_anno.json",
             label_map,
             mesh.num_vertices,
         )
+        pan, kept = labels.pan_ids, labels.segments
+        assert labels.unknown_vertices == {}  # the generator's CSV covers every label it writes
         face_ids = pan[mesh.faces]
         assert np.all(face_ids[:, 0] == face_ids[:, 2]) and np.all(face_ids[:, 1] == face_ids[:, 2])
         assert {TOP100[s["class_id"]] for s in kept} >= {"wall", "floor", "ceiling"}
