@@ -9,19 +9,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from panst3r_core.checkpoint.ours import CONFIG_FILE, WEIGHTS_FILE
-
 PRETRAINED_DIR = Path(__file__).resolve().parent
 SYNTHETIC_MODEL = "compact_v2_synthetic"
 
 
 def shipped_names() -> list[str]:
+    from panst3r_core.checkpoint.ours import WEIGHTS_FILE  # imports torch: not at the CLI's start-up
+
     return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / WEIGHTS_FILE).is_file())
 
 
 def shipped_model(name: str = SYNTHETIC_MODEL) -> Path:
     """The folder of a shipped model; FileNotFoundError naming the shipped ones for another name (or for a
     checkout whose weights file did not come along, e.g. a partial copy)."""
+    from panst3r_core.checkpoint.ours import CONFIG_FILE, WEIGHTS_FILE
+
     path = PRETRAINED_DIR / name
     if not (path / WEIGHTS_FILE).is_file() or not (path / CONFIG_FILE).is_file():
         raise FileNotFoundError(
