@@ -68,8 +68,9 @@ class DataConfig:
 @dataclass
 class TrainingConfig:
     objective: str = "panoptic"
-    """What the run optimises (`panst3r_core.engine.objectives`): `panoptic` (PanSt3R's head, official) or
-    `pointmap` (MUSt3R's 3-D pretraining of the encoder/decoder on the views' depth and poses)."""
+    """What the run optimises (`panst3r_core.engine.objectives`): `panoptic` (PanSt3R's head, official),
+    `pointmap` (MUSt3R's 3-D pretraining of the encoder/decoder on the views' depth and poses) or
+    `panoptic_pointmap` (the head with the backbone fine-tuned under both losses)."""
     seed: int = 777
     """Base seed: global seed + rank, per epoch seed + epoch * world_size + rank, sampler seed (seed, epoch)."""
     batch_size: int = 2
@@ -127,10 +128,11 @@ class TrainingConfig:
     distributed: bool = False
     """Expect a process group (the torchrun worker initialises it; `distributed.yaml` sets true)."""
     lr_scales: dict[str, float] = field(default_factory=dict)
-    """Learning-rate multipliers by parameter name: a trainable parameter whose name is a key or ends with
-    `.<key>` gets lr x value; e.g. `{cls_logit_scale: 50}` lets the class head's log-temperature grow at a
-    useful pace when training from scratch. A key that matches no trainable parameter is an error.
-    Empty = official (one learning rate)."""
+    """Learning-rate multipliers by parameter name: a trainable parameter whose name is a key, ends with
+    `.<key>` or starts with `<key>.` gets lr x value (the longest matching key wins); e.g.
+    `{cls_logit_scale: 50}` lets the class head's log-temperature grow at a useful pace when training from
+    scratch, `{must3r_encoder: 0.1}` fine-tunes a pretrained backbone gently. A key that matches no
+    trainable parameter is an error. Empty = official (one learning rate)."""
     clip_grad: float | None = None
     """Clip the total gradient norm (over all trainable parameters) to this value before every optimizer
     step; null = no clipping (official). Useful when training backbones from scratch."""
@@ -173,6 +175,6 @@ class TrainConfig:
     criterion: CriterionConfig = field(default_factory=CriterionConfig)
     """Loss weights and point sampling of the panoptic objective."""
     pointmap: PointmapLossConfig = field(default_factory=PointmapLossConfig)
-    """Settings of the pointmap objective (3-D pretraining)."""
+    """Settings of the pointmap loss (objectives `pointmap` and `panoptic_pointmap`)."""
     training: TrainingConfig = field(default_factory=TrainingConfig)
     """Optimisation, precision, checkpointing."""

@@ -6,6 +6,9 @@
   views' depth and poses; the memory is built over the batch's `memory_num_views` first views, every view is
   rendered, and both passes are supervised (`panst3r_core.losses.pointmap`). DINOv2 and the panoptic head
   stay frozen and unused.
+- `panoptic_pointmap`: the panoptic objective with the MUSt3R backbone fine-tuned under both losses: the
+  panoptic head's, plus `pointmap.weight` x MUSt3R's pointmap loss on the same forward's render-pass
+  pointmaps, so that adapting the backbone's features to segmentation does not cost its geometry.
 
 An objective says which submodules train, runs the forward and computes the losses; the loop does the rest
 (accumulation, AMP, DDP, checkpoints) the same way for both.
@@ -29,6 +32,8 @@ from panst3r_core.losses.targets import prepare_batch_targets
 from panst3r_core.registry import Registry
 
 logger = logging.getLogger(__name__)
+
+TOTAL_JOINT_LOSS = "total_loss"
 
 ForwardFn = Callable[[nn.Module, TrainBatch, torch.Tensor, TrainingConfig], dict]
 
@@ -134,6 +139,41 @@ class PointmapObjective:
         return self.criterion(raw, targets, view_index)
 
 
+@dataclass
+class PanopticPointmapObjective:
+    panoptic: PanopticObjective
+    pointmap: PointmapCriterion
+    weight: float
+    total_name: str = TOTAL_JOINT_LOSS
+
+    def trainable_modules(self, training: TrainingConfig) -> dict[str, bool]:
+        modules = self.panoptic.trainable_modules(training)
+        if not (modules["must3r_encoder"] or modules["must3r_decoder"]):
+            raise ValueError(
+                "training.objective=panoptic_pointmap fine-tunes the MUSt3R backbone: set "
+                "training.finetune_must3r_encoder and/or training.finetune_must3r_decoder to true (with both "
+                "off, use objective=panoptic)"
+            )
+        return modules
+
+    def runnable(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def forward(self, module: nn.Module, batch: TrainBatch, class_embeddings: torch.Tensor) -> dict:
+        batch.require_geometry()
+        return self.panoptic.forward(module, batch, class_embeddings)
+
+    def loss(self, outputs: dict, batch: TrainBatch) -> dict[str, torch.Tensor]:
+        losses = self.panoptic.loss(outputs, batch)
+        targets = pointmap_targets(batch.depth, batch.camera_intrinsics, batch.camera_pose)
+        raw = outputs["pointmaps"]
+        with torch.autocast(device_type=raw.device.type, enabled=False):
+            geometry = self.pointmap(raw.float(), targets, range(raw.shape[1]))
+        losses.update(geometry)
+        losses[self.total_name] = losses[TOTAL_LOSS_NAME] + self.weight * geometry[TOTAL_POINTMAP_LOSS]
+        return losses
+
+
 OBJECTIVES: Registry[Callable[..., Objective]] = Registry("training objective")
 
 
@@ -152,6 +192,17 @@ def _pointmap(config: TrainConfig, vocabulary: Sequence[str], criterion: Any, fo
     if criterion is not None or forward is not None:
         raise ValueError("training.objective=pointmap has its own loss and forward; pass neither")
     return PointmapObjective(PointmapCriterion(config.pointmap))
+
+
+@OBJECTIVES.register("panoptic_pointmap")
+def _panoptic_pointmap(
+    config: TrainConfig, vocabulary: Sequence[str], criterion: Any, forward: Any
+) -> Objective:
+    return PanopticPointmapObjective(
+        _panoptic(config, vocabulary, criterion, forward),
+        PointmapCriterion(config.pointmap),
+        config.pointmap.weight,
+    )
 
 
 def build_objective(

@@ -18,9 +18,15 @@ def is_decay_exempt(name: str, parameter: torch.Tensor) -> bool:
     return name.endswith(".bias") or "norm" in name
 
 
+def _key_matches(name: str, key: str) -> bool:
+    # A key names a parameter by its dotted suffix (`cls_logit_scale`) or a submodule by its dotted prefix
+    # (`must3r_encoder`).
+    return name == key or name.endswith("." + key) or name.startswith(key + ".")
+
+
 def _lr_scale_of(name: str, lr_scales: Mapping[str, float]) -> str | None:
-    """The `lr_scales` key that applies to parameter `name` (the longest dotted suffix that matches), or None."""
-    matches = [key for key in lr_scales if name == key or name.endswith("." + key)]
+    """The `lr_scales` key that applies to parameter `name` (the longest that matches), or None."""
+    matches = [key for key in lr_scales if _key_matches(name, key)]
     return max(matches, key=len) if matches else None
 
 
@@ -40,7 +46,7 @@ def parameter_groups(
     if unused:
         raise ValueError(
             f"training.lr_scales: {', '.join(unused)} match(es) no trainable parameter name; keys are name "
-            "suffixes such as `cls_logit_scale` (check the spelling and the training.finetune_* switches)"
+            "suffixes such as `cls_logit_scale` or submodule prefixes such as `must3r_encoder` (check the spelling and the training.finetune_* switches)"
         )
     groups = []
     for key in (None, *lr_scales):

@@ -40,10 +40,14 @@ class PointmapLossConfig:
     memory_pass: bool = True
     """Also supervise the memory-pass pointmaps of the memory views (as MUSt3R trains), not only the render
     pass of every view."""
+    weight: float = 1.0
+    """Weight of this loss beside the panoptic one (objective `panoptic_pointmap`; unused otherwise)."""
 
     def __post_init__(self) -> None:
         if self.alpha <= 0:
             raise ValueError(f"pointmap.alpha: must be > 0, got {self.alpha}")
+        if self.weight < 0:
+            raise ValueError(f"pointmap.weight: must be >= 0, got {self.weight}")
 
 
 @dataclass

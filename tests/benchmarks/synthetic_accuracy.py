@@ -622,6 +622,7 @@ def stage_evaluate(args: argparse.Namespace, layout: WorkLayout, generated: dict
         "training_finished": finished,
         "training": _training_summary(head_stage(args, layout), config, steps, args.nproc),
         "pretraining": _pretraining_report(args, layout, generated) if layout.pretrain.is_dir() else None,
+        "geometry": _model_geometry(args, layout, generated, model_path),
         "data": {
             "generated": generated["settings"],
             "val_scenes": sorted(generated["val"]),
@@ -672,31 +673,52 @@ def _panoptic_scores(
     }
 
 
-def _pretraining_report(args: argparse.Namespace, layout: WorkLayout, generated: dict) -> dict:
-    """Stage 1: its schedule, and the pointmap error and focal estimates on held-out views before (the
-    same variant at the run's initial weights) and after the 3-D pretraining."""
+def _pointmap_errors(args: argparse.Namespace, layout: WorkLayout, generated: dict, models: dict, resolution):
+    """Pointmap error and focal estimates on the held-out views (`datasets.evaluation.pointmap_run`) of each
+    model of `models` (name -> a built model), at `resolution` (W, H)."""
     import torch
 
     from datasets.evaluation.pointmap_run import PointmapEvalSettings, evaluate_pointmaps
     from datasets.store.reader import StoreReader
+    from panst3r_core.device import resolve_device
+
+    device = resolve_device(args.device)
+    settings = PointmapEvalSettings(
+        resolution=tuple(resolution),
+        max_views=None,
+        amp=torch.bfloat16 if device.startswith("cuda") else None,
+    )
+    reader, scenes = StoreReader(layout.store), sorted(generated["val"])
+    return {
+        name: evaluate_pointmaps(model.to(device), reader, scenes, settings) for name, model in models.items()
+    }
+
+
+def _largest_resolution(config: dict) -> tuple[int, int]:
+    return tuple(max(config["data"]["resolutions"], key=lambda r: r[0] * r[1]))
+
+
+def _pretraining_report(args: argparse.Namespace, layout: WorkLayout, generated: dict) -> dict:
+    """Stage 1: its schedule, and the pointmap error and focal estimates on held-out views before (the
+    same variant at the run's initial weights) and after the 3-D pretraining."""
     from flows.run_folder import read_config
     from panst3r_core.checkpoint.loading import load_any_checkpoint
-    from panst3r_core.device import resolve_device
     from panst3r_core.engine.loop import seed_everything
     from panst3r_core.model.variants import build_model
 
     stage = pretrain_stage(args, layout)
     model_path, finished = trained_model(stage.run)
     config = read_config(stage.run)
-    width, height = max(config["data"]["resolutions"], key=lambda r: r[0] * r[1])
-    device = resolve_device(args.device)
-    settings = PointmapEvalSettings(
-        resolution=(width, height), max_views=None, amp=torch.bfloat16 if device.startswith("cuda") else None
-    )
-    reader, scenes = StoreReader(layout.store), sorted(generated["val"])
     seed_everything(config["training"]["seed"])  # the worker's seed before it builds the model (rank 0)
-    before = evaluate_pointmaps(build_model(config["model"]["variant"]).to(device), reader, scenes, settings)
-    after = evaluate_pointmaps(load_any_checkpoint(model_path).model.to(device), reader, scenes, settings)
+    initial = build_model(config["model"]["variant"])
+    errors = _pointmap_errors(
+        args,
+        layout,
+        generated,
+        {"before": initial, "after": load_any_checkpoint(model_path).model},
+        _largest_resolution(config),
+    )
+    before, after = errors["before"], errors["after"]
     steps = model_steps(model_path)
     report = {
         "finished": finished,
@@ -713,6 +735,25 @@ def _pretraining_report(args: argparse.Namespace, layout: WorkLayout, generated:
         f"{after['focal_median_rel_error']:.3f})"
     )
     return report
+
+
+def _model_geometry(args: argparse.Namespace, layout: WorkLayout, generated: dict, model_path: Path) -> dict:
+    """The evaluated model's own pointmap error and focal estimates on the held-out views: what stage 2 kept
+    of stage 1's geometry (it changes when stage 2 fine-tunes the backbone)."""
+    from flows.run_folder import read_config
+    from panst3r_core.checkpoint.loading import load_any_checkpoint
+
+    model = load_any_checkpoint(model_path).model
+    errors = _pointmap_errors(
+        args, layout, generated, {"model": model}, _largest_resolution(read_config(layout.run))
+    )["model"]
+    summary = {key: value for key, value in errors.items() if key != "per_scene"}
+    say(
+        f"evaluate: the model's held-out median relative pointmap error {summary['median_rel_error_global']:.3f} "
+        f"(local {summary['median_rel_error_local']:.3f}); focal within {summary['focal_tolerance']:.0%} on "
+        f"{summary['focal_within_tolerance']:.0%} of {summary['views']} views"
+    )
+    return summary
 
 
 class Evaluation:
@@ -841,6 +882,14 @@ def print_table(accuracy: dict) -> None:
             f"held-out median relative pointmap error {before['median_rel_error_global']:.3f} -> "
             f"{after['median_rel_error_global']:.3f}, focal within {after['focal_tolerance']:.0%} on "
             f"{after['focal_within_tolerance']:.0%} of views",
+            flush=True,
+        )
+    geometry = accuracy.get("geometry")
+    if geometry:
+        print(
+            f"\nthe model's geometry: held-out median relative pointmap error "
+            f"{geometry['median_rel_error_global']:.3f} (local {geometry['median_rel_error_local']:.3f}), focal "
+            f"within {geometry['focal_tolerance']:.0%} on {geometry['focal_within_tolerance']:.0%} of views",
             flush=True,
         )
     seen = accuracy.get("training_scenes")

@@ -10,11 +10,11 @@ from panst3r_core.model.variants import build_model
 
 
 def test_registered_objectives():
-    assert OBJECTIVES.names() == ["panoptic", "pointmap"]
+    assert OBJECTIVES.names() == ["panoptic", "panoptic_pointmap", "pointmap"]
 
 
 def test_an_unknown_objective_lists_the_registered_ones():
-    with pytest.raises(ValueError, match="registered: panoptic, pointmap"):
+    with pytest.raises(ValueError, match="registered: panoptic, panoptic_pointmap, pointmap"):
         TrainingConfig(objective="depth")
 
 
@@ -66,3 +66,65 @@ def test_pointmap_needs_the_geometry_in_the_batch():
     module = objective.runnable(build_model("tiny_v2"))
     with pytest.raises(ValueError, match="depth, camera_intrinsics, camera_pose, memory_num_views"):
         objective.forward(module, batch, torch.zeros(1, 768))
+
+
+def _geometry_batch(views: int = 2, size: int = 32) -> TrainBatch:
+    inst = torch.zeros(1, views, size, size, dtype=torch.int64)
+    inst[..., : size // 2, :] = 1  # one object over the top half of every view
+    intrinsics = torch.tensor([[20.0, 0, size / 2], [0, 20.0, size / 2], [0, 0, 1]])
+    pose = torch.eye(4).repeat(1, views, 1, 1)
+    pose[0, 1, 0, 3] = 0.1  # the second camera 10 cm to the side
+    return TrainBatch(
+        images=torch.rand(1, views, 3, size, size) * 2 - 1,
+        true_shape=torch.full((1, views, 2), size),
+        pan_inst_id=inst,
+        pan_cls_id=torch.zeros_like(inst),
+        class_set=["wall"],
+        depth=torch.full((1, views, size, size), 2.0),
+        camera_intrinsics=intrinsics.repeat(1, views, 1, 1),
+        camera_pose=pose,
+        memory_num_views=torch.tensor([views]),
+    )
+
+
+def test_panoptic_pointmap_needs_a_trainable_backbone():
+    config = TrainConfig(training=TrainingConfig(objective="panoptic_pointmap"))
+    with pytest.raises(ValueError, match="objective=panoptic"):
+        build_objective(config, ["wall"]).trainable_modules(config.training)
+
+
+def test_panoptic_pointmap_adds_the_weighted_geometry_loss_and_trains_backbone_and_head():
+    torch.manual_seed(0)
+    training = TrainingConfig(objective="panoptic_pointmap", finetune_must3r_encoder=True)
+    config = TrainConfig(training=training)
+    config.pointmap.weight = 0.5
+    config.criterion.num_points = 64
+    model = build_model("tiny_v2")
+    objective = build_objective(config, ["wall"])
+    apply_freezing(model, objective, training)
+    batch = _geometry_batch()
+    outputs = objective.forward(
+        objective.runnable(model), batch, torch.nn.functional.normalize(torch.randn(1, 768), dim=-1)
+    )
+    losses = objective.loss(outputs, batch)
+    expected = losses["panoptic_loss"] + 0.5 * losses["pointmap_loss"]
+    assert torch.isfinite(losses[objective.total_name])
+    assert losses[objective.total_name].item() == pytest.approx(expected.item())
+    assert {"loss_ce", "loss_dice", "regr_global", "regr_local"} <= set(losses)
+    losses[objective.total_name].backward()
+    trained = {
+        name.split(".")[0]
+        for name, p in model.named_parameters()
+        if p.grad is not None and p.grad.abs().sum() > 0
+    }
+    assert {"must3r_encoder", "panoptic_decoder"} <= trained
+    assert "must3r_decoder" not in trained and "dino_encoder" not in trained
+
+
+def test_panoptic_pointmap_needs_the_geometry_in_the_batch():
+    config = TrainConfig(training=TrainingConfig(objective="panoptic_pointmap", finetune_must3r_encoder=True))
+    objective = build_objective(config, ["wall"])
+    batch = _geometry_batch()
+    batch.depth = None
+    with pytest.raises(ValueError, match="depth"):
+        objective.forward(build_model("tiny_v2"), batch, torch.zeros(1, 768))

@@ -73,3 +73,15 @@ def test_lr_scales_keys_are_dotted_suffixes_and_unmatched_keys_are_errors():
         parameter_groups(Net(), weight_decay=0.05, lr_scales={"frozen.weight": 2.0})  # not trainable
     with pytest.raises(ValueError, match="lr_scales.query_embed"):
         TrainingConfig(lr_scales={"query_embed": 0})
+
+
+def test_lr_scales_keys_may_name_a_submodule_prefix_and_the_longest_key_wins():
+    net = Net()
+    groups = parameter_groups(net, weight_decay=0.05, lr_scales={"first_conv": 0.1, "first_conv.1.weight": 3.0})
+    names = {id(p): n for n, p in net.named_parameters()}
+    scale_of = {names[id(p)]: g.get("lr_scale", 1.0) for g in groups for p in g["params"]}
+    assert scale_of["first_conv.0.weight"] == scale_of["first_conv.0.bias"] == 0.1
+    assert scale_of["first_conv.1.weight"] == 3.0 and scale_of["first_conv.1.bias"] == 0.1
+    assert scale_of["proj.weight"] == 1.0
+    with pytest.raises(ValueError, match="first"):
+        parameter_groups(net, weight_decay=0.05, lr_scales={"first": 2.0})  # a prefix must end at a dot

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Stage-2 variants side by side on one GPU call: the shipped model's data (seed 1000, 320 + 16 scenes) is
+# generated and preprocessed once, then each variant continues the shipped model (`training.chkpt`) for the
+# same number of steps on it and is scored (held-out and 8 training scenes, standard_v2, all keyframes, and
+# the model's own pointmap error). Everything runs through tests/benchmarks/synthetic_accuracy.py.
+#
+#   bash tests/benchmarks/synthetic_head_variants.sh [VARIANT ...]     # default: every variant below
+#
+# Variants: head (the shipped recipe's stage 2 continued: head + DINO branch, backbone frozen), joint (the
+# MUSt3R backbone fine-tuned too, at 0.2x the rate, under the panoptic loss plus its own pointmap loss:
+# objective panoptic_pointmap), joint6 (joint on 6-view samples: twice the samples per second).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=${ROOT:-runs/synthetic_variants}
+STEPS_PER_EPOCH=${STEPS_PER_EPOCH:-50}
+EPOCHS=${EPOCHS:-3}
+BATCH=${BATCH:-16}
+DATA=(--train-scenes "${TRAIN_SCENES:-320}" --val-scenes "${VAL_SCENES:-16}" --frames "${FRAMES:-16}"
+      --image-size ${IMAGE_SIZE:-320 240} --seed "${SEED:-1000}" --target-resolution "${TARGET_RESOLUTION:-256}")
+read -r -a EXTRA <<< "${EXTRA_ARGS:-}"
+PYTHON=${PYTHON:-python3}
+JOINT=(--set training.objective=panoptic_pointmap --set training.finetune_must3r_encoder=true
+       --set training.finetune_must3r_decoder=true --set training.lr_scales.must3r_encoder=0.2
+       --set training.lr_scales.must3r_decoder=0.2)
+declare -A VARIANTS=(
+  [head]=""
+  [joint]="${JOINT[*]}"
+  [joint6]="${JOINT[*]} --set data.num_views=6 --set data.max_memory_num_views=6"
+)
+ORDER=(head joint joint6)
+run() { "$PYTHON" tests/benchmarks/synthetic_accuracy.py "${DATA[@]}" "${EXTRA[@]}" "$@"; }
+
+run --work "$ROOT/data" --stages generate,preprocess
+for name in "${@:-${ORDER[@]}}"; do
+  [[ -v "VARIANTS[$name]" ]] || { echo "unknown variant $name: ${ORDER[*]}" >&2; exit 2; }
+  work="$ROOT/$name"
+  mkdir -p "$work"
+  for shared in scannetpp pairs store generated.json preprocessed.json; do
+    ln -sfn ../data/$shared "$work/$shared"
+  done
+  read -r -a overrides <<< "${VARIANTS[$name]}"
+  echo "== variant $name: ${overrides[*]:-stage 2 as shipped}"
+  run --work "$work" --recipe scratch --config synthetic_head --stages train,evaluate \
+      --set training.chkpt=shipped:compact_v2_synthetic --set training.batch_size="$BATCH" \
+      --set data.samples_per_epoch=$((STEPS_PER_EPOCH * BATCH)) "${overrides[@]}" \
+      --epochs "$EPOCHS" --train-minutes 60 --postprocess standard_v2 --eval-keyframes all \
+      --eval-train-scenes 8
+done
