@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from flows.parent_death import guarded_command
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFECT_HOME = Path("runs") / "prefect"
@@ -63,7 +65,8 @@ def free_port() -> int:
 
 class LocalServer:
     """`prefect server start` on 127.0.0.1 (or `host`: an address other machines reach, for workers on other
-    hosts) as a child process (own process group, so `stop` ends it and everything it started)."""
+    hosts) as a child process (own process group, so `stop` ends it and everything it started; it also ends
+    when the process that started it dies)."""
 
     def __init__(self, port: int, log_path: Path | None = None, host: str = HOST):
         self.port = port
@@ -84,18 +87,21 @@ class LocalServer:
         }
         env.pop("PREFECT_API_URL", None)
         with open(self.log_path, "ab") as log_file:
+            # Guarded: the server ends with this process even when it is SIGKILLed (flows.parent_death).
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "prefect",
-                    "server",
-                    "start",
-                    "--host",
-                    self.host,
-                    "--port",
-                    str(self.port),
-                ],
+                guarded_command(
+                    [
+                        sys.executable,
+                        "-m",
+                        "prefect",
+                        "server",
+                        "start",
+                        "--host",
+                        self.host,
+                        "--port",
+                        str(self.port),
+                    ]
+                ),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

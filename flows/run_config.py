@@ -27,7 +27,7 @@ MANAGED_KEYS = ("training.output_dir", "data.stores")
 
 def check_overrides(config: str, overrides: Sequence[str]) -> TrainConfig:
     """Resolve the config once (unknown names, keys and bad values raise ValueError) and refuse the keys the
-    launcher sets itself; cheap, so the CLI calls it before starting anything."""
+    launcher sets itself."""
     for item in overrides:
         if item.split("=", 1)[0].strip() in MANAGED_KEYS:
             raise ValueError(
@@ -59,18 +59,44 @@ def resolve_run_config(
     config: str,
     overrides: Sequence[str] = (),
     keep_folder_config: bool = False,
+    world_size: int = 1,
 ) -> TrainConfig:
-    """The config a launch on `run_dir` trains with: `config` + `overrides` + the managed keys. With
-    `keep_folder_config`, a run folder that already holds a config.json keeps it (the overrides apply on top)
-    instead of resolving `config` again."""
+    """The config a launch on `run_dir` trains with: `config` + `overrides` + the managed keys, checked in full
+    for a launch of `world_size` ranks (`check_launchable`). With `keep_folder_config`, a run folder that
+    already holds a config.json keeps it (the overrides apply on top) instead of resolving `config` again."""
     managed = [
         f"data.stores={json.dumps([str(store) for store in stores])}",
         f"training.output_dir={json.dumps(str(run_dir))}",
     ]
     if keep_folder_config and (run_dir / CONFIG_FILE).is_file():
         data = apply_overrides(read_config(run_dir), [*overrides, *managed])
-        return from_dict(TrainConfig, data, where=str(run_dir / CONFIG_FILE))
-    return load_train_config(config, [*overrides, *managed])
+        resolved = from_dict(TrainConfig, data, where=str(run_dir / CONFIG_FILE))
+    else:
+        resolved = load_train_config(config, [*overrides, *managed])
+    check_launchable(resolved, world_size, resuming=find_resume_checkpoint(run_dir) is not None)
+    return resolved
+
+
+def check_launchable(config: TrainConfig, world_size: int, resuming: bool) -> None:
+    """What the typed config cannot check by itself, before any process starts (ValueError naming the key):
+    the model variant is registered, an epoch holds an optimizer step for `world_size` ranks, the stores hold
+    pairs of `data.split`, and the checkpoints to start from exist (unless the run resumes)."""
+    from datasets.training.pair_index import build_pair_index
+    from panst3r_core.engine.loop import steps_per_epoch
+    from panst3r_core.model.variants import VARIANTS
+
+    if config.model.variant not in VARIANTS:
+        raise ValueError(
+            f"model.variant: {config.model.variant!r} is not a model variant; valid: {', '.join(VARIANTS.names())}"
+        )
+    steps_per_epoch(config, world_size)
+    build_pair_index([Path(store) for store in config.data.stores], config.data.split)
+    for key in ("chkpt", "must3r_chkpt"):
+        path = getattr(config.training, key)
+        if path and not resuming and not Path(path).exists():
+            raise FileNotFoundError(
+                f"training.{key}: {path} does not exist; give a checkpoint file or folder"
+            )
 
 
 def write_run_config(run_dir: Path, config: TrainConfig) -> None:
@@ -87,22 +113,32 @@ class RunPlan:
     resume_from: Path | None
 
 
+def run_folder_for(config: str, run_name: str | None, runs_dir: str | Path) -> tuple[str, Path]:
+    """(run name, RUNS/train/<name>); the default name is `<config>-<date>-<time>`."""
+    name = run_name or f"{config_label(config)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"--run-name {name!r}: use a plain folder name (no '/', not starting with '.')")
+    return name, (Path(runs_dir) / TRAIN_DIRNAME / name).resolve()
+
+
 def prepare_run(
     stores: Sequence[str | Path],
     config: str = "synthetic_cpu",
     overrides: Sequence[str] = (),
     run_name: str | None = None,
     runs_dir: str | Path = "runs",
+    world_size: int = 1,
+    write: bool = True,
 ) -> RunPlan:
-    """Check the stores and overrides, choose the run folder (RUNS/train/<name>, default
-    `<config>-<date>-<time>`) and write the resolved config into it."""
+    """Check the stores and settings for a launch of `world_size` ranks, choose the run folder
+    (RUNS/train/<name>, default `<config>-<date>-<time>`) and, with `write`, write the resolved config into it
+    (the launcher holds the folder's lock by then: `flows.run_lock`)."""
     store_paths = existing_stores(stores)
     check_overrides(config, overrides)
-    label = config_label(config)
-    name = run_name or f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not name or "/" in name or name.startswith("."):
-        raise ValueError(f"--run-name {name!r}: use a plain folder name (no '/', not starting with '.')")
-    run_dir = (Path(runs_dir) / TRAIN_DIRNAME / name).resolve()
-    resolved = resolve_run_config(run_dir, store_paths, config, overrides)
-    write_run_config(run_dir, resolved)
-    return RunPlan(name, run_dir, label, resolved, store_paths, find_resume_checkpoint(run_dir))
+    name, run_dir = run_folder_for(config, run_name, runs_dir)
+    resolved = resolve_run_config(run_dir, store_paths, config, overrides, world_size=world_size)
+    if write:
+        write_run_config(run_dir, resolved)
+    return RunPlan(
+        name, run_dir, config_label(config), resolved, store_paths, find_resume_checkpoint(run_dir)
+    )

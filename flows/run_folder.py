@@ -6,7 +6,9 @@ launch's command and environment, and of what other code reads back from a run.
                  checkpoint-last, checkpoint-<epoch>, checkpoint-final   engine format, resumable
                  model-final                 the inference format (`panst3r predict --weights`)
                  result.json                 what the last launch did (rank 0, at its end)
-                 torchrun.log                every output line of every launch
+                 torchrun.log                every output line of every launch (node 0)
+                 torchrun-node<r>.log        the same for node r > 0 of a multi-node run
+                 launch.lock                 held by the running launch, with its pid (launch-node<r>.lock)
                  data_error.json             the damaged store data a launch stopped on (a rank writes it)
                  final_checkpoint.json       where the finished run's checkpoints are (the `train` flow)
 
@@ -30,19 +32,32 @@ from typing import Any
 
 import yaml
 
+from flows.child_session import end_session, run_followed, start_in_session
 from flows.mlflow_names import RUN_ID_ENV, TRACKING_URI_ENV
+from flows.run_lock import hold_run_folder
 
 CONFIG_FILE = "config.json"
 CONFIG_YAML_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 RESULT_FILE = "result.json"
 LOG_FILE = "torchrun.log"
+LOCK_FILE = "launch.lock"
 FINAL_CHECKPOINT_FILE = "final_checkpoint.json"
 DATA_ERROR_FILE = "data_error.json"
 EXPORT_DIRNAME = "model-final"
 WORKER_MODULE = "flows.torchrun_worker"
 TRAINING_RESOLUTIONS_KEY = "training_resolutions"
 """Metadata key of an exported model: the (W, H) resolutions it was trained at."""
+AGENT_MODULE = "flows.torchrun_agent"
+
+# The launch's environment for the processes it starts (torchrun passes it on to every worker).
+LAUNCHER_PID_ENV = "PANST3R_LAUNCHER_PID"
+"""The launcher's pid: torchrun's agent dies with it (flows.torchrun_agent)."""
+AGENT_PID_ENV = "PANST3R_TORCHRUN_PID"
+"""Set by torchrun's agent for its workers, which die with it."""
+NODE_RANK_ENV = "PANST3R_NODE_RANK"
+NNODES_ENV = "PANST3R_NNODES"
+"""This node's rank and the node count: the workers take their global rank from them."""
 
 # NVLink multicast (NVLS) stays off in every launched process: it is not available on the lent machines.
 NCCL_SAFE_ENV = {
@@ -51,7 +66,8 @@ NCCL_SAFE_ENV = {
     "NVSHMEM_DISABLE_NVLS": "1",
 }
 TERMINATE_GRACE_S = 30.0
-"""Seconds between SIGTERM and SIGKILL when a launch runs past its timeout."""
+"""Seconds between SIGTERM and SIGKILL when a launch ends early (timeout, interrupt): torchrun stops its
+workers in that time."""
 _TAIL_LINES = 30
 
 
@@ -178,7 +194,8 @@ def checkpoint_digest(checkpoint: str | Path) -> str:
 
 @dataclass(frozen=True)
 class TorchrunLaunch:
-    """One torchrun launch of the worker on a run folder (single node, `--standalone`)."""
+    """One torchrun launch of the worker on a run folder: on one node (`--standalone`) or as node
+    `node_rank` of `nnodes` (c10d rendezvous at `rdzv_endpoint`, hosted by node 0)."""
 
     run_dir: Path
     """The run folder holding config.json; results, checkpoints and torchrun.log land there."""
@@ -188,19 +205,75 @@ class TorchrunLaunch:
     """Extra environment of every launched process (e.g. the MLflow run the workers log to)."""
     python: str = sys.executable
     """The interpreter whose torchrun runs the worker."""
+    nnodes: int = 1
+    """Nodes of the run, one launch on each; every node runs `nproc_per_node` workers."""
+    node_rank: int = 0
+    """This node's place: node r holds global ranks r * nproc_per_node ...; node 0 (global rank 0) alone
+    writes the run folder's shared files (config, metrics, checkpoints, result, torchrun.log)."""
+    rdzv_endpoint: str | None = None
+    """HOST:PORT of node 0, where it hosts the rendezvous (multi-node only)."""
+    max_restarts: int = 0
+    """How often torchrun restarts every node's workers after a failure (they resume from checkpoint-last)."""
+
+    @property
+    def world_size(self) -> int:
+        return self.nnodes * self.nproc_per_node
+
+    @property
+    def writes_shared_files(self) -> bool:
+        return self.node_rank == 0
+
+    @property
+    def log_name(self) -> str:
+        """Node 0 logs to torchrun.log, node r to torchrun-node<r>.log (several nodes may share a folder)."""
+        return LOG_FILE if self.node_rank == 0 else f"torchrun-node{self.node_rank}.log"
+
+    @property
+    def lock_name(self) -> str:
+        return LOCK_FILE if self.node_rank == 0 else f"launch-node{self.node_rank}.lock"
 
     def validate(self) -> None:
         if self.nproc_per_node < 1:
             raise ValueError(f"--nproc-per-node must be >= 1, got {self.nproc_per_node}")
+        if self.nnodes < 1 or not 0 <= self.node_rank < self.nnodes:
+            raise ValueError(
+                f"--nnodes {self.nnodes} --node-rank {self.node_rank}: need nnodes >= 1 and 0 <= node rank < nnodes"
+            )
+        if self.max_restarts < 0:
+            raise ValueError(f"--max-restarts must be >= 0, got {self.max_restarts}")
+        if self.nnodes == 1 and self.rdzv_endpoint:
+            raise ValueError(
+                "--rdzv-endpoint is for several nodes; give --nnodes N (N > 1) with it, or drop it"
+            )
+        if self.nnodes > 1:
+            check_endpoint(self.rdzv_endpoint)
 
     def command(self) -> list[str]:
-        """`torchrun --standalone --nproc-per-node N -m flows.torchrun_worker --run-dir DIR`."""
+        """`python -m flows.torchrun_agent` (torchrun tied to this process) with `--standalone` on one node,
+        else c10d rendezvous flags, then `-m flows.torchrun_worker --run-dir DIR`."""
         self.validate()
-        launcher = Path(self.python).with_name("torchrun")
-        head = [str(launcher)] if launcher.is_file() else [self.python, "-m", "torch.distributed.run"]
+        if self.nnodes == 1:
+            nodes = ["--standalone"]
+        else:
+            nodes = [
+                "--nnodes",
+                str(self.nnodes),
+                "--rdzv-backend",
+                "c10d",
+                "--rdzv-endpoint",
+                str(self.rdzv_endpoint),
+                "--rdzv-id",
+                self.run_dir.name,
+                "--rdzv-conf",
+                f"is_host={int(self.node_rank == 0)}",
+            ]
         return [
-            *head,
-            "--standalone",
+            self.python,
+            "-m",
+            AGENT_MODULE,
+            *nodes,
+            "--max-restarts",
+            str(self.max_restarts),
             "--nproc-per-node",
             str(self.nproc_per_node),
             "-m",
@@ -211,7 +284,8 @@ class TorchrunLaunch:
 
     def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """`base` (default: this process's) without an inherited MLflow run, plus the NCCL settings, unbuffered
-        output and `env`: the workers log to MLflow only when the launcher says so."""
+        output, this launcher's pid and node, and `env`: the workers log to MLflow only when the launcher
+        says so."""
         environment = {
             key: value
             for key, value in (os.environ if base is None else base).items()
@@ -219,12 +293,30 @@ class TorchrunLaunch:
         }
         environment.update(NCCL_SAFE_ENV)
         environment["PYTHONUNBUFFERED"] = "1"
+        environment[LAUNCHER_PID_ENV] = str(os.getpid())
+        environment[NODE_RANK_ENV] = str(self.node_rank)
+        environment[NNODES_ENV] = str(self.nnodes)
         environment.update(self.env)
         return environment
 
 
+def check_endpoint(endpoint: str | None) -> None:
+    """ValueError unless `endpoint` is HOST:PORT."""
+    host, _, port = (endpoint or "").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(
+            f"--rdzv-endpoint {endpoint!r}: give node 0's HOST:PORT (an address every node reaches and a free "
+            "port), e.g. 10.0.0.1:29400"
+        )
+
+
 class LaunchError(RuntimeError):
-    """torchrun failed, ran past its timeout, or ended without a result.json."""
+    """torchrun failed, ran past its timeout, or ended without a result.json. `retryable`: whether launching
+    again could help (not after a timeout)."""
+
+    def __init__(self, message: str, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class LaunchDataError(ValueError):
@@ -236,23 +328,26 @@ def launch(
     on_line: Callable[[str], None] = print,
     timeout_s: float | None = None,
 ) -> dict[str, Any]:
-    """Run torchrun and return the workers' result.json. Every output line goes to `on_line` (called in this
-    thread) and to torchrun.log as it comes; past `timeout_s` torchrun gets SIGTERM, then SIGKILL, and a
-    LaunchError says so. LaunchError with the last lines when torchrun fails."""
+    """Run torchrun and return the workers' result.json (node 0; other nodes: what they ran). torchrun runs in
+    a session of its own, holding the run folder's lock, with every output line going straight to the
+    node's log and from there to `on_line` (called in this thread); the session ends on any way out of this
+    call, including an interrupt, and torchrun ends with this process even when it is SIGKILLed. Past
+    `timeout_s` torchrun gets SIGTERM, then SIGKILL, and a LaunchError says so; LaunchError with the last
+    lines when torchrun fails; RunFolderBusyError when another launch holds the folder."""
+    spec.validate()
     run_dir = spec.run_dir
-    for stale in (RESULT_FILE, DATA_ERROR_FILE):  # left by an earlier launch, they must not count
-        (run_dir / stale).unlink(missing_ok=True)
-    tail: deque[str] = deque(maxlen=_TAIL_LINES)
-    with open(run_dir / LOG_FILE, "a") as log_file:
-        process = subprocess.Popen(
-            spec.command(),
-            env=spec.environment(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            bufsize=1,
-        )
+    with hold_run_folder(run_dir, spec.lock_name) as lock_fd:
+        if spec.writes_shared_files:  # left by an earlier launch, they must not count
+            for stale in (RESULT_FILE, DATA_ERROR_FILE):
+                (run_dir / stale).unlink(missing_ok=True)
+        log = run_dir / spec.log_name
+        tail: deque[str] = deque(maxlen=_TAIL_LINES)
+
+        def forward(line: str) -> None:
+            tail.append(line)
+            on_line(line)
+
+        process, offset = start_in_session(spec.command(), spec.environment(), log, pass_fds=(lock_fd,))
         # A timer, not a read timeout: a silent hang must end too, and lines stay in the caller's thread.
         timed_out = threading.Event()
         timer = threading.Timer(timeout_s, _stop, (process, timed_out)) if timeout_s is not None else None
@@ -260,51 +355,37 @@ def launch(
             timer.daemon = True
             timer.start()
         try:
-            assert process.stdout is not None
-            for raw in process.stdout:
-                log_file.write(raw)
-                log_file.flush()
-                line = raw.rstrip("\n")
-                tail.append(line)
-                on_line(line)
-            code = process.wait()
+            code = run_followed(process, log, offset, forward, TERMINATE_GRACE_S)
         finally:
             if timer is not None:
                 timer.cancel()
-            if process.poll() is None:  # `on_line` raised or this thread was interrupted
-                _end(process)
-    return _launch_outcome(run_dir, code, timed_out.is_set(), timeout_s, tail)
+    return _launch_outcome(spec, code, timed_out.is_set(), timeout_s, tail)
 
 
 def _stop(process: subprocess.Popen, timed_out: threading.Event) -> None:
     timed_out.set()
-    _end(process)
-
-
-def _end(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=TERMINATE_GRACE_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    end_session(process, TERMINATE_GRACE_S)
 
 
 def _launch_outcome(
-    run_dir: Path, code: int, timed_out: bool, timeout_s: float | None, tail: deque[str]
+    spec: TorchrunLaunch, code: int, timed_out: bool, timeout_s: float | None, tail: deque[str]
 ) -> dict[str, Any]:
-    log = run_dir / LOG_FILE
+    log = spec.run_dir / spec.log_name
     if timed_out:
         raise LaunchError(
-            f"torchrun ran past its {timeout_s:.0f} s timeout and was stopped (full log: {log})"
+            f"torchrun ran past its {timeout_s:.0f} s timeout and was stopped (full log: {log})",
+            retryable=False,
         )
-    data_error = read_data_error(run_dir)
+    data_error = read_data_error(spec.run_dir)
     if code != 0 and data_error is not None:
         raise LaunchDataError(data_error)
     if code != 0:
         raise LaunchError(
             f"torchrun exited with code {code} (full log: {log}); last lines:\n" + "\n".join(tail)
         )
-    result = read_result(run_dir)
+    if not spec.writes_shared_files:
+        return {"node_rank": spec.node_rank, "nnodes": spec.nnodes, "world_size": spec.world_size}
+    result = read_result(spec.run_dir)
     if result is None:
-        raise LaunchError(f"torchrun finished but wrote no {run_dir / RESULT_FILE}; see {log}")
+        raise LaunchError(f"torchrun finished but wrote no {spec.run_dir / RESULT_FILE}; see {log}")
     return result

@@ -1,7 +1,8 @@
 """The process torchrun starts on every rank: `python -m flows.torchrun_worker --run-dir DIR`.
 
 Reads the resolved config (`DIR/config.json`, written by the `train` flow or a benchmark), joins the process
-group (gloo on the CPU, nccl on GPUs, `env://` from torchrun), builds the store dataset, the model and the
+group (gloo on the CPU, nccl on GPUs, `env://` from torchrun; with several ranks, rank 0 reads the config and
+the others take it from rank 0, see `flows.worker_group`), builds the store dataset, the model and the
 loss, and runs the engine's loop, which auto-resumes from `DIR/checkpoint-last`. Rank 0 writes every logged loss term and the
 learning rate to `DIR/metrics.jsonl` and, when the launcher set MLFLOW_RUN_ID and MLFLOW_TRACKING_URI, to that
 MLflow run; every rank logs its own throughput there. At the end rank 0 exports the trained model in the
@@ -9,8 +10,10 @@ inference checkpoint format (`DIR/model-final`, loadable by `panst3r predict`/ev
 A launch stopped by `training.time_budget_s` writes result.json with `finished: false` and no export; the
 next launch resumes from `DIR/checkpoint-last`.
 
-Imports no Prefect (an import-linter contract), and MLflow only when the launcher handed it a run: it runs
-under torchrun, not inside a flow, also on machines without either. Run-folder names: `flows.run_folder`.
+Under torchrun's agent (`flows.torchrun_agent`) the worker dies with it (SIGKILL on the agent's death), so no
+worker outlives its launch. Imports no Prefect (an import-linter contract), and MLflow only when the launcher
+handed it a run: it runs under torchrun, not inside a flow, also on machines without either. Run-folder
+names: `flows.run_folder`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,8 +34,10 @@ from datasets.store.integrity import CorruptSceneError
 from datasets.training.collate import collate_views
 from datasets.training.color_jitter import ColorJitter
 from datasets.training.dataset import StoreViewDataset
-from flows import mlflow_names
+from flows import mlflow_names, worker_group
+from flows.parent_death import die_with_parent
 from flows.run_folder import (
+    AGENT_PID_ENV,
     CONFIG_FILE,
     EXPORT_DIRNAME,
     METRICS_FILE,
@@ -65,9 +71,9 @@ def class_embeddings(names: list[str], embedder: str) -> torch.Tensor:
     return TextEncoder(kind=embedder)(names)
 
 
-def init_distributed(config: TrainConfig, device_kind: str) -> tuple[int, int, torch.device]:
-    """(rank, world size, device); joins the process group when torchrun started several ranks (or the
-    config asks for it)."""
+def init_distributed(join: bool, device_kind: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); joins the process group when torchrun started several ranks (or `join`:
+    the config asks for it)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -77,7 +83,7 @@ def init_distributed(config: TrainConfig, device_kind: str) -> tuple[int, int, t
         device = torch.device("cuda", local_rank)
     else:
         device = torch.device("cpu")
-    if world > 1 or config.training.distributed:
+    if world > 1 or join:
         if "MASTER_ADDR" not in os.environ:
             raise ValueError(
                 "training.distributed is true but no torchrun environment (MASTER_ADDR) is set; launch with "
@@ -85,6 +91,23 @@ def init_distributed(config: TrainConfig, device_kind: str) -> tuple[int, int, t
             )
         dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method="env://")
     return rank, world, device
+
+
+def join_run(run_dir: Path, device_kind: str) -> tuple[TrainConfig, int, int, torch.device]:
+    """(config, rank, world size, device). Several ranks take their rank from their node
+    (`flows.worker_group`), join the process group, take rank 0's config and agree on the resume point; a
+    single process reads the config itself."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        config = read_run_config(run_dir)
+        return (config, *init_distributed(config.training.distributed, device_kind))
+    worker_group.assign_node_rank()
+    rank, world, device = init_distributed(True, device_kind)
+    config = from_dict(
+        TrainConfig, worker_group.shared_config(run_dir, rank), where=str(run_dir / CONFIG_FILE)
+    )
+    if config.training.resume:
+        worker_group.check_same_resume_point(config.training.output_dir, world)
+    return config, rank, world, device
 
 
 def build_dataset(config: TrainConfig) -> StoreViewDataset:
@@ -139,8 +162,7 @@ def export_model(model: torch.nn.Module, run_dir: Path, config: TrainConfig, dat
 
 
 def run(run_dir: Path, device_kind: str = "auto") -> dict[str, Any] | None:
-    config = read_run_config(run_dir)
-    rank, world, device = init_distributed(config, device_kind)
+    config, rank, world, device = join_run(run_dir, device_kind)
     for handler in logging.getLogger().handlers:  # the rank in every line: ranks share one output stream
         handler.setFormatter(logging.Formatter(f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s"))
     from panst3r_core.model.variants import build_model
@@ -227,6 +249,9 @@ def main(argv: list[str] | None = None) -> None:
         "--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when available"
     )
     args = parser.parse_args(argv)
+    agent = os.environ.get(AGENT_PID_ENV)
+    if agent and agent.isdigit():  # under torchrun's agent: never outlive it, even when it is SIGKILLed
+        die_with_parent(int(agent), signal.SIGKILL)
     for key, value in NCCL_SAFE_ENV.items():
         os.environ.setdefault(key, value)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

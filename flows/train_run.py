@@ -55,14 +55,17 @@ def start_mlflow_run(
     tracking_uri: str | None,
     runs_dir: str | Path,
     nproc_per_node: int,
+    nnodes: int = 1,
 ) -> MlflowRun:
-    """Create the MLflow run: every config value as a param; store, code and launch facts as tags."""
+    """Create the MLflow run: every config value as a param; store, code and launch facts as tags. Runs of
+    the same folder still marked RUNNING were orphaned (the caller holds the folder's lock): marked KILLED."""
     from mlflow.tracking import MlflowClient
 
     uri = tracking_uri or default_tracking_uri(runs_dir)
     client = MlflowClient(tracking_uri=uri)
     artifact_root = Path(runs_dir) / ARTIFACTS_DIRNAME if uri.startswith("sqlite:") else None
     experiment_id = ensure_experiment(client, experiment, artifact_root)
+    close_orphaned_runs(client, experiment_id, plan.run_dir)
     fingerprint = stores_fingerprint(plan.stores)
     tags = {
         names.RUN_NAME_TAG: plan.run_name,
@@ -81,15 +84,26 @@ def start_mlflow_run(
     run = client.create_run(experiment_id, tags=tags, run_name=plan.run_name)
     params = flatten(config_to_dict(plan.config))
     params[names.LAUNCH_NPROC_PARAM] = str(nproc_per_node)
+    params[names.LAUNCH_NNODES_PARAM] = str(nnodes)
     params[names.LAUNCH_CONFIG_PARAM] = plan.config_name
     log_params(client, run.info.run_id, params)
     return MlflowRun(uri, experiment_id, run.info.run_id)
 
 
+def close_orphaned_runs(client, experiment_id: str, run_dir: Path) -> None:
+    """Mark KILLED the runs of `run_dir` still RUNNING: launchers killed before they could say how they ended
+    (normally torchrun's agent marks them, `flows.torchrun_agent`; not when it was killed at once too)."""
+    running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'")
+    for run in running:
+        if run.data.tags.get(names.RUN_DIR_TAG) == str(run_dir):
+            client.set_terminated(run.info.run_id, status="KILLED")
+
+
 def finish_mlflow_run(
-    tracking: MlflowRun, plan: RunPlan, result: dict[str, Any] | None, failed: bool
+    tracking: MlflowRun, plan: RunPlan, result: dict[str, Any] | None, status: str = "FINISHED"
 ) -> None:
-    """Artifacts (resolved config, final checkpoint paths, run result) and the run status."""
+    """Artifacts (resolved config, final checkpoint paths, run result) and the run's status: FINISHED,
+    FAILED, or KILLED (interrupted)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking.tracking_uri)
@@ -103,4 +117,4 @@ def finish_mlflow_run(
         pointer = plan.run_dir / FINAL_CHECKPOINT_FILE
         pointer.write_text(json.dumps(result, indent=2) + "\n")
         client.log_artifact(tracking.run_id, str(pointer), artifact_path="checkpoint")
-    client.set_terminated(tracking.run_id, status="FAILED" if failed else "FINISHED")
+    client.set_terminated(tracking.run_id, status=status)

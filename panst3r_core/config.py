@@ -26,6 +26,12 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        options = [arg for arg in args if arg is not type(None)]
+        if len(options) == 1:  # `X | None`: X's own message, naming the key
+            try:
+                return _coerce(value, options[0], where)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{exc} (or null)" if len(args) > 1 else str(exc)) from None
         errors = []
         for arg in args:
             if arg is type(None):
@@ -62,18 +68,27 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             return value.lower() in ("true", "1", "yes")
         raise ValueError(f"{where}: expected true/false, got {value!r}")
     if annotation is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        if isinstance(value, float) and not value.is_integer():
             raise ValueError(f"{where}: expected an integer, got {value!r}")
-        return int(value)
+        return _number(value, int, where, "an integer")
     if annotation is float:
-        if isinstance(value, bool):
-            raise ValueError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        return _number(value, float, where, "a number")
     if annotation is str:
         if not isinstance(value, str):
             raise ValueError(f"{where}: expected a string, got {value!r}")
         return value
     return value
+
+
+def _number(value: Any, kind: type, where: str, expected: str) -> Any:
+    """`kind(value)` for numbers and numeric strings; ValueError naming `where` for anything else (a bool, a
+    list, 'abc')."""
+    if not isinstance(value, bool) and isinstance(value, (int, float, str)):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{where}: expected {expected}, got {value!r}")
 
 
 def from_dict(cls: type[C], data: dict[str, Any], where: str = "config") -> C:

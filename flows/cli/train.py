@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
 from flows.cli._common import (
     add_overrides_argument,
@@ -45,39 +47,118 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tracking-uri", default=None, help="MLflow tracking URI (default sqlite RUNS/mlflow.db)"
     )
+    add_node_arguments(parser)
     add_prefect_port_argument(parser)
     add_overrides_argument(parser)
+
+
+def add_node_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nnodes", type=int, default=1, help="nodes of the run, one `panst3r train` on each (default 1)"
+    )
+    parser.add_argument(
+        "--node-rank",
+        type=int,
+        default=0,
+        help="this node's rank, 0..nnodes-1; node 0 records the run (MLflow, config, checkpoints, results)",
+    )
+    parser.add_argument(
+        "--rdzv-endpoint",
+        default=None,
+        help="HOST:PORT of node 0 (reachable from every node, a free port): its c10d rendezvous (nnodes > 1)",
+    )
+    parser.add_argument(
+        "--max-restarts",
+        type=int,
+        default=0,
+        help="torchrun restarts of every node's workers after a failure, resuming from checkpoint-last",
+    )
+
+
+def check_before_starting(args: argparse.Namespace) -> str:
+    """Everything that can be refused before a Prefect server or torchrun starts: the stores, every setting
+    (types, model variant, resolutions, data of the split, steps per epoch for the world size), the node
+    flags and a run folder held by another launch. Returns the run name (the default one is fixed here)."""
+    from flows.run_config import prepare_run, run_folder_for
+    from flows.run_folder import TorchrunLaunch
+    from flows.run_lock import check_run_folder_free
+
+    for store in args.store:
+        require_store(store)
+    check_override_syntax(args.overrides)
+    run_name = args.run_name
+    if args.reuse and not run_name:
+        from flows.train_reuse import reuse_run_name
+
+        run_name = reuse_run_name(args.store, args.config, args.overrides, args.nproc_per_node * args.nnodes)
+    if args.nnodes > 1 and not run_name:
+        raise ValueError("--run-name: a multi-node run needs the same --run-name on every node")
+    name, run_dir = run_folder_for(args.config, run_name, args.runs_dir)
+    spec = TorchrunLaunch(run_dir, args.nproc_per_node, **node_fields(args))
+    spec.validate()
+    check_run_folder_free(run_dir, spec.lock_name)
+    prepare_run(args.store, args.config, args.overrides, name, args.runs_dir, spec.world_size, write=False)
+    return name
+
+
+def node_fields(args: argparse.Namespace) -> dict:
+    return {
+        "nnodes": args.nnodes,
+        "node_rank": args.node_rank,
+        "rdzv_endpoint": args.rdzv_endpoint,
+        "max_restarts": args.max_restarts,
+    }
+
+
+class _HideInterruptCrashes(logging.Filter):
+    """Prefect reports an interrupted (Ctrl-C, SIGTERM) flow and task run as crashes, in four lines; `run`
+    says it in one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Execution was aborted by a" not in record.getMessage()
 
 
 def run(args: argparse.Namespace) -> int:
     from flows.prefect_env import prefect_api
 
-    for store in args.store:
-        require_store(store)
-    check_override_syntax(args.overrides)
-    from flows.run_config import check_overrides
-
-    check_overrides(args.config, args.overrides)  # fail on a bad key before starting Prefect
+    name = check_before_starting(args)
     prepare_prefect()
-    with prefect_api(port=args.prefect_port):
-        from flows.train import train  # imports prefect: after the env is set
+    for logger_name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(logger_name).addFilter(_HideInterruptCrashes())
+    try:
+        with prefect_api(port=args.prefect_port):
+            from flows.train import train  # imports prefect: after the env is set
 
-        summary = train(
-            store=args.store,
-            config=args.config,
-            overrides=list(args.overrides),
-            nproc_per_node=args.nproc_per_node,
-            run_name=args.run_name,
-            experiment=args.experiment,
-            tracking_uri=args.tracking_uri,
-            runs_dir=args.runs_dir,
-            reuse=args.reuse,
+            summary = train(
+                store=args.store,
+                config=args.config,
+                overrides=list(args.overrides),
+                nproc_per_node=args.nproc_per_node,
+                run_name=name,
+                experiment=args.experiment,
+                tracking_uri=args.tracking_uri,
+                runs_dir=args.runs_dir,
+                reuse=args.reuse,
+                **node_fields(args),
+            )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: torchrun and its workers were stopped, the MLflow run is marked KILLED; "
+            f"`panst3r train --run-name {name} ...` resumes from the last checkpoint",
+            file=sys.stderr,
         )
+        return 130
     print_summary(summary)
     return 0
 
 
 def print_summary(summary: dict) -> None:
+    if summary.get("mlflow_run_id") is None and "node_rank" in summary:
+        print(
+            f"node {summary['node_rank']} of {summary['nnodes']} done for run {summary['run_name']}; node 0 "
+            "holds its checkpoints, metrics, model and MLflow run"
+        )
+        return
     uri = summary.get("tracking_uri") or ""
     lines = [
         f"run          {summary['run_name']}  ({summary['run_dir']})",

@@ -56,12 +56,15 @@ class DataConfig:
                 f"data: need 1 <= min_memory_num_views ({self.min_memory_num_views}) <= max_memory_num_views "
                 f"({self.max_memory_num_views})"
             )
+        if self.num_views < 1:
+            raise ValueError(f"data.num_views: must be >= 1, got {self.num_views}")
         if not self.resolutions:
             raise ValueError("data.resolutions: give at least one [W, H] pair")
         for width, height in self.resolutions:
-            if width % 16 or height % 16:
+            if width < 16 or height < 16 or width % 16 or height % 16 or height > width:
                 raise ValueError(
-                    f"data.resolutions: {width}x{height} is not a multiple of 16 (the patch size)"
+                    f"data.resolutions: {width}x{height} must be a landscape [W, H] (W >= H: portrait views are "
+                    "turned landscape), each side a positive multiple of 16 (the patch size), e.g. [[512, 384]]"
                 )
 
 
@@ -150,6 +153,13 @@ class TrainingConfig:
         for name in ("batch_size", "accum_iter", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"training.{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("num_workers", "print_freq", "keep_freq", "checkpoint_every_steps", "warmup_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"training.{name}: must be >= 0, got {getattr(self, name)}")
+        if (self.lr is not None and self.lr <= 0) or self.blr <= 0:
+            raise ValueError(f"training.lr / blr: must be > 0, got lr {self.lr}, blr {self.blr}")
+        if not all(0 <= beta < 1 for beta in self.betas):
+            raise ValueError(f"training.betas: each must be in [0, 1), got {list(self.betas)}")
         for key, scale in self.lr_scales.items():
             if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0:
                 raise ValueError(f"training.lr_scales.{key}: must be a number > 0, got {scale!r}")
