@@ -120,6 +120,7 @@ class _HideInterruptCrashes(logging.Filter):
 
 def run(args: argparse.Namespace) -> int:
     from flows.prefect_env import prefect_api
+    from flows.run_folder import LaunchError
 
     name = check_before_starting(args)
     prepare_prefect()
@@ -148,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    except LaunchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print_summary(summary)
     return 0
 

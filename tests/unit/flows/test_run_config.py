@@ -12,7 +12,9 @@ from flows.run_config import prepare_run, resolve_run_config, write_run_config
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    return write_toy_store(tmp_path_factory.mktemp("store") / "s", scenes=1, frames=3, image_size=(64, 48))
+    return write_toy_store(
+        tmp_path_factory.mktemp("store") / "s", scenes=1, frames=3, image_size=(64, 48), split="train"
+    )
 
 
 def test_prepare_run_writes_the_resolved_config(store, tmp_path):
@@ -50,3 +52,32 @@ def test_a_kept_folder_config_takes_later_overrides_on_top(store, tmp_path):
     assert kept.training.output_dir == str(run) and kept.data.stores == [str(store)]
     fresh = resolve_run_config(run, [store], "synthetic_cpu", [])
     assert fresh.training.seed != 11
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("model.variant=huge", "model.variant: 'huge' is not a model variant; valid: .*tiny_v2"),
+        ("data.resolutions=[[0,0]]", "data.resolutions: 0x0 must be a landscape"),
+        ("data.resolutions=[[48,64]]", "W >= H"),
+        ("training.batch_size=[1]", "training.batch_size: expected an integer, got \\[1\\]"),
+        ("training.epochs=abc", "training.epochs: expected an integer, got 'abc'"),
+        ("training.lr=-1", "training.lr"),
+        ("data.split=val", "no training pairs .* for split 'val'"),
+        ("data.samples_per_epoch=2", "data.samples_per_epoch \\(2\\) is too small .* x 2 rank"),
+    ],
+)
+def test_settings_are_checked_in_full_before_anything_is_written(store, tmp_path, override, message):
+    with pytest.raises(ValueError, match=message):
+        prepare_run([store], "synthetic_cpu", [override], "bad", tmp_path, world_size=2)
+    assert not (tmp_path / "train" / "bad").exists()
+
+
+def test_a_missing_initial_checkpoint_is_refused_unless_the_run_resumes(store, tmp_path):
+    with pytest.raises(FileNotFoundError, match="training.chkpt: .*nope.pth does not exist"):
+        prepare_run([store], "synthetic_cpu", [f"training.chkpt={tmp_path / 'nope.pth'}"], "c", tmp_path)
+
+
+def test_without_write_the_plan_is_checked_but_nothing_is_written(store, tmp_path):
+    plan = prepare_run([store], "synthetic_cpu", [], "dry", tmp_path, write=False)
+    assert plan.run_name == "dry" and not plan.run_dir.exists()
