@@ -1,9 +1,10 @@
 """torchrun itself, as the training launcher's child: `python -m flows.torchrun_agent TORCHRUN-ARGS`.
 
-The agent first ties its life to the launcher (`flows.parent_death`: SIGTERM when the launcher ends, even by
-SIGKILL), then runs torchrun's own main in this process; torchrun answers SIGTERM by stopping its workers, and
-each worker ties its life to this process in turn (SIGKILL when torchrun is gone). When the launcher died
-without cleaning up, nobody else is left to close the MLflow run it opened: the agent marks it KILLED.
+The agent first ties its life to the launcher (`flows.parent_death`: SIGHUP when the launcher ends, even by
+SIGKILL), then runs torchrun's own main in this process; torchrun answers SIGTERM (a live launcher stopping
+it) and that SIGHUP alike by stopping its workers, and each worker ties its life to this process in turn
+(SIGKILL when torchrun is gone). When the launcher died without cleaning up, nobody else is left to close the
+MLflow run it opened: the agent marks it KILLED.
 
 Imports no Prefect (an import-linter contract) and MLflow only on that path, only when the launcher handed it
 a run: it also runs on machines without either.
@@ -11,15 +12,12 @@ a run: it also runs on machines without either.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
 
 from flows.parent_death import die_with_parent
 from flows.run_folder import AGENT_PID_ENV, LAUNCHER_PID_ENV
-
-log = logging.getLogger("flows.torchrun_agent")
 
 
 def close_orphaned_mlflow_run() -> None:
@@ -39,20 +37,40 @@ def close_orphaned_mlflow_run() -> None:
         print(f"torchrun agent: could not mark the MLflow run KILLED: {exc}", flush=True)
 
 
+LAUNCHER_GONE = signal.SIGHUP
+"""The agent's parent-death signal: distinct from the SIGTERM/SIGINT a live launcher stops it with. The kernel
+may send it once per exiting thread of the launcher, so it is handled once and then ignored."""
+_launcher_gone = False
+
+
+def _on_launcher_gone(signum, frame) -> None:
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    global _launcher_gone
+    signal.signal(LAUNCHER_GONE, signal.SIG_IGN)
+    _launcher_gone = True
+    # torchrun's own answer to a death signal: stop the workers with SIGTERM, then leave.
+    raise SignalException(f"Process {os.getpid()}: the launcher is gone", sigval=signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> None:
     launcher = os.environ.get(LAUNCHER_PID_ENV)
     launcher_pid = int(launcher) if launcher and launcher.isdigit() else None
-    die_with_parent(launcher_pid, signal.SIGTERM)
     os.environ[AGENT_PID_ENV] = str(os.getpid())
+    # torchrun handles the stop signals of a live launcher; the parent-death signal is this module's.
+    torchrun_args = ["--signals-to-handle", "SIGTERM,SIGINT,SIGQUIT", *(sys.argv[1:] if argv is None else argv)]
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.run import main as torchrun_main
 
     try:
-        torchrun_main(sys.argv[1:] if argv is None else argv)
+        signal.signal(LAUNCHER_GONE, _on_launcher_gone)
+        die_with_parent(launcher_pid, LAUNCHER_GONE)
+        torchrun_main(torchrun_args)
     except SignalException as exc:
-        if launcher_pid is not None and os.getppid() != launcher_pid:
+        if _launcher_gone:
             close_orphaned_mlflow_run()
-        print(f"torchrun agent: stopped by {exc.sigval.name}; its workers were stopped", flush=True)
+        why = "its launcher is gone" if _launcher_gone else f"stopped by {exc.sigval.name}"
+        print(f"torchrun agent: {why}; its workers were stopped", flush=True)
         sys.exit(128 + int(exc.sigval))
 
 
