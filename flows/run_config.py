@@ -84,6 +84,7 @@ def check_launchable(config: TrainConfig, world_size: int, resuming: bool) -> No
     from datasets.training.pair_index import build_pair_index
     from panst3r_core.engine.loop import steps_per_epoch
     from panst3r_core.model.variants import VARIANTS
+    from panst3r_core.pretrained import resolve_weights
 
     if config.model.variant not in VARIANTS:
         raise ValueError(
@@ -92,10 +93,16 @@ def check_launchable(config: TrainConfig, world_size: int, resuming: bool) -> No
     steps_per_epoch(config, world_size)
     build_pair_index([Path(store) for store in config.data.stores], config.data.split)
     for key in ("chkpt", "must3r_chkpt"):
-        path = getattr(config.training, key)
-        if path and not resuming and not Path(path).exists():
+        weights = getattr(config.training, key)
+        if not weights or resuming:
+            continue
+        try:
+            path = resolve_weights(weights)  # `shipped:NAME` -> the shipped model's folder
+        except (ValueError, FileNotFoundError) as exc:
+            raise type(exc)(f"training.{key}: {exc}") from None
+        if not path.exists():
             raise FileNotFoundError(
-                f"training.{key}: {path} does not exist; give a checkpoint file or folder"
+                f"training.{key}: {path} does not exist; give a checkpoint file or folder, or shipped:NAME"
             )
 
 

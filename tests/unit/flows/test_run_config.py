@@ -73,9 +73,13 @@ def test_settings_are_checked_in_full_before_anything_is_written(store, tmp_path
     assert not (tmp_path / "train" / "bad").exists()
 
 
-def test_a_missing_initial_checkpoint_is_refused_unless_the_run_resumes(store, tmp_path):
+def test_a_missing_initial_checkpoint_is_refused_and_a_shipped_one_is_found(store, tmp_path):
     with pytest.raises(FileNotFoundError, match="training.chkpt: .*nope.pth does not exist"):
         prepare_run([store], "synthetic_cpu", [f"training.chkpt={tmp_path / 'nope.pth'}"], "c", tmp_path)
+    with pytest.raises(FileNotFoundError, match="training.must3r_chkpt: no shipped model 'nope'"):
+        prepare_run([store], "synthetic_cpu", ["training.must3r_chkpt=shipped:nope"], "c", tmp_path)
+    plan = prepare_run([store], "synthetic_finetune_cpu", [], "c", tmp_path, write=False)
+    assert plan.config.training.chkpt.startswith("shipped:")
 
 
 def test_without_write_the_plan_is_checked_but_nothing_is_written(store, tmp_path):
