@@ -58,7 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     launcher_pid = int(launcher) if launcher and launcher.isdigit() else None
     os.environ[AGENT_PID_ENV] = str(os.getpid())
     # torchrun handles the stop signals of a live launcher; the parent-death signal is this module's.
-    torchrun_args = ["--signals-to-handle", "SIGTERM,SIGINT,SIGQUIT", *(sys.argv[1:] if argv is None else argv)]
+    torchrun_args = [
+        "--signals-to-handle",
+        "SIGTERM,SIGINT,SIGQUIT",
+        *(sys.argv[1:] if argv is None else argv),
+    ]
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.run import main as torchrun_main
 
