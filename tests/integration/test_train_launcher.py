@@ -12,38 +12,26 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _preprocess_support import REPO, cli_command, cli_env
+from _preprocess_support import REPO, cli_env
 from _process_tree import descendants, start_foreground, wait_gone, wait_until
+from _train_support import toy_train_store
+from _train_support import train_command as train_run_command
 from mlflow.tracking import MlflowClient
-from toy_store import write_toy_store
 
 pytestmark = pytest.mark.slow
 
 EXPERIMENT = "launcher-test"
-# Tiny steps (64x48 views, 4 optimizer steps per epoch) and many epochs: the run is still going when signalled.
-OVERRIDES = [
-    "data.samples_per_epoch=8",
-    "data.resolutions=[[64,48]]",
-    "data.split=null",
-    "criterion.num_points=64",
-    "training.num_workers=0",
-    "training.print_freq=1",
-]
-LONG = "training.epochs=500"
+# 4 optimizer steps per epoch of one rank, many epochs: the run is still going when signalled.
+LONG = ["training.epochs=500"]
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    return write_toy_store(
-        tmp_path_factory.mktemp("launcher_store") / "s", scenes=2, frames=4, image_size=(96, 72)
-    )
+    return toy_train_store(tmp_path_factory, "launcher_store")
 
 
 def train_command(store: Path, runs: Path, name: str, *extra: str) -> list[str]:
-    return cli_command(
-        "train", "--store", str(store), "--runs-dir", str(runs), "--run-name", name, "--experiment", EXPERIMENT,
-        *extra, *OVERRIDES,
-    )  # fmt: skip
+    return train_run_command(store, runs, name, EXPERIMENT, "data.samples_per_epoch=8", *extra)
 
 
 def wait_for_step(log: Path, step: int, launcher: subprocess.Popen, output: Path) -> None:
@@ -84,7 +72,7 @@ def test_sigkill_of_the_launcher_leaves_no_process_loses_no_line_and_an_immediat
     env = {key: value for key, value in cli_env(*prefect_server).items() if key != "PREFECT_API_URL"}
     output = tmp_path / "launcher.out"
     command = train_command(
-        store, runs, "killed", "--nproc-per-node", "2", "--prefect-port", str(free_port()), LONG
+        store, runs, "killed", "--nproc-per-node", "2", "--prefect-port", str(free_port()), *LONG
     )
     launcher = start_foreground(command, env, output, REPO)
     log = run_dir / "torchrun.log"
@@ -127,7 +115,7 @@ def test_ctrl_c_stops_training_once_with_one_line_and_a_second_launcher_is_refus
     runs, run_dir = tmp_path / "runs", tmp_path / "runs" / "train" / "interrupted"
     env = cli_env(*prefect_server)
     output = tmp_path / "launcher.out"
-    launcher = start_foreground(train_command(store, runs, "interrupted", LONG), env, output, REPO)
+    launcher = start_foreground(train_command(store, runs, "interrupted", *LONG), env, output, REPO)
     wait_for_step(run_dir / "torchrun.log", 2, launcher, output)
     tree = training_processes(launcher)
 
@@ -164,7 +152,7 @@ def test_sigterm_of_the_launcher_ends_its_tree_and_marks_the_run_killed(store, p
     runs, run_dir = tmp_path / "runs", tmp_path / "runs" / "train" / "terminated"
     output = tmp_path / "launcher.out"
     launcher = start_foreground(
-        train_command(store, runs, "terminated", LONG), cli_env(*prefect_server), output, REPO
+        train_command(store, runs, "terminated", *LONG), cli_env(*prefect_server), output, REPO
     )
     wait_for_step(run_dir / "torchrun.log", 2, launcher, output)
     tree = training_processes(launcher)

@@ -11,38 +11,25 @@ from pathlib import Path
 
 import pytest
 import torch
-from _preprocess_support import REPO, cli_command, cli_env
+from _preprocess_support import REPO, cli_env
+from _train_support import toy_train_store, train_command
 from mlflow.tracking import MlflowClient
 from safetensors.torch import load_file
-from toy_store import write_toy_store
 
 pytestmark = pytest.mark.slow
 
 EXPERIMENT = "multi-node-test"
 # 16 samples per epoch of 2 per rank on 2 ranks: 4 optimizer steps in the run's one epoch.
-OVERRIDES = [
-    "data.samples_per_epoch=16",
-    "data.resolutions=[[64,48]]",
-    "data.split=null",
-    "criterion.num_points=64",
-    "training.num_workers=0",
-    "training.print_freq=1",
-    "training.epochs=1",
-]
+ONE_EPOCH = ["data.samples_per_epoch=16", "training.epochs=1"]
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    return write_toy_store(
-        tmp_path_factory.mktemp("multi_node_store") / "s", scenes=2, frames=4, image_size=(96, 72)
-    )
+    return toy_train_store(tmp_path_factory, "multi_node_store")
 
 
 def train(store: Path, runs: Path, name: str, *extra: str) -> list[str]:
-    return cli_command(
-        "train", "--store", str(store), "--runs-dir", str(runs), "--run-name", name, "--experiment", EXPERIMENT,
-        *extra, *OVERRIDES,
-    )  # fmt: skip
+    return train_command(store, runs, name, EXPERIMENT, *ONE_EPOCH, *extra)
 
 
 def two_nodes(env, store: Path, runs: tuple[Path, Path], *extra: str) -> list[subprocess.CompletedProcess]:
