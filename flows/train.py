@@ -87,12 +87,9 @@ def train(
         raise ValueError("--run-name: a multi-node run needs the same --run-name on every node")
     if reuse:
         run_name = run_name or reuse_run_name(stores, config, list(overrides or []), nproc_per_node * nnodes)
-        previous = finished_result(runs_path / TRAIN_DIRNAME / run_name)
-        if previous is not None:
-            logger.info(
-                "reusing run %s: it trained on the same store content with the same settings", run_name
-            )
-            return {"run_name": run_name, "run_dir": str(runs_path / TRAIN_DIRNAME / run_name), "reused": True, **previous}  # fmt: skip
+        reused = _reused_run(runs_path / TRAIN_DIRNAME / run_name)
+        if reused is not None:
+            return reused
     name, run_dir = run_folder_for(config, run_name, runs_path)
     spec = TorchrunLaunch(run_dir, nproc_per_node, **nodes)
     spec.validate()
@@ -109,9 +106,7 @@ def train(
             write=spec.writes_shared_files,
         )
         if not spec.writes_shared_files:
-            logger.info("node %d of %d for run %s (%s)", node_rank, nnodes, plan.run_name, plan.run_dir)
-            result = torchrun_task.with_options(retries=0)(str(run_dir), nproc_per_node, None, nodes)
-            return {"run_name": plan.run_name, "run_dir": str(plan.run_dir), "mlflow_run_id": None, **result}
+            return _join_as_node(plan, nproc_per_node, nodes)
         logger.info(
             "run %s in %s (%s); %s",
             plan.run_name,
@@ -135,6 +130,26 @@ def train(
     }
     logger.info("training done: %s", summary)
     return summary
+
+
+def _reused_run(run_dir: Path) -> dict[str, Any] | None:
+    """The summary of a finished run in `run_dir` (same store content and settings), else None."""
+    previous = finished_result(run_dir)
+    if previous is None:
+        return None
+    get_run_logger().info(
+        "reusing run %s: it trained on the same store content with the same settings", run_dir.name
+    )
+    return {"run_name": run_dir.name, "run_dir": str(run_dir), "reused": True, **previous}
+
+
+def _join_as_node(plan: RunPlan, nproc_per_node: int, nodes: dict[str, Any]) -> dict[str, Any]:
+    """A node other than 0: its torchrun joins node 0's rendezvous; nothing recorded, no retry of its own."""
+    get_run_logger().info(
+        "node %d of %d for run %s (%s)", nodes["node_rank"], nodes["nnodes"], plan.run_name, plan.run_dir
+    )
+    result = torchrun_task.with_options(retries=0)(str(plan.run_dir), nproc_per_node, None, nodes)
+    return {"run_name": plan.run_name, "run_dir": str(plan.run_dir), "mlflow_run_id": None, **result}
 
 
 def _launch_recorded(
