@@ -3,6 +3,7 @@ with steps small enough for 2 CPU cores (64x48 views, 64 points, no loader worke
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from _preprocess_support import cli_command
@@ -21,9 +22,12 @@ def toy_train_store(tmp_path_factory, name: str) -> Path:
     return write_toy_store(tmp_path_factory.mktemp(name) / "s", scenes=2, frames=4, image_size=(96, 72))
 
 
-def train_command(store: Path, runs: Path, name: str, experiment: str, *extra: str) -> list[str]:
-    """`panst3r train` of run `name` under `runs` with TINY_STEPS; `extra`: flags and overrides."""
+def train_command(
+    store: Path, runs: Path, name: str, experiment: str, *overrides: str, flags: Sequence[str] = ()
+) -> list[str]:
+    """`panst3r train` of run `name` under `runs` with TINY_STEPS and `overrides` (key=value), `flags` before
+    them: the overrides are one positional list, so no flag may come after them."""
     return cli_command(
         "train", "--store", str(store), "--runs-dir", str(runs), "--run-name", name, "--experiment", experiment,
-        *TINY_STEPS, *extra,
+        *flags, *TINY_STEPS, *overrides,
     )  # fmt: skip

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,12 @@ def store(tmp_path_factory):
     return toy_train_store(tmp_path_factory, "launcher_store")
 
 
-def train_command(store: Path, runs: Path, name: str, *extra: str) -> list[str]:
-    return train_run_command(store, runs, name, EXPERIMENT, "data.samples_per_epoch=8", *extra)
+def train_command(
+    store: Path, runs: Path, name: str, *overrides: str, flags: Sequence[str] = ()
+) -> list[str]:
+    return train_run_command(
+        store, runs, name, EXPERIMENT, "data.samples_per_epoch=8", *overrides, flags=flags
+    )
 
 
 def wait_for_step(log: Path, step: int, launcher: subprocess.Popen, output: Path) -> None:
@@ -72,7 +77,7 @@ def test_sigkill_of_the_launcher_leaves_no_process_loses_no_line_and_an_immediat
     env = {key: value for key, value in cli_env(*prefect_server).items() if key != "PREFECT_API_URL"}
     output = tmp_path / "launcher.out"
     command = train_command(
-        store, runs, "killed", "--nproc-per-node", "2", "--prefect-port", str(free_port()), *LONG
+        store, runs, "killed", *LONG, flags=["--nproc-per-node", "2", "--prefect-port", str(free_port())]
     )
     launcher = start_foreground(command, env, output, REPO)
     log = run_dir / "torchrun.log"
@@ -93,7 +98,7 @@ def test_sigkill_of_the_launcher_leaves_no_process_loses_no_line_and_an_immediat
 
     progress = json.loads((run_dir / "checkpoint-last" / "meta.json").read_text())
     resume = train_command(
-        store, runs, "killed", "--nproc-per-node", "2", f"training.epochs={progress['epoch'] + 1}"
+        store, runs, "killed", f"training.epochs={progress['epoch'] + 1}", flags=["--nproc-per-node", "2"]
     )
     resumed = subprocess.run(
         resume, cwd=REPO, env=cli_env(*prefect_server), capture_output=True, text=True, timeout=600

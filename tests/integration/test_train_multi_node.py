@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -28,18 +29,20 @@ def store(tmp_path_factory):
     return toy_train_store(tmp_path_factory, "multi_node_store")
 
 
-def train(store: Path, runs: Path, name: str, *extra: str) -> list[str]:
-    return train_command(store, runs, name, EXPERIMENT, *ONE_EPOCH, *extra)
+def train(store: Path, runs: Path, name: str, *overrides: str, flags: Sequence[str] = ()) -> list[str]:
+    return train_command(store, runs, name, EXPERIMENT, *ONE_EPOCH, *overrides, flags=flags)
 
 
-def two_nodes(env, store: Path, runs: tuple[Path, Path], *extra: str) -> list[subprocess.CompletedProcess]:
+def two_nodes(
+    env, store: Path, runs: tuple[Path, Path], *overrides: str
+) -> list[subprocess.CompletedProcess]:
     """Node 1 first (it waits for node 0's rendezvous), then node 0; both must succeed."""
     from flows.prefect_env import free_port
 
     nodes = ["--nnodes", "2", "--rdzv-endpoint", f"127.0.0.1:{free_port()}"]
     processes = [
         subprocess.Popen(
-            train(store, runs[rank], "two-nodes", *nodes, "--node-rank", str(rank), *extra),
+            train(store, runs[rank], "two-nodes", *overrides, flags=[*nodes, "--node-rank", str(rank)]),
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
@@ -70,7 +73,7 @@ def test_two_nodes_resume_exactly_as_one_node_of_two_processes_trains(store, pre
     # thread count sums in another order (a 1e-7 difference of the loss).
     env = {**cli_env(*prefect_server), "OMP_NUM_THREADS": "1"}
     reference = subprocess.run(
-        train(store, tmp_path / "one-node", "reference", "--nproc-per-node", "2"), cwd=REPO, env=env,
+        train(store, tmp_path / "one-node", "reference", flags=["--nproc-per-node", "2"]), cwd=REPO, env=env,
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert reference.returncode == 0, reference.stderr[-3000:]
