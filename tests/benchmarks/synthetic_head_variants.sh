@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Stage-2 variants side by side on one GPU call: the shipped model's data (seed 1000, 320 + 16 scenes) is
-# generated and preprocessed once, then each variant continues the shipped model (`training.chkpt`) for the
-# same number of steps on it and is scored (held-out and 8 training scenes, standard_v2, all keyframes, and
-# the model's own pointmap error). Everything runs through tests/benchmarks/synthetic_accuracy.py.
+# generated and preprocessed once, then each variant trains for the same number of steps on it and is scored
+# (held-out and 8 training scenes, standard_v2, all keyframes, and the model's own pointmap error).
+# Everything runs through tests/benchmarks/synthetic_accuracy.py.
 #
 #   bash tests/benchmarks/synthetic_head_variants.sh [VARIANT ...]     # default: every variant below
 #
-# Variants: head (the shipped recipe's stage 2 continued: head + DINO branch, backbone frozen), joint (the
-# MUSt3R backbone fine-tuned too, at 0.2x the rate, under the panoptic loss plus its own pointmap loss:
-# objective panoptic_pointmap), joint6 (joint on 6-view samples: twice the samples per second).
+# Continuing the shipped model (`training.chkpt`): head (its stage 2 continued: head + DINO branch, backbone
+# frozen), joint (the MUSt3R backbone fine-tuned too, at 0.2x the rate, under the panoptic loss plus its own
+# pointmap loss: objective panoptic_pointmap), joint6 (joint on 6-view samples: twice the samples per second).
+# A new head from scratch on the shipped model's frozen stage-1 backbone (`training.must3r_chkpt`):
+# head_scratch (compact_v2, the shipped recipe's stage 2 on a shorter schedule), wide_scratch
+# (compact_wide_v2: 2.5x the DINO branch, 5.5x the head).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=${ROOT:-runs/synthetic_variants}
@@ -22,12 +25,16 @@ PYTHON=${PYTHON:-python3}
 JOINT=(--set training.objective=panoptic_pointmap --set training.finetune_must3r_encoder=true
        --set training.finetune_must3r_decoder=true --set training.lr_scales.must3r_encoder=0.2
        --set training.lr_scales.must3r_decoder=0.2)
+WARM="--set training.chkpt=shipped:compact_v2_synthetic"
+SCRATCH="--set training.must3r_chkpt=shipped:compact_v2_synthetic"
 declare -A VARIANTS=(
-  [head]=""
-  [joint]="${JOINT[*]}"
-  [joint6]="${JOINT[*]} --set data.num_views=6 --set data.max_memory_num_views=6"
+  [head]="$WARM"
+  [joint]="$WARM ${JOINT[*]}"
+  [joint6]="$WARM ${JOINT[*]} --set data.num_views=6 --set data.max_memory_num_views=6"
+  [head_scratch]="$SCRATCH"
+  [wide_scratch]="$SCRATCH --set model.variant=compact_wide_v2"
 )
-ORDER=(head joint joint6)
+ORDER=(head joint joint6 head_scratch wide_scratch)
 run() { "$PYTHON" tests/benchmarks/synthetic_accuracy.py "${DATA[@]}" "${EXTRA[@]}" "$@"; }
 
 run --work "$ROOT/data" --stages generate,preprocess
@@ -39,9 +46,9 @@ for name in "${@:-${ORDER[@]}}"; do
     ln -sfn ../data/$shared "$work/$shared"
   done
   read -r -a overrides <<< "${VARIANTS[$name]}"
-  echo "== variant $name: ${overrides[*]:-stage 2 as shipped}"
+  echo "== variant $name: ${overrides[*]}"
   run --work "$work" --recipe scratch --config synthetic_head --stages train,evaluate \
-      --set training.chkpt=shipped:compact_v2_synthetic --set training.batch_size="$BATCH" \
+      --set training.batch_size="$BATCH" \
       --set data.samples_per_epoch=$((STEPS_PER_EPOCH * BATCH)) "${overrides[@]}" \
       --epochs "$EPOCHS" --train-minutes 60 --postprocess standard_v2 --eval-keyframes all \
       --eval-train-scenes 8
