@@ -19,8 +19,8 @@ from datasets.preprocess.error_kinds import WRITE_ERRNOS, failure_reason, lastin
 from datasets.preprocess.result import PreprocessConfig
 from datasets.scannetpp.reader import read_scene
 from datasets.store import hashing
-from datasets.store.reader import read_scene_attrs
-from datasets.store.schema import StoreLayout
+from datasets.store.backend import StoreRef, backend_for
+from datasets.store.failures import has_failure
 from datasets.store.staleness import CurrentVersion
 from datasets.store.writer import write_scene
 
@@ -37,7 +37,7 @@ class ScenePlan:
 
 
 def plan_scene(
-    store: Path,
+    store: StoreRef,
     root: Path,
     scene_id: str,
     pairs_dir: Path | None,
@@ -46,16 +46,16 @@ def plan_scene(
     digests: hashing.DigestCache | None = None,
 ) -> ScenePlan:
     """Decide skip vs redo from content, never from a result cache (which ignores deleted outputs)."""
-    layout = StoreLayout(Path(store))
+    backend = backend_for(store)
     try:
         record = read_scene(root, scene_id, pairs_dir)
         source = hashing.source_hash(record.source_files, root, digests)
     except Exception as exc:  # noqa: BLE001 - any per-scene error fails that scene alone: its task reads
         # the inputs again and fails with this reason, never the whole run at planning time
         return ScenePlan(scene_id, True, None, f"unreadable input: {failure_reason(exc)}")
-    if not (layout.scene_dir(scene_id) / "zarr.json").is_file():
+    if not backend.has_scene(scene_id):
         return ScenePlan(scene_id, True, source, "not in the store")
-    attrs = read_scene_attrs(layout, scene_id)
+    attrs = backend.scene_attrs(scene_id)
     changed = [
         name
         for name, now, then in (
@@ -65,7 +65,7 @@ def plan_scene(
         )
         if now != then
     ]
-    if layout.failure_path(scene_id).is_file():
+    if has_failure(backend, scene_id):
         changed.append("last attempt failed")
     if changed:
         return ScenePlan(scene_id, True, source, "changed: " + ", ".join(changed))
@@ -98,11 +98,12 @@ class StorePlan:
 
 
 def plan_scenes(
-    store: Path, root: Path, scene_ids: Sequence[str], pairs_dir: Path | None, config: PreprocessConfig
+    store: StoreRef, root: Path, scene_ids: Sequence[str], pairs_dir: Path | None, config: PreprocessConfig
 ) -> StorePlan:
     """`plan_scene` for every scene, with the store's digest cache (unchanged files are not re-read)."""
     config_hash, code_version = hashing.config_hash(config), hashing.code_version()
-    digests = hashing.DigestCache(StoreLayout(Path(store)).digest_cache_path)
+    store = backend_for(store)  # one backend for every scene: an object store's snapshot is read once
+    digests = hashing.DigestCache.of_store(store)
     # Hashing reads every changed input file; threads overlap the I/O (hashlib releases the GIL).
     with ThreadPoolExecutor(max_workers=4) as pool:
         plans = list(
@@ -184,6 +185,7 @@ def _run_scene(
         "status": "done",
         "frames": summary["frames"],
         "seconds": total,
+        "commit_seconds": summary["commit_seconds"],
         "path": summary["path"],
         "unknown_labels": scene.unknown_labels.to_attrs(),
     }

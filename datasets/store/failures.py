@@ -1,18 +1,17 @@
 """Failure records: `STORE/failures/<scene_id>.json`, one per scene whose last attempt failed.
 
 Written by the flow process (never by workers) so that a killed worker cannot leave a torn record; each
-file is written to a temporary name and renamed.
+record is replaced atomically (a temporary file renamed, or one PUT on an object store).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from datasets.store.schema import StoreLayout
+from datasets.store.backend import StoreRef, backend_for, iter_json_files
+from datasets.store.schema import FAILURES_DIRNAME, failure_key
 
 
 @dataclass(frozen=True)
@@ -31,32 +30,28 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def write_failure(
-    layout: StoreLayout, scene_id: str, error: str, reason: str, attempt: int = 1
-) -> FailureRecord:
+def write_failure(store: StoreRef, scene_id: str, error: str, reason: str, attempt: int = 1) -> FailureRecord:
     record = FailureRecord(scene_id=scene_id, error=error, reason=reason, attempt=attempt, time=utc_now())
-    layout.failures_dir.mkdir(parents=True, exist_ok=True)
-    target = layout.failure_path(scene_id)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(asdict(record), indent=1))
-    os.replace(tmp, target)
+    backend_for(store).write_file(failure_key(scene_id), json.dumps(asdict(record), indent=1).encode())
     return record
 
 
-def clear_failure(layout: StoreLayout, scene_id: str) -> None:
-    layout.failure_path(scene_id).unlink(missing_ok=True)
+def clear_failure(store: StoreRef, scene_id: str) -> None:
+    backend_for(store).delete_file(failure_key(scene_id))
 
 
-def read_failures(layout: StoreLayout) -> dict[str, FailureRecord]:
-    """Every failure record, keyed by scene id; unreadable files are skipped (a rename is atomic, so none
-    should be)."""
+def has_failure(store: StoreRef, scene_id: str) -> bool:
+    return backend_for(store).read_file(failure_key(scene_id)) is not None
+
+
+def read_failures(store: StoreRef) -> dict[str, FailureRecord]:
+    """Every failure record, keyed by scene id; unreadable records are skipped (each is replaced
+    atomically, so none should be)."""
     records: dict[str, FailureRecord] = {}
-    if not layout.failures_dir.is_dir():
-        return records
-    for path in sorted(layout.failures_dir.glob("*.json")):
+    for _, data in iter_json_files(backend_for(store), FAILURES_DIRNAME):
         try:
-            data = json.loads(path.read_text())
-            records[data["scene_id"]] = FailureRecord(**data)
-        except (OSError, ValueError, KeyError, TypeError):
+            record = json.loads(data)
+            records[record["scene_id"]] = FailureRecord(**record)
+        except (ValueError, KeyError, TypeError):
             continue
     return records

@@ -43,11 +43,26 @@ class DigestCache:
         self._entries: dict[str, list] = {}
         self._lock = threading.Lock()
         self.hits = self.misses = 0
-        if self.path is not None and self.path.is_file():
-            try:
-                self._entries = json.loads(self.path.read_text())
-            except (OSError, ValueError):
-                self._entries = {}  # a damaged cache only costs re-reading
+        try:
+            saved = self._load()
+            self._entries = json.loads(saved) if saved is not None else {}
+        except (OSError, ValueError):
+            self._entries = {}  # a damaged cache only costs re-reading
+
+    @staticmethod
+    def of_store(store) -> DigestCache:
+        """The cache a store keeps (`cache/digests.json`): a file of a directory store, an object beside
+        an object-store store."""
+        from datasets.store.backend import backend_for
+        from datasets.store.local_backend import LocalBackend
+
+        backend = backend_for(store)
+        if isinstance(backend, LocalBackend):
+            return DigestCache(backend.layout.digest_cache_path)
+        return _ObjectDigestCache(backend)
+
+    def _load(self) -> bytes | None:
+        return self.path.read_bytes() if self.path is not None and self.path.is_file() else None
 
     def digest(self, path: Path) -> str:
         stat = path.stat()
@@ -72,6 +87,26 @@ class DigestCache:
         with self._lock:
             tmp.write_text(json.dumps(self._entries))
         os.replace(tmp, self.path)
+
+
+class _ObjectDigestCache(DigestCache):
+    """The same cache kept as an object of an object-store store (one PUT replaces it)."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        super().__init__(None)
+
+    def _load(self) -> bytes | None:
+        from datasets.store.schema import DIGEST_CACHE_KEY
+
+        return self.backend.read_file(DIGEST_CACHE_KEY)
+
+    def save(self) -> None:
+        from datasets.store.schema import DIGEST_CACHE_KEY
+
+        with self._lock:
+            data = json.dumps(self._entries).encode()
+        self.backend.write_file(DIGEST_CACHE_KEY, data)
 
 
 def source_hash(files: Iterable[Path], root: Path, cache: DigestCache | None = None) -> str:

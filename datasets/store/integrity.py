@@ -17,8 +17,6 @@ import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
-from datasets.store.schema import StoreLayout
-
 T = TypeVar("T")
 
 
@@ -42,7 +40,10 @@ class CorruptSceneError(ValueError):
 class ChunkAddress:
     """Where a read happens: `frame` is the index along the camera's frame axis, None for a whole array."""
 
-    store: Path
+    store: str
+    """The store as named in messages (a path or a URL with its snapshot)."""
+    array_location: str
+    """The array's folder (local) or its place in the repository (object store), for messages."""
     scene_id: str
     camera: str
     array: str
@@ -57,9 +58,6 @@ class ChunkAddress:
             where += f", frame {self.frame}" + (f" ({self.frame_name})" if self.frame_name else "")
         return where
 
-    @property
-    def array_dir(self) -> Path:
-        return StoreLayout(self.store).scene_dir(self.scene_id) / self.camera / self.array
 
 
 def _problem(exc: BaseException) -> str:
@@ -67,13 +65,13 @@ def _problem(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def chunk_file(array: zarr.Array, address: ChunkAddress) -> Path:
-    """The file holding `address.frame` (its shard), or the array's folder for whole-array reads."""
+def chunk_file(array: zarr.Array, address: ChunkAddress) -> str:
+    """The file (key) holding `address.frame` (its shard), or the array's folder for whole-array reads."""
     if address.frame is None:
-        return address.array_dir
+        return address.array_location
     grid = array.shards or array.chunks
     coords = (address.frame // grid[0],) + (0,) * (array.ndim - 1)
-    return address.array_dir / array.metadata.encode_chunk_key(coords)
+    return f"{address.array_location}/{array.metadata.encode_chunk_key(coords)}"
 
 
 def read_chunk(array: zarr.Array, address: ChunkAddress) -> np.ndarray:
@@ -92,7 +90,7 @@ def read_chunk(array: zarr.Array, address: ChunkAddress) -> np.ndarray:
         ) from exc
 
 
-def open_metadata(open_node: Callable[[], T], metadata_file: Path, scene_id: str) -> T:
+def open_metadata(open_node: Callable[[], T], metadata_file: Path | str, scene_id: str) -> T:
     """`open_node()` (a zarr group or array open), CorruptSceneError naming its zarr.json if that fails."""
     try:
         return open_node()

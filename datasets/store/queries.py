@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from datasets.store.backend import StoreRef, StoreVersion, backend_for
 from datasets.store.tables import read_table
 
 ALL_SPLITS = ("all", "")
@@ -44,3 +45,10 @@ def content_hash(store: str | Path) -> str:
     ):
         digest.update(f"{scene_id}\0{source}\0{config}\n".encode())
     return digest.hexdigest()
+
+
+def store_version(store: StoreRef) -> StoreVersion:
+    """The exact version of the store's content that a run records: the snapshot id of an object store
+    (the pinned one, else the newest), the content hash of a directory."""
+    snapshot = backend_for(store).snapshot()
+    return snapshot if snapshot is not None else StoreVersion("content_hash", content_hash(store))

@@ -2,45 +2,50 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
-from zarr.storage import LocalStore
 
+from datasets.store.backend import StoreRef, StoreVersion, backend_for
 from datasets.store.integrity import ChunkAddress, open_metadata, read_chunk
-from datasets.store.schema import DEFAULT_CLS_SEP, FRAME_ARRAYS, StoreLayout, check_schema_version
+from datasets.store.location import StoreLocation
+from datasets.store.schema import (
+    DEFAULT_CLS_SEP,
+    FRAME_ARRAYS,
+    ICECHUNK_DIRNAME,
+    SCENES_GROUP,
+    ZARR_DIRNAME,
+    check_schema_version,
+)
 
 PIXEL_ARRAYS = ("images", "depth_mm", "panoptic")
 """The per-frame arrays worth reading one frame at a time; the small matrices are read per camera."""
 
 
-def read_scene_attrs(layout: StoreLayout, scene_id: str) -> dict[str, Any]:
-    """A committed scene group's attributes, read straight from its zarr.json (cheap: one small file)."""
-    path = layout.scene_dir(scene_id) / "zarr.json"
-    if not path.is_file():
-        raise ValueError(f"store {layout.root} has no committed scene {scene_id!r}")
-    return open_metadata(lambda: json.loads(path.read_text()).get("attributes", {}), path, scene_id)
+def read_scene_attrs(store: StoreRef, scene_id: str) -> dict[str, Any]:
+    """A committed scene group's attributes (cheap: one small file, or the snapshot's metadata)."""
+    return backend_for(store).scene_attrs(scene_id)
 
 
 class StoreReader:
-    """Committed scenes of one store. Array handles are opened once per scene and cached, so random
-    frame reads cost only the chunk reads (about 3 ms a frame on the CPU machines).
+    """Committed scenes of one store, at one version: a directory as it is, an object store at its pinned
+    snapshot or at the newest one when the reader opens. Array handles are opened once per scene and
+    cached, so random frame reads cost only the chunk reads (about 3 ms a frame on the CPU machines).
 
     Frame indices are in the scene's selection order (`frame_order`), the order the pairs refer to."""
 
-    def __init__(self, store: str | Path):
-        self.layout = StoreLayout(Path(store))
-        if not (self.layout.zarr_root / "zarr.json").is_file():
+    def __init__(self, store: StoreRef):
+        self.backend = backend_for(store)
+        self.location = self.backend.location
+        if not self.backend.exists():
             raise FileNotFoundError(
-                f"no scene store at {self.layout.root} (missing {self.layout.zarr_root.name}/zarr.json); "
+                f"no scene store at {self.location} (missing {_root_name(self.location)}); "
                 "run `panst3r preprocess --store` to create it"
             )
-        self._root = zarr.open_group(store=LocalStore(self.layout.zarr_root, read_only=True), mode="r")
+        self._root = self.backend.root_group()
         self.schema_version = self._root.attrs.get("schema_version")
-        check_schema_version(self.schema_version, self.layout.root)
+        check_schema_version(self.schema_version, self.location)
         self.store_uuid = str(self._root.attrs.get("store_uuid", ""))
         self._attrs: dict[str, dict[str, Any]] = {}
         self._arrays: dict[str, dict[str, dict[str, zarr.Array]]] = {}
@@ -48,7 +53,11 @@ class StoreReader:
 
     def scene_ids(self) -> list[str]:
         """Committed scenes, sorted. Staging and trash directories are never listed."""
-        return self.layout.committed_scene_ids()
+        return self.backend.committed_scene_ids()
+
+    def version(self) -> StoreVersion | None:
+        """The snapshot this reader reads (object stores); None for a directory."""
+        return self.backend.snapshot()
 
     def categories(self) -> list[dict]:
         """`[{id, name, isthing}]` of the class vocabulary (from the root attrs, else from a scene)."""
@@ -66,8 +75,8 @@ class StoreReader:
 
     def scene_attrs(self, scene_id: str) -> dict[str, Any]:
         if scene_id not in self._attrs:
-            attrs = read_scene_attrs(self.layout, scene_id)
-            check_schema_version(attrs.get("schema_version"), self.layout.root)
+            attrs = self.backend.scene_attrs(scene_id)
+            check_schema_version(attrs.get("schema_version"), self.location)
             self._attrs[scene_id] = attrs
         return self._attrs[scene_id]
 
@@ -77,18 +86,21 @@ class StoreReader:
     def _open_scene(self, scene_id: str) -> dict[str, dict[str, zarr.Array]]:
         if scene_id not in self._arrays:
             attrs = self.scene_attrs(scene_id)
-            scene_dir = self.layout.scene_dir(scene_id)
-            group = self._root[f"scenes/{scene_id}"]
+            scene_dir = f"{SCENES_GROUP}/{scene_id}"
+            group = self._root[scene_dir]
+            where = self.backend.chunk_location
             cameras = sorted({camera for camera, _ in attrs["frame_order"]})
             arrays, names = {}, {}
             for camera in cameras:
-                sub = open_metadata(lambda c=camera: group[c], scene_dir / camera / "zarr.json", scene_id)
+                sub = open_metadata(lambda c=camera: group[c], where(f"{scene_dir}/{camera}/zarr.json"), scene_id)
                 arrays[camera] = {
-                    name: open_metadata(lambda n=name, s=sub: s[n], scene_dir / camera / name / "zarr.json", scene_id)
+                    name: open_metadata(
+                        lambda n=name, s=sub: s[n], where(f"{scene_dir}/{camera}/{name}/zarr.json"), scene_id
+                    )
                     for name in FRAME_ARRAYS
                 }
                 names[camera] = list(sub.attrs["names"])
-            pairs_json = scene_dir / "pairs" / "zarr.json"
+            pairs_json = where(f"{scene_dir}/pairs/zarr.json")
             arrays["_scene"] = {"pairs": open_metadata(lambda: group["pairs"], pairs_json, scene_id)}
             self._arrays[scene_id], self._names[scene_id] = arrays, names
         return self._arrays[scene_id]
@@ -105,7 +117,9 @@ class StoreReader:
         `camera` "_scene" holds the scene-wide arrays (`pairs`)."""
         array = self.array(scene_id, camera, name)
         names = tuple(self._names[scene_id].get(camera, ())) if index is None else ()
-        return read_chunk(array, ChunkAddress(self.layout.root, scene_id, camera, name, index, frame_name, names))
+        array_location = self.backend.chunk_location(f"{SCENES_GROUP}/{scene_id}/{camera}/{name}")
+        address = ChunkAddress(str(self.location), array_location, scene_id, camera, name, index, frame_name, names)
+        return read_chunk(array, address)
 
     def frame_location(self, scene_id: str, frame_index: int) -> tuple[str, int]:
         """(camera, index within that camera's arrays) of a frame in selection order."""
@@ -181,3 +195,7 @@ class StoreReader:
             for camera, handles in arrays.items()
             if camera != "_scene"
         }
+
+
+def _root_name(location: StoreLocation) -> str:
+    return f"{ZARR_DIRNAME}/zarr.json" if location.is_local else f"an Icechunk repository {ICECHUNK_DIRNAME}/"

@@ -11,6 +11,11 @@ STORE/
     _trash/                         replaced versions waiting to be deleted
   tables/{scenes,frames,pairs}.parquet   derived from the committed groups + failure records
   failures/<scene_id>.json          the last failure of a scene
+  cache/digests.json                content digests of input files (skips re-reading unchanged inputs)
+
+In an object store (`s3://bucket/prefix`) the same tree lives in an Icechunk repository at
+`prefix/scenes.icechunk/` instead of `scenes.zarr/` (no `_staging`/`_trash`: a session is the staging, a
+commit the rename), and the files beside it are objects under `prefix/` with the same keys.
 """
 
 from __future__ import annotations
@@ -34,7 +39,20 @@ TRASH_DIRNAME = "_trash"
 TABLES_DIRNAME = "tables"
 FAILURES_DIRNAME = "failures"
 CACHE_DIRNAME = "cache"
+ICECHUNK_DIRNAME = "scenes.icechunk"
 TABLE_NAMES = ("scenes", "frames", "pairs")
+DIGEST_CACHE_KEY = f"{CACHE_DIRNAME}/digests.json"
+"""Keys of the files beside the Zarr tree are relative to the store root, the same in both backends."""
+
+
+def table_key(name: str) -> str:
+    if name not in TABLE_NAMES:
+        raise ValueError(f"unknown table {name!r}; the store has {', '.join(TABLE_NAMES)}")
+    return f"{TABLES_DIRNAME}/{name}.parquet"
+
+
+def failure_key(scene_id: str) -> str:
+    return f"{FAILURES_DIRNAME}/{scene_id}.json"
 
 FRAME_ARRAYS = ("images", "depth_mm", "panoptic", "intrinsics", "cam_to_world")
 SCENE_ATTR_KEYS = (
@@ -96,18 +114,16 @@ class StoreLayout:
 
     @property
     def digest_cache_path(self) -> Path:
-        return self.root / CACHE_DIRNAME / "digests.json"
+        return self.root / DIGEST_CACHE_KEY
 
     def scene_dir(self, scene_id: str) -> Path:
         return self.scenes_dir / scene_id
 
     def table_path(self, name: str) -> Path:
-        if name not in TABLE_NAMES:
-            raise ValueError(f"unknown table {name!r}; the store has {', '.join(TABLE_NAMES)}")
-        return self.tables_dir / f"{name}.parquet"
+        return self.root / table_key(name)
 
     def failure_path(self, scene_id: str) -> Path:
-        return self.failures_dir / f"{scene_id}.json"
+        return self.root / failure_key(scene_id)
 
     def committed_scene_ids(self) -> list[str]:
         """Scene groups that finished their atomic commit (a group's zarr.json is written before the rename)."""

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from datasets.store.reader import read_scene_attrs
-from datasets.store.schema import StoreLayout
+from datasets.store.backend import StoreRef, backend_for
 
 
 @dataclass(frozen=True)
@@ -46,13 +45,15 @@ UNREADABLE = "unreadable"
 """The source hash given for a scene whose inputs could not be read."""
 
 
-def committed_by_this_run(layout: StoreLayout, scene_id: str, current: CurrentVersion, started_at: str) -> bool:
+def committed_by_this_run(store: StoreRef, scene_id: str, current: CurrentVersion, started_at: str) -> bool:
     """True when `scene_id` has a commit made since `started_at` (ISO UTC) that matches `current`: the
     scene is done whatever else went wrong after its commit."""
-    if not (layout.scene_dir(scene_id) / "zarr.json").is_file():
-        return False
+    backend = backend_for(store)
+    backend.refresh()
     try:
-        attrs = read_scene_attrs(layout, scene_id)
+        if not backend.has_scene(scene_id):
+            return False
+        attrs = backend.scene_attrs(scene_id)
     except (OSError, ValueError):
         return False
     return str(attrs.get("committed_at", "")) >= started_at and not current.is_stale(scene_id, attrs)

@@ -1,22 +1,22 @@
 """The Parquet tables `scenes`, `frames` and `pairs`, derived from committed scene groups + failure records.
 
-Rebuilt in the flow process only (after each finished task and at the end), each written to a temporary
-file and renamed, so a reader always sees a consistent table that lists committed scenes only.
+Rebuilt in the flow process only (after each finished task and at the end), each replaced atomically (a
+temporary file renamed, or one PUT on an object store), so a reader always sees a consistent table that
+lists committed scenes only. On an object store the tables are built from one snapshot.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from pathlib import Path
+import io
 
 import numpy as np
 import pandas as pd
 
 from datasets.preprocess.unknown_labels import UnknownLabelReport
+from datasets.store.backend import StoreRef, backend_for
 from datasets.store.failures import read_failures
 from datasets.store.reader import StoreReader
-from datasets.store.schema import TABLE_NAMES, StoreLayout
+from datasets.store.schema import TABLE_NAMES, table_key
 from datasets.store.staleness import CurrentVersion
 
 SCENE_COLUMNS = [
@@ -56,16 +56,16 @@ PAIR_COLUMNS = ["scene_id", "frame_a", "frame_b", "overlap", "split"]
 
 
 class TableBuilder:
-    """Builds the three tables, caching each committed scene's rows by the identity of its zarr.json
-    (inode + mtime: a re-commit renames a new directory in), so rebuilding after every task stays cheap."""
+    """Builds the three tables, caching each committed scene's rows by its backend's commit token (for a
+    directory the inode + mtime of its zarr.json: a re-commit renames a new directory in), so rebuilding
+    after every task stays cheap."""
 
-    def __init__(self, store: str | Path):
-        self.layout = StoreLayout(Path(store))
-        self._cache: dict[str, tuple[tuple[int, int], dict, pd.DataFrame, pd.DataFrame]] = {}
+    def __init__(self, store: StoreRef):
+        self.store = store
+        self._cache: dict[str, tuple[object, dict, pd.DataFrame, pd.DataFrame]] = {}
 
     def _scene_rows(self, reader: StoreReader, scene_id: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-        stat = (self.layout.scene_dir(scene_id) / "zarr.json").stat()
-        key = (stat.st_ino, stat.st_mtime_ns)
+        key = reader.backend.scene_token(scene_id)
         cached = self._cache.get(scene_id)
         if cached is not None and cached[0] == key:
             return cached[1], cached[2], cached[3]
@@ -113,9 +113,11 @@ class TableBuilder:
 
     def build(self, current: CurrentVersion | None = None) -> dict[str, pd.DataFrame]:
         """The three tables as DataFrames (scenes sorted by id)."""
-        failures = read_failures(self.layout)
-        committed = self.layout.committed_scene_ids()
-        reader = StoreReader(self.layout.root) if committed else None
+        backend = backend_for(self.store)
+        backend.refresh()  # an object store's newest snapshot
+        failures = read_failures(backend)
+        reader = StoreReader(backend) if backend.exists() else None
+        committed = reader.scene_ids() if reader is not None else []
         scene_rows, frames, pairs = [], [], []
         for scene_id in committed:
             attrs, scene_frames, scene_pairs = self._scene_rows(reader, scene_id)
@@ -170,14 +172,13 @@ class TableBuilder:
         }
 
     def write(self, current: CurrentVersion | None = None) -> dict[str, pd.DataFrame]:
-        """Build and write the tables (temp file + rename each); returns them."""
+        """Build and write the tables (each replaced atomically); returns them."""
         tables = self.build(current)
-        self.layout.tables_dir.mkdir(parents=True, exist_ok=True)
+        backend = backend_for(self.store)
         for name in TABLE_NAMES:
-            target = self.layout.table_path(name)
-            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-            tables[name].to_parquet(tmp, index=False, compression="zstd")
-            os.replace(tmp, target)
+            buffer = io.BytesIO()
+            tables[name].to_parquet(buffer, index=False, compression="zstd")
+            backend.write_file(table_key(name), buffer.getvalue())
         return tables
 
 
@@ -227,18 +228,18 @@ def _concat(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def read_table(store: str | Path, name: str) -> pd.DataFrame:
+def read_table(store: StoreRef, name: str) -> pd.DataFrame:
     """One table of a store; FileNotFoundError naming the file and the fix when it was never written."""
-    path = StoreLayout(Path(store)).table_path(name)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"table {path} does not exist; run `panst3r preprocess --store {store}` first"
-        )
+    backend = backend_for(store)
+    where = backend.describe(table_key(name))
+    data = backend.read_file(table_key(name))
+    if data is None:
+        raise FileNotFoundError(f"table {where} does not exist; run `panst3r preprocess --store {store}` first")
     try:
-        return pd.read_parquet(path)
+        return pd.read_parquet(io.BytesIO(data))
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise ValueError(
-            f"table {path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]}); the tables are "
+            f"table {where} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0]}); the tables are "
             f"derived from the committed scenes: re-run `panst3r preprocess` on --store {store} (nothing is "
             "redone that is up to date) to rebuild it"
         ) from exc

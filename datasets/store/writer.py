@@ -1,15 +1,14 @@
-"""Create a store and commit preprocessed scenes into it, one atomic directory rename per scene.
+"""Create a store and commit preprocessed scenes into it, one atomic step per scene.
 
 Only the flow process creates the store and edits root attrs; workers call `write_scene`, which writes
-the whole scene under `_staging/` and renames it into `scenes/`. A killed worker therefore leaves at
-most a staging directory, which no reader looks at and `sweep_staging` removes.
+the whole scene and commits it through the store's backend: a directory rename (`_staging/` -> `scenes/`)
+or an Icechunk transaction on an object store (backend.py). A killed worker therefore leaves nothing that
+a reader lists; `sweep_staging` removes a directory store's leftovers.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -18,10 +17,12 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
-from zarr.storage import LocalStore
 
 from datasets.preprocess.result import FrameBlock, PreprocessedScene
+from datasets.store.backend import backend_for
 from datasets.store.failures import utc_now
+from datasets.store.local_backend import LocalBackend
+from datasets.store.location import StoreLocation
 from datasets.store.lock import LOCK_NAME
 from datasets.store.schema import (
     SCENES_GROUP,
@@ -52,78 +53,65 @@ def _compressors(name: str) -> list:
     return [ZstdCodec(level=1 if name == "panoptic" else 3, checksum=True)]
 
 
-def open_or_create_store(store: Path) -> str:
+def open_or_create_store(store: str | Path | StoreLocation) -> str:
     """Create the store (root group, `scenes` group, attrs) if absent; return its `store_uuid`.
 
     Call it in the flow process only, once per run: concurrent creation from workers would race on the
     root metadata. An existing store of another schema version is refused."""
-    layout = StoreLayout(Path(store))
-    if (layout.zarr_root / "zarr.json").is_file():
-        root = zarr.open_group(store=LocalStore(layout.zarr_root), mode="r")
-        check_schema_version(root.attrs.get("schema_version"), layout.root)
-        if not layout.scenes_dir.is_dir():
-            raise ValueError(f"store {layout.root} has no {SCENES_GROUP}/ group; it is not a scene store")
+    backend = backend_for(store)
+    if backend.exists():
+        root = backend.root_group()
+        check_schema_version(root.attrs.get("schema_version"), backend.describe())
+        if SCENES_GROUP not in root:
+            raise ValueError(f"store {backend.describe()} has no {SCENES_GROUP}/ group; it is not a scene store")
         return str(root.attrs["store_uuid"])
-    if layout.root.exists() and any(layout.root.iterdir()):
-        known = {
-            layout.zarr_root.name,
-            layout.tables_dir.name,
-            layout.failures_dir.name,
-            layout.digest_cache_path.parent.name,
-            LOCK_NAME,
-        }
-        strangers = sorted(p.name for p in layout.root.iterdir() if p.name not in known)
-        if strangers:
-            raise ValueError(
-                f"--store {layout.root} exists and holds {', '.join(strangers[:5])}, not a scene store; "
-                "pass an empty or new directory"
-            )
-    layout.root.mkdir(parents=True, exist_ok=True)
+    if isinstance(backend, LocalBackend):
+        _refuse_strangers(backend.layout)
+        backend.layout.root.mkdir(parents=True, exist_ok=True)
     store_uuid = uuid.uuid4().hex
-    root = zarr.open_group(
-        store=LocalStore(layout.zarr_root),
-        mode="w",
-        attributes={"schema_version": SCHEMA_VERSION, "store_uuid": store_uuid, "categories": []},
-    )
-    root.create_group(SCENES_GROUP)
+    backend.create({"schema_version": SCHEMA_VERSION, "store_uuid": store_uuid, "categories": []})
     return store_uuid
 
 
-def set_categories(store: Path, categories: list[dict], cls_sep: int | None = None) -> None:
+def _refuse_strangers(layout: StoreLayout) -> None:
+    if not (layout.root.exists() and any(layout.root.iterdir())):
+        return
+    known = {
+        layout.zarr_root.name,
+        layout.tables_dir.name,
+        layout.failures_dir.name,
+        layout.digest_cache_path.parent.name,
+        LOCK_NAME,
+    }
+    strangers = sorted(p.name for p in layout.root.iterdir() if p.name not in known)
+    if strangers:
+        raise ValueError(
+            f"--store {layout.root} exists and holds {', '.join(strangers[:5])}, not a scene store; "
+            "pass an empty or new directory"
+        )
+
+
+def set_categories(store: str | Path | StoreLocation, categories: list[dict], cls_sep: int | None = None) -> None:
     """Record the class vocabulary (and the panoptic id separator) in the root attrs (flow process only)."""
-    layout = StoreLayout(Path(store))
-    root = zarr.open_group(store=LocalStore(layout.zarr_root), mode="r+")
-    check_schema_version(root.attrs.get("schema_version"), layout.root)
+    backend = backend_for(store)
+    root = backend.root_group()
+    check_schema_version(root.attrs.get("schema_version"), backend.describe())
     updates: dict[str, Any] = {}
     if root.attrs.get("categories") != categories:
         updates["categories"] = _jsonable(categories)
     if cls_sep is not None and root.attrs.get("cls_sep") != int(cls_sep):
         updates["cls_sep"] = int(cls_sep)
     if updates:
-        root.attrs.update(updates)
+        backend.update_root_attrs(updates)
 
 
-def sweep_staging(store: Path) -> list[str]:
-    """Delete leftovers of killed or failed writers (`_staging/*`) and replaced versions (`_trash/*`),
-    then the emptied folders themselves.
+def sweep_staging(store: str | Path | StoreLocation) -> list[str]:
+    """Delete leftovers of killed or failed writers (a directory's `_staging/*`) and replaced versions
+    (`_trash/*`), then the emptied folders themselves; an object store has none (see its backend).
 
     Call only while no task writes: at flow start and after the last task ended (a live writer's staging
     dir must not be removed)."""
-    layout = StoreLayout(Path(store))
-    removed = []
-    for directory in (layout.staging_dir, layout.trash_dir):
-        if not directory.is_dir():
-            continue
-        for entry in directory.iterdir():
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry.name)
-        try:
-            directory.rmdir()
-        except OSError:
-            pass  # something could not be removed; the next sweep tries again
-    if removed:
-        log.info("removed %d leftover staging/trash entries from %s", len(removed), layout.zarr_root)
-    return removed
+    return backend_for(store).sweep()
 
 
 def _jsonable(value: Any) -> Any:
@@ -173,7 +161,7 @@ def _write_block(group: zarr.Group, block: FrameBlock) -> None:
 
 
 def write_scene(
-    store: Path,
+    store: str | Path | StoreLocation,
     scene: PreprocessedScene,
     *,
     source_hash: str,
@@ -184,18 +172,19 @@ def write_scene(
     started_at: float | None = None,
     made_with: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write `scene` into staging, then commit it with one rename. Returns a small summary dict.
+    """Write `scene` and commit it in one atomic step (a rename, or a transaction on an object store).
+    Returns a small summary dict.
 
     `made_with` (`{"config": settings as a dict, "pairs_dir": folder or None}`) lets `panst3r status`
     compare the scene against the settings it was made with.
 
     Timings stored: the scene's own, `extra_timings`, `write` (seconds spent here) and, when `started_at`
-    (a `time.perf_counter()` value) is given, `total` up to the commit. Any older committed version of the
-    scene is renamed into `_trash/` first and deleted after."""
+    (a `time.perf_counter()` value) is given, `total` up to the commit, and `commit`, the seconds of the
+    commit itself. Any older committed version of the scene is replaced in the same step."""
     write_start = time.perf_counter()
-    layout = StoreLayout(Path(store))
-    if not layout.scenes_dir.is_dir():
-        raise FileNotFoundError(f"store {layout.root} is not initialised; the flow creates it before writing")
+    backend = backend_for(store)
+    if isinstance(backend, LocalBackend) and not backend.layout.scenes_dir.is_dir():
+        raise FileNotFoundError(f"store {backend.layout.root} is not initialised; the flow creates it before writing")
     if scene.num_frames == 0 or not scene.blocks:
         raise ValueError(f"scene {scene.scene_id}: no frames were produced; nothing to store")
     counts = {camera: _check_block(scene.scene_id, block) for camera, block in scene.blocks.items()}
@@ -203,11 +192,9 @@ def write_scene(
         if camera not in counts or not 0 <= index < counts[camera]:
             raise ValueError(f"scene {scene.scene_id}: frame_order entry ({camera}, {index}) has no frame")
 
-    token = uuid.uuid4().hex
-    staging = layout.staging_dir / f"{scene.scene_id}.{token}"
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        group = zarr.open_group(store=LocalStore(staging), mode="w")
+    moments: dict[str, Any] = {}
+
+    def fill(group: zarr.Group) -> None:
         for block in scene.blocks.values():
             _write_block(group, block)
         pairs = np.asarray(scene.pairs, dtype=np.float64).reshape(-1, 3)
@@ -219,66 +206,44 @@ def write_scene(
             compressors=_compressors("pairs"),
         )
         group["pairs"][...] = pairs
-        timings = {**scene.timings, **(extra_timings or {}), "write": time.perf_counter() - write_start}
+        timings["write"] = time.perf_counter() - write_start
         if started_at is not None:
             timings["total"] = time.perf_counter() - started_at
-        committed_at = utc_now()
-        group.attrs.update(
-            _jsonable(
-                {
-                    "schema_version": SCHEMA_VERSION,
-                    "scene_id": scene.scene_id,
-                    "source_hash": source_hash,
-                    "config_hash": config_hash,
-                    "code_version": code_version,
-                    "frame_order": [[camera, int(index)] for camera, index in scene.frame_order],
-                    "segments": scene.segments,
-                    "categories": scene.categories,
-                    "num_frames": scene.num_frames,
-                    "split": split,
-                    "timings": timings,
-                    "committed_at": committed_at,
-                    "made_with": made_with or {},
-                    "unknown_labels": scene.unknown_labels.to_attrs(),
-                }
-            )
-        )
-        commit_staged(layout, scene.scene_id, staging)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        moments["committed_at"] = utc_now()
+        group.attrs.update(_jsonable(_scene_attrs(scene, moments["committed_at"], timings, **identity)))
+        moments["commit_started"] = time.perf_counter()
+
+    timings = {**scene.timings, **(extra_timings or {})}
+    identity = {
+        "source_hash": source_hash,
+        "config_hash": config_hash,
+        "code_version": code_version,
+        "split": split,
+        "made_with": made_with or {},
+    }
+    backend.commit_scene(scene.scene_id, fill)
+    commit_seconds = time.perf_counter() - moments["commit_started"]
     return {
         "scene_id": scene.scene_id,
         "frames": scene.num_frames,
-        "path": str(layout.scene_dir(scene.scene_id)),
-        "committed_at": committed_at,
+        "path": backend.chunk_location(f"{SCENES_GROUP}/{scene.scene_id}"),
+        "committed_at": moments["committed_at"],
         "timings": timings,
+        "commit_seconds": commit_seconds,
     }
 
 
-def commit_staged(layout: StoreLayout, scene_id: str, staging: Path) -> None:
-    """Move a fully written staging group to `scenes/<scene_id>` (rename is atomic on one filesystem)."""
-    target = layout.scene_dir(scene_id)
-    aside = None
-    if target.exists():
-        layout.trash_dir.mkdir(parents=True, exist_ok=True)
-        aside = layout.trash_dir / f"{scene_id}.{uuid.uuid4().hex}"
-        os.rename(target, aside)
-    os.rename(staging, target)
-    _fsync_dir(layout.scenes_dir)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Make the rename durable; a crash after this call cannot resurrect the staging name.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def _scene_attrs(scene: PreprocessedScene, committed_at: str, timings: dict[str, float], **identity) -> dict:
+    """The group attributes of a committed scene (SCENE_ATTR_KEYS)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "scene_id": scene.scene_id,
+        **identity,
+        "frame_order": [[camera, int(index)] for camera, index in scene.frame_order],
+        "segments": scene.segments,
+        "categories": scene.categories,
+        "num_frames": scene.num_frames,
+        "timings": timings,
+        "committed_at": committed_at,
+        "unknown_labels": scene.unknown_labels.to_attrs(),
+    }
