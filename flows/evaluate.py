@@ -23,6 +23,8 @@ from datasets.evaluation.label_maps import EvalVocabulary
 from datasets.evaluation.predictors import load_predictor, model_variant
 from datasets.evaluation.scene_run import EvalSettings
 from datasets.evaluation.sweep import evaluate_configuration
+from datasets.store.location import StoreLocation
+from datasets.store.queries import store_version
 from datasets.store.reader import StoreReader
 from flows import mlflow_names as names
 from flows import sweep_tracking
@@ -77,13 +79,16 @@ def configuration_task(
         names.MAX_VIEWS: "all" if max_views is None else str(max_views),
         names.IMAGE_SIZE: str(image_size),
         names.DEVICE: device,
-        names.STORE: str(Path(store).resolve()),
+        names.STORE: str(StoreLocation.parse(store).resolved()),
         names.QUERY_VOCABULARY: query_vocabulary,
         names.NUM_SCENES: str(len(scenes)),
     }
     client = MlflowClient(tracking_uri=tracking_uri)
     run_name = f"{label} | {postprocess} | kf={keyframes_text}"
     run_id = sweep_tracking.start_configuration_run(client, experiment_id, parent_run_id, params, run_name)
+    version = store_version(reader.backend)
+    client.set_tag(run_id, names.STORE_VERSION_TAG, version.id)
+    client.set_tag(run_id, names.STORE_VERSION_KIND_TAG, version.kind)
     with run_status_on_exit(client, run_id), tempfile.TemporaryDirectory(prefix="panst3r-eval-") as tmp:
 
         def on_scene(scores, picture) -> None:
@@ -150,8 +155,9 @@ def evaluate(
         runs = sweep_tracking.child_summaries(client, experiment_id, previous)
         return {"parent_run_id": previous, **outcome, "runs": runs, "reused": True}
     run_name = sweep_name or f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+    version_tags = plan.version_tags()
     parent_id = sweep_tracking.start_sweep_run(
-        client, experiment_id, key, plan.store, plan.params(), run_name
+        client, experiment_id, key, plan.store, plan.params(), run_name, version_tags
     )
     logger.info("sweep %s: %s", parent_id, plan.describe())
     with run_status_on_exit(client, parent_id):

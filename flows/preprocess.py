@@ -25,11 +25,12 @@ from datasets.preprocess.result import PreprocessConfig
 from datasets.preprocess.scene_job import StorePlan, plan_scenes, run_scene
 from datasets.preprocess.unknown_labels import UnknownLabelReport
 from datasets.scannetpp.reader import list_scenes
+from datasets.store.backend import StoreBackend, backend_for
 from datasets.store.failures import clear_failure, utc_now, write_failure
 from datasets.store.finalize import finalize_store
-from datasets.store.lock import store_lock
+from datasets.store.location import StoreLocation
+from datasets.store.queries import store_version
 from datasets.store.reader import read_scene_attrs
-from datasets.store.schema import StoreLayout
 from datasets.store.splits import scene_splits
 from datasets.store.staleness import CurrentVersion, committed_by_this_run
 from datasets.store.tables import TableBuilder
@@ -121,8 +122,10 @@ def preprocess(
     store}`. `unknown_labels`: "void" (official) or "error", see PreprocessConfig."""
     logger = get_run_logger()
     started = time.perf_counter()
-    root_path, store_path = Path(root).resolve(), Path(store).resolve()
+    root_path, store_path = Path(root).resolve(), StoreLocation.parse(store).resolved()
     pairs_path = Path(pairs).resolve() if pairs else None
+    if store_path.snapshot:
+        raise ValueError(f"--store {store_path} is pinned to a snapshot; preprocess into {store_path.text}")
     if not root_path.is_dir():
         raise FileNotFoundError(
             f"--root {root_path} is not a directory; pass the ScanNet++ root (with data/)"
@@ -142,7 +145,7 @@ def preprocess(
     wanted = set(scenes) | set(redo or []) if scenes else set(available)
     selected = [s for s in available if s in wanted]
 
-    with store_lock(store_path):
+    with backend_for(store_path).lock():
         return _preprocess_selected(
             logger, started, root_path, store_path, pairs_path, selected, config, set(redo or [])
         )
@@ -164,7 +167,7 @@ def _preprocess_selected(
     logger,
     started: float,
     root_path: Path,
-    store_path: Path,
+    store_path: StoreLocation,
     pairs_path: Path | None,
     selected: list[str],
     config: PreprocessConfig,
@@ -174,7 +177,7 @@ def _preprocess_selected(
     started_at = utc_now()
     open_or_create_store(store_path)
     sweep_staging(store_path)  # leftovers of killed runs; nothing is writing yet
-    layout = StoreLayout(store_path)
+    backend = backend_for(store_path)
     store_plan = _with_redo(plan_scenes(store_path, root_path, selected, pairs_path, config), redo)
     _log_plan(logger, store_plan, store_path)
     to_run, skipped = store_plan.to_run, store_plan.skipped
@@ -195,14 +198,15 @@ def _preprocess_selected(
         for plan in to_run
     }
     builder = TableBuilder(store_path)
-    outcome = _collect_scenes(logger, layout, futures, current, started_at, builder)
+    outcome = _collect_scenes(logger, backend, futures, current, started_at, builder)
     # Every task has ended, so nothing writes into staging any more: a write that failed half-way (a full
     # disk) may have left files that its own clean-up raced with.
     sweep_staging(store_path)
     tables = None
     with _bookkeeping(logger, "write the tables"):
         tables = finalize_store(store_path, config.cls_sep, current, builder)
-    committed = set(layout.committed_scene_ids()) - set(outcome.failed)
+    backend.refresh()
+    committed = set(backend.committed_scene_ids()) - set(outcome.failed)
     summary = {
         "done": sorted(outcome.done),
         "skipped": sorted(skipped),
@@ -211,13 +215,26 @@ def _preprocess_selected(
         "frames": outcome.frames,
         "seconds": time.perf_counter() - started,
         "store": str(store_path),
+        "commit_seconds": outcome.commit_seconds,
         "committed_scenes": len(committed)
         if tables is None
         else int((tables["scenes"]["status"] != "failed").sum()),
     }
+    summary["version"] = _version_of(logger, store_path)
     _log_summary(logger, summary)
     _emit({"event": "finished", "summary": summary})
     return summary
+
+
+def _version_of(logger, store_path: StoreLocation) -> str | None:
+    """The store's version after the run (snapshot id or content hash), None when it cannot be read."""
+    try:
+        version = store_version(store_path)
+    except (OSError, ValueError) as exc:
+        logger.warning("could not read the store's version: %s", failure_reason(exc))
+        return None
+    logger.info("store %s is now at %s %s", store_path, version.kind.replace("_", " "), version.id)
+    return version.id
 
 
 def _with_redo(store_plan: StorePlan, redo: set[str]) -> StorePlan:
@@ -228,7 +245,7 @@ def _with_redo(store_plan: StorePlan, redo: set[str]) -> StorePlan:
     return replace(store_plan, scenes=scenes)
 
 
-def _log_plan(logger, store_plan: StorePlan, store_path: Path) -> None:
+def _log_plan(logger, store_plan: StorePlan, store_path: StoreLocation) -> None:
     logger.info(
         "input digests: %d files read, %d unchanged since the last run",
         store_plan.files_read,
@@ -265,10 +282,12 @@ class _Outcome:
     unknown_labels: dict[str, str] = field(default_factory=dict)
     """Scene -> the labels missing from map_benchmark.csv that it leaves void, and what they cover."""
     frames: int = 0
+    commit_seconds: dict[str, float] = field(default_factory=dict)
+    """Per scene done: the seconds its commit took (a rename, or a transaction on an object store)."""
 
 
 def _collect_scenes(
-    logger, layout: StoreLayout, futures: dict, current: CurrentVersion, started_at: str, builder: TableBuilder
+    logger, backend: StoreBackend, futures: dict, current: CurrentVersion, started_at: str, builder: TableBuilder
 ) -> _Outcome:
     """Record each scene as its task ends; the tables follow along every few seconds."""
     outcome = _Outcome()
@@ -276,17 +295,19 @@ def _collect_scenes(
     for future in as_completed(list(futures)):
         plan = futures[future]
         result, exc = _collect(future)
-        if exc is not None and committed_by_this_run(layout, plan.scene_id, current, started_at):
+        if exc is not None and committed_by_this_run(backend, plan.scene_id, current, started_at):
             # The scene reached the store; whatever failed after that (e.g. reporting to a Prefect server
             # that is gone) does not undo the commit, which is the truth about the scene.
-            attrs = read_scene_attrs(layout, plan.scene_id)
+            attrs = read_scene_attrs(backend, plan.scene_id)
             unknown = attrs.get("unknown_labels")
             result, exc = {"frames": attrs["num_frames"], "seconds": 0.0, "unknown_labels": unknown}, None
         if exc is None:
             with _bookkeeping(logger, f"clear the failure record of {plan.scene_id}"):
-                clear_failure(layout, plan.scene_id)
+                clear_failure(backend, plan.scene_id)
             outcome.done.append(plan.scene_id)
             outcome.frames += int(result["frames"])
+            if "commit_seconds" in result:
+                outcome.commit_seconds[plan.scene_id] = float(result["commit_seconds"])
             logger.info("scene %s done: %d frames, %.1f s", plan.scene_id, result["frames"], result["seconds"])
             _warn_unknown_labels(logger, outcome, plan.scene_id, result.get("unknown_labels"))
             _emit({"event": "scene", "scene_id": plan.scene_id, "status": "done", "frames": result["frames"]})
@@ -294,7 +315,7 @@ def _collect_scenes(
             reason = failure_reason(exc)
             attempts = 1 if is_permanent(exc) else TASK_RETRIES + 1
             with _bookkeeping(logger, f"record the failure of {plan.scene_id}"):
-                write_failure(layout, plan.scene_id, type(exc).__name__, reason, attempt=attempts)
+                write_failure(backend, plan.scene_id, type(exc).__name__, reason, attempt=attempts)
             outcome.failed[plan.scene_id] = reason
             logger.warning("scene %s failed: %s", plan.scene_id, reason)
             _emit({"event": "scene", "scene_id": plan.scene_id, "status": "failed", "reason": reason})

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from datasets.store.location import StoreLocation
 from flows.run_folder import CONFIG_FILE, read_config, write_config
 from panst3r_core.config import apply_overrides, from_dict
 from panst3r_core.engine.checkpointing import find_resume_checkpoint
@@ -37,15 +38,15 @@ def check_overrides(config: str, overrides: Sequence[str]) -> TrainConfig:
     return load_train_config(config, overrides)
 
 
-def existing_stores(stores: Sequence[str | Path]) -> list[Path]:
-    """The stores as absolute paths; ValueError / FileNotFoundError when none is given or one is missing."""
+def existing_stores(stores: Sequence[str | Path]) -> list[StoreLocation]:
+    """The stores a run reads: directories as absolute paths, object stores pinned to their newest snapshot
+    (every rank, loader worker and resumed launch of the run then reads exactly that version, whatever
+    preprocess commits meanwhile); ValueError / FileNotFoundError when none is given or one is missing."""
     if not stores:
         raise ValueError("--store: give at least one store made by `panst3r preprocess`")
-    store_paths = [Path(store).resolve() for store in stores]
-    for store in store_paths:
-        if not store.is_dir():
-            raise FileNotFoundError(f"--store {store} does not exist; run `panst3r preprocess --store` first")
-    return store_paths
+    from datasets.store.queries import pinned_store  # zarr and pandas: only where a run is prepared
+
+    return [pinned_store(store) for store in stores]
 
 
 def config_label(config: str) -> str:
@@ -55,7 +56,7 @@ def config_label(config: str) -> str:
 
 def resolve_run_config(
     run_dir: Path,
-    stores: Sequence[Path],
+    stores: Sequence[Path | StoreLocation],
     config: str,
     overrides: Sequence[str] = (),
     keep_folder_config: bool = False,
@@ -116,7 +117,8 @@ class RunPlan:
     run_dir: Path
     config_name: str
     config: TrainConfig
-    stores: list[Path]
+    stores: list[StoreLocation]
+    """Absolute directories, or object stores pinned to a snapshot."""
     resume_from: Path | None
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from datasets.evaluation.scene_run import EvalSettings
-from datasets.store.queries import content_hash, select_scenes
+from datasets.store.location import StoreLocation
+from datasets.store.queries import content_hash, pinned_store, select_scenes, store_version
 from flows import mlflow_names as names
 from flows.run_folder import checkpoint_digest, training_image_size
 from panst3r_core.device import resolve_device
@@ -28,7 +29,8 @@ def keyframes_label(keyframes: int | None) -> str:
 
 @dataclass(frozen=True)
 class SweepPlan:
-    store: Path
+    store: StoreLocation
+    """An absolute directory, or an object store pinned to the snapshot the sweep reads."""
     split: str
     scenes: list[str]
     checkpoints: list[str]
@@ -70,6 +72,11 @@ class SweepPlan:
         digest.update(json.dumps(self.settings(), sort_keys=True, default=str).encode())
         return digest.hexdigest()[:16]
 
+    def version_tags(self) -> dict[str, str]:
+        """The exact data the sweep reads (a snapshot id or a directory's content hash), as MLflow tags."""
+        version = store_version(self.store)
+        return {names.STORE_VERSION_TAG: version.id, names.STORE_VERSION_KIND_TAG: version.kind}
+
     def params(self) -> dict[str, str]:
         """The parent run's params."""
         return {
@@ -99,11 +106,7 @@ def plan_sweep(
     """Check every input (one clear error naming it) and resolve the scenes, device and input sizes."""
     from panst3r_core.predictor import check_postprocess
 
-    store_path = Path(store).resolve()
-    if not store_path.is_dir():
-        raise FileNotFoundError(
-            f"--store {store_path} does not exist; run `panst3r preprocess --store` first"
-        )
+    store_path = pinned_store(store)  # an object store: its newest snapshot, read by every configuration
     if not checkpoints:
         raise ValueError("--checkpoints: give at least one checkpoint (a model folder or an official .pth)")
     for checkpoint in checkpoints:

@@ -107,9 +107,16 @@ def configuration_summary(run_id: str, params: Mapping[str, str], metrics: Mappi
 
 
 def start_sweep_run(
-    client: MlflowClient, experiment_id: str, key: str, store: Path, params: Mapping[str, str], run_name: str
+    client: MlflowClient,
+    experiment_id: str,
+    key: str,
+    store: object,
+    params: Mapping[str, str],
+    run_name: str,
+    extra_tags: Mapping[str, str] | None = None,
 ) -> str:
     tags = {names.SWEEP_ROLE_TAG: names.SWEEP_PARENT, names.SWEEP_KEY_TAG: key, names.STORE_TAG: str(store)}
+    tags.update(extra_tags or {})
     run_id = client.create_run(experiment_id, tags=tags, run_name=run_name).info.run_id
     log_params(client, run_id, params)
     return run_id

@@ -132,6 +132,7 @@ def make_train_data(config: TrainConfig, dataset: StoreViewDataset, device: torc
             batch_sampler=sampler,
             collate_fn=collate_views,
             num_workers=workers,
+            multiprocessing_context=dataset.loader_start_method if workers > 0 else None,
             pin_memory=device.type == "cuda",
             persistent_workers=workers > 0,
         )

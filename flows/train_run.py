@@ -73,6 +73,8 @@ def start_mlflow_run(
         names.CONFIG_NAME_TAG: plan.config_name,
         names.STORE_SCHEMA_TAG: fingerprint["schema_version"],
         names.STORE_CONTENT_TAG: fingerprint["content_hash"],
+        names.STORE_VERSION_TAG: fingerprint["version"],
+        names.STORE_VERSION_KIND_TAG: fingerprint["version_kind"],
         names.STORES_TAG: ",".join(str(s) for s in plan.stores),
         names.TEXT_EMBEDDINGS_TAG: plan.config.model.text_embeddings,
         names.NPROC_TAG: str(nproc_per_node),

@@ -61,6 +61,11 @@ class StoreLocation:
             raise ValueError(f"store {self} is in an object store, not a local directory")
         return Path(self.text)
 
+    @property
+    def name(self) -> str:
+        """The last part of the path or prefix (e.g. what a training sample names its dataset)."""
+        return Path(self.text).name if self.is_local else self.prefix.rsplit("/", 1)[-1] or self.bucket
+
     def resolved(self) -> StoreLocation:
         """Local paths made absolute (a flow run may start in another directory); URLs as they are."""
         return StoreLocation(str(Path(self.text).resolve())) if self.is_local else self

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from datasets.store.backend import StoreRef, StoreVersion, backend_for
+from datasets.store.backend import StoreBackend, StoreRef, StoreVersion, backend_for
+from datasets.store.location import StoreLocation
 from datasets.store.tables import read_table
 
 ALL_SPLITS = ("all", "")
@@ -52,3 +53,19 @@ def store_version(store: StoreRef) -> StoreVersion:
     (the pinned one, else the newest), the content hash of a directory."""
     snapshot = backend_for(store).snapshot()
     return snapshot if snapshot is not None else StoreVersion("content_hash", content_hash(store))
+
+
+def pinned_store(store: StoreRef) -> StoreLocation:
+    """The store a whole run reads: a directory's absolute path (a directory has no versions to pin), an
+    object store pinned to its newest snapshot unless already pinned; FileNotFoundError when there is no
+    store there."""
+    location = StoreLocation.parse(store if not isinstance(store, StoreBackend) else store.location).resolved()
+    missing = FileNotFoundError(f"--store {location} does not exist; run `panst3r preprocess --store` first")
+    if location.is_local:
+        if not location.path.is_dir():
+            raise missing
+        return location
+    backend = backend_for(location)
+    if not backend.exists():
+        raise missing
+    return location.pinned(backend.snapshot().id)

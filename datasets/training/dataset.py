@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from datasets.store.icechunk_backend import needs_spawned_workers
+from datasets.store.location import StoreLocation
 from datasets.store.reader import StoreReader
 from datasets.training.color_jitter import ColorJitter
 from datasets.training.crop import crop_resize_view, view_pose
@@ -68,9 +70,9 @@ class StoreViewDataset(Dataset):
     ) -> None:
         if not stores:
             raise ValueError("data.stores is empty; pass at least one store made by `panst3r preprocess`")
-        self.stores = [Path(store).resolve() for store in stores]
+        self.stores = [StoreLocation.parse(store).resolved() for store in stores]
         for store in self.stores:
-            if not store.is_dir():
+            if store.is_local and not store.path.is_dir():  # an object store: StoreReader names a missing one
                 raise FileNotFoundError(
                     f"store {store} does not exist; run `panst3r preprocess --store` first"
                 )
@@ -99,6 +101,12 @@ class StoreViewDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.index)
+
+    @property
+    def loader_start_method(self) -> str | None:
+        """How DataLoader workers must start: spawned for object stores (Icechunk cannot run in a forked
+        child of a process that used it), the platform default (fork) for directories."""
+        return "spawn" if needs_spawned_workers(self.stores) else None
 
     def __getstate__(self) -> dict[str, Any]:
         # Zarr handles stay in the process that opened them; each loader worker opens its own once.

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from datasets.store.queries import content_hash
+from datasets.store.queries import content_hash, store_version
 from datasets.store.reader import StoreReader
 
 
@@ -18,6 +18,14 @@ def stores_content_hash(stores: Sequence[str | Path]) -> str:
 
 
 def stores_fingerprint(stores: Sequence[str | Path]) -> dict[str, str]:
-    """`{schema_version, content_hash}` of the stores trained on together (comma-joined versions)."""
+    """`{schema_version, content_hash, version, version_kind}` of the stores trained on together
+    (comma-joined schema versions; each store's exact version, comma-joined: an object store's snapshot
+    id, a directory's content hash)."""
     versions = [str(StoreReader(store).schema_version) for store in stores]
-    return {"schema_version": ",".join(versions), "content_hash": stores_content_hash(stores)}
+    exact = [store_version(store) for store in stores]
+    return {
+        "schema_version": ",".join(versions),
+        "content_hash": stores_content_hash(stores),
+        "version": ",".join(v.id for v in exact),
+        "version_kind": ",".join(v.kind for v in exact),
+    }

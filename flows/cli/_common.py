@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,9 +31,36 @@ def check_override_syntax(overrides: Iterable[str]) -> None:
             raise ValueError(f"override {item!r} is not of the form key=value (e.g. training.epochs=2)")
 
 
+STORE_HELP_SUFFIX = "; a directory or s3://BUCKET/PREFIX (an S3-compatible server: AWS_* variables, --s3-endpoint)"
+S3_ENDPOINT_ENV = "AWS_ENDPOINT_URL"
+
+
+def add_s3_endpoint_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--s3-endpoint",
+        default=None,
+        metavar="URL",
+        help=f"S3-compatible server of s3:// stores, e.g. http://127.0.0.1:8333 (sets {S3_ENDPOINT_ENV} for this "
+        "run and the processes it starts; credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)",
+    )
+
+
+def use_s3_endpoint(args: argparse.Namespace) -> None:
+    """Apply --s3-endpoint: the environment is what every client and every child process reads."""
+    if getattr(args, "s3_endpoint", None):
+        os.environ[S3_ENDPOINT_ENV] = args.s3_endpoint
+        os.environ.pop("AWS_ENDPOINT_URL_S3", None)  # it would win over the flag
+
+
 def require_store(store: str | Path) -> None:
-    """FileNotFoundError unless `store` is a folder (a store `panst3r preprocess` wrote)."""
-    if not Path(store).is_dir():
+    """FileNotFoundError unless `store` is a store `panst3r preprocess` wrote (a folder, or an object-store
+    prefix holding a store's repository)."""
+    from datasets.store.backend import backend_for
+    from datasets.store.location import StoreLocation
+
+    location = StoreLocation.parse(store)
+    missing = not Path(store).is_dir() if location.is_local else not backend_for(location).exists()
+    if missing:
         raise FileNotFoundError(f"--store {store} does not exist; run `panst3r preprocess --store` first")
 
 

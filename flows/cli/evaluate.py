@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from flows.cli._common import add_prefect_port_argument, prepare_prefect, require_store
+from flows.cli._common import (
+    STORE_HELP_SUFFIX,
+    add_prefect_port_argument,
+    add_s3_endpoint_argument,
+    prepare_prefect,
+    require_store,
+)
 
 HELP = "Prefect flow `evaluate`: sweep checkpoints x post-processings x keyframes"
 
@@ -25,7 +31,8 @@ def _keyframes(text: str) -> int | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", required=True, help="store made by `panst3r preprocess`")
+    parser.add_argument("--store", required=True, help="store made by `panst3r preprocess`" + STORE_HELP_SUFFIX)
+    add_s3_endpoint_argument(parser)
     parser.add_argument(
         "--checkpoints",
         required=True,

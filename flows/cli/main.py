@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from flows.cli._common import use_s3_endpoint
+
 # subcommand name -> module under flows.cli
 COMMANDS: dict[str, str] = {
     "synth": "synth",
@@ -96,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = argparse.ArgumentParser(prog=f"panst3r {name}", description=SHORT_HELP[name])
     module.add_arguments(sub)
     args = sub.parse_args(rest)
+    use_s3_endpoint(args)
     try:
         return int(module.run(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ConnectionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,7 +9,12 @@ import sys
 from pathlib import Path
 
 from datasets.scannetpp.semantics import UNKNOWN_LABEL_ALIASES, UNKNOWN_LABEL_MODES
-from flows.cli._common import add_prefect_port_argument, prepare_prefect
+from flows.cli._common import (
+    STORE_HELP_SUFFIX,
+    add_prefect_port_argument,
+    add_s3_endpoint_argument,
+    prepare_prefect,
+)
 from flows.cli.cluster_args import add_cluster_arguments, cluster_from_args
 from flows.server_watch import ServerWatch, stop_dask_cluster
 
@@ -23,7 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pairs", default=None, help="pairs folder with <scene>/selected_pairs.npz (optional)"
     )
-    parser.add_argument("--store", required=True, help="output store directory (created if absent)")
+    parser.add_argument(
+        "--store", required=True, help="output store (created if absent)" + STORE_HELP_SUFFIX
+    )
+    add_s3_endpoint_argument(parser)
     parser.add_argument("--scenes", nargs="+", default=None, metavar="ID", help="only these scene ids")
     parser.add_argument(
         "--redo",

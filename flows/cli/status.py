@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from flows.cli._common import STORE_HELP_SUFFIX, add_s3_endpoint_argument
+
 HELP = "the scenes table of a store: done / failed (with reason) / stale (with reason)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", required=True, help="store directory written by `panst3r preprocess`")
+    parser.add_argument("--store", required=True, help="store written by `panst3r preprocess`" + STORE_HELP_SUFFIX)
+    add_s3_endpoint_argument(parser)
     parser.add_argument(
         "--root",
         default=None,
@@ -28,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="compare with this resolution instead of the one each scene was made with",
+    )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=5,
+        help="object stores: list this many of the newest snapshots (default 5)",
     )
     parser.add_argument(
         "--verify",
@@ -49,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
         current, settings_notes = _compare_with(reader, args, console)
     else:
         console.print("inputs not compared: pass --root to see stale scenes")
-    scenes = TableBuilder(args.store).build(current)["scenes"]
+    scenes = TableBuilder(reader.backend).build(current)["scenes"]
     _print_scenes(console, args.store, scenes, settings_notes)
+    _print_version(console, reader, args.history)
     return _verify(console, args) if args.verify else 0
 
 
@@ -62,7 +72,7 @@ def _compare_with(reader, args: argparse.Namespace, console):
     from datasets.store.staleness import CurrentVersion
 
     sources, config_hashes, notes = {}, {}, {}
-    digests = hashing.DigestCache(reader.layout.digest_cache_path)  # read only: status never writes
+    digests = hashing.DigestCache.of_store(reader.backend)  # read only: status never saves it
     for scene_id in reader.scene_ids():
         made = reader.scene_attrs(scene_id).get("made_with") or {}
         pairs = args.pairs or made.get("pairs_dir")
@@ -130,6 +140,27 @@ def _unknown_labels_cell(row) -> str:
     if not row.unknown_labels:
         return ""
     return f"{row.unknown_labels}: {row.unknown_label_vertices} vertices, {row.unknown_label_pixels} px"
+
+
+def _print_version(console, reader, history: int) -> None:
+    """The store's exact version (what train and evaluate record in MLflow) and, for an object store, its
+    newest snapshots."""
+    from datasets.store.queries import store_version
+
+    try:
+        version = store_version(reader.backend)
+    except (FileNotFoundError, ValueError) as exc:  # a directory store's content hash needs its tables
+        console.print(f"version: unknown ({exc})", soft_wrap=True)
+        return
+    if version.kind == "content_hash":
+        console.print(f"version: content hash {version.id} (a directory store keeps no history)")
+        return
+    console.print(f"version: snapshot {version.id} ({version.time}, {version.message})")
+    snapshots = reader.backend.history(history)
+    if len(snapshots) > 1:
+        console.print(f"newest {len(snapshots)} snapshots (read one with --store '{reader.location.text}?snapshot=ID'):")
+        for snapshot in snapshots:
+            console.print(f"  {snapshot.id}  {snapshot.time}  {snapshot.message}")
 
 
 def _verify(console, args: argparse.Namespace) -> int:

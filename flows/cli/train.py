@@ -7,8 +7,10 @@ import logging
 import sys
 
 from flows.cli._common import (
+    STORE_HELP_SUFFIX,
     add_overrides_argument,
     add_prefect_port_argument,
+    add_s3_endpoint_argument,
     check_override_syntax,
     prepare_prefect,
     require_store,
@@ -22,8 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--store",
         required=True,
         action="append",
-        help="store made by `panst3r preprocess`; repeat the flag to train on several (one vocabulary)",
+        help="store made by `panst3r preprocess`; repeat the flag to train on several (one vocabulary)"
+        + STORE_HELP_SUFFIX,
     )
+    add_s3_endpoint_argument(parser)
     parser.add_argument(
         "--config",
         default="synthetic_cpu",
