@@ -141,3 +141,11 @@ def write_toy_store(
     set_categories(store, categories, cls_sep=cls_sep)
     TableBuilder(store).write()
     return store
+
+
+def write_toy_scene(store: str, scene_id: str, seed: int, frames: int = 6) -> None:
+    """Commit `toy_scene(scene_id, seed, frames)` into `store` (a path or a URL): the target of the writer
+    processes of the concurrency tests, importable in a spawned child."""
+    write_scene(
+        store, toy_scene(scene_id, seed, frames), source_hash=f"toy-{scene_id}", config_hash="toy", code_version="toy"
+    )

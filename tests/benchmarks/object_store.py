@@ -209,7 +209,7 @@ def main() -> int:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(f"\n| backend | writers | frames/s | commit s (median / max) | write s per scene | read ms/frame |")
+    print("\n| backend | writers | frames/s | commit s (median / max) | write s per scene | read ms/frame |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(

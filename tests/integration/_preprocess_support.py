@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from datasets.store.backend import backend_for
 from datasets.store.reader import StoreReader
-from datasets.store.schema import StoreLayout
+from datasets.store.schema import table_key
 from datasets.store.tables import read_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,12 +128,44 @@ def run_preprocess(
     return result, json.loads(summary.read_text())
 
 
+def start_preprocess(env: dict[str, str], root: Path, pairs: Path, store, *extra: str) -> subprocess.Popen:
+    """`panst3r preprocess` in the background, in its own process group (for killing it whole)."""
+    return subprocess.Popen(
+        preprocess_command(root, pairs, store, *extra),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def dask_worker_pids(parent_pid: int) -> list[int]:
+    """Dask worker processes: grandchildren (nanny -> worker) of the CLI process, found through /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    descendants, frontier = [], [parent_pid]
+    while frontier:
+        pid = frontier.pop()
+        for child in children.get(pid, []):
+            descendants.append(child)
+            frontier.append(child)
+    return [pid for pid in descendants if "spawn" in open(f"/proc/{pid}/cmdline").read()]
+
+
 def wait_for_commits(store, count, process, timeout=300):
-    """Until `store` has `count` committed scenes; fails the test if `process` ends first."""
-    layout = StoreLayout(store)
+    """Until `store` (a directory or an object-store URL) has `count` committed scenes; fails the test if
+    `process` ends first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if len(layout.committed_scene_ids()) >= count:
+        if len(_committed(store)) >= count:
             return
         if process.poll() is not None:
             pytest.fail(f"the run ended (rc {process.returncode}) before {count} scenes were committed")
@@ -140,15 +173,21 @@ def wait_for_commits(store, count, process, timeout=300):
     pytest.fail(f"fewer than {count} scenes committed within {timeout} s")
 
 
-def assert_store_consistent(store: Path) -> list[str]:
+def _committed(store) -> list[str]:
+    try:
+        return backend_for(store).committed_scene_ids()  # a new backend: an object store's newest snapshot
+    except FileNotFoundError:
+        return []  # the run has not created the store yet
+
+
+def assert_store_consistent(store) -> list[str]:
     """Every committed scene reads completely and the tables list no other; returns the committed ids."""
     reader = StoreReader(store)
     committed = reader.scene_ids()
     for scene_id in committed:  # every listed scene is complete and readable
         for index in range(reader.num_frames(scene_id)):
             reader.read_frame(scene_id, index)
-    layout = StoreLayout(store)
-    if layout.table_path("scenes").is_file():
+    if backend_for(store).read_file(table_key("scenes")) is not None:
         listed = set(read_table(store, "scenes").query("status != 'failed'")["scene_id"])
         assert listed <= set(committed), "a table lists a scene that is not committed"
     return committed

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 
 import pytest
 from _preprocess_support import (
-    REPO,
     assert_store_consistent,
     cli_env,
+    dask_worker_pids,
     make_root,
-    preprocess_command,
     run_preprocess,
+    start_preprocess,
     wait_for_commits,
 )
 
@@ -23,44 +22,12 @@ from datasets.store.schema import StoreLayout
 pytestmark = pytest.mark.slow
 
 
-def _start(env, root, pairs, store, workers):
-    command = preprocess_command(root, pairs, store, "--workers", str(workers))
-    return subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def _worker_pids(parent_pid):
-    """Dask worker processes: grandchildren (nanny -> worker) of the CLI process, found through /proc."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = open(f"/proc/{entry}/stat").read()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    descendants, frontier = [], [parent_pid]
-    while frontier:
-        pid = frontier.pop()
-        for child in children.get(pid, []):
-            descendants.append(child)
-            frontier.append(child)
-    return [pid for pid in descendants if "spawn" in open(f"/proc/{pid}/cmdline").read()]
-
-
 def test_killing_the_whole_run_then_rerunning(tmp_path, prefect_server):
     root, pairs = make_root(tmp_path / "data", num_scenes=4, seed=5)
     scene_ids = sorted(p.name for p in (root / "data").iterdir())
     env = cli_env(*prefect_server)
     store = tmp_path / "store"
-    process = _start(env, root, pairs, store, workers=1)
+    process = start_preprocess(env, root, pairs, store, "--workers", "1")
     try:
         wait_for_commits(store, 1, process)
     finally:
@@ -81,10 +48,10 @@ def test_killing_a_worker_loses_nothing(tmp_path, prefect_server):
     scene_ids = sorted(p.name for p in (root / "data").iterdir())
     env = cli_env(*prefect_server)
     store = tmp_path / "store"
-    process = _start(env, root, pairs, store, workers=2)
+    process = start_preprocess(env, root, pairs, store, "--workers", "2")
     try:
         wait_for_commits(store, 1, process)
-        workers = _worker_pids(process.pid)
+        workers = dask_worker_pids(process.pid)
         assert workers, "no Dask worker process found"
         os.kill(workers[0], signal.SIGKILL)
         process.wait(timeout=600)

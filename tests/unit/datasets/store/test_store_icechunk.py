@@ -8,7 +8,7 @@ import uuid
 
 import numpy as np
 import pytest
-from conftest import random_scene
+from toy_store import toy_scene, write_toy_scene
 
 from datasets.store import writer
 from datasets.store.backend import backend_for
@@ -29,10 +29,10 @@ def store(s3_env) -> str:
     return url
 
 
-def test_scenes_round_trip_and_every_commit_is_a_snapshot(store):
-    first = random_scene("aaa", seed=1, dslr=3, iphone=2)
+def test_scenes_round_trip_and_every_commit_is_a_snapshot(store, make_scene):
+    first = make_scene("aaa", seed=1, dslr=3, iphone=2)
     writer.write_scene(store, first, **HASHES)
-    writer.write_scene(store, random_scene("bbb", seed=2, dslr=2, iphone=0), **HASHES)
+    writer.write_scene(store, make_scene("bbb", seed=2, dslr=2, iphone=0), **HASHES)
 
     reader = StoreReader(store)
     assert reader.scene_ids() == ["aaa", "bbb"]
@@ -45,9 +45,9 @@ def test_scenes_round_trip_and_every_commit_is_a_snapshot(store):
     assert messages[:3] == ["commit scene bbb", "commit scene aaa", "create the store"]
 
 
-def test_a_recommit_replaces_the_scene_in_one_snapshot(store):
-    writer.write_scene(store, random_scene("aaa", seed=1, dslr=3, iphone=2), **HASHES)
-    newer = random_scene("aaa", seed=9, dslr=2, iphone=0)
+def test_a_recommit_replaces_the_scene_in_one_snapshot(store, make_scene):
+    writer.write_scene(store, make_scene("aaa", seed=1, dslr=3, iphone=2), **HASHES)
+    newer = make_scene("aaa", seed=9, dslr=2, iphone=0)
     writer.write_scene(store, newer, **HASHES)
     reader = StoreReader(store)
     assert reader.scene_ids() == ["aaa"]
@@ -55,10 +55,10 @@ def test_a_recommit_replaces_the_scene_in_one_snapshot(store):
     np.testing.assert_array_equal(reader.read_array("aaa", "dslr", "images"), newer.blocks["dslr"].images)
 
 
-def test_a_writer_that_fails_half_way_leaves_nothing_visible(store):
-    writer.write_scene(store, random_scene("aaa"), **HASHES)
+def test_a_writer_that_fails_half_way_leaves_nothing_visible(store, make_scene):
+    writer.write_scene(store, make_scene("aaa"), **HASHES)
     before = store_version(store)
-    broken = random_scene("bbb")
+    broken = make_scene("bbb")
     broken.blocks["dslr"].names.append("extra")  # fails the block check after nothing was committed
     with pytest.raises(ValueError, match="bbb"):
         writer.write_scene(store, broken, **HASHES)
@@ -73,36 +73,32 @@ def test_a_writer_that_fails_half_way_leaves_nothing_visible(store):
     assert store_version(store) == before, "no snapshot was made by the failed writers"
 
 
-def _write_scene_in_child(store: str, scene_id: str, seed: int) -> None:
-    writer.write_scene(store, random_scene(scene_id, seed=seed, dslr=4, iphone=0), **HASHES)
-
-
 @pytest.mark.slow
 def test_concurrent_writers_never_corrupt_each_other(store):
     scene_ids = [f"s{i:02d}" for i in range(9)]
     context = multiprocessing.get_context("spawn")  # Icechunk cannot run in a forked child
     with context.Pool(3) as pool:
-        pool.starmap(_write_scene_in_child, [(store, s, i) for i, s in enumerate(scene_ids)])
+        pool.starmap(write_toy_scene, [(store, scene_id, seed) for seed, scene_id in enumerate(scene_ids)])
     reader = StoreReader(store)
     assert reader.scene_ids() == scene_ids
     for seed, scene_id in enumerate(scene_ids):
-        expected = random_scene(scene_id, seed=seed, dslr=4, iphone=0).blocks["dslr"]
-        np.testing.assert_array_equal(reader.read_array(scene_id, "dslr", "images"), expected.images)
-        np.testing.assert_array_equal(reader.read_array(scene_id, "dslr", "panoptic"), expected.panoptic)
+        expected = toy_scene(scene_id, seed).blocks["iphone"]
+        np.testing.assert_array_equal(reader.read_array(scene_id, "iphone", "images"), expected.images)
+        np.testing.assert_array_equal(reader.read_array(scene_id, "iphone", "panoptic"), expected.panoptic)
 
 
-def test_a_pinned_location_reads_its_snapshot_only(store):
-    writer.write_scene(store, random_scene("aaa"), **HASHES)
+def test_a_pinned_location_reads_its_snapshot_only(store, make_scene):
+    writer.write_scene(store, make_scene("aaa"), **HASHES)
     pinned = StoreLocation.parse(store).pinned(store_version(store).id)
-    writer.write_scene(store, random_scene("bbb"), **HASHES)
+    writer.write_scene(store, make_scene("bbb"), **HASHES)
     assert StoreReader(str(pinned)).scene_ids() == ["aaa"]
     assert StoreReader(store).scene_ids() == ["aaa", "bbb"]
     with pytest.raises(ValueError, match="pinned to a snapshot"):
-        writer.write_scene(str(pinned), random_scene("ccc"), **HASHES)
+        writer.write_scene(str(pinned), make_scene("ccc"), **HASHES)
 
 
-def test_tables_and_failure_records_live_beside_the_repository(store):
-    writer.write_scene(store, random_scene("aaa"), **HASHES)
+def test_tables_and_failure_records_live_beside_the_repository(store, make_scene):
+    writer.write_scene(store, make_scene("aaa"), **HASHES)
     write_failure(store, "bbb", "ValueError", "bad input")
     assert list(read_failures(store)) == ["bbb"]
     finalize_store(store, cls_sep=256)
