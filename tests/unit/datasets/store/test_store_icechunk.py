@@ -122,3 +122,12 @@ def test_a_missing_store_is_named(s3_env):
     url = s3_env.url(f"unit/{uuid.uuid4().hex[:8]}")
     with pytest.raises(FileNotFoundError, match="no scene store at s3://"):
         StoreReader(url)
+
+
+def test_refused_credentials_are_one_clear_error(s3_env, monkeypatch):
+    url = s3_env.url(f"unit/{uuid.uuid4().hex[:8]}")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    with pytest.raises(ConnectionError, match=f"{url}/tables/scenes.parquet: the object store at http://127.0.0.1:"):
+        backend_for(url).read_file("tables/scenes.parquet")
+    with pytest.raises(ConnectionError, match="AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"):
+        StoreReader(url)
