@@ -42,6 +42,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--size", type=int, nargs=2, default=(1035, 690), metavar=("W", "H"), help="frame size")
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 2], help="writer processes (default 1 2)")
     parser.add_argument("--reads", type=int, default=40, help="random frames read back per backend")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per backend and writer count, interleaved; the median is kept"
+    )
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks" / "object_store_cpu.json"))
     return parser.parse_args()
@@ -175,16 +178,22 @@ def measure_reads(backend: str, target: str, args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace, work: Path, s3) -> list[dict]:
-    rows = []
-    for backend in args.backends:
+    """Every (backend, writers) `--repeat` times, the backends interleaved so that load changes on this
+    shared machine hit them alike; per configuration the median of each number."""
+    runs: dict[tuple[str, int], list[dict]] = {}
+    for _ in range(args.repeat):
         for writers in args.writers:
-            name = f"{backend}-{writers}-{uuid.uuid4().hex[:6]}"
-            target = str(work / name) if backend == "local" else s3.url(f"bench/{name}")
-            row = {"backend": backend, **measure_writes(backend, target, args, writers)}
-            row.update(measure_reads(backend, target, args))
-            print(json.dumps(row), flush=True)
-            rows.append(row)
-    return rows
+            for backend in args.backends:
+                name = f"{backend}-{writers}-{uuid.uuid4().hex[:6]}"
+                target = str(work / name) if backend == "local" else s3.url(f"bench/{name}")
+                row = {**measure_writes(backend, target, args, writers), **measure_reads(backend, target, args)}
+                print(json.dumps({"backend": backend, **row}), flush=True)
+                runs.setdefault((backend, writers), []).append(row)
+    return [
+        {"backend": backend, "writers": writers, "runs": len(rows)}
+        | {key: statistics.median(row[key] for row in rows) for key in rows[0] if key != "writers"}
+        for (backend, writers), rows in sorted(runs.items(), key=lambda item: (item[0][1], item[0][0]))
+    ]
 
 
 def main() -> int:
@@ -200,10 +209,11 @@ def main() -> int:
     result = {
         "benchmark": "tests/benchmarks/object_store.py",
         "machine": f"{platform.node()} {os.cpu_count()} CPUs {platform.machine()}",
-        "load_average": os.getloadavg()[0],
+        "load_average_after": os.getloadavg()[0],
         "scenes": args.scenes,
         "frames_per_scene": args.frames,
         "frame_size": [width, height],
+        "repeat": args.repeat,
         "server": "SeaweedFS (weed mini) on 127.0.0.1",
         "rows": rows,
     }

@@ -1,7 +1,10 @@
 """Preprocessing throughput: frames per second of the `preprocess` flow with 1, 2, ... Dask workers on the
-same synthetic scenes (each run into a fresh store, one Prefect server shared by all runs).
+same synthetic scenes (each run into a fresh store, one Prefect server shared by all runs), into a local
+directory and/or an object store (`--stores local s3`: a SeaweedFS S3 server on loopback started here), with
+each scene's commit latency (the rename, or the Icechunk transaction).
 
     .venv/bin/python tests/benchmarks/preprocess.py --scenes 4 --frames 8 --workers 1 2
+    .venv/bin/python tests/benchmarks/preprocess.py --scenes 4 --frames 8 --workers 1 2 --stores local s3
 
 Prints a table and writes it (JSON + Markdown) under --out (default runs/benchmarks/).
 """
@@ -9,14 +12,17 @@ Prints a table and writes it (JSON + Markdown) under --out (default runs/benchma
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,6 +43,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--target-resolution", type=int, default=920, help="preprocess resolution (default 920)"
+    )
+    parser.add_argument(
+        "--stores", nargs="+", default=["local"], choices=("local", "s3"), help="store kinds (default local)"
     )
     parser.add_argument("--root", default=None, help="use this ScanNet++ root instead of generating one")
     parser.add_argument("--pairs", default=None, help="pairs folder of --root")
@@ -62,7 +71,8 @@ def main() -> int:
     quiet_chatty_loggers()
     try:
         root, pairs = benchmark_inputs(args, work)
-        rows = measure_workers(args, root, pairs, work)
+        with object_store(args, work) as s3:
+            rows = measure_workers(args, root, pairs, work, s3)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(args, rows)
@@ -86,8 +96,22 @@ def benchmark_inputs(args: argparse.Namespace, work: Path) -> tuple[Path, Path |
     return root, pairs
 
 
-def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, work: Path) -> list[dict]:
-    """The flow into a fresh store per worker count, all against one Prefect server."""
+@contextmanager
+def object_store(args: argparse.Namespace, work: Path):
+    """A SeaweedFS S3 server for the run when `--stores` asks for s3 (its variables set for the workers)."""
+    if "s3" not in args.stores:
+        yield None
+        return
+    sys.path.insert(0, str(REPO / "tests"))
+    from s3_server import SeaweedS3
+
+    with SeaweedS3(work / "seaweedfs") as s3:
+        os.environ.update(s3.env())
+        yield s3
+
+
+def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, work: Path, s3) -> list[dict]:
+    """The flow into a fresh store per worker count and store kind, all against one Prefect server."""
     from datasets.store.tables import read_table
     from flows.prefect_env import LocalServer, drain_prefect_clients, free_port
 
@@ -97,8 +121,9 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
     try:
         from flows.preprocess import run_preprocess
 
-        for workers in args.workers:
-            store = work / f"store_w{workers}"
+        for workers, kind in itertools.product(args.workers, args.stores):
+            name = f"store_w{workers}_{kind}"
+            store = str(work / name) if kind == "local" else s3.url(f"bench/{name}-{time.time_ns()}")
             started = time.perf_counter()
             summary = run_preprocess(
                 str(root),
@@ -117,8 +142,10 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
                 for c in scenes_table
                 if c.startswith("seconds_")
             }
+            commits = sorted(summary["commit_seconds"].values())
             rows.append(
                 {
+                    "store": kind,
                     "workers": workers,
                     "scenes": len(summary["done"]),
                     "frames": frames,
@@ -126,10 +153,13 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
                     "wall_seconds": round(wall, 2),
                     "frames_per_second": round(frames / summary["seconds"], 3),
                     "frames_per_second_wall": round(frames / wall, 3),
+                    "commit_seconds_median": round(statistics.median(commits), 4),
+                    "commit_seconds_max": round(commits[-1], 4),
                     "task_seconds_per_frame_by_stage": stages,
                 }
             )
-            shutil.rmtree(store, ignore_errors=True)
+            if kind == "local":
+                shutil.rmtree(store, ignore_errors=True)
     finally:
         drain_prefect_clients()
         server.stop()
@@ -143,7 +173,10 @@ def report(args: argparse.Namespace, rows: list[dict]) -> None:
     base = rows[0]["frames_per_second"]
     for row in rows:
         row["speedup"] = round(row["frames_per_second"] / base, 2)
-    header = ["workers", "scenes", "frames", "flow_seconds", "wall_seconds", "frames_per_second", "speedup"]
+    header = [
+        "store", "workers", "scenes", "frames", "flow_seconds", "wall_seconds", "frames_per_second", "speedup",
+        "commit_seconds_median", "commit_seconds_max",
+    ]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(row[h]) for h in header) + " |" for row in rows]
     table = "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -158,6 +159,21 @@ def dask_worker_pids(parent_pid: int) -> list[int]:
             descendants.append(child)
             frontier.append(child)
     return [pid for pid in descendants if "spawn" in open(f"/proc/{pid}/cmdline").read()]
+
+
+def kill_a_worker_after_a_commit(process: subprocess.Popen, store) -> None:
+    """Once `store` has a committed scene, SIGKILL one Dask worker of the running `preprocess` and wait for
+    the run to end (its whole process group is killed if the test fails first)."""
+    try:
+        wait_for_commits(store, 1, process)
+        workers = dask_worker_pids(process.pid)
+        assert workers, "no Dask worker process found"
+        os.kill(workers[0], signal.SIGKILL)
+        process.wait(timeout=600)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
 
 
 def wait_for_commits(store, count, process, timeout=300):

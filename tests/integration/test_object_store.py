@@ -8,8 +8,6 @@ the standard AWS variables."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import uuid
 
@@ -19,12 +17,11 @@ from _preprocess_support import (
     assert_store_consistent,
     cli_command,
     cli_env,
-    dask_worker_pids,
+    kill_a_worker_after_a_commit,
     make_root,
     preprocess_in_process,
     run_preprocess,
     start_preprocess,
-    wait_for_commits,
 )
 from mlflow.tracking import MlflowClient
 
@@ -70,16 +67,7 @@ def test_preprocess_into_an_object_store_keeps_the_store_guarantees(tmp_path, pr
     env, endpoint = _object_store_env(prefect_server, s3_env)
 
     process = start_preprocess(env, root, pairs, url, "--workers", "2", *endpoint)
-    try:
-        wait_for_commits(url, 1, process)
-        workers = dask_worker_pids(process.pid)
-        assert workers, "no Dask worker process found"
-        os.kill(workers[0], signal.SIGKILL)  # whatever it was writing was never committed
-        process.wait(timeout=600)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
+    kill_a_worker_after_a_commit(process, url)  # whatever that worker was writing was never committed
     first = assert_store_consistent(url)
     assert broken not in first
 

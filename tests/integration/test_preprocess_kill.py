@@ -10,7 +10,7 @@ import pytest
 from _preprocess_support import (
     assert_store_consistent,
     cli_env,
-    dask_worker_pids,
+    kill_a_worker_after_a_commit,
     make_root,
     run_preprocess,
     start_preprocess,
@@ -49,16 +49,7 @@ def test_killing_a_worker_loses_nothing(tmp_path, prefect_server):
     env = cli_env(*prefect_server)
     store = tmp_path / "store"
     process = start_preprocess(env, root, pairs, store, "--workers", "2")
-    try:
-        wait_for_commits(store, 1, process)
-        workers = dask_worker_pids(process.pid)
-        assert workers, "no Dask worker process found"
-        os.kill(workers[0], signal.SIGKILL)
-        process.wait(timeout=600)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
+    kill_a_worker_after_a_commit(process, store)
     first = assert_store_consistent(store)
     # Dask restarts the worker and reschedules its scene; whatever did not finish is redone now.
     _, summary = run_preprocess(env, root, pairs, store, tmp_path / "s.json", "--workers", "2")

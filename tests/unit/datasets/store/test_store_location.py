@@ -27,7 +27,7 @@ def test_an_object_store_url_names_bucket_prefix_and_snapshot():
     assert location.pinned(None) == StoreLocation.parse("s3://data/scannetpp/v2")
     assert StoreLocation.parse("s3://data").name == "data"
     with pytest.raises(ValueError, match="object store, not a local directory"):
-        location.path
+        _ = location.path
 
 
 @pytest.mark.parametrize(
