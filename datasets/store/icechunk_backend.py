@@ -63,7 +63,7 @@ class IcechunkBackend(StoreBackend):
                 raise self._unreachable(exc) from exc
         return self._repo
 
-    def _unreachable(self, exc: BaseException) -> OSError:
+    def _unreachable(self, exc: BaseException) -> ConnectionError:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return ConnectionError(
             f"store {self.location}: the object store at {self.settings.describe()} refused or did not answer "

@@ -8,13 +8,17 @@ lists committed scenes only. On an object store the tables are built from one sn
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from datasets.preprocess.unknown_labels import UnknownLabelReport
 from datasets.store.backend import StoreRef, backend_for
 from datasets.store.failures import read_failures
+from datasets.store.location import StoreLocation
 from datasets.store.reader import StoreReader
 from datasets.store.schema import TABLE_NAMES, table_key
 from datasets.store.staleness import CurrentVersion
@@ -53,6 +57,8 @@ FRAME_COLUMNS = [
     "split",
 ]
 PAIR_COLUMNS = ["scene_id", "frame_a", "frame_b", "overlap", "split"]
+_SNAPSHOT_KEY = b"panst3r.snapshot"
+"""Parquet metadata key: the Icechunk snapshot an object store's tables were built from."""
 
 
 class TableBuilder:
@@ -62,6 +68,8 @@ class TableBuilder:
 
     def __init__(self, store: StoreRef):
         self.store = store
+        self.built_from: str | None = None
+        """The snapshot the last build read (object stores), recorded in the tables it writes."""
         self._cache: dict[str, tuple[object, dict, pd.DataFrame, pd.DataFrame]] = {}
 
     def _scene_rows(self, reader: StoreReader, scene_id: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
@@ -118,6 +126,8 @@ class TableBuilder:
         failures = read_failures(backend)
         reader = StoreReader(backend) if backend.exists() else None
         committed = reader.scene_ids() if reader is not None else []
+        snapshot = reader.version() if reader is not None else None
+        self.built_from = snapshot.id if snapshot is not None else None
         scene_rows, frames, pairs = [], [], []
         for scene_id in committed:
             attrs, scene_frames, scene_pairs = self._scene_rows(reader, scene_id)
@@ -176,9 +186,7 @@ class TableBuilder:
         tables = self.build(current)
         backend = backend_for(self.store)
         for name in TABLE_NAMES:
-            buffer = io.BytesIO()
-            tables[name].to_parquet(buffer, index=False, compression="zstd")
-            backend.write_file(table_key(name), buffer.getvalue())
+            backend.write_file(table_key(name), _parquet_bytes(tables[name], self.built_from))
         return tables
 
 
@@ -228,6 +236,29 @@ def _concat(parts: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def _parquet_bytes(table: pd.DataFrame, snapshot: str | None) -> bytes:
+    """The table as Parquet (zstd); an object store's tables name the snapshot they were built from."""
+    buffer = io.BytesIO()
+    if snapshot is None:
+        table.to_parquet(buffer, index=False, compression="zstd")
+        return buffer.getvalue()
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), _SNAPSHOT_KEY: snapshot.encode()})
+    pq.write_table(arrow, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def _built_from(data: bytes) -> str | None:
+    metadata = pq.read_schema(io.BytesIO(data)).metadata or {}
+    return metadata[_SNAPSHOT_KEY].decode() if _SNAPSHOT_KEY in metadata else None
+
+
+@lru_cache(maxsize=8)
+def _tables_of_snapshot(location: StoreLocation) -> dict[str, pd.DataFrame]:
+    """The tables of a pinned snapshot, built from the snapshot itself (once per process)."""
+    return TableBuilder(location).build()
+
+
 def read_table(store: StoreRef, name: str) -> pd.DataFrame:
     """One table of a store; FileNotFoundError naming the file and the fix when it was never written."""
     backend = backend_for(store)
@@ -236,6 +267,9 @@ def read_table(store: StoreRef, name: str) -> pd.DataFrame:
     if data is None:
         raise FileNotFoundError(f"table {where} does not exist; run `panst3r preprocess --store {store}` first")
     try:
+        if backend.location.snapshot and _built_from(data) != backend.location.snapshot:
+            # The stored tables follow the newest snapshot; a pinned reader gets its snapshot's own.
+            return _tables_of_snapshot(backend.location)[name].copy()
         return pd.read_parquet(io.BytesIO(data))
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise ValueError(

@@ -45,6 +45,9 @@ def parse_args() -> argparse.Namespace:
         "--target-resolution", type=int, default=920, help="preprocess resolution (default 920)"
     )
     parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per configuration, interleaved; medians reported (default 1)"
+    )
+    parser.add_argument(
         "--stores", nargs="+", default=["local"], choices=("local", "s3"), help="store kinds (default local)"
     )
     parser.add_argument("--root", default=None, help="use this ScanNet++ root instead of generating one")
@@ -121,8 +124,8 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
     try:
         from flows.preprocess import run_preprocess
 
-        for workers, kind in itertools.product(args.workers, args.stores):
-            name = f"store_w{workers}_{kind}"
+        for attempt, workers, kind in itertools.product(range(args.repeat), args.workers, args.stores):
+            name = f"store_w{workers}_{kind}_{attempt}"
             store = str(work / name) if kind == "local" else s3.url(f"bench/{name}-{time.time_ns()}")
             started = time.perf_counter()
             summary = run_preprocess(
@@ -163,7 +166,22 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
     finally:
         drain_prefect_clients()
         server.stop()
-    return rows
+    return median_rows(rows)
+
+
+def median_rows(rows: list[dict]) -> list[dict]:
+    """One row per (store, workers): the median of every number over the repeats (stages of the first)."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["store"], row["workers"]), []).append(row)
+    merged = []
+    for group in groups.values():
+        row = dict(group[0], runs=len(group))
+        for key, value in group[0].items():
+            if isinstance(value, float):
+                row[key] = round(statistics.median(r[key] for r in group), 4)
+        merged.append(row)
+    return merged
 
 
 def report(args: argparse.Namespace, rows: list[dict]) -> None:

@@ -97,6 +97,18 @@ def test_a_pinned_location_reads_its_snapshot_only(store, make_scene):
         writer.write_scene(str(pinned), make_scene("ccc"), **HASHES)
 
 
+def test_a_pinned_location_reads_the_tables_of_its_snapshot(store, make_scene):
+    writer.write_scene(store, make_scene("aaa"), **HASHES)
+    finalize_store(store, cls_sep=256)
+    pinned = str(StoreLocation.parse(store).pinned(store_version(store).id))
+    writer.write_scene(store, make_scene("bbb"), **HASHES)
+    finalize_store(store, cls_sep=256)  # the stored tables now follow the newer snapshot
+    assert list(read_table(store, "scenes")["scene_id"]) == ["aaa", "bbb"]
+    assert list(read_table(pinned, "scenes")["scene_id"]) == ["aaa"]
+    assert set(read_table(pinned, "pairs")["scene_id"]) == {"aaa"}
+    assert content_hash(pinned) != content_hash(store)
+
+
 def test_tables_and_failure_records_live_beside_the_repository(store, make_scene):
     writer.write_scene(store, make_scene("aaa"), **HASHES)
     write_failure(store, "bbb", "ValueError", "bad input")
