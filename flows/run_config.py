@@ -92,7 +92,8 @@ def check_launchable(config: TrainConfig, world_size: int, resuming: bool) -> No
             f"model.variant: {config.model.variant!r} is not a model variant; valid: {', '.join(VARIANTS.names())}"
         )
     steps_per_epoch(config, world_size)
-    build_pair_index([Path(store) for store in config.data.stores], config.data.split)
+    # As the dataset parses them: a directory, or an object store's URL (which Path would mangle).
+    build_pair_index([StoreLocation.parse(store) for store in config.data.stores], config.data.split)
     for key in ("chkpt", "must3r_chkpt"):
         weights = getattr(config.training, key)
         if not weights or resuming:
