@@ -76,7 +76,9 @@ class SeaweedS3:
         config = self.folder / "s3.json"
         identity = {"accessKey": self.access_key, "secretKey": self.secret_key}
         actions = ["Admin", "Read", "List", "Tagging", "Write"]
-        config.write_text(json.dumps({"identities": [{"name": "tests", "credentials": [identity], "actions": actions}]}))
+        config.write_text(
+            json.dumps({"identities": [{"name": "tests", "credentials": [identity], "actions": actions}]})
+        )
         ports = dict(zip(_PORT_FLAGS, _free_ports(len(_PORT_FLAGS)), strict=True))
         command = [binary, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
         command += [f"-{flag}={port}" for flag, port in ports.items()]
@@ -103,12 +105,16 @@ class SeaweedS3:
         deadline = time.monotonic() + _START_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"weed mini exited ({self.process.returncode}); see {self.folder / 'weed.log'}")
+                raise RuntimeError(
+                    f"weed mini exited ({self.process.returncode}); see {self.folder / 'weed.log'}"
+                )
             if self._bucket_answers():
                 return
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"SeaweedFS S3 did not answer within {_START_SECONDS:.0f} s; see {self.folder / 'weed.log'}")
+        raise RuntimeError(
+            f"SeaweedFS S3 did not answer within {_START_SECONDS:.0f} s; see {self.folder / 'weed.log'}"
+        )
 
     def _bucket_answers(self) -> bool:
         """A signed listing of the bucket succeeds (the server creates it a moment after S3 answers)."""

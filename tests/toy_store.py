@@ -147,5 +147,9 @@ def write_toy_scene(store: str, scene_id: str, seed: int, frames: int = 6) -> No
     """Commit `toy_scene(scene_id, seed, frames)` into `store` (a path or a URL): the target of the writer
     processes of the concurrency tests, importable in a spawned child."""
     write_scene(
-        store, toy_scene(scene_id, seed, frames), source_hash=f"toy-{scene_id}", config_hash="toy", code_version="toy"
+        store,
+        toy_scene(scene_id, seed, frames),
+        source_hash=f"toy-{scene_id}",
+        config_hash="toy",
+        code_version="toy",
     )

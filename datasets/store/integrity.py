@@ -59,7 +59,6 @@ class ChunkAddress:
         return where
 
 
-
 def _problem(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

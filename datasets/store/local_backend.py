@@ -113,7 +113,9 @@ class LocalBackend(StoreBackend):
         directory = self.layout.root / folder
         if not directory.is_dir():
             return []
-        return sorted(f"{folder}/{p.name}" for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+        return sorted(
+            f"{folder}/{p.name}" for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")
+        )
 
     def describe(self, key: str = "") -> str:
         return str(self.layout.root / key) if key else str(self.layout.root)

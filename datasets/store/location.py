@@ -44,7 +44,9 @@ class StoreLocation:
         query = parse_qs(parts.query)
         unknown = sorted(set(query) - {SNAPSHOT_QUERY})
         if unknown:
-            raise ValueError(f"--store {text}: unknown parameter {unknown[0]!r}; the only one is ?{SNAPSHOT_QUERY}=ID")
+            raise ValueError(
+                f"--store {text}: unknown parameter {unknown[0]!r}; the only one is ?{SNAPSHOT_QUERY}=ID"
+            )
         snapshot = query.get(SNAPSHOT_QUERY, [None])[0]
         prefix = parts.path.strip("/")
         url = f"{OBJECT_STORE_SCHEME}://{parts.netloc}/{prefix}".rstrip("/")

@@ -59,7 +59,9 @@ def pinned_store(store: StoreRef) -> StoreLocation:
     """The store a whole run reads: a directory's absolute path (a directory has no versions to pin), an
     object store pinned to its newest snapshot unless already pinned; FileNotFoundError when there is no
     store there."""
-    location = StoreLocation.parse(store if not isinstance(store, StoreBackend) else store.location).resolved()
+    location = StoreLocation.parse(
+        store if not isinstance(store, StoreBackend) else store.location
+    ).resolved()
     missing = FileNotFoundError(f"--store {location} does not exist; run `panst3r preprocess --store` first")
     if location.is_local:
         if not location.path.is_dir():

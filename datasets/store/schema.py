@@ -54,6 +54,7 @@ def table_key(name: str) -> str:
 def failure_key(scene_id: str) -> str:
     return f"{FAILURES_DIRNAME}/{scene_id}.json"
 
+
 FRAME_ARRAYS = ("images", "depth_mm", "panoptic", "intrinsics", "cam_to_world")
 SCENE_ATTR_KEYS = (
     "schema_version",

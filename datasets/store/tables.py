@@ -265,7 +265,9 @@ def read_table(store: StoreRef, name: str) -> pd.DataFrame:
     where = backend.describe(table_key(name))
     data = backend.read_file(table_key(name))
     if data is None:
-        raise FileNotFoundError(f"table {where} does not exist; run `panst3r preprocess --store {store}` first")
+        raise FileNotFoundError(
+            f"table {where} does not exist; run `panst3r preprocess --store {store}` first"
+        )
     try:
         if backend.location.snapshot and _built_from(data) != backend.location.snapshot:
             # The stored tables follow the newest snapshot; a pinned reader gets its snapshot's own.

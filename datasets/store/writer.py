@@ -63,7 +63,9 @@ def open_or_create_store(store: str | Path | StoreLocation) -> str:
         root = backend.root_group()
         check_schema_version(root.attrs.get("schema_version"), backend.describe())
         if SCENES_GROUP not in root:
-            raise ValueError(f"store {backend.describe()} has no {SCENES_GROUP}/ group; it is not a scene store")
+            raise ValueError(
+                f"store {backend.describe()} has no {SCENES_GROUP}/ group; it is not a scene store"
+            )
         return str(root.attrs["store_uuid"])
     if isinstance(backend, LocalBackend):
         _refuse_strangers(backend.layout)
@@ -91,7 +93,9 @@ def _refuse_strangers(layout: StoreLayout) -> None:
         )
 
 
-def set_categories(store: str | Path | StoreLocation, categories: list[dict], cls_sep: int | None = None) -> None:
+def set_categories(
+    store: str | Path | StoreLocation, categories: list[dict], cls_sep: int | None = None
+) -> None:
     """Record the class vocabulary (and the panoptic id separator) in the root attrs (flow process only)."""
     backend = backend_for(store)
     root = backend.root_group()
@@ -184,7 +188,9 @@ def write_scene(
     write_start = time.perf_counter()
     backend = backend_for(store)
     if isinstance(backend, LocalBackend) and not backend.layout.scenes_dir.is_dir():
-        raise FileNotFoundError(f"store {backend.layout.root} is not initialised; the flow creates it before writing")
+        raise FileNotFoundError(
+            f"store {backend.layout.root} is not initialised; the flow creates it before writing"
+        )
     if scene.num_frames == 0 or not scene.blocks:
         raise ValueError(f"scene {scene.scene_id}: no frames were produced; nothing to store")
     counts = {camera: _check_block(scene.scene_id, block) for camera, block in scene.blocks.items()}

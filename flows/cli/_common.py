@@ -31,7 +31,9 @@ def check_override_syntax(overrides: Iterable[str]) -> None:
             raise ValueError(f"override {item!r} is not of the form key=value (e.g. training.epochs=2)")
 
 
-STORE_HELP_SUFFIX = "; a directory or s3://BUCKET/PREFIX (an S3-compatible server: AWS_* variables, --s3-endpoint)"
+STORE_HELP_SUFFIX = (
+    "; a directory or s3://BUCKET/PREFIX (an S3-compatible server: AWS_* variables, --s3-endpoint)"
+)
 S3_ENDPOINT_ENV = "AWS_ENDPOINT_URL"
 
 

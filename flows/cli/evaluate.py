@@ -31,7 +31,9 @@ def _keyframes(text: str) -> int | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", required=True, help="store made by `panst3r preprocess`" + STORE_HELP_SUFFIX)
+    parser.add_argument(
+        "--store", required=True, help="store made by `panst3r preprocess`" + STORE_HELP_SUFFIX
+    )
     add_s3_endpoint_argument(parser)
     parser.add_argument(
         "--checkpoints",

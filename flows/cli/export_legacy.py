@@ -10,7 +10,9 @@ HELP = "write the official preprocessed layout from a store"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", required=True, help="store written by `panst3r preprocess`" + STORE_HELP_SUFFIX)
+    parser.add_argument(
+        "--store", required=True, help="store written by `panst3r preprocess`" + STORE_HELP_SUFFIX
+    )
     add_s3_endpoint_argument(parser)
     parser.add_argument("--out", required=True, help="output folder (the official `--output_dir` layout)")
     parser.add_argument("--scenes", nargs="+", default=None, metavar="ID", help="only these committed scenes")

@@ -36,14 +36,23 @@ BACKENDS = ("local", "icechunk", "obstore-manifest")
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scenes", type=int, default=8, help="scenes per run (default 8)")
     parser.add_argument("--frames", type=int, default=8, help="DSLR frames per scene (default 8)")
-    parser.add_argument("--size", type=int, nargs=2, default=(1035, 690), metavar=("W", "H"), help="frame size")
-    parser.add_argument("--writers", type=int, nargs="+", default=[1, 2], help="writer processes (default 1 2)")
+    parser.add_argument(
+        "--size", type=int, nargs=2, default=(1035, 690), metavar=("W", "H"), help="frame size"
+    )
+    parser.add_argument(
+        "--writers", type=int, nargs="+", default=[1, 2], help="writer processes (default 1 2)"
+    )
     parser.add_argument("--reads", type=int, default=40, help="random frames read back per backend")
     parser.add_argument(
-        "--repeat", type=int, default=3, help="runs per backend and writer count, interleaved; the median is kept"
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs per backend and writer count, interleaved; the median is kept",
     )
     parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
     parser.add_argument("--out", default=str(REPO / "docs" / "benchmarks" / "object_store_cpu.json"))
@@ -57,8 +66,15 @@ def bench_scene(scene_id: str, frames: int, width: int, height: int, seed: int):
     rng = np.random.default_rng(seed)
     ramp = np.linspace(0, 200, width, dtype=np.float32)[None, :, None]
     images = (ramp + rng.integers(0, 40, (frames, height, width, 3))).astype(np.uint8)
-    depth = (np.linspace(500, 6000, height, dtype=np.float32)[:, None] + rng.normal(0, 5, (frames, height, width)))
-    panoptic = (np.arange(width)[None, None, :] // 64 * 256 + 1).astype(np.uint32).repeat(height, 1).repeat(frames, 0)
+    depth = np.linspace(500, 6000, height, dtype=np.float32)[:, None] + rng.normal(
+        0, 5, (frames, height, width)
+    )
+    panoptic = (
+        (np.arange(width)[None, None, :] // 64 * 256 + 1)
+        .astype(np.uint32)
+        .repeat(height, 1)
+        .repeat(frames, 0)
+    )
     block = FrameBlock(
         camera="dslr",
         names=[f"DSC{i:05d}" for i in range(frames)],
@@ -90,7 +106,11 @@ def manifest_backend(url: str):
 
         def commit_scene(self, scene_id: str, fill) -> None:
             version = uuid.uuid4().hex
-            fill(zarr.open_group(store=ObjectStore(self.objects), path=f"scenes/{scene_id}.{version}", mode="w"))
+            fill(
+                zarr.open_group(
+                    store=ObjectStore(self.objects), path=f"scenes/{scene_id}.{version}", mode="w"
+                )
+            )
             obstore.put(self.objects, f"manifests/{scene_id}.json", json.dumps({"version": version}).encode())
 
         def open_scene(self, scene_id: str) -> zarr.Group:
@@ -186,7 +206,10 @@ def run(args: argparse.Namespace, work: Path, s3) -> list[dict]:
             for backend in args.backends:
                 name = f"{backend}-{writers}-{uuid.uuid4().hex[:6]}"
                 target = str(work / name) if backend == "local" else s3.url(f"bench/{name}")
-                row = {**measure_writes(backend, target, args, writers), **measure_reads(backend, target, args)}
+                row = {
+                    **measure_writes(backend, target, args, writers),
+                    **measure_reads(backend, target, args),
+                }
                 print(json.dumps({"backend": backend, **row}), flush=True)
                 runs.setdefault((backend, writers), []).append(row)
     return [

@@ -45,7 +45,10 @@ def parse_args() -> argparse.Namespace:
         "--target-resolution", type=int, default=920, help="preprocess resolution (default 920)"
     )
     parser.add_argument(
-        "--repeat", type=int, default=1, help="runs per configuration, interleaved; medians reported (default 1)"
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per configuration, interleaved; medians reported (default 1)",
     )
     parser.add_argument(
         "--stores", nargs="+", default=["local"], choices=("local", "s3"), help="store kinds (default local)"

@@ -51,7 +51,9 @@ def _object_store_env(prefect_server, s3) -> tuple[dict[str, str], list[str]]:
 
 
 def _cli(env, *args, timeout=600) -> subprocess.CompletedProcess:
-    result = subprocess.run(cli_command(*args), cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        cli_command(*args), cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
@@ -108,13 +110,18 @@ def test_train_and_evaluate_read_the_object_store_and_record_its_snapshot(
     assert "MLflow UI" in train.stdout
     run_dir = runs / "train" / "s3"
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["data"]["stores"] == [f"{url}?snapshot={snapshot}"], "training reads the snapshot it started on"
+    assert config["data"]["stores"] == [f"{url}?snapshot={snapshot}"], (
+        "training reads the snapshot it started on"
+    )
     assert json.loads((run_dir / "result.json").read_text())["global_step"] >= 1
 
     client = MlflowClient(tracking_uri=f"sqlite:///{(runs / 'mlflow.db').resolve()}")
     (trained,) = client.search_runs([client.get_experiment_by_name("s3-train").experiment_id])
     assert trained.info.status == "FINISHED"
-    assert trained.data.tags["store.version"] == snapshot and trained.data.tags["store.version_kind"] == "snapshot"
+    assert (
+        trained.data.tags["store.version"] == snapshot
+        and trained.data.tags["store.version_kind"] == "snapshot"
+    )
     assert trained.data.tags["stores"] == f"{url}?snapshot={snapshot}"
 
     _cli(
@@ -126,4 +133,6 @@ def test_train_and_evaluate_read_the_object_store_and_record_its_snapshot(
     assert {r.data.tags["panst3r.sweep"] for r in evaluated} == {"parent", "child"}
     for run in evaluated:
         assert run.info.status == "FINISHED"
-        assert run.data.tags["store.version"] == snapshot and run.data.tags["store.version_kind"] == "snapshot"
+        assert (
+            run.data.tags["store.version"] == snapshot and run.data.tags["store.version_kind"] == "snapshot"
+        )

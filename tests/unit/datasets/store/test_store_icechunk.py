@@ -51,7 +51,9 @@ def test_a_recommit_replaces_the_scene_in_one_snapshot(store, make_scene):
     writer.write_scene(store, newer, **HASHES)
     reader = StoreReader(store)
     assert reader.scene_ids() == ["aaa"]
-    assert list(reader.camera_frame_names("aaa")) == ["dslr"], "the old iphone group went with the old version"
+    assert list(reader.camera_frame_names("aaa")) == ["dslr"], (
+        "the old iphone group went with the old version"
+    )
     np.testing.assert_array_equal(reader.read_array("aaa", "dslr", "images"), newer.blocks["dslr"].images)
 
 
@@ -139,7 +141,9 @@ def test_a_missing_store_is_named(s3_env):
 def test_refused_credentials_are_one_clear_error(s3_env, monkeypatch):
     url = s3_env.url(f"unit/{uuid.uuid4().hex[:8]}")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
-    with pytest.raises(ConnectionError, match=f"{url}/tables/scenes.parquet: the object store at http://127.0.0.1:"):
+    with pytest.raises(
+        ConnectionError, match=f"{url}/tables/scenes.parquet: the object store at http://127.0.0.1:"
+    ):
         backend_for(url).read_file("tables/scenes.parquet")
     with pytest.raises(ConnectionError, match="AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"):
         StoreReader(url)
