@@ -4,6 +4,7 @@ the same writer, reader, tables and failure records as a directory store, commit
 from __future__ import annotations
 
 import multiprocessing
+import socket
 import uuid
 
 import numpy as np
@@ -147,3 +148,23 @@ def test_refused_credentials_are_one_clear_error(s3_env, monkeypatch):
         backend_for(url).read_file("tables/scenes.parquet")
     with pytest.raises(ConnectionError, match="AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"):
         StoreReader(url)
+
+
+@pytest.mark.slow  # the clients retry before giving up: about 4 s (obstore) + 26 s (Icechunk) here
+def test_an_unreachable_endpoint_is_one_clear_error(monkeypatch):
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    for name, value in {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    url = f"s3://bucket/{uuid.uuid4().hex[:8]}"
+    with pytest.raises(ConnectionError, match=f"{url}/tables/scenes.parquet: the object store at {endpoint}"):
+        backend_for(url).read_file("tables/scenes.parquet")
+    with pytest.raises(ConnectionError, match=f"store {url}: the object store at {endpoint}") as refused:
+        StoreReader(url)
+    assert "check AWS_ENDPOINT_URL (or --s3-endpoint)" in str(refused.value)
