@@ -46,7 +46,8 @@ def parameter_groups(
     if unused:
         raise ValueError(
             f"training.lr_scales: {', '.join(unused)} match(es) no trainable parameter name; keys are name "
-            "suffixes such as `cls_logit_scale` or submodule prefixes such as `must3r_encoder` (check the spelling and the training.finetune_* switches)"
+            "suffixes such as `cls_logit_scale` or submodule prefixes such as `must3r_encoder` (check the "
+            "spelling and the training.finetune_* switches)"
         )
     groups = []
     for key in (None, *lr_scales):

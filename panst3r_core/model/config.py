@@ -136,6 +136,11 @@ class PanopticDecoderConfig:
     two_stage: bool = False
     landscape_only: bool = True
     deep_supervision: bool = True
+    class_prior: float | None = None
+    """Starting probability of every class for every query (RetinaNet's prior for focal losses): adds a learned
+    logit bias initialised to log(p / (1 - p)), so that a new head does not spend its first few hundred steps
+    on the focal loss of Q x C probabilities that start at 0.5 (cosine logits start near 0). None = official
+    (no bias, no such state-dict key)."""
 
     @property
     def lang_dim(self) -> int:
@@ -157,6 +162,10 @@ class PanSt3RConfig:
     def validate(self) -> None:
         """Raise ValueError for size combinations the architecture cannot build."""
         enc, dec, dino, pan = self.encoder, self.decoder, self.dino, self.panoptic
+        if pan.class_prior is not None and not 0.0 < pan.class_prior < 1.0:
+            raise ValueError(
+                f"panoptic.class_prior={pan.class_prior} must lie strictly between 0 and 1 (or be null)"
+            )
         if enc.embed_dim != dec.enc_embed_dim:
             raise ValueError(
                 f"decoder.enc_embed_dim={dec.enc_embed_dim} must equal encoder.embed_dim={enc.embed_dim}"

@@ -99,6 +99,7 @@ class MaskTransformer(nn.Module):
         num_heads: int,
         dec_layers: int,
         lang_dim: int,
+        class_prior: float | None = None,
     ) -> None:
         super().__init__()
         if len(fpn_dim) != 1:
@@ -122,6 +123,13 @@ class MaskTransformer(nn.Module):
         )
         self.lang_embed = nn.Linear(hidden_dim, lang_dim)
         self.cls_logit_scale = nn.Parameter(torch.ones([]))
+        # Our variants only (official checkpoints have no such key): a learned logit bias that starts every
+        # class of every query at probability `class_prior`.
+        self.cls_logit_bias = (
+            nn.Parameter(torch.tensor(math.log(class_prior / (1 - class_prior))))
+            if class_prior is not None
+            else None
+        )
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
         for layers in (self.self_attn_layers, self.cross_attn_layers, self.ffn_layers):
             for p in layers.parameters():
@@ -133,7 +141,8 @@ class MaskTransformer(nn.Module):
         """queries (Q, B, hidden), class_embeddings (C, lang) L2-normalised -> logits (B, Q, C)."""
         lang = self.lang_embed(self.decoder_norm(queries).transpose(0, 1))
         lang = lang / (lang.norm(dim=-1, keepdim=True) + 1e-7)
-        return self.cls_logit_scale.exp() * lang @ class_embeddings.to(lang.dtype).T
+        logits = self.cls_logit_scale.exp() * lang @ class_embeddings.to(lang.dtype).T
+        return logits if self.cls_logit_bias is None else logits + self.cls_logit_bias
 
     def mask_embeddings(self, queries: torch.Tensor) -> torch.Tensor:
         """queries (Q, B, hidden) -> (B, Q, mask_dim)."""

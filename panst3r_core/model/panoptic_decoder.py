@@ -31,6 +31,7 @@ class PanopticDecoder(nn.Module):
             cfg.num_heads,
             cfg.dec_layers,
             cfg.lang_dim,
+            cfg.class_prior,
         )
         upscaler_cfg = cfg.pixel_shuffle if cfg.pixel_shuffle is not None else cfg.loftup
         self.patch_size = upscaler_cfg.patch_size

@@ -92,7 +92,9 @@ class PanSt3R(nn.Module):
         memory, update_feats, memory_pointmaps = self.build_memory(
             enc[:, :memory_views], pos[:, :memory_views], grid, return_pointmaps=return_memory_pointmaps
         )
-        dec, pointmaps = self.must3r_decoder.render(enc, pos, grid, self.must3r_decoder.prepare_render(memory))
+        dec, pointmaps = self.must3r_decoder.render(
+            enc, pos, grid, self.must3r_decoder.prepare_render(memory)
+        )
         out = {
             "enc_tokens": enc,
             "enc_pos": pos,

@@ -167,7 +167,8 @@ def compact_wide_v2() -> PanSt3RConfig:
     """compact_v2's MUSt3R backbone (so that its stage-1 weights load) with a wider head for the frozen-backbone
     stage: a 256-d DINOv2-like branch (6 layers), a 256-d InputMixer, a 128-d LoftUp and small_v2's mask
     transformer (256-d, 6 layers, 100 queries). The capacity question of the two-stage recipe: does a
-    larger head break the compact head's plateau at the same backbone?"""
+    larger head break the compact head's plateau at the same backbone? Its class head starts at probability 0.01
+    (`class_prior`)."""
     base = compact_v2()
     return PanSt3RConfig(
         encoder=base.encoder,
@@ -177,6 +178,7 @@ def compact_wide_v2() -> PanSt3RConfig:
             pixel_shuffle=None,
             input_mixer=InputMixerConfig(in_dim=640, hidden_dim=256, num_heads=8, num_layers=2),
             loftup=LoftUpConfig(input_dim=256, dim=128, num_heads=4, num_layers=2),
+            class_prior=0.01,
             **_SMALL_HEAD,
         ),
     )

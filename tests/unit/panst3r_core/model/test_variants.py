@@ -129,3 +129,22 @@ def test_mid_size_variant_forward_and_backward_on_cpu_with_backbones_trained(nam
 def test_unknown_variant_lists_registered_names():
     with pytest.raises(ValueError, match="panst3r_v1_512"):
         build_model("no_such_variant")
+
+
+def test_class_prior_starts_every_class_at_that_probability_and_official_heads_have_no_bias():
+    from panst3r_core.model.variants import variant_config
+
+    torch.manual_seed(0)
+    model = build_model("compact_wide_v2")
+    assert "panoptic_decoder.mask_transformer.cls_logit_bias" in model.state_dict()
+    queries = torch.randn(100, 1, 256)
+    embeddings = torch.nn.functional.normalize(torch.randn(7, 768), dim=-1)
+    with torch.no_grad():
+        probs = model.panoptic_decoder.mask_transformer.class_logits(queries, embeddings).sigmoid()
+    # cosine logits scaled by e lie in [-e, e] around the prior's logit (-4.6)
+    assert float(probs.max()) < 0.2 and float(probs.mean()) == pytest.approx(0.01, rel=1.0)
+    assert not any("cls_logit_bias" in key for key in build_model("tiny_v2").state_dict())
+    config = variant_config("compact_wide_v2")
+    config.panoptic.class_prior = 1.0
+    with pytest.raises(ValueError, match="class_prior"):
+        config.validate()
