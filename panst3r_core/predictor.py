@@ -46,6 +46,9 @@ class Predictor:
         siglip: SigLIP model folder or hub id (read from the local HF cache only).
         max_batch_size: views per forward in the batched stages (None = the inference default).
         cuda_graphs: on CUDA, replay CUDA graphs for the keyframe-memory updates (off: plain eager).
+        chunk_views: stream the views in chunks of this many (`panst3r_core.inference.streaming`): each
+            chunk's outputs leave the device before the next one runs, so device memory no longer grows with
+            the number of views; results are identical. None: every view at once.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class Predictor:
         max_batch_size: int | None = None,
         metadata: dict[str, Any] | None = None,
         cuda_graphs: bool = True,
+        chunk_views: int | None = None,
     ) -> None:
         if (weights is None) == (model is None):
             raise ValueError("Predictor needs exactly one of `weights` (a checkpoint path) or `model`")
@@ -77,6 +81,10 @@ class Predictor:
         self.siglip = siglip
         self.max_batch_size = max_batch_size
         self.cuda_graphs = cuda_graphs
+        from panst3r_core.inference.streaming import check_chunk_views
+
+        check_chunk_views(chunk_views)
+        self.chunk_views = chunk_views
         started = time.perf_counter()
         if model is None:
             model, loaded_metadata = load_model(weights, dino_config)
@@ -142,6 +150,26 @@ class Predictor:
         if num_keyframes is None:
             num_keyframes = min(num_views, DEFAULT_MAX_KEYFRAMES)
         num_keyframes = max(1, min(int(num_keyframes), num_views))
+
+        if self.chunk_views is not None:
+            if return_raw:
+                raise ValueError(
+                    "return_raw keeps every view's raw outputs; it cannot be used with chunk_views"
+                )
+            options = self._inference_options(num_keyframes, keyframe_mode, seed)
+            with _stage("inference+postprocess", report, timings, self.device):
+                recon = predict_streaming(
+                    self.model, views, embeddings, options, self.chunk_views, postprocess, postprocess_options
+                )
+            recon.class_names = names
+            for segment in recon.segments:
+                segment.class_name = names[segment.class_id]
+            recon.images = [
+                img if isinstance(img, np.ndarray) else to_uint8_image(img) for img in images_uint8
+            ]
+            recon.timings = timings
+            recon.view_names = list(view_names) if view_names is not None else []
+            return _first_view_only(recon) if duplicated else recon
 
         with _stage("inference", report, timings, self.device):
             from panst3r_core.inference.engine import run_inference
@@ -322,6 +350,82 @@ def assemble_reconstruction(
         keyframes=[int(k) for k in output.keyframes],
         postprocess=postprocess,
         raw=raw,
+    )
+
+
+def predict_streaming(
+    model, views, embeddings, options, chunk_views: int, postprocess: str, postprocess_options
+) -> PanopticReconstruction:
+    """Streamed inference and post-processing -> the same `PanopticReconstruction` as the batched path
+    (class names and images are filled in by the caller). Each chunk's geometry leaves the device as the chunk
+    finishes; the panoptic maps follow in the post-processor's final pass, chunk by chunk."""
+    from panst3r_core.inference.host_transfer import HostTransfer
+    from panst3r_core.inference.streaming import stream_inference
+    from panst3r_core.postprocess import POSTPROCESSORS
+    from panst3r_core.postprocess.streaming import streaming_postprocessor
+
+    device = next(model.parameters()).device
+    typed = POSTPROCESSORS.get(postprocess).options(postprocess_options)
+    heads: list = []
+
+    def on_head(head) -> None:
+        heads.append(head)
+        heads.append(streaming_postprocessor(postprocess, head.class_logits, typed, device))
+
+    fields: dict[str, list[np.ndarray]] = {k: [] for k in ("pts3d", "pts3d_local", "confidence")}
+    focal, cam_to_world = [], []
+    for chunk in stream_inference(model, views, embeddings, chunk_views, options, on_head=on_head):
+        heads[1].add(chunk.indices, chunk.mask_logits, chunk.true_shapes)
+        transfer = HostTransfer()
+        pending = {
+            "pts3d": transfer.per_view(chunk.pts3d),
+            "pts3d_local": transfer.per_view(chunk.pts3d_local),
+            "confidence": transfer.per_view(chunk.conf),
+        }
+        pending_focal, pending_c2w = transfer.tensor(chunk.focal), transfer.tensor(chunk.cam_to_world)
+        transfer.wait()
+        for key, arrays in pending.items():
+            fields[key] += arrays.arrays()
+        focal.append(pending_focal.array())
+        cam_to_world.append(pending_c2w.array())
+    head, stream = heads
+    segments_info = stream.finish()
+    num_ids = max((int(s.id) for s in segments_info), default=0) + 1
+    panoptic, panoptic_conf, areas = [], [], []
+    for _, pans, confs in stream.maps():
+        transfer = HostTransfer()
+        chunk_areas = transfer.per_view(_segment_areas(pans, num_ids))
+        chunk_pans = transfer.per_view([pan.to(torch.int32) for pan in pans])
+        chunk_confs = transfer.per_view(confs)
+        transfer.wait()
+        areas += chunk_areas.arrays()
+        panoptic += chunk_pans.arrays()
+        panoptic_conf += chunk_confs.arrays()
+    segments = [
+        Segment(
+            id=int(info.id),
+            query_id=int(info.query_id),
+            class_id=int(info.category_id),
+            class_name="",
+            score=float(info.score),
+            area_per_view=[int(view_counts[info.id]) for view_counts in areas],
+        )
+        for info in segments_info
+    ]
+    return PanopticReconstruction(
+        images=[],
+        panoptic=panoptic,
+        panoptic_conf=panoptic_conf,
+        pts3d=fields["pts3d"],
+        pts3d_local=fields["pts3d_local"],
+        confidence=fields["confidence"],
+        focal=np.concatenate(focal),
+        cam_to_world=np.concatenate(cam_to_world),
+        segments=segments,
+        class_names=[],
+        keyframes=[int(k) for k in head.keyframes],
+        postprocess=postprocess,
+        raw={},
     )
 
 

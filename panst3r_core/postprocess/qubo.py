@@ -93,15 +93,36 @@ def qubo_matrix(
 
     Cost is O(Q^2 * pixels) (every pair's soft overlap), like the official code.
     """
-    num_queries = views[0].shape[0]
-    device = views[0].device
-    keep = (class_probs.max(dim=-1).values >= options.min_cls_prob).float().to(device)
-    area = torch.zeros(num_queries, dtype=torch.float64, device=device)
-    overlap = torch.zeros(num_queries, num_queries, dtype=torch.float64, device=device)
-    for view, shape in zip(views, shapes):
-        masks = upsample_view_masks(view, shape).flatten(1) * keep[:, None]  # (Q, H*W)
-        area += masks.sum(dim=1, dtype=torch.float64)
-        overlap += _pairwise_min_sum(masks)
+    sums = QuboSums(views[0].shape[0], class_probs, options, views[0].device)
+    sums.add(views, shapes)
+    return sums.matrix(shapes, options)
+
+
+class QuboSums:
+    """Unnormalised soft areas and pairwise overlaps, accumulated view by view (views may come in chunks;
+    the float64 sums are added in view order either way)."""
+
+    def __init__(
+        self, num_queries: int, class_probs: torch.Tensor, options: QuboOptions, device: torch.device
+    ) -> None:
+        self.keep = (class_probs.max(dim=-1).values >= options.min_cls_prob).float().to(device)
+        self.area = torch.zeros(num_queries, dtype=torch.float64, device=device)
+        self.overlap = torch.zeros(num_queries, num_queries, dtype=torch.float64, device=device)
+
+    def add(self, views: Sequence[torch.Tensor], shapes: Sequence[tuple[int, int]]) -> None:
+        for view, shape in zip(views, shapes):
+            masks = upsample_view_masks(view, shape).flatten(1) * self.keep[:, None]  # (Q, H*W)
+            self.area += masks.sum(dim=1, dtype=torch.float64)
+            self.overlap += _pairwise_min_sum(masks)
+
+    def matrix(self, shapes: Sequence[tuple[int, int]], options: QuboOptions) -> torch.Tensor:
+        """The (Q, Q) QUBO matrix, once every view of `shapes` (all views of the scene) has been added."""
+        return _normalised_matrix(self.area, self.overlap, shapes, options)
+
+
+def _normalised_matrix(
+    area: torch.Tensor, overlap: torch.Tensor, shapes: Sequence[tuple[int, int]], options: QuboOptions
+) -> torch.Tensor:
     normaliser = len(shapes) * max(h for h, _ in shapes) * max(w for _, w in shapes)
     area, overlap = area / normaliser, overlap / normaliser
     if options.cutoff > 0:
@@ -137,11 +158,32 @@ def decode_selection(
     counts = torch.zeros(len(selected), dtype=torch.int64, device=device)
     conf_sums = torch.zeros(len(selected), dtype=torch.float64, device=device)
     for view, shape in zip(views, shapes):
-        conf, owner = upsample_view_masks(view[selected], shape).max(dim=0)  # first max on ties
+        conf, owner = selected_owner(view, shape, selected)
         counts += torch.bincount(owner.flatten(), minlength=len(selected))
         conf_sums += torch.bincount(owner.flatten(), weights=conf.flatten().double(), minlength=len(selected))
         owners.append(owner)
         confs.append(conf)
+    id_of, segments = selection_segments(selected, cls_prob, category, counts, conf_sums, prob_threshold)
+    return PanopticResult(pan=[id_of[owner] for owner in owners], conf=confs, segments_info=segments)
+
+
+def selected_owner(
+    view: torch.Tensor, shape: tuple[int, int], selected: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Q, h, w) logits -> (H, W) strongest selected mask value and its index into `selected`."""
+    return upsample_view_masks(view[selected], shape).max(dim=0)  # first max on ties
+
+
+def selection_segments(
+    selected: torch.Tensor,
+    cls_prob: torch.Tensor,
+    category: torch.Tensor,
+    counts: torch.Tensor,
+    conf_sums: torch.Tensor,
+    prob_threshold: float,
+) -> tuple[torch.Tensor, list[SegmentInfo]]:
+    """Segment id of each selected query (0: dropped) and the kept segments, from whole-scene sums."""
+    device = selected.device
     mean_conf = conf_sums / counts.clamp(min=1)
     kept = (counts > 0) & (cls_prob.double() * mean_conf >= prob_threshold)
     id_of = torch.zeros(len(selected), dtype=torch.int32, device=device)
@@ -157,7 +199,7 @@ def decode_selection(
         )
         for k in torch.nonzero(kept).flatten().tolist()
     ]
-    return PanopticResult(pan=[id_of[owner] for owner in owners], conf=confs, segments_info=segments)
+    return id_of, segments
 
 
 @dataclass

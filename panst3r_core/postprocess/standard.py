@@ -172,19 +172,19 @@ def standard_postprocess(
     raise AssertionError("unreachable: the last iteration returns")
 
 
-def _build_result(
-    assignment: _Assignment,
-    candidates: torch.Tensor,
-    accepted: torch.Tensor,
-    scores: torch.Tensor,
-    labels: torch.Tensor,
-    options: StandardOptions,
-) -> PanopticResult:
-    # ids 1, 2, ... in candidate (= query) order, as the official loop hands them out
-    id_of_candidate = torch.zeros(len(candidates), dtype=torch.int32, device=candidates.device)
+def accepted_ids(accepted: torch.Tensor) -> torch.Tensor:
+    """Segment id of each candidate: 1, 2, ... for the accepted ones in candidate (= query) order, else 0."""
+    id_of_candidate = torch.zeros(len(accepted), dtype=torch.int32, device=accepted.device)
     id_of_candidate[accepted] = torch.arange(
-        1, int(accepted.sum()) + 1, dtype=torch.int32, device=candidates.device
+        1, int(accepted.sum()) + 1, dtype=torch.int32, device=accepted.device
     )
+    return id_of_candidate
+
+
+def _maps(
+    assignment: _Assignment, id_of_candidate: torch.Tensor, options: StandardOptions
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per-view (pan, conf) maps of the assigned views from the final round's owners."""
     num_views = sum(len(batch) for batch in assignment.batches)
     pans: list[torch.Tensor] = [None] * num_views  # type: ignore[list-item]
     confs: list[torch.Tensor] = [None] * num_views  # type: ignore[list-item]
@@ -195,6 +195,20 @@ def _build_result(
         batch_conf = torch.where(keep, value, torch.full_like(value, options.void_confidence))
         for j, i in enumerate(batch):
             pans[i], confs[i] = batch_pan[j], batch_conf[j]
+    return pans, confs
+
+
+def _build_result(
+    assignment: _Assignment,
+    candidates: torch.Tensor,
+    accepted: torch.Tensor,
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    options: StandardOptions,
+) -> PanopticResult:
+    # ids 1, 2, ... in candidate (= query) order, as the official loop hands them out
+    id_of_candidate = accepted_ids(accepted)
+    pans, confs = _maps(assignment, id_of_candidate, options)
     segments = []
     for k in torch.nonzero(accepted).flatten().tolist():
         query = int(candidates[k])

@@ -213,3 +213,28 @@ def test_our_folder_format_is_detected_and_its_metadata_used(tmp_path, caplog):
     for a, b in zip(recon.panoptic, reference.panoptic):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(recon.pts3d[2], reference.pts3d[2], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("postprocess", ["standard_v1", "standard_v2", "qubo"])
+@pytest.mark.parametrize("chunk_views", [1, 4])
+def test_chunk_views_gives_the_same_reconstruction(postprocess, chunk_views):
+    """The shipped model on synthetic-like views: streamed chunks == every view at once, bit for bit."""
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, size=(96, 128, 3), dtype=np.uint8) for _ in range(5)]
+    options = {"num_iters": 300, "num_restarts": 4} if postprocess == "qubo" else {}
+    results = []
+    for chunk in (None, chunk_views):
+        predictor = Predictor("shipped:compact_v2_synthetic", chunk_views=chunk)
+        results.append(
+            predictor.predict(
+                images, num_keyframes=3, postprocess=postprocess, postprocess_options=options, image_size=128
+            )
+        )
+    whole, streamed = results
+    assert [s.to_dict() for s in streamed.segments] == [s.to_dict() for s in whole.segments]
+    assert streamed.keyframes == whole.keyframes
+    for name in ("images", "panoptic", "panoptic_conf", "pts3d", "pts3d_local", "confidence"):
+        for a, b in zip(getattr(streamed, name), getattr(whole, name), strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b), name
+    assert np.array_equal(streamed.focal, whole.focal)
+    assert np.array_equal(streamed.cam_to_world, whole.cam_to_world)
