@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keyframes that build the memory and decode the queries (default: all views, at most 50)",
     )
     parser.add_argument(
+        "--chunk-views",
+        type=int,
+        default=None,
+        help="stream the views in chunks of this many (device memory bounded by keyframes + chunk; same results)",
+    )
+    parser.add_argument(
         "--keyframe-mode",
         choices=["linspace", "retrieval"],
         default="linspace",
@@ -139,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
             dino_config=args.dino_config,
             text_embeddings=args.text_embeddings,
             siglip=args.siglip,
+            chunk_views=args.chunk_views,
         )
         recon = predictor.predict(
             images,

@@ -72,6 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-cuda-graphs", action="store_true", help="keyframe-memory updates without CUDA graphs"
     )
+    parser.add_argument(
+        "--chunk-views",
+        type=int,
+        default=None,
+        help="stream views in chunks of this many (None: all at once)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--profile",
@@ -194,6 +200,7 @@ def benchmark(args: argparse.Namespace) -> dict:
                 amp=PRECISION_TO_AMP[precision],
                 max_batch_size=args.max_batch_size,
                 cuda_graphs=not args.no_cuda_graphs,
+                chunk_views=args.chunk_views,
             )
             for num_views in args.views:
                 views = random_views(num_views, args.height, args.width, args.seed + num_views)
