@@ -20,7 +20,7 @@ import numpy as np
 from datasets.scannetpp.pairs import scene_pairs_path, write_selected_pairs
 from datasets.synthetic.covisibility import View, overlap_matrix, point_tracks, select_pairs
 from datasets.synthetic.fisheye import DistortionWarp, make_warp, warp_image
-from datasets.synthetic.geometry import combine, rotation_z
+from datasets.synthetic.geometry import combine, densify, rotation_z
 from datasets.synthetic.layout import build_layout
 from datasets.synthetic.lens import Lens
 from datasets.synthetic.lighting import bake
@@ -32,6 +32,14 @@ logger = logging.getLogger(__name__)
 
 REAL_DSLR_SIZE = (1752, 1168)
 REAL_IPHONE_SIZE = (1920, 1440)
+DSLR_CAMERA_MODELS = ("OPENCV_FISHEYE", "OPENCV")
+
+# Named settings of `panst3r synth --preset`; explicit flags override single values.
+PRESETS: dict[str, dict] = {
+    "default": {"frames": 24, "image_size": (876, 584), "mesh_faces": 0, "objects": 0},
+    # A ScanNet++ v2 DSLR scene: full-size fisheye frames, a long scan, a dense mesh, hundreds of objects.
+    "scannetpp": {"frames": 150, "image_size": REAL_DSLR_SIZE, "mesh_faces": 250_000, "objects": 200},
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,15 @@ class SynthConfig:
     """Largest edge of the mesh grid cells in metres."""
     test_every: int = 8
     """Every n-th DSLR frame is listed as a test frame in train_test_lists.json / transforms.json."""
+    mesh_faces: int = 0
+    """Subdivide the coarsest objects until the scene mesh has at least this many faces (0 = as built,
+    about 110k-150k). The room, its objects, colours and cameras stay the same; only density changes."""
+    objects: int = 0
+    """Add clutter (wall shelves, small things on walls and supports) until the scene has at least this many
+    annotated objects (segGroups) where space allows; 0 = the base room's 20-45."""
+    camera_model: str = "OPENCV_FISHEYE"
+    """COLMAP model of the DSLR: OPENCV_FISHEYE (k1 k2 k3 k4, the real ScanNet++ DSLR) or OPENCV
+    (k1 k2 p1 p2)."""
 
     def validate(self) -> None:
         if self.num_scenes < 1:
@@ -69,6 +86,14 @@ class SynthConfig:
             raise ValueError(f"--image-size must be at least 64 48, got {width} {height}")
         if self.anon_every < 0:
             raise ValueError(f"anon_every must be >= 0, got {self.anon_every}")
+        if self.mesh_faces < 0:
+            raise ValueError(f"--mesh-faces must be >= 0, got {self.mesh_faces}")
+        if self.objects < 0:
+            raise ValueError(f"--objects must be >= 0, got {self.objects}")
+        if self.camera_model not in DSLR_CAMERA_MODELS:
+            raise ValueError(
+                f"--camera-model must be one of {', '.join(DSLR_CAMERA_MODELS)}, got {self.camera_model!r}"
+            )
 
 
 def scene_ids(seed: int, count: int) -> list[str]:
@@ -91,7 +116,7 @@ def split_scenes(ids: list[str]) -> tuple[list[str], list[str]]:
     return [s for s in ids if s not in val], val
 
 
-def _dslr_lens(rng: np.random.Generator, size: tuple[int, int]) -> Lens:
+def _dslr_lens(rng: np.random.Generator, size: tuple[int, int], model: str = "OPENCV_FISHEYE") -> Lens:
     width, height = size
     focal = width * rng.uniform(0.58, 0.64)
     params = [
@@ -105,7 +130,9 @@ def _dslr_lens(rng: np.random.Generator, size: tuple[int, int]) -> Lens:
         rng.uniform(-0.0005, 0.0005),
     ]
     params = [round(float(p), 6) for p in params]
-    return Lens("OPENCV_FISHEYE", width, height, *params[:4], tuple(params[4:]))
+    if model == "OPENCV":  # same draws (same room and path), radial k1 k2 and small tangential p1 p2
+        params[6:] = [round(p / 10, 6) for p in params[6:]]
+    return Lens(model, width, height, *params[:4], tuple(params[4:]))
 
 
 def _iphone_lens(rng: np.random.Generator, dslr_size: tuple[int, int]) -> Lens:
@@ -148,7 +175,9 @@ def _render_frame(renderer: SceneRenderer, warp: DistortionWarp, cam_to_world: n
 def build_scene(config: SynthConfig, index: int, scene_id: str) -> SyntheticScene:
     """Build and render one scene in memory."""
     rng = np.random.default_rng([config.seed, index])
-    layout = build_layout(rng, config.mesh_resolution)
+    layout = build_layout(rng, config.mesh_resolution, config.objects)
+    if config.mesh_faces:
+        densify(layout.objects, config.mesh_faces)
     mesh = combine(layout.objects)
     lamps = np.array(
         [o.position + [0.0, 0.0, -0.25] for o in layout.objects if o.class_name == "ceiling lamp"]
@@ -166,7 +195,7 @@ def build_scene(config: SynthConfig, index: int, scene_id: str) -> SyntheticScen
         obj.position = world[:3, :3] @ obj.position + world[:3, 3]
         obj.yaw = float(obj.yaw + np.arctan2(world[1, 0], world[0, 0]))
 
-    dslr_lens = _dslr_lens(rng, config.image_size)
+    dslr_lens = _dslr_lens(rng, config.image_size, config.camera_model)
     iphone_lens = _iphone_lens(rng, config.image_size) if config.iphone else None
     dslr_poses = [world @ pose for pose in scan_path(layout, rng, config.frames)]
     iphone_count = (config.iphone_frames or max(2, config.frames // 2)) if config.iphone else 0
@@ -218,9 +247,13 @@ def generate_dataset(
     pairs_dir: str | Path | None = None,
     anon_every: int = 0,
     on_scene: Callable[[str, int, int], None] | None = None,
+    mesh_faces: int = 0,
+    objects: int = 0,
+    camera_model: str = "OPENCV_FISHEYE",
 ) -> list[str]:
     """Write `num_scenes` scenes under out_root/data, the metadata and splits, and the pairs folder
-    (default out_root/pairs). Returns the scene ids. `on_scene(scene_id, done, total)` reports progress."""
+    (default out_root/pairs). Returns the scene ids. `on_scene(scene_id, done, total)` reports progress.
+    `mesh_faces`, `objects` and `camera_model` are the SynthConfig fields of the same names."""
     config = SynthConfig(
         num_scenes=num_scenes,
         seed=seed,
@@ -228,6 +261,9 @@ def generate_dataset(
         image_size=tuple(int(v) for v in image_size),
         iphone=iphone,
         anon_every=anon_every,
+        mesh_faces=mesh_faces,
+        objects=objects,
+        camera_model=camera_model,
     )
     config.validate()
     root = Path(out_root)

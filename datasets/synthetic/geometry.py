@@ -197,3 +197,49 @@ def oriented_box(obj: ObjectMesh) -> dict:
         "axesLengths": [round(float(s), 6) for s in (high - low)],
         "normalizedAxes": [round(float(a), 6) for a in rotation.T.ravel()],
     }
+
+
+def subdivide(vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray):
+    """One midpoint subdivision: every triangle becomes four, with one new vertex per edge shared by the
+    faces on both sides (no cracks). Winding is kept, and so are the surface and the object's look: new
+    vertices lie on the old faces and take the mean colour of their edge's ends.
+
+    vertices (N, 3), faces (F, 3), colors (N, 3) uint8 -> vertices (N + E, 3), faces (4F, 3), colors."""
+    faces = np.asarray(faces, dtype=np.int64)
+    a, b, c = faces[:, 0], faces[:, 1], faces[:, 2]
+    edges = np.concatenate([np.stack([a, b], 1), np.stack([b, c], 1), np.stack([c, a], 1)])
+    unique, inverse = np.unique(np.sort(edges, axis=1), axis=0, return_inverse=True)
+    mid = len(vertices) + inverse.reshape(3, -1)  # new vertex of edge ab, bc, ca of every face
+    ab, bc, ca = mid[0], mid[1], mid[2]
+    new_vertices = np.concatenate([vertices, (vertices[unique[:, 0]] + vertices[unique[:, 1]]) / 2])
+    mean = (colors[unique[:, 0]].astype(np.uint16) + colors[unique[:, 1]]) // 2
+    new_colors = np.concatenate([colors, mean.astype(np.uint8)])
+    new_faces = np.concatenate(
+        [
+            np.stack([a, ab, ca], 1),
+            np.stack([ab, b, bc], 1),
+            np.stack([ca, bc, c], 1),
+            np.stack([ab, bc, ca], 1),
+        ]
+    )
+    return new_vertices, new_faces, new_colors
+
+
+def densify(objects: list[ObjectMesh], min_faces: int) -> None:
+    """Subdivide objects in place until all of them together have at least `min_faces` faces, always the
+    object with the coarsest faces (largest mean face area) next, so density evens out over the scene.
+    Geometry and colours stay the same surface: only the triangle count changes."""
+
+    def mean_area(obj: ObjectMesh) -> float:
+        v = obj.vertices[obj.faces]
+        return float(np.linalg.norm(np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]), axis=1).mean()) / 2
+
+    total = sum(len(o.faces) for o in objects)
+    areas = [mean_area(o) for o in objects]
+    while total < min_faces:
+        k = int(np.argmax(areas))  # first of equal areas: deterministic
+        obj = objects[k]
+        total -= len(obj.faces)
+        obj.vertices, obj.faces, obj.colors = subdivide(obj.vertices, obj.faces, obj.colors)
+        total += len(obj.faces)
+        areas[k] /= 4

@@ -24,6 +24,35 @@ WALL_DECOR = ("tv", "whiteboard", "picture", "poster", "clock", "heater")
 FLOOR_SMALL = ("trash can", "box", "crate", "suitcase", "backpack", "bucket", "plant pot", "computer tower")
 ON_TOP = ("monitor", "laptop", "keyboard", "cup", "bottle", "bowl", "table lamp", "microwave", "book")
 
+# Clutter for scenes with many annotated objects (real ScanNet++ rooms have hundreds): wall shelves that
+# small things stand on, small things on the wall, and small things on every support. Only used when
+# `build_layout(min_objects=...)` asks for more objects than the base room has, so other rooms are unchanged.
+_SMALL = ((200, 200, 195), (60, 60, 65), (180, 40, 40), (40, 90, 170), (230, 190, 60), (70, 140, 80))
+CLUTTER_SHELF = ClassSpec(
+    "shelf", "slab", ((0.6, 1.1), (0.22, 0.3), (0.025, 0.035)), _SMALL[:2], ("solid",), "wall_mount",
+    mount_height=(0.9, 1.9),
+)  # fmt: skip
+CLUTTER_WALL = (
+    ClassSpec("socket", "panel", ((0.07, 0.09), (0.012, 0.02), (0.07, 0.09)), _SMALL[:2], ("solid",),
+              "wall_mount", mount_height=(0.2, 0.4)),
+    ClassSpec("light switch", "panel", ((0.07, 0.09), (0.012, 0.02), (0.08, 0.11)), _SMALL[:2], ("solid",),
+              "wall_mount", mount_height=(1.0, 1.2)),
+    CATALOGUE["picture"],
+    CATALOGUE["poster"],
+)  # fmt: skip
+CLUTTER_ON_TOP = (
+    CATALOGUE["cup"],
+    CATALOGUE["bottle"],
+    CATALOGUE["bowl"],
+    CATALOGUE["book"],
+    ClassSpec("tissue box", "box", ((0.2, 0.24), (0.1, 0.12), (0.08, 0.1)), _SMALL, ("solid",), "on_top"),
+    ClassSpec("jar", "cup", ((0.08, 0.11), (0.08, 0.11), (0.1, 0.16)), _SMALL, ("solid",), "on_top"),
+    ClassSpec("spray bottle", "bottle", ((0.07, 0.08), (0.07, 0.08), (0.2, 0.26)), _SMALL, ("solid",), "on_top"),
+    ClassSpec("container", "box", ((0.12, 0.25), (0.1, 0.2), (0.06, 0.15)), _SMALL, ("solid",), "on_top"),
+    ClassSpec("stapler", "box", ((0.12, 0.16), (0.04, 0.05), (0.04, 0.06)), _SMALL, ("solid",), "on_top"),
+    ClassSpec("mouse", "box", ((0.06, 0.07), (0.1, 0.12), (0.03, 0.04)), _SMALL[:2], ("solid",), "on_top"),
+)  # fmt: skip
+
 
 @dataclass
 class Room:
@@ -401,8 +430,10 @@ class _Builder:
                 self.add("books", "book", parts, shelf.position, shelf.yaw, None, None, colours=colours)
 
 
-def build_layout(rng: np.random.Generator, resolution: float = 0.06) -> Layout:
-    """Build one room with 20-45 annotated objects. Deterministic for a given generator state."""
+def build_layout(rng: np.random.Generator, resolution: float = 0.06, min_objects: int = 0) -> Layout:
+    """Build one room with 20-45 annotated objects, then, when `min_objects` asks for more, add clutter
+    (wall shelves, things on the walls and on every support) until the room has that many or no place is
+    left. Deterministic for a given generator state; `min_objects` up to the base count changes nothing."""
     b = _Builder(rng, resolution)
     b.shell()
     b.door()
@@ -453,4 +484,27 @@ def build_layout(rng: np.random.Generator, resolution: float = 0.06) -> Layout:
         w, d, h = size = b.sample_size(spec)
         xy = b.room.centre + rng.uniform(-0.35, 0.35, 2) * np.array([b.room.size_x, b.room.size_y])
         b.add_spec(spec, size, np.append(xy, b.room.height - h - 0.002), rng.uniform(0, np.pi))
+    if min_objects > len(b.objects):
+        _add_clutter(b, min_objects)
     return Layout(room=b.room, objects=b.objects, occupancy=b.occupancy, heights=b.heights)
+
+
+def _add_clutter(b: _Builder, min_objects: int) -> None:
+    """Wall shelves first (about one per eight missing objects: each is a support for small things), then
+    things on the walls and on supports in random order until `min_objects` or too many misses."""
+    rng = b.rng
+    b.supports.extend(b.soft)
+    for _ in range(int(np.ceil((min_objects - len(b.objects)) / 8))):
+        if len(b.objects) >= min_objects:
+            return
+        placed = b.place_on_wall(CLUTTER_SHELF)
+        if placed is not None:
+            _, _, z0, (w, d, h), shelf = placed
+            b.supports.append(Support(shelf.position[:2], shelf.yaw, (w / 2 - 0.03, d / 2 - 0.03), z0 + h))
+    misses = 0
+    while len(b.objects) < min_objects and misses < 200:
+        if rng.random() < 0.3:
+            placed = b.place_on_wall(CLUTTER_WALL[rng.integers(len(CLUTTER_WALL))], tries=10) is not None
+        else:
+            placed = b.place_on_top(CLUTTER_ON_TOP[rng.integers(len(CLUTTER_ON_TOP))], tries=10) is not None
+        misses = 0 if placed else misses + 1

@@ -186,3 +186,78 @@ def test_config_validation_and_splits():
     assert split_scenes(["a"]) == (["a"], [])
     assert split_scenes(["a", "b"]) == (["a"], ["b"])
     assert split_scenes(list("abcdefgh"))[1] == ["d", "h"]
+
+
+def test_scannetpp_sized_options_reach_faces_objects_and_stay_readable(tmp_path):
+    from datasets.synthetic.generate import PRESETS
+    from datasets.synthetic.lens import Lens
+
+    preset = PRESETS["scannetpp"]
+    assert preset["image_size"] == (1752, 1168) and preset["frames"] >= 150
+    assert preset["mesh_faces"] >= 200_000 and preset["objects"] >= 100
+    root = tmp_path / "root"
+    (scene_id,) = generate_dataset(
+        root, 1, seed=2, frames=2, image_size=(176, 118), mesh_faces=200_000, objects=150
+    )
+    scans = root / "data" / scene_id / "scans"
+    mesh = read_ply(scans / "mesh_aligned_0.05.ply")
+    assert len(mesh.faces) >= 200_000
+    groups = json.loads((scans / "segments_anno.json").read_text())["segGroups"]
+    assert len(groups) >= 150 and all(g["segments"] for g in groups)
+    assert json.loads((scans / "segments.json").read_text())["segIndices"] == list(range(len(mesh.vertices)))
+    bench = root / "metadata" / "semantic_benchmark"
+    label_map = load_label_map(
+        bench / "top100.txt", bench / "top100_instance.txt", bench / "map_benchmark.csv"
+    )
+    labels = read_vertex_panoptic_ids(
+        scans / "segments.json", scans / "segments_anno.json", label_map, len(mesh.vertices)
+    )
+    assert len(labels.segments) >= 140 and labels.unknown_vertices == {}
+    face_ids = labels.pan_ids[mesh.faces]  # subdivision keeps one object id per face
+    assert np.all(face_ids[:, 0] == face_ids[:, 2]) and np.all(face_ids[:, 1] == face_ids[:, 2])
+    # the DSLR camera line: OPENCV_FISHEYE W H fx fy cx cy k1 k2 k3 k4, as the reader and the lens take it
+    line = (root / "data" / scene_id / "dslr" / "colmap" / "cameras.txt").read_text().splitlines()[3].split()
+    assert line[:4] == ["1", "OPENCV_FISHEYE", "176", "118"] and len(line) == 12
+    camera = read_scene(root, scene_id).frames[0].camera
+    assert camera.model == "OPENCV_FISHEYE" and len(camera.params) == 8
+    assert Lens.from_camera(camera).dist == tuple(float(v) for v in line[8:])
+
+
+def test_mesh_faces_changes_density_only(tmp_path):
+    kwargs = {"frames": 2, "image_size": (96, 64)}
+    (plain,) = generate_dataset(tmp_path / "a", 1, seed=9, **kwargs)
+    generate_dataset(tmp_path / "b", 1, seed=9, mesh_faces=300_000, **kwargs)
+    a, b = (tmp_path / name / "data" / plain for name in ("a", "b"))
+    assert (a / "dslr/colmap/cameras.txt").read_text() == (b / "dslr/colmap/cameras.txt").read_text()
+
+    def poses(scene):  # the first line of each image: id, pose, camera, name (the 2-D points come from depth)
+        lines = [
+            line for line in (scene / "dslr/colmap/images.txt").read_text().splitlines() if line[:1] != "#"
+        ]
+        return lines[::2]
+
+    assert poses(a) == poses(b)
+    groups_a, groups_b = (
+        json.loads((s / "scans/segments_anno.json").read_text())["segGroups"] for s in (a, b)
+    )
+    assert [(g["label"], g["obb"]) for g in groups_a] == [(g["label"], g["obb"]) for g in groups_b]
+    assert len(read_ply(b / "scans/mesh_aligned_0.05.ply").faces) >= 300_000
+
+
+def test_opencv_dslr_camera_model(tmp_path):
+    (scene_id,) = generate_dataset(tmp_path, 1, seed=1, frames=2, image_size=(96, 64), camera_model="OPENCV")
+    camera = read_scene(tmp_path, scene_id).frames[0].camera
+    assert camera.model == "OPENCV" and len(camera.params) == 8
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "flag"),
+    [
+        ("mesh_faces", -1, "--mesh-faces"),
+        ("objects", -5, "--objects"),
+        ("camera_model", "PINHOLE", "--camera-model"),
+    ],
+)
+def test_realistic_options_reject_bad_values(field, value, flag):
+    with pytest.raises(ValueError, match=flag):
+        SynthConfig(**{field: value}).validate()

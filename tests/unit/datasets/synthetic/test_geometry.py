@@ -98,3 +98,36 @@ def test_layouts_are_deterministic_and_vary_with_the_seed():
     np.testing.assert_array_equal(a.vertices, b.vertices)
     np.testing.assert_array_equal(a.colors, b.colors)
     assert a.vertices.shape != c.vertices.shape or not np.array_equal(a.vertices, c.vertices)
+
+
+def test_subdivide_keeps_the_closed_outward_surface_with_four_times_the_faces():
+    from datasets.synthetic.geometry import subdivide
+
+    vertices, faces = ellipsoid((0.3, 0.2, 0.25), 0.1)
+    assert _edges_closed(faces)
+    colors = np.random.default_rng(0).integers(0, 256, (len(vertices), 3)).astype(np.uint8)
+    new_vertices, new_faces, new_colors = subdivide(vertices, faces, colors)
+    assert len(new_faces) == 4 * len(faces) and len(new_colors) == len(new_vertices)
+    assert _edges_closed(new_faces)  # one vertex per edge: no cracks between neighbouring faces
+    # new vertices lie on the old faces: the enclosed volume (and its positive, outward sign) is unchanged
+    volume = _signed_volume(vertices, faces)
+    assert volume > 0 and _signed_volume(new_vertices, new_faces) == pytest.approx(volume)
+    np.testing.assert_array_equal(new_vertices[: len(vertices)], vertices)
+    np.testing.assert_array_equal(new_colors[: len(colors)], colors)
+
+
+def test_densify_reaches_the_face_count_without_moving_any_object():
+    from datasets.synthetic.geometry import densify
+
+    layout = build_layout(np.random.default_rng([0, 0]))
+    extents = [(o.vertices.min(0), o.vertices.max(0)) for o in layout.objects]
+    before = sum(len(o.faces) for o in layout.objects)
+    densify(layout.objects, 2 * before)
+    assert sum(len(o.faces) for o in layout.objects) >= 2 * before
+    for obj, (low, high) in zip(layout.objects, extents):
+        np.testing.assert_allclose(obj.vertices.min(0), low)
+        np.testing.assert_allclose(obj.vertices.max(0), high)
+        assert len(obj.colors) == len(obj.vertices) and obj.faces.max() < len(obj.vertices)
+    faces = [len(o.faces) for o in layout.objects]
+    densify(layout.objects, 10)  # already dense enough: unchanged
+    assert [len(o.faces) for o in layout.objects] == faces

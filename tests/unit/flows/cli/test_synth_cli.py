@@ -41,3 +41,30 @@ def test_synth_rejects_bad_arguments_with_one_clear_error(tmp_path, capsys):
         main(["synth", "--out", str(tmp_path), "--scenes", "1", "--seed", "1", "--image-size", "8", "8"]) == 2
     )
     assert "--image-size" in capsys.readouterr().err
+
+
+def test_synth_preset_with_overrides(tmp_path):
+    import json
+
+    from datasets.scannetpp.reader import list_scenes, read_scene
+
+    out = tmp_path / "root"
+    argv = ["synth", "--out", str(out), "--scenes", "1", "--seed", "2", "--preset", "scannetpp"]
+    argv += ["--frames", "2", "--image-size", "128", "86", "--mesh-faces", "0", "--objects", "80"]
+    assert main(argv) == 0
+    (scene_id,) = list_scenes(out)
+    camera = read_scene(out, scene_id).frames[0].camera
+    assert camera.model == "OPENCV_FISHEYE" and (camera.width, camera.height) == (128, 86)
+    anno = json.loads((out / "data" / scene_id / "scans" / "segments_anno.json").read_text())
+    assert len(anno["segGroups"]) >= 80
+
+
+def test_synth_rejects_an_unknown_camera_model(tmp_path, capsys):
+    import pytest
+
+    argv = ["synth", "--out", str(tmp_path), "--scenes", "1", "--seed", "1", "--camera-model", "PINHOLE"]
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own one-line usage error
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--camera-model" in err and "Traceback" not in err
