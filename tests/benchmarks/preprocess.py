@@ -5,8 +5,21 @@ each scene's commit latency (the rename, or the Icechunk transaction).
 
     .venv/bin/python tests/benchmarks/preprocess.py --scenes 4 --frames 8 --workers 1 2
     .venv/bin/python tests/benchmarks/preprocess.py --scenes 4 --frames 8 --workers 1 2 --stores local s3
+    .venv/bin/python tests/benchmarks/preprocess.py --preset scannetpp --scenes 32 --workers 1 2 4 8 16 \
+        --gen-workers 16 --json docs/benchmarks/preprocess_realistic_h200.json
 
-Prints a table and writes it (JSON + Markdown) under --out (default runs/benchmarks/).
+`--preset scannetpp` generates ScanNet++ v2 DSLR-sized scenes (`panst3r synth --preset scannetpp`: 150
+fisheye frames of 1752x1168, >= 250k faces, >= 200 objects); --frames, --image-size, --mesh-faces and
+--objects override single values. Each worker count runs on its own Dask LocalCluster, made with the
+settings the flow would use and passed to it by address, so that the scheduler's task stream gives every
+worker's busy time. Per row: frames/s, scaling efficiency (frames/s at w workers / (w x frames/s at the
+fewest workers measured, normally 1)), task seconds per frame by stage, per-worker busy seconds.
+`--scenes-per-worker K` measures weak scaling (K*w scenes at w workers: rows of equal length, so that a
+1-worker row of ScanNet++-sized scenes fits a time limit); `--keep-root DIR` keeps the generated scenes for
+later runs with `--root DIR/root --pairs DIR/pairs`.
+
+Prints a table and writes it (JSON + Markdown) under --out (default runs/benchmarks/); --json also writes
+the JSON to that file (settings without local paths, fit to commit under docs/benchmarks/).
 """
 
 from __future__ import annotations
@@ -28,15 +41,28 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--scenes", type=int, default=4, help="synthetic scenes (default 4)")
-    parser.add_argument("--frames", type=int, default=8, help="DSLR frames per scene (default 8)")
+    parser.add_argument(
+        "--preset", choices=("default", "scannetpp"), default=None, help="generator preset (see above)"
+    )
+    parser.add_argument(
+        "--frames", type=int, default=None, help="DSLR frames per scene (default 8, or the preset's)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     parser.add_argument(
         "--image-size", type=int, nargs=2, default=None, metavar=("W", "H"), help="generator size"
+    )
+    parser.add_argument("--mesh-faces", type=int, default=None, help="generator: at least this many faces")
+    parser.add_argument("--objects", type=int, default=None, help="generator: at least this many objects")
+    parser.add_argument(
+        "--camera-model", choices=("OPENCV_FISHEYE", "OPENCV"), default="OPENCV_FISHEYE", help="DSLR lens"
+    )
+    parser.add_argument(
+        "--gen-workers", type=int, default=1, help="processes generating the scenes in parallel (default 1)"
     )
     parser.add_argument(
         "--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare (default 1 2)"
@@ -57,7 +83,57 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pairs", default=None, help="pairs folder of --root")
     parser.add_argument("--out", default=str(REPO / "runs" / "benchmarks"), help="results folder")
     parser.add_argument("--label", default="", help="free text stored with the results (e.g. the machine)")
-    return parser.parse_args()
+    parser.add_argument("--json", default=None, help="also write the JSON result to this file")
+    parser.add_argument(
+        "--keep-root",
+        default=None,
+        help="generate into this folder (root/ and pairs/) and keep it, for later runs with --root",
+    )
+    parser.add_argument(
+        "--scenes-per-worker",
+        type=int,
+        default=0,
+        help="weak scaling: the row of w workers processes the first K*w scenes (default 0: every scene "
+        "in every row)",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="an earlier result JSON of this script whose rows join the efficiency base (its fewest workers "
+        "per store kind), for worker counts measured in separate runs",
+    )
+    args = parser.parse_args(argv)
+    if args.baseline and not Path(args.baseline).is_file():
+        parser.error(f"--baseline {args.baseline}: no such file (give a JSON this script wrote)")
+    if min(args.workers) < 1 or args.gen_workers < 1 or args.scenes < 1 or args.scenes_per_worker < 0:
+        parser.error("--workers, --gen-workers and --scenes must be at least 1, --scenes-per-worker >= 0")
+    if args.keep_root and args.root:
+        parser.error("--keep-root generates scenes, --root uses existing ones: give one of them")
+    if args.keep_root and Path(args.keep_root).exists() and any(Path(args.keep_root).iterdir()):
+        parser.error(
+            f"--keep-root {args.keep_root} is not empty; reuse it with --root {args.keep_root}/root "
+            f"--pairs {args.keep_root}/pairs, or give a new folder"
+        )
+    if args.scenes_per_worker and not args.root and args.scenes < args.scenes_per_worker * max(args.workers):
+        parser.error(
+            f"--scenes-per-worker {args.scenes_per_worker} with {max(args.workers)} workers needs "
+            f"--scenes >= {args.scenes_per_worker * max(args.workers)}, got {args.scenes}"
+        )
+    return args
+
+
+def generator_settings(args: argparse.Namespace) -> dict:
+    """SynthConfig fields from the preset (none: 8 frames of the generator's default size) and the flags."""
+    from datasets.synthetic.generate import PRESETS
+
+    settings = dict(PRESETS[args.preset]) if args.preset else {"frames": 8}
+    for key in ("frames", "image_size", "mesh_faces", "objects"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    if "image_size" in settings:
+        settings["image_size"] = tuple(settings["image_size"])
+    settings["camera_model"] = args.camera_model
+    return settings
 
 
 def machine_description() -> str:
@@ -68,38 +144,85 @@ def machine_description() -> str:
     return f"{platform.node()} {os.cpu_count()} CPUs {platform.machine()}" + (f", GPU {gpu}" if gpu else "")
 
 
-def main() -> int:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     from flows.prefect_env import configure_prefect_env, quiet_chatty_loggers
 
     work = Path(tempfile.mkdtemp(prefix="panst3r_bench_"))
     configure_prefect_env(work / "prefect")
     quiet_chatty_loggers()
     try:
-        root, pairs = benchmark_inputs(args, work)
+        root, pairs, generation = benchmark_inputs(args, work)
         with object_store(args, work) as s3:
             rows = measure_workers(args, root, pairs, work, s3)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report(args, rows)
+    report(args, rows, generation)
     return 0
 
 
-def benchmark_inputs(args: argparse.Namespace, work: Path) -> tuple[Path, Path | None]:
-    """(ScanNet++ root, pairs folder): --root, or synthetic scenes generated into `work`."""
+def benchmark_inputs(args: argparse.Namespace, work: Path) -> tuple[Path, Path | None, dict]:
+    """(ScanNet++ root, pairs folder, generation stats): --root, or synthetic scenes generated into `work`
+    by `--gen-workers` processes (one scene each, as `panst3r synth` writes them)."""
     if args.root:
-        return Path(args.root), Path(args.pairs) if args.pairs else None
-    from datasets.synthetic.generate import generate_dataset
+        return Path(args.root), Path(args.pairs) if args.pairs else None, {}
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
 
-    root, pairs = work / "root", work / "pairs"
+    from datasets.synthetic.generate import SynthConfig, scene_ids, split_scenes
+    from datasets.synthetic.writer import write_metadata, write_splits
+
+    base = Path(args.keep_root) if args.keep_root else work
+    root, pairs = base / "root", base / "pairs"
+    config = SynthConfig(num_scenes=args.scenes, seed=args.seed, **generator_settings(args))
+    config.validate()
+    (root / "data").mkdir(parents=True)
+    write_metadata(root)
+    ids = scene_ids(args.seed, args.scenes)
+    write_splits(root, *split_scenes(ids))
     started = time.perf_counter()
-    kwargs = {"image_size": tuple(args.image_size)} if args.image_size else {}
-    generate_dataset(
-        out_root=root, num_scenes=args.scenes, seed=args.seed, frames=args.frames, iphone=False, pairs_dir=pairs,
-        **kwargs,
-    )  # fmt: skip
-    print(f"generated {args.scenes} scenes in {time.perf_counter() - started:.1f} s under {root}")
-    return root, pairs
+    jobs = [(config, index, scene_id, root, pairs) for index, scene_id in enumerate(ids)]
+    with ProcessPoolExecutor(min(args.gen_workers, len(ids)), mp_context=get_context("spawn")) as pool:
+        scene_seconds = list(pool.map(_generate_one, jobs))
+    seconds = time.perf_counter() - started
+    generation = {
+        "seconds": round(seconds, 2),
+        "processes": min(args.gen_workers, len(ids)),
+        "seconds_per_scene": [round(t, 2) for t in scene_seconds],
+        **scene_stats(root, ids),
+    }
+    print(f"generated {args.scenes} scenes in {seconds:.1f} s ({generation})")
+    return root, pairs, generation
+
+
+def _generate_one(job) -> float:
+    """One scene in a worker process; its seconds."""
+    from datasets.synthetic.generate import generate_scene
+
+    started = time.perf_counter()
+    generate_scene(*job)
+    return time.perf_counter() - started
+
+
+def scene_stats(root: Path, ids: list[str]) -> dict:
+    """Size of the generated scenes as written: DSLR frames and size, mesh faces, annotated objects."""
+    from datasets.scannetpp.reader import read_scene
+
+    faces, objects, frames = [], [], []
+    for scene_id in ids:
+        scans = root / "data" / scene_id / "scans"
+        with open(scans / "mesh_aligned_0.05.ply", "rb") as ply:
+            header = ply.read(4096).split(b"end_header")[0].decode("ascii")
+        faces.append(int(header.split("element face ")[1].split()[0]))
+        objects.append(len(json.loads((scans / "segments_anno.json").read_text())["segGroups"]))
+        frames.append(len(read_scene(root, scene_id).frames))
+    camera = read_scene(root, ids[0]).frames[0].camera
+    return {
+        "frames_per_scene": frames,
+        "faces_per_scene": faces,
+        "objects_per_scene": objects,
+        "camera": f"{camera.model} {camera.width}x{camera.height}",
+    }
 
 
 @contextmanager
@@ -118,9 +241,16 @@ def object_store(args: argparse.Namespace, work: Path):
 
 def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, work: Path, s3) -> list[dict]:
     """The flow into a fresh store per worker count and store kind, all against one Prefect server."""
+    from datasets.scannetpp.reader import list_scenes
     from datasets.store.tables import read_table
     from flows.prefect_env import LocalServer, drain_prefect_clients, free_port
 
+    all_scenes = list_scenes(root, pairs)
+    if len(all_scenes) < args.scenes_per_worker * max(args.workers):
+        raise SystemExit(
+            f"--scenes-per-worker {args.scenes_per_worker} x {max(args.workers)} workers needs "
+            f"{args.scenes_per_worker * max(args.workers)} scenes; {root} has {len(all_scenes)}"
+        )
     server = LocalServer(free_port()).start()
     os.environ["PREFECT_API_URL"] = server.api_url
     rows = []
@@ -131,13 +261,17 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
             name = f"store_w{workers}_{kind}_{attempt}"
             store = str(work / name) if kind == "local" else s3.url(f"bench/{name}-{time.time_ns()}")
             started = time.perf_counter()
-            summary = run_preprocess(
-                str(root),
-                str(store),
-                pairs=str(pairs) if pairs else None,
-                target_resolution=args.target_resolution,
-                workers=workers,
-            )
+            with worker_cluster(workers) as (address, client):
+                cluster_seconds = time.perf_counter() - started
+                summary = run_preprocess(
+                    str(root),
+                    str(store),
+                    pairs=str(pairs) if pairs else None,
+                    scenes=all_scenes[: args.scenes_per_worker * workers] if args.scenes_per_worker else None,
+                    target_resolution=args.target_resolution,
+                    dask_address=address,
+                )
+                busy = worker_busy_seconds(client)
             wall = time.perf_counter() - started
             if summary["failed"]:
                 raise SystemExit(f"benchmark scenes failed: {summary['failed']}")
@@ -149,12 +283,14 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
                 if c.startswith("seconds_")
             }
             commits = sorted(summary["commit_seconds"].values())
+            busy_list = sorted(busy.values(), reverse=True) + [0.0] * (workers - len(busy))
             rows.append(
                 {
                     "store": kind,
                     "workers": workers,
                     "scenes": len(summary["done"]),
                     "frames": frames,
+                    "cluster_start_seconds": round(cluster_seconds, 2),
                     "flow_seconds": round(summary["seconds"], 2),
                     "wall_seconds": round(wall, 2),
                     "frames_per_second": round(frames / summary["seconds"], 3),
@@ -162,6 +298,9 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
                     "commit_seconds_median": round(statistics.median(commits), 4),
                     "commit_seconds_max": round(commits[-1], 4),
                     "task_seconds_per_frame_by_stage": stages,
+                    "task_seconds_per_frame": round(float(scenes_table["seconds"].sum()) / frames, 4),
+                    "worker_busy_seconds": [round(b, 2) for b in busy_list],
+                    "busy_fraction": round(sum(busy_list) / (workers * summary["seconds"]), 3),
                 }
             )
             if kind == "local":
@@ -169,7 +308,45 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
     finally:
         drain_prefect_clients()
         server.stop()
-    return median_rows(rows)
+    earlier = json.loads(Path(args.baseline).read_text())["rows"] if args.baseline else []
+    return add_efficiency(median_rows(rows), earlier)
+
+
+@contextmanager
+def worker_cluster(workers: int):
+    """(scheduler address, client) of a Dask LocalCluster built with exactly the settings the flow gives its
+    own (`make_task_runner`), with the scheduler's task stream recording from the start."""
+    from distributed import Client, LocalCluster
+
+    from flows.dask_cluster import choose_cluster, make_task_runner
+
+    runner = make_task_runner(choose_cluster("local", workers))
+    with LocalCluster(**runner.cluster_kwargs) as cluster, Client(cluster) as client:
+        client.wait_for_workers(workers)
+        client.get_task_stream(count=0)  # installs the scheduler's task-stream plugin
+        yield cluster.scheduler_address, client
+
+
+def worker_busy_seconds(client) -> dict[str, float]:
+    """Seconds each worker spent computing tasks (the scheduler's task stream), by worker address."""
+    busy: dict[str, float] = {}
+    for record in client.get_task_stream(start=0):
+        compute = sum(
+            s["stop"] - s["start"] for s in record.get("startstops", ()) if s["action"] == "compute"
+        )
+        busy[record["worker"]] = busy.get(record["worker"], 0.0) + compute
+    return busy
+
+
+def add_efficiency(rows: list[dict], earlier: list[dict] = ()) -> list[dict]:
+    """scaling_efficiency = frames/s at w workers / (w / w0 x frames/s at w0), w0 the fewest workers measured
+    for that store kind, here or in `earlier` rows (1 when measured: throughput(w) / (w x throughput(1)))."""
+    for row in rows:
+        same = [r for r in [*earlier, *rows] if r["store"] == row["store"]]
+        base = min(same, key=lambda r: r["workers"])
+        ideal = base["frames_per_second"] * row["workers"] / base["workers"]
+        row["scaling_efficiency"] = round(row["frames_per_second"] / ideal, 3)
+    return rows
 
 
 def median_rows(rows: list[dict]) -> list[dict]:
@@ -187,8 +364,9 @@ def median_rows(rows: list[dict]) -> list[dict]:
     return merged
 
 
-def report(args: argparse.Namespace, rows: list[dict]) -> None:
-    """The table on stdout and, with the settings and the machine, as JSON and Markdown under --out."""
+def report(args: argparse.Namespace, rows: list[dict], generation: dict | None = None) -> dict:
+    """The table on stdout and, with the settings and the machine, as JSON and Markdown under --out (and the
+    JSON at --json). Returns the result."""
     slowest = sorted(rows[0]["task_seconds_per_frame_by_stage"].items(), key=lambda kv: -kv[1])[:5]
     print("task seconds per frame by stage (1st run):", ", ".join(f"{k} {v:.3f}" for k, v in slowest))
     base = rows[0]["frames_per_second"]
@@ -196,24 +374,59 @@ def report(args: argparse.Namespace, rows: list[dict]) -> None:
         row["speedup"] = round(row["frames_per_second"] / base, 2)
     header = [
         "store", "workers", "scenes", "frames", "flow_seconds", "wall_seconds", "frames_per_second", "speedup",
-        "commit_seconds_median", "commit_seconds_max",
+        "scaling_efficiency", "task_seconds_per_frame", "busy_fraction", "commit_seconds_median",
+        "commit_seconds_max",
     ]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(row[h]) for h in header) + " |" for row in rows]
+    lines += ["| " + " | ".join(str(row.get(h, "")) for h in header) + " |" for row in rows]
+    stages = sorted({stage for row in rows for stage in row["task_seconds_per_frame_by_stage"]})
+    lines += ["", "| workers | " + " | ".join(stages) + " |", "|" + "---|" * (len(stages) + 1)]
+    lines += [
+        f"| {row['workers']} | " + " | ".join(str(row["task_seconds_per_frame_by_stage"].get(s, "")) for s in stages)
+        + " |"
+        for row in rows
+    ]  # fmt: skip
+    lines += [
+        "",
+        "worker busy seconds: " + "; ".join(f"{r['workers']}: {r['worker_busy_seconds']}" for r in rows),
+    ]
     table = "\n".join(lines)
     machine = machine_description()
-    settings = f"{args.scenes} scenes x {args.frames} frames, target resolution {args.target_resolution}"
+    generator = {} if args.root else generator_settings(args)  # --root: scenes made elsewhere
+    settings = f"{rows[-1]['scenes']} scenes x {generator.get('frames', '?')} frames, target resolution {args.target_resolution}"
     print(f"\npreprocess benchmark on {machine} ({settings})\n{table}")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    result = {"machine": machine, "label": args.label, "settings": vars(args), "rows": rows, "time": stamp}
+    # Settings without local paths: the result file may be committed.
+    paths = ("root", "pairs", "out", "json", "keep_root", "baseline")
+    kept = {k: v for k, v in vars(args).items() if k not in paths}
+    kept["baseline_workers"] = (
+        sorted({r["workers"] for r in json.loads(Path(args.baseline).read_text())["rows"]})
+        if args.baseline
+        else []
+    )
+    kept["own_root"] = bool(args.root)
+    result = {
+        "machine": machine,
+        "label": args.label,
+        "settings": kept,
+        "generator": generator,
+        "generation": generation or {},
+        "rows": rows,
+        "time": stamp,
+    }
     (out / f"preprocess-{stamp}.json").write_text(json.dumps(result, indent=1))
     (out / f"preprocess-{stamp}.md").write_text(
         f"preprocess benchmark on {machine} ({settings})\n\n{table}\n"
     )
     print(f"results written to {out}/preprocess-{stamp}.json and .md")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"and to {args.json}")
+    return result
 
 
 if __name__ == "__main__":

@@ -1,0 +1,54 @@
+"""The preprocess benchmark script at toy size: generated scenes with the realistic options (kept), a worker
+list with weak scaling, frames/s, scaling efficiency, stages and per-worker busy time in the JSON it writes
+(no local paths)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "preprocess.py"
+
+pytestmark = pytest.mark.slow
+
+
+def test_worker_list_reports_efficiency_stages_and_busy_time(tmp_path):
+    result_file = tmp_path / "docs" / "result.json"
+    argv = ["--preset", "scannetpp", "--scenes", "2", "--frames", "2", "--image-size", "128", "86"]
+    argv += ["--mesh-faces", "0", "--objects", "60", "--gen-workers", "2", "--workers", "1", "2"]
+    argv += ["--scenes-per-worker", "1", "--keep-root", str(tmp_path / "kept")]
+    argv += ["--target-resolution", "128", "--out", str(tmp_path / "out"), "--json", str(result_file)]
+    # As a script, the way it is used: its generator processes re-import it as the main module.
+    env = {
+        **os.environ,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+    }
+    result = subprocess.run([sys.executable, str(SCRIPT), *argv], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "scaling_efficiency" in result.stdout
+
+    text = result_file.read_text()
+    assert str(tmp_path) not in text  # fit to commit
+    result = json.loads(text)
+    assert min(result["generation"]["objects_per_scene"]) >= 60
+    assert result["generation"]["camera"] == "OPENCV_FISHEYE 128x86"
+    one, two = result["rows"]
+    # weak scaling: one scene per worker
+    assert (one["workers"], two["workers"]) == (1, 2) and (one["scenes"], two["scenes"]) == (1, 2)
+    assert (one["frames"], two["frames"]) == (2, 4)
+    assert sorted(p.name for p in (tmp_path / "kept" / "pairs").iterdir()) == sorted(
+        p.name for p in (tmp_path / "kept" / "root" / "data").iterdir()
+    )  # the generated scenes are kept for --root
+    assert one["scaling_efficiency"] == 1.0
+    expected = two["frames_per_second"] / (2 * one["frames_per_second"])
+    assert two["scaling_efficiency"] == pytest.approx(expected, abs=0.002)
+    for row in (one, two):
+        assert len(row["worker_busy_seconds"]) == row["workers"] and max(row["worker_busy_seconds"]) > 0
+        assert {"render", "write", "build_mesh"} <= set(row["task_seconds_per_frame_by_stage"])
+        assert 0 < row["busy_fraction"] <= 1.0
