@@ -211,6 +211,7 @@ def benchmark(args: argparse.Namespace) -> dict:
                     "precision": precision,
                     "views": num_views,
                     "keyframes": num_keyframes,
+                    "chunk_views": args.chunk_views,
                     "resolution": f"{args.width}x{args.height}",
                 }
                 row.update(measure(args, predictor, views, embeddings, class_names, num_keyframes, device))
@@ -256,6 +257,7 @@ COLUMNS = [
     ("precision", "prec", 5),
     ("views", "views", 5),
     ("keyframes", "kf", 3),
+    ("chunk_views", "chunk", 5),
     ("images_per_s", "img/s", 8),
     ("end_to_end_s", "e2e s", 8),
     ("forward_s", "fwd s", 8),
@@ -271,7 +273,7 @@ def print_row(row: dict) -> None:
         print(" ".join(f"{title:>{width}}" for _, title, width in COLUMNS), flush=True)
         _header_printed = True
     if "error" in row:
-        lead = " ".join(f"{row[key]!s:>{width}}" for key, _, width in COLUMNS[:4])
+        lead = " ".join(f"{row[key]!s:>{width}}" for key, _, width in COLUMNS[:5])
         print(f"{lead}  {row['error']}", flush=True)
         return
     cells = []

@@ -36,3 +36,7 @@ def test_benchmark_runs_tiny_on_cpu_and_writes_results(tmp_path, capsys):
     # --append keeps earlier rows
     assert _load_script().main([*argv, "--append"]) == 0
     assert len(json.loads(out.read_text())["results"]) == 2
+    # a streamed run's rows say their chunk size (and unchunked rows say None)
+    assert _load_script().main([*argv, "--append", "--chunk-views", "2"]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [r["chunk_views"] for r in rows] == [None, None, 2]
