@@ -167,8 +167,8 @@ class PanopticPointmapObjective:
         losses = self.panoptic.loss(outputs, batch)
         targets = pointmap_targets(batch.depth, batch.camera_intrinsics, batch.camera_pose)
         raw = outputs["pointmaps"]
-        with torch.autocast(device_type=raw.device.type, enabled=False):
-            geometry = self.pointmap(raw.float(), targets, range(raw.shape[1]))
+        # In fp32, like every loss: the loop calls loss() outside autocast.
+        geometry = self.pointmap(raw.float(), targets, range(raw.shape[1]))
         losses.update(geometry)
         losses[self.total_name] = losses[TOTAL_LOSS_NAME] + self.weight * geometry[TOTAL_POINTMAP_LOSS]
         return losses

@@ -319,14 +319,14 @@ def decode_non_keyframes(
 
 
 def _original_orientation(
-    views: SceneViews, raw: list[torch.Tensor], masks: dict[int, torch.Tensor]
+    transposed: list[bool], raw: list[torch.Tensor], masks: dict[int, torch.Tensor]
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Float32 pointmaps and masks, portrait views turned back (pointmap x/y channels swapped so that frames
-    stay right-handed)."""
+    """Float32 pointmaps and masks, portrait views (`transposed[i]`) turned back (pointmap x/y channels
+    swapped so that frames stay right-handed)."""
     pointmaps_out, masks_out = [], []
-    for i in range(len(views)):
+    for i, turned in enumerate(transposed):
         pm, mask = raw[i].float(), masks[i].float()
-        if views.transposed[i]:
+        if turned:
             pm = pm.transpose(0, 1)[..., [1, 0, 2, 4, 3, 5, 6]]
             mask = mask.transpose(-1, -2)
         pointmaps_out.append(pm)
@@ -397,7 +397,7 @@ def run_inference(
             model, views, features, non_keyframes, queries, panoptic, compute_dtype, opts.return_intermediates
         )
         clock.mark("non_keyframes")
-    pointmaps_out, masks_out = _original_orientation(views, features.raw, panoptic.masks)
+    pointmaps_out, masks_out = _original_orientation(views.transposed, features.raw, panoptic.masks)
     geo = geometry(pointmaps_out, opts.max_batch)
     clock.mark("geometry")
     result = InferenceResult(

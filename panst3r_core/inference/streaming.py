@@ -185,10 +185,10 @@ def stream_inference(
                 )
             raw.update(raw_o)
             masks.update(masks_o)
-        # only the orientation flags of this stand-in scene are read
-        flags = SceneViews([None] * len(indices), [lazy.transposed[i] for i in indices], [], [], 1)  # type: ignore[list-item]
         pointmaps, mask_logits = _original_orientation(
-            flags, [raw[i] for i in indices], {j: masks[i] for j, i in enumerate(indices)}
+            [lazy.transposed[i] for i in indices],
+            [raw[i] for i in indices],
+            {j: masks[i] for j, i in enumerate(indices)},
         )
         geo = geometry(pointmaps, opts.max_batch)
         yield ViewChunk(
