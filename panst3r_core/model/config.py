@@ -113,6 +113,14 @@ class LoftUpConfig:
     num_layers: int = 2
     lr_pe_type: str = "sine"
     """Only `sine` is supported (the `learnable` branch of the official code is unused and inconsistent)."""
+    color_max_log_freq: float | None = None
+    """The colour channels' Fourier frequencies run from exp(-2) to exp(this); None = the positions' range,
+    up to exp(10) (official). At exp(10) a colour's features are a hash of its exact value: a pretrained
+    LoftUp copes, one trained from scratch learns masks that follow texture (stripes, checkers). Our
+    synthetic variants lower it so that the guidance varies smoothly with colour."""
+    per_image_guidance_in_training: bool = False
+    """Min-max normalise each training image's guidance on its own, as inference does. The official training
+    normalises over the whole batch, so a view's guidance differs between training and inference."""
 
 
 @dataclass

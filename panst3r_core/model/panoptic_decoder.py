@@ -71,7 +71,8 @@ class PanopticDecoder(nn.Module):
         class_embeddings: torch.Tensor,
         return_intermediates: bool = False,
     ) -> dict:
-        """Training-style pass over all views jointly (LoftUp min-max over the whole batch, as official).
+        """Training-style pass over all views jointly (LoftUp min-max over the whole batch, as official,
+        unless the config's `per_image_guidance_in_training` asks for inference's per-image statistics).
 
         feats (B, N, T, concat) = enc | dec | dino, images (B, N, 3, H, W), pos (B, N, T, 2),
         class_embeddings (C, lang) -> dict with pred_logits (B, Q, C'), pred_masks (B, N, Q, H/2, W/2),
@@ -81,7 +82,8 @@ class PanopticDecoder(nn.Module):
         H, W = images.shape[-2:]
         grid = (H // self.patch_size, W // self.patch_size)
         up_in = self.upscaler_input(feats.flatten(0, 1), pos.flatten(0, 1))
-        f16, mask_feats = self.upscale(up_in, images.flatten(0, 1), grid, per_image=False)
+        per_image = self.cfg.loftup is not None and self.cfg.loftup.per_image_guidance_in_training
+        f16, mask_feats = self.upscale(up_in, images.flatten(0, 1), grid, per_image=per_image)
         f16 = f16.view(B, N, *f16.shape[1:])
         mask_feats = mask_feats.view(B, N, *mask_feats.shape[1:])
         out = self.mask_transformer([f16], [mask_feats], self.head_class_embeddings(class_embeddings))

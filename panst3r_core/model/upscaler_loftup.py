@@ -17,6 +17,8 @@ from panst3r_core.model.blocks import CrossAttention, Mlp, autocast_disabled
 from panst3r_core.model.config import LoftUpConfig
 from panst3r_core.model.upscaler_pixel_shuffle import tokens_to_grid
 
+POSITION_MAX_LOG_FREQ = 10.0  # the official guidance's highest frequency, exp(10)
+
 
 class MinMaxScaler(nn.Module):
     """Per-channel min-max scaling to [-0.5, 0.5] (range clamped at 1e-4)."""
@@ -37,12 +39,22 @@ class MinMaxScaler(nn.Module):
 class ImplicitFeaturizer(nn.Module):
     """sin/cos Fourier features of the [-1, 1] pixel grid (and optionally the colours), learned phase biases."""
 
-    def __init__(self, color_feats: bool, n_freqs: int) -> None:
+    def __init__(self, color_feats: bool, n_freqs: int, color_max_log_freq: float | None = None) -> None:
         super().__init__()
         self.color_feats = color_feats
         self.n_freqs = n_freqs
+        self.color_max_log_freq = color_max_log_freq
         self.dims = 5 if color_feats else 2
         self.biases = nn.Parameter(torch.randn(2, self.dims, n_freqs))
+
+    def _frequencies(self, device: torch.device) -> torch.Tensor:
+        """(1, n_freqs, dims, 1, 1): exp(-2) .. exp(10) per position channel, the colour range per colour."""
+        position = torch.exp(torch.linspace(-2, POSITION_MAX_LOG_FREQ, self.n_freqs, device=device))
+        freqs = position[:, None].expand(self.n_freqs, self.dims).clone()
+        if self.color_feats and self.color_max_log_freq is not None:
+            color = torch.exp(torch.linspace(-2, self.color_max_log_freq, self.n_freqs, device=device))
+            freqs[:, 2:] = color[:, None]
+        return freqs.view(1, self.n_freqs, self.dims, 1, 1)
 
     @property
     def out_channels(self) -> int:
@@ -60,8 +72,7 @@ class ImplicitFeaturizer(nn.Module):
         feats = grid.unsqueeze(0).expand(b, -1, -1, -1).to(image.dtype)
         if self.color_feats:
             feats = torch.cat((feats, image), dim=1)
-        freqs = torch.exp(torch.linspace(-2, 10, self.n_freqs, device=dev)).view(1, self.n_freqs, 1, 1, 1)
-        feats = feats.unsqueeze(1) * freqs  # (b, n_freqs, dims, h, w)
+        feats = feats.unsqueeze(1) * self._frequencies(dev)  # (b, n_freqs, dims, h, w)
         bias_sin = self.biases[0].reshape(1, self.n_freqs, self.dims, 1, 1)
         bias_cos = self.biases[1].reshape(1, self.n_freqs, self.dims, 1, 1)
         sin_feats = torch.sin((feats + bias_sin).reshape(b, -1, h, w))
@@ -95,7 +106,9 @@ class LoftUpUpscaler(nn.Module):
         self.lr_input_proj = nn.Sequential(
             nn.Linear(cfg.input_dim + self.lr_pe.out_channels, cfg.dim), nn.LayerNorm(cfg.dim)
         )
-        self.fourier_feat = nn.Sequential(MinMaxScaler(), ImplicitFeaturizer(cfg.color_feats, cfg.n_freqs))
+        self.fourier_feat = nn.Sequential(
+            MinMaxScaler(), ImplicitFeaturizer(cfg.color_feats, cfg.n_freqs, cfg.color_max_log_freq)
+        )
         start = self.fourier_feat[1].out_channels
         self.first_conv = nn.Sequential(
             nn.GroupNorm(1, start),

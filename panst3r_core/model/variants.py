@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
@@ -182,6 +183,30 @@ def compact_wide_v2() -> PanSt3RConfig:
             **_SMALL_HEAD,
         ),
     )
+
+
+def _compact_with_loftup(**loftup_fields) -> PanSt3RConfig:
+    """compact_v2 (same parameter names and shapes apart from LoftUp's guidance convolution) with other
+    LoftUp guidance settings and the class prior of a head trained from scratch."""
+    config = compact_v2()
+    config.panoptic.loftup = replace(config.panoptic.loftup, **loftup_fields)
+    config.panoptic.class_prior = 0.01
+    return config
+
+
+@VARIANTS.register("compact_smooth_v2")
+def compact_smooth_v2() -> PanSt3RConfig:
+    """compact_v2 whose LoftUp guidance is smooth in colour (frequencies up to exp(2) instead of exp(10)) and
+    normalised per image in training as in inference: the shipped compact head, trained from scratch, draws
+    masks along texture stripes; this asks whether the colour hash is why."""
+    return _compact_with_loftup(color_max_log_freq=2.0, per_image_guidance_in_training=True)
+
+
+@VARIANTS.register("compact_nocolor_v2")
+def compact_nocolor_v2() -> PanSt3RConfig:
+    """compact_v2 whose LoftUp upsamples from pixel positions alone (no colour guidance): masks cannot follow
+    texture, nor snap to colour edges finer than the learned positional interpolation."""
+    return _compact_with_loftup(color_feats=False)
 
 
 def variant_config(name: str) -> PanSt3RConfig:

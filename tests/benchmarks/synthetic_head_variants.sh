@@ -11,7 +11,12 @@
 # pointmap loss: objective panoptic_pointmap), joint6 (joint on 6-view samples: twice the samples per second).
 # A new head from scratch on the shipped model's frozen stage-1 backbone (`training.must3r_chkpt`):
 # head_scratch (compact_v2, the shipped recipe's stage 2 on a shorter schedule), wide_scratch
-# (compact_wide_v2: 2.5x the DINO branch, 5.5x the head).
+# (compact_wide_v2: 2.5x the DINO branch, 5.5x the head), smooth_scratch (compact_smooth_v2: LoftUp guidance
+# smooth in colour and normalised per image in training), nocolor_scratch (compact_nocolor_v2: LoftUp guided by
+# pixel positions only).
+#
+# PARALLEL=1 trains the named variants at the same time (one torchrun each, WORKERS data-loader processes
+# each, default 6), then scores each: a fair side-by-side on one GPU that a small model does not fill.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=${ROOT:-runs/synthetic_variants}
@@ -33,23 +38,41 @@ declare -A VARIANTS=(
   [joint6]="$WARM ${JOINT[*]} --set data.num_views=6 --set data.max_memory_num_views=6"
   [head_scratch]="$SCRATCH"
   [wide_scratch]="$SCRATCH --set model.variant=compact_wide_v2"
+  [smooth_scratch]="$SCRATCH --set model.variant=compact_smooth_v2"
+  [nocolor_scratch]="$SCRATCH --set model.variant=compact_nocolor_v2"
 )
-ORDER=(head joint joint6 head_scratch wide_scratch)
+ORDER=(head joint joint6 head_scratch wide_scratch smooth_scratch nocolor_scratch)
 run() { "$PYTHON" tests/benchmarks/synthetic_accuracy.py "${DATA[@]}" "${EXTRA[@]}" "$@"; }
 
-run --work "$ROOT/data" --stages generate,preprocess
-for name in "${@:-${ORDER[@]}}"; do
-  [[ -v "VARIANTS[$name]" ]] || { echo "unknown variant $name: ${ORDER[*]}" >&2; exit 2; }
-  work="$ROOT/$name"
+train_variant() {
+  local name=$1 work="$ROOT/$1" shared overrides
   mkdir -p "$work"
   for shared in scannetpp pairs store generated.json preprocessed.json; do
     ln -sfn ../data/$shared "$work/$shared"
   done
   read -r -a overrides <<< "${VARIANTS[$name]}"
   echo "== variant $name: ${overrides[*]}"
-  run --work "$work" --recipe scratch --config synthetic_head --stages train,evaluate \
+  run --work "$work" --recipe scratch --config synthetic_head --stages train,evaluate,export \
       --set training.batch_size="$BATCH" \
-      --set data.samples_per_epoch=$((STEPS_PER_EPOCH * BATCH)) "${overrides[@]}" \
-      --epochs "$EPOCHS" --train-minutes 60 --postprocess standard_v2 --eval-keyframes all \
-      --eval-train-scenes 8
+      --set data.samples_per_epoch=$((STEPS_PER_EPOCH * BATCH)) "${overrides[@]}" "${LOADER[@]}" \
+      --epochs "$EPOCHS" --train-minutes "${TRAIN_MINUTES:-60}" --postprocess standard_v2 \
+      --eval-keyframes all --eval-train-scenes 8
+}
+
+run --work "$ROOT/data" --stages generate,preprocess
+names=("${@:-${ORDER[@]}}")
+for name in "${names[@]}"; do
+  [[ -v "VARIANTS[$name]" ]] || { echo "unknown variant $name: ${ORDER[*]}" >&2; exit 2; }
 done
+LOADER=()
+if [[ "${PARALLEL:-0}" == 1 ]]; then
+  LOADER=(--set training.num_workers="${WORKERS:-6}")
+  for name in "${names[@]}"; do
+    train_variant "$name" > "$ROOT/$name.log" 2>&1 &
+  done
+  status=0
+  for job in $(jobs -p); do wait "$job" || status=1; done
+  for name in "${names[@]}"; do echo "== $name"; tail -n 40 "$ROOT/$name.log"; done
+  exit "$status"
+fi
+for name in "${names[@]}"; do train_variant "$name"; done
