@@ -1,7 +1,7 @@
 """Models shipped with the package, in our checkpoint format (data only: safetensors + JSON).
 
-`compact_v2_synthetic`: compact_v2 trained with the two-stage synthetic recipe on one GPU (README, "Shipped
-synthetic model": how it was made, what it scores, and that it knows only synthetic scenes). It is what
+`compact_smooth_v2_synthetic`: compact_smooth_v2 trained with the two-stage synthetic recipe on one GPU (README,
+"Shipped synthetic model": how it was made, what it scores, and that it knows only synthetic scenes). It is what
 `make run` fine-tunes and evaluates; pass its folder as `--weights` or `training.chkpt=`.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PRETRAINED_DIR = Path(__file__).resolve().parent
-SYNTHETIC_MODEL = "compact_v2_synthetic"
+SYNTHETIC_MODEL = "compact_smooth_v2_synthetic"
 
 
 def shipped_names() -> list[str]:

@@ -904,6 +904,22 @@ def print_table(accuracy: dict) -> None:
 # ------------------------------------------------------------------------------------------------ export
 
 
+def training_metadata(layout: WorkLayout) -> dict:
+    """The inference metadata of the run's model (embedder, vocabulary, variant, objective, resolutions), as
+    the worker writes into a finished run's export, from the run's config and the store's vocabulary."""
+    from datasets.store.reader import StoreReader
+    from flows.run_folder import TRAINING_RESOLUTIONS_KEY, read_config
+
+    config = read_config(layout.run)
+    return {
+        "text_embeddings": config["model"]["text_embeddings"],
+        "class_names": [category["name"] for category in StoreReader(layout.store).categories()],
+        "variant": config["model"]["variant"],
+        "objective": config["training"]["objective"],
+        TRAINING_RESOLUTIONS_KEY: [list(resolution) for resolution in config["data"]["resolutions"]],
+    }
+
+
 def stage_export(args: argparse.Namespace, layout: WorkLayout) -> Path:
     """The evaluated model as a shipped checkpoint: float16 weights in our format, with how it was made and
     what it scored (from accuracy.json) in its metadata: WORK/shipped/<--ship-name>."""
@@ -917,6 +933,7 @@ def stage_export(args: argparse.Namespace, layout: WorkLayout) -> Path:
     accuracy = _read_json(layout.accuracy)
     loaded = load_any_checkpoint(accuracy["settings"]["model"])
     metadata = {
+        **training_metadata(layout),  # what a finished run's export records; a checkpoint-last lacks it
         # the training stores' paths name the machine it was trained on: not shipped
         **{key: value for key, value in loaded.metadata.items() if key != "train_stores"},
         "shipped": {
@@ -1027,7 +1044,7 @@ def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-amp", default="none", choices=("none", "bf16"), help="inference autocast")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="evaluation device")
     parser.add_argument(
-        "--ship-name", default="compact_v2_synthetic", help="folder name of the exported model (export stage)"
+        "--ship-name", default="compact_smooth_v2_synthetic", help="folder name of the exported model (export stage)"
     )
 
 

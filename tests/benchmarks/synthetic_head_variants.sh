@@ -10,10 +10,10 @@
 # frozen), joint (the MUSt3R backbone fine-tuned too, at 0.2x the rate, under the panoptic loss plus its own
 # pointmap loss: objective panoptic_pointmap), joint6 (joint on 6-view samples: twice the samples per second).
 # A new head from scratch on the shipped model's frozen stage-1 backbone (`training.must3r_chkpt`):
-# head_scratch (compact_v2, the shipped recipe's stage 2 on a shorter schedule), wide_scratch
-# (compact_wide_v2: 2.5x the DINO branch, 5.5x the head), smooth_scratch (compact_smooth_v2: LoftUp guidance
-# smooth in colour and normalised per image in training), nocolor_scratch (compact_nocolor_v2: LoftUp guided by
-# pixel positions only).
+# head_scratch (compact_v2, the official LoftUp guidance), wide_scratch (compact_wide_v2: 2.5x the DINO branch,
+# 5.5x the head), smooth_scratch (synthetic_head's own variant, compact_smooth_v2: LoftUp guidance smooth in
+# colour and normalised per image in training; the shipped model's stage 2), nocolor_scratch
+# (compact_nocolor_v2: LoftUp guided by pixel positions only).
 #
 # PARALLEL=1 trains the named variants at the same time (one torchrun each, WORKERS data-loader processes
 # each, default 6), then scores each: a fair side-by-side on one GPU that a small model does not fill.
@@ -30,15 +30,15 @@ PYTHON=${PYTHON:-python3}
 JOINT=(--set training.objective=panoptic_pointmap --set training.finetune_must3r_encoder=true
        --set training.finetune_must3r_decoder=true --set training.lr_scales.must3r_encoder=0.2
        --set training.lr_scales.must3r_decoder=0.2)
-WARM="--set training.chkpt=shipped:compact_v2_synthetic"
-SCRATCH="--set training.must3r_chkpt=shipped:compact_v2_synthetic"
+WARM="--set training.chkpt=shipped:compact_smooth_v2_synthetic"
+SCRATCH="--set training.must3r_chkpt=shipped:compact_smooth_v2_synthetic"
 declare -A VARIANTS=(
   [head]="$WARM"
   [joint]="$WARM ${JOINT[*]}"
   [joint6]="$WARM ${JOINT[*]} --set data.num_views=6 --set data.max_memory_num_views=6"
-  [head_scratch]="$SCRATCH"
+  [head_scratch]="$SCRATCH --set model.variant=compact_v2"
   [wide_scratch]="$SCRATCH --set model.variant=compact_wide_v2"
-  [smooth_scratch]="$SCRATCH --set model.variant=compact_smooth_v2"
+  [smooth_scratch]="$SCRATCH"
   [nocolor_scratch]="$SCRATCH --set model.variant=compact_nocolor_v2"
 )
 ORDER=(head joint joint6 head_scratch wide_scratch smooth_scratch nocolor_scratch)

@@ -179,7 +179,7 @@ def test_two_stage_toy_run_pretrains_trains_the_head_on_it_evaluates_and_ships(t
     for when in ("before", "after"):
         assert pretraining[when]["views"] == 6 and pretraining[when]["median_rel_error_global"] > 0
     assert "held-out median relative pointmap error" in run.stdout
-    shipped = work / "shipped" / "compact_v2_synthetic"
+    shipped = work / "shipped" / "compact_smooth_v2_synthetic"
     config, metadata = read_config(shipped)
     assert metadata["shipped"]["recipe"] == "two-stage" and metadata["variant"] == "tiny_v2"
     assert metadata["shipped"]["held_out"]["PQ"] == accuracy["PQ"]

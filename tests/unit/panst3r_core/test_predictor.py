@@ -224,7 +224,7 @@ def test_chunk_views_gives_the_same_reconstruction(postprocess, chunk_views):
     options = {"num_iters": 300, "num_restarts": 4} if postprocess == "qubo" else {}
     results = []
     for chunk in (None, chunk_views):
-        predictor = Predictor("shipped:compact_v2_synthetic", chunk_views=chunk)
+        predictor = Predictor("shipped:compact_smooth_v2_synthetic", chunk_views=chunk)
         results.append(
             predictor.predict(
                 images, num_keyframes=3, postprocess=postprocess, postprocess_options=options, image_size=128

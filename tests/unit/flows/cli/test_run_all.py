@@ -23,7 +23,7 @@ def test_defaults_are_the_documented_chain():
     assert (args.scenes, args.val_scenes, args.config) == (6, 2, "synthetic_finetune_cpu")
     assert args.postprocess == ["standard_v2", "standard_v1"] and args.keyframes == ["4", "all"]
     # the shipped model is fine-tuned and evaluated beside the fine-tuned one, on frames of its own aspect
-    assert args.baseline == "shipped:compact_v2_synthetic" and tuple(args.image_size) == (320, 240)
+    assert args.baseline == "shipped:compact_smooth_v2_synthetic" and tuple(args.image_size) == (320, 240)
 
 
 @pytest.mark.parametrize(

@@ -100,6 +100,6 @@ def test_an_installed_wheel_finds_the_same_presets_and_the_shipped_model(tmp_pat
     )
     assert result.returncode == 0, result.stderr[-2000:]
     model, where, names = result.stdout.strip().splitlines()[-3:]
-    assert Path(model) == site / "panst3r_core" / "pretrained" / "compact_v2_synthetic"
+    assert Path(model) == site / "panst3r_core" / "pretrained" / "compact_smooth_v2_synthetic"
     assert Path(where) == site / "conf" / "train"
     assert names.split() == available_configs()

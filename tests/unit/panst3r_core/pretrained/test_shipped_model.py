@@ -12,7 +12,7 @@ def test_the_shipped_model_is_listed_and_describes_itself():
     assert SYNTHETIC_MODEL in shipped_names()
     loaded = load_checkpoint(shipped_model())
     metadata = loaded.metadata
-    assert metadata["variant"] == "compact_v2" and metadata["text_embeddings"] == "hashed"
+    assert metadata["variant"] == "compact_smooth_v2" and metadata["text_embeddings"] == "hashed"
     assert metadata["training_resolutions"] == [[256, 192]]
     assert metadata["shipped"]["recipe"] == "two-stage"
     assert metadata["shipped"]["generated"]["seed"] != 0  # make run's scenes are seed 0
@@ -28,7 +28,7 @@ def test_an_unknown_name_lists_the_shipped_models():
 def test_weights_settings_name_shipped_models_or_paths(tmp_path):
     from panst3r_core.pretrained import resolve_weights
 
-    assert resolve_weights("shipped:compact_v2_synthetic") == shipped_model()
+    assert resolve_weights("shipped:compact_smooth_v2_synthetic") == shipped_model()
     assert resolve_weights(tmp_path / "model-final") == tmp_path / "model-final"
-    with pytest.raises(FileNotFoundError, match="shipped: compact_v2_synthetic"):
+    with pytest.raises(FileNotFoundError, match="shipped: compact_smooth_v2_synthetic"):
         resolve_weights("shipped:nothing")
