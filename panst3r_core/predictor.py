@@ -354,17 +354,7 @@ def assemble_reconstruction(
     transfer.wait()
 
     area_rows = areas.arrays()
-    segments = [
-        Segment(
-            id=int(info.id),
-            query_id=int(info.query_id),
-            class_id=int(info.category_id),
-            class_name=class_names[int(info.category_id)],
-            score=float(info.score),
-            area_per_view=[int(view_counts[info.id]) for view_counts in area_rows],
-        )
-        for info in segments_info
-    ]
+    segments = _segments(segments_info, class_names, area_rows)
     raw: dict[str, Any] = {}
     if return_raw:
         # layouts of the parity fixture: pred_logits (1, Q, C), pred_masks per view (1, Q, h, w),
@@ -436,8 +426,9 @@ def predict_streaming(
     for chunk in stream_inference(model, views, scene.embeddings, chunk_views, options, on_head=on_head):
         heads[1].add(chunk.indices, chunk.mask_logits, chunk.true_shapes)
         geometry = _geometry_to_host(chunk)
-        focal.append(geometry.focal)
-        cam_to_world.append(geometry.cam_to_world)
+        # own copies: the sink may drop the chunk, and its pinned host blocks should then be reusable
+        focal.append(geometry.focal.copy())
+        cam_to_world.append(geometry.cam_to_world.copy())
         sink.add_geometry(geometry)
         done += len(chunk.indices)
         report("views", done, num_views)
@@ -451,17 +442,7 @@ def predict_streaming(
         sink.add_panoptic(panoptic)
         done += len(indices)
         report("panoptic maps", done, num_views)
-    segments = [
-        Segment(
-            id=int(info.id),
-            query_id=int(info.query_id),
-            class_id=int(info.category_id),
-            class_name=scene.class_names[int(info.category_id)],
-            score=float(info.score),
-            area_per_view=[int(view_counts[info.id]) for view_counts in areas],
-        )
-        for info in segments_info
-    ]
+    segments = _segments(segments_info, scene.class_names, areas)
     return PanopticReconstruction(
         images=[],
         panoptic=[],
@@ -529,6 +510,21 @@ def replay_into(recon: PanopticReconstruction, sink: ReconstructionSink) -> None
     )
     sink.add_panoptic(PanopticChunk(indices, recon.panoptic, recon.panoptic_conf))
     sink.finish(recon)
+
+
+def _segments(segments_info, class_names: Sequence[str], areas: Sequence[np.ndarray]) -> list[Segment]:
+    """Post-processor segments + per-view (num_ids,) pixel counts -> `Segment`s with names and view areas."""
+    return [
+        Segment(
+            id=int(info.id),
+            query_id=int(info.query_id),
+            class_id=int(info.category_id),
+            class_name=class_names[int(info.category_id)],
+            score=float(info.score),
+            area_per_view=[int(view_counts[info.id]) for view_counts in areas],
+        )
+        for info in segments_info
+    ]
 
 
 def _segment_areas(pans: Sequence[torch.Tensor], num_ids: int) -> list[torch.Tensor]:
