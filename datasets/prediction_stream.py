@@ -21,6 +21,9 @@ Every per-view array is chunked one view per chunk and written once; nothing is 
 would be rewritten whole at every view written into it. There is no point cloud (PLY/GLB): for thousands of
 views it is a separate, thinned export of the stored pointmaps.
 
+The post-processor's mask logits, which it needs again after seeing every view, wait in the partial
+folder's `_scratch/` instead of host memory (removed before the commit).
+
 Atomicity: everything is written under a hidden sibling `.<name>.partial-<id>` and renamed to the output
 folder at the end; an error removes the partial folder and a killed run leaves only that hidden folder
 (safe to delete). An existing output folder is replaced only when it is empty or a streamed prediction.
@@ -59,6 +62,7 @@ from panst3r_core.reconstruction_sink import GeometryChunk, PanopticChunk, Recon
 LOG = logging.getLogger(__name__)
 
 ZARR_NAME = "prediction.zarr"
+SCRATCH_NAME = "_scratch"  # the post-processor's mask logits between passes (sink.scratch_dir); not committed
 FORMAT_NAME = "panst3r-streamed-prediction"
 FORMAT_VERSION = 1
 
@@ -109,6 +113,7 @@ class StreamingExport(ReconstructionSink):
         self.seen: dict[str, np.ndarray] = {}
         self.files = ExportedFiles(out_dir=self.out)
         self.committed = False
+        self.scratch_dir = self.partial / SCRATCH_NAME
 
     def __enter__(self) -> StreamingExport:
         return self
@@ -124,6 +129,7 @@ class StreamingExport(ReconstructionSink):
         self.stems = file_stems(list(view_names), num_views)
         self.partial.mkdir(parents=True)
         (self.partial / "panoptic").mkdir()
+        self.scratch_dir.mkdir()
         self.group = zarr.open_group(store=LocalStore(self.partial / ZARR_NAME), mode="w")
         self._create_arrays(num_views)
         self.seen = {stage: np.zeros(num_views, dtype=bool) for stage in ("geometry", "panoptic")}
@@ -153,6 +159,7 @@ class StreamingExport(ReconstructionSink):
                 raise ValueError(
                     f"the stream ended without the {stage} of views {missing}; nothing committed"
                 )
+        shutil.rmtree(self.scratch_dir)  # the predictor is done with it
         self.group.attrs.update(self._attributes(summary))
         if self.options.visualisations:
             self._write_visualisations(summary)

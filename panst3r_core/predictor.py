@@ -407,7 +407,8 @@ def predict_streaming(
     """Streamed inference and post-processing into `sink`; returns the scene-level summary (per-view lists
     empty; the caller adds timings and calls `sink.finish`). Each chunk's geometry leaves the device and
     goes to the sink as the chunk finishes; the panoptic maps follow in the post-processor's final pass,
-    chunk by chunk. Per view, only its segment areas and its camera stay in host memory."""
+    chunk by chunk. Per view, only its segment areas and its camera stay in host memory, and the
+    post-processor's kept mask logits unless the sink offers a `scratch_dir` for them."""
     from panst3r_core.inference.streaming import stream_inference
     from panst3r_core.postprocess import POSTPROCESSORS
     from panst3r_core.postprocess.streaming import streaming_postprocessor
@@ -418,7 +419,9 @@ def predict_streaming(
 
     def on_head(head) -> None:
         heads.append(head)
-        heads.append(streaming_postprocessor(scene.postprocess, head.class_logits, typed, device))
+        heads.append(
+            streaming_postprocessor(scene.postprocess, head.class_logits, typed, device, sink.scratch_dir)
+        )
 
     num_views = len(views)
     sink.start(num_views, [tuple(shape[-2:]) for shape in views.shapes], scene.view_names)

@@ -18,6 +18,7 @@ gives back the usual in-memory `PanopticReconstruction`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -52,6 +53,11 @@ class PanopticChunk:
 
 class ReconstructionSink:
     """Receives a streamed prediction (see the module docstring for the order). Methods do nothing here."""
+
+    # A folder (existing once `start` has returned) where the predictor may keep what it needs again later
+    # instead of holding it in host memory: the post-processor's mask logits between its passes, which
+    # otherwise grow with the views. None: host memory. The sink owns the folder and removes it.
+    scratch_dir: Path | None = None
 
     def start(self, num_views: int, shapes: list[tuple[int, int]], view_names: list[str]) -> None:
         """Called once before any chunk: per-view (H, W) network shapes and names ([] when none given)."""

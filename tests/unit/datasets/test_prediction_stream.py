@@ -63,6 +63,25 @@ def test_streamed_output_equals_the_in_memory_export(predictors, tmp_path):
     streamed, kept = (json.loads((folder / "segments.json").read_text()) for folder in (stream, memory))
     assert streamed["segments"] == kept["segments"] and streamed["views"] == kept["views"] == NAMES
     assert is_streamed_prediction(stream)
+    assert sorted(p.name for p in stream.iterdir()) == [
+        "cameras.json", "panoptic", "panoptic.json", "panoptic_vis", "prediction.zarr", "segments.json"
+    ]  # fmt: skip
+
+
+class _ScratchWatcher(StreamingExport):
+    """Records the scratch files present when the panoptic maps arrive (the post-processor's last pass)."""
+
+    def add_panoptic(self, chunk):
+        self.scratch_files = sorted(p.name for p in self.scratch_dir.iterdir())
+        super().add_panoptic(chunk)
+
+
+def test_mask_logits_wait_in_the_scratch_folder_not_in_memory(predictors, tmp_path):
+    _, chunked = predictors
+    with _ScratchWatcher(tmp_path / "out") as sink:
+        _predict(chunked, sink=sink)
+    assert len(sink.scratch_files) == 3  # 5 views in chunks of 2
+    assert not (tmp_path / "out" / "_scratch").exists()
 
 
 class _FailingExport(StreamingExport):
