@@ -25,7 +25,7 @@ from PIL import Image
 from datasets.point_cloud_export import gather_points, point_colors, write_scene_glb, write_segment_ply
 from datasets.segment_colors import colorize_ids, ids_to_rgb, segment_palette
 from panst3r_core.classes.vocabulary import SETS_WITH_STUFF, thing_flags
-from panst3r_core.reconstruction import PanopticReconstruction
+from panst3r_core.reconstruction import PanopticReconstruction, principal_point
 
 
 @dataclass
@@ -77,10 +77,20 @@ class ExportedFiles:
 
 def view_file_stems(recon: PanopticReconstruction) -> list[str]:
     """One unique file stem per view: the view name when given and unique, else `view_0000` style."""
-    names = list(recon.view_names) if len(recon.view_names) == recon.num_views else []
+    return file_stems(recon.view_names, recon.num_views)
+
+
+def file_stems(view_names: list[str], num_views: int) -> list[str]:
+    """`view_file_stems` from the names alone (a streamed export knows them before any view)."""
+    names = list(view_names) if len(view_names) == num_views else []
     if not names or len(set(names)) != len(names):
-        return [f"view_{v:04d}" if not names else f"{v:04d}_{names[v]}" for v in range(recon.num_views)]
+        return [f"view_{v:04d}" if not names else f"{v:04d}_{names[v]}" for v in range(num_views)]
     return names
+
+
+def view_shapes(recon: PanopticReconstruction) -> list[tuple[int, int]]:
+    """(H, W) of every view of an in-memory reconstruction."""
+    return [tuple(int(d) for d in ids.shape) for ids in recon.panoptic]
 
 
 def segment_color_map(recon: PanopticReconstruction, seed: int = 0) -> dict[int, tuple[int, int, int]]:
@@ -110,15 +120,15 @@ def export_reconstruction(
         Image.fromarray(ids_to_rgb(ids)).save(png)
         files.panoptic_pngs.append(png)
         vis = out / "panoptic_vis" / f"{stem}.png"
-        Image.fromarray(_overlay(recon.images[v], ids, colors, options.overlay_alpha)).save(vis)
+        Image.fromarray(overlay_segments(recon.images[v], ids, colors, options.overlay_alpha)).save(vis)
         files.visualisations.append(vis)
 
     files.segments_json = out / "segments.json"
-    _write_json(files.segments_json, segments_document(recon, stems))
+    write_json(files.segments_json, segments_document(recon, stems))
     files.coco_json = out / "panoptic.json"
-    _write_json(files.coco_json, coco_panoptic_document(recon, stems, options.class_sets))
+    write_json(files.coco_json, coco_panoptic_document(recon, stems, options.class_sets))
     files.cameras_json = out / "cameras.json"
-    _write_json(files.cameras_json, cameras_document(recon, stems))
+    write_json(files.cameras_json, cameras_document(recon, stems))
 
     points = gather_points(
         recon,
@@ -140,7 +150,8 @@ def export_reconstruction(
     return files
 
 
-def _overlay(image: np.ndarray, ids: np.ndarray, colors: dict, alpha: float) -> np.ndarray:
+def overlay_segments(image: np.ndarray, ids: np.ndarray, colors: dict, alpha: float) -> np.ndarray:
+    """(H, W, 3) uint8 view with each labelled pixel blended towards its segment's colour (void untouched)."""
     color = colorize_ids(ids, colors).astype(np.float32)
     blended = (1.0 - alpha) * image.astype(np.float32) + alpha * color
     labelled = (ids != 0)[..., None]
@@ -160,16 +171,21 @@ def segments_document(recon: PanopticReconstruction, stems: list[str]) -> dict:
 
 
 def coco_panoptic_document(
-    recon: PanopticReconstruction, stems: list[str], class_sets: tuple[str, ...] = SETS_WITH_STUFF
+    recon: PanopticReconstruction,
+    stems: list[str],
+    class_sets: tuple[str, ...] = SETS_WITH_STUFF,
+    shapes: list[tuple[int, int]] | None = None,
 ) -> dict:
     """COCO-panoptic prediction JSON for the PNGs in panoptic/, every class listed with `isthing` from the
     built-in set it belongs to (ScanNet++ and COCO know their stuff; any other name counts as a thing).
 
-    Category ids are the indices into class_names, the same as `class_id` in segments.json.
+    Category ids are the indices into class_names, the same as `class_id` in segments.json. `shapes`: the
+    views' (H, W) when `recon` holds no per-view arrays (a streamed export's summary).
     """
+    shapes = shapes if shapes is not None else view_shapes(recon)
     images, annotations = [], []
     for v, stem in enumerate(stems):
-        height, width = recon.panoptic[v].shape
+        height, width = shapes[v]
         images.append({"id": v, "file_name": f"{stem}.png", "width": int(width), "height": int(height)})
         infos = [
             {
@@ -185,19 +201,24 @@ def coco_panoptic_document(
         annotations.append({"image_id": v, "file_name": f"{stem}.png", "segments_info": infos})
     flags = thing_flags(list(recon.class_names), class_sets)
     categories = [
-        {"id": i, "name": name, "isthing": int(thing)} for i, (name, thing) in enumerate(zip(recon.class_names, flags))
+        {"id": i, "name": name, "isthing": int(thing)}
+        for i, (name, thing) in enumerate(zip(recon.class_names, flags))
     ]
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def cameras_document(recon: PanopticReconstruction, stems: list[str]) -> dict:
-    """The content of cameras.json (OpenCV axes; principal point = image centre, as the focal estimate)."""
-    principal = recon.principal_points()
+def cameras_document(
+    recon: PanopticReconstruction, stems: list[str], shapes: list[tuple[int, int]] | None = None
+) -> dict:
+    """The content of cameras.json (OpenCV axes; principal point = image centre, as the focal estimate).
+    `shapes`: the views' (H, W) when `recon` holds no per-view arrays (a streamed export's summary)."""
+    shapes = shapes if shapes is not None else [tuple(img.shape[:2]) for img in recon.images]
+    keyframes = set(recon.keyframes)
     cameras = []
     for v, stem in enumerate(stems):
-        height, width = recon.images[v].shape[:2]
+        height, width = shapes[v]
         focal = float(recon.focal[v])
-        cx, cy = float(principal[v, 0]), float(principal[v, 1])
+        cx, cy = principal_point(height, width)
         cameras.append(
             {
                 "view": stem,
@@ -208,7 +229,7 @@ def cameras_document(recon: PanopticReconstruction, stems: list[str]) -> dict:
                 "principal_point": [cx, cy],
                 "intrinsics": [[focal, 0.0, cx], [0.0, focal, cy], [0.0, 0.0, 1.0]],
                 "cam_to_world": recon.cam_to_world[v].astype(float).tolist(),
-                "is_keyframe": v in set(recon.keyframes),
+                "is_keyframe": v in keyframes,
             }
         )
     return {
@@ -253,5 +274,5 @@ def _stack_or_split(name: str, items: list[np.ndarray]) -> dict[str, np.ndarray]
     return {f"{name}_{v}": np.asarray(item) for v, item in enumerate(items)}
 
 
-def _write_json(path: Path, document: dict) -> None:
+def write_json(path: Path, document: dict) -> None:
     path.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

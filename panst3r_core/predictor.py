@@ -12,17 +12,28 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from panst3r_core.inference.view_source import (
+    ImageSource,
+    ListSource,
+    NetworkViews,
+    prepare_views,
+    read_all,
+    to_uint8_tensor,
+)
 from panst3r_core.reconstruction import PanopticReconstruction, Segment
+from panst3r_core.reconstruction_sink import CollectingSink, GeometryChunk, PanopticChunk, ReconstructionSink
 
 LOG = logging.getLogger(__name__)
 
-# progress(stage, done, total): called when a stage starts (done=0) and ends (done=total).
+# progress(stage, done, total): called when a stage starts (done=0) and ends (done=total); the streamed
+# path also reports its per-view stages ("views", "panoptic maps") after every chunk with the views done.
 ProgressCallback = Callable[[str, int, int], None]
 
 AMP_MODES = ("none", "bf16", "fp16")
@@ -98,7 +109,7 @@ class Predictor:
     @torch.no_grad()
     def predict(
         self,
-        images: Sequence[np.ndarray | torch.Tensor],
+        images: Sequence[np.ndarray | torch.Tensor] | ImageSource,
         class_names: Sequence[str] | None = None,
         class_embeddings: np.ndarray | torch.Tensor | None = None,
         num_keyframes: int | None = None,
@@ -110,12 +121,14 @@ class Predictor:
         view_names: Sequence[str] | None = None,
         return_raw: bool = False,
         seed: int = 0,
+        sink: ReconstructionSink | None = None,
     ) -> PanopticReconstruction:
         """Reconstruct one scene.
 
         Args:
             images: V views, each (H, W, 3) uint8 RGB or a (3, H, W) float tensor in [-1, 1] whose size is
-                already a network resolution (multiples of 16). One view is duplicated into a pair, as the
+                already a network resolution (multiples of 16); or an `ImageSource` that reads them on
+                demand (with chunk_views, one chunk at a time). One view is duplicated into a pair, as the
                 official demo does, and only the first copy is returned.
             class_names: vocabulary (index = class id); default: the checkpoint's names, else ScanNet++ top-100.
             class_embeddings: (C, 768) embeddings for `class_names` (skips the text encoder).
@@ -128,48 +141,41 @@ class Predictor:
             view_names: names kept in the result (e.g. file stems).
             return_raw: keep raw outputs (pointmaps, logits, mask logits, queries) in `result.raw`.
             seed: seed of stochastic post-processing (QUBO) and retrieval keyframe sampling.
+            sink: needs chunk_views; receives each chunk's outputs as they come (`reconstruction_sink`)
+                instead of the predictor keeping them, so host memory does not grow with the views.
         Returns:
-            PanopticReconstruction with V views.
+            PanopticReconstruction with V views; with a sink, the scene-level summary only (segments,
+            classes, keyframes, cameras, timings) and empty per-view lists.
         """
         report = progress or (lambda stage, done, total: None)
         timings: dict[str, float] = {}
         if len(images) == 0:
             raise ValueError("no images given; pass at least one view")
+        if sink is not None and self.chunk_views is None:
+            raise ValueError("a sink receives the outputs chunk by chunk; set chunk_views to stream them")
+        if isinstance(images, ImageSource) and (self.chunk_views is None or len(images) == 1):
+            images = read_all(images)  # the whole-scene path holds every view at once anyway
         duplicated = len(images) == 1
         if duplicated:
             images = [images[0], images[0]]
         if keyframe_mode not in ("linspace", "retrieval"):
             raise ValueError(f"keyframe_mode {keyframe_mode!r} is not supported; use linspace or retrieval")
         postprocess, postprocess_options = self._postprocess_choice(postprocess, postprocess_options, seed)
+        if self.chunk_views is not None and return_raw:
+            raise ValueError("return_raw keeps every view's raw outputs; it cannot be used with chunk_views")
         names, embeddings = self._vocabulary(class_names, class_embeddings, report, timings)
+        view_names = list(view_names) if view_names is not None else []
+
+        if self.chunk_views is not None:
+            scene = _StreamedScene(images, names, embeddings, postprocess, postprocess_options, view_names)
+            return self._predict_streamed(
+                scene, num_keyframes, keyframe_mode, seed, image_size, report, timings, sink, duplicated
+            )
 
         with _stage("preprocess", report, timings, self.device):
             views, images_uint8 = prepare_views(images, image_size, self.model.patch_size, self.device)
         true_shapes = [tuple(int(d) for d in view.shape[-2:]) for view in views]
-        num_views = len(views)
-        if num_keyframes is None:
-            num_keyframes = min(num_views, DEFAULT_MAX_KEYFRAMES)
-        num_keyframes = max(1, min(int(num_keyframes), num_views))
-
-        if self.chunk_views is not None:
-            if return_raw:
-                raise ValueError(
-                    "return_raw keeps every view's raw outputs; it cannot be used with chunk_views"
-                )
-            options = self._inference_options(num_keyframes, keyframe_mode, seed)
-            with _stage("inference+postprocess", report, timings, self.device):
-                recon = predict_streaming(
-                    self.model, views, embeddings, options, self.chunk_views, postprocess, postprocess_options
-                )
-            recon.class_names = names
-            for segment in recon.segments:
-                segment.class_name = names[segment.class_id]
-            recon.images = [
-                img if isinstance(img, np.ndarray) else to_uint8_image(img) for img in images_uint8
-            ]
-            recon.timings = timings
-            recon.view_names = list(view_names) if view_names is not None else []
-            return _first_view_only(recon) if duplicated else recon
+        num_keyframes = _keyframe_count(num_keyframes, len(views))
 
         with _stage("inference", report, timings, self.device):
             from panst3r_core.inference.engine import run_inference
@@ -191,9 +197,36 @@ class Predictor:
         if output.clock is not None:  # device time of each inference stage (events, read after the sync)
             timings.update({f"inference.{k}": v for k, v in output.clock.seconds().items()})
         recon.timings = timings
-        recon.view_names = list(view_names) if view_names is not None else []
+        recon.view_names = view_names
         if duplicated:
             recon = _first_view_only(recon)
+        return recon
+
+    def _predict_streamed(
+        self, scene, num_keyframes, keyframe_mode, seed, image_size, report, timings, sink, duplicated
+    ) -> PanopticReconstruction:
+        """The chunked path: views read, run and handed to the sink one chunk at a time.
+
+        A single view is paired with itself, so its two-view result is collected in memory, cut to the first
+        view, then replayed into the caller's sink (one view: nothing to bound)."""
+        source = scene.images if isinstance(scene.images, ImageSource) else ListSource(scene.images)
+        with _stage("preprocess", report, timings, self.device):
+            views = NetworkViews(source, image_size, self.model.patch_size, self.device)
+        options = self._inference_options(_keyframe_count(num_keyframes, len(views)), keyframe_mode, seed)
+        target = CollectingSink() if sink is None or duplicated else sink
+        with _stage("inference+postprocess", report, timings, self.device):
+            summary = predict_streaming(self.model, views, options, self.chunk_views, scene, target, report)
+        summary.timings = timings
+        summary.view_names = scene.view_names
+        target.finish(summary)
+        if target is sink:
+            return summary
+        recon = target.result
+        if not duplicated:
+            return recon
+        recon = _first_view_only(recon)
+        if sink is not None:
+            replay_into(recon, sink)
         return recon
 
     def _postprocess_choice(
@@ -276,6 +309,13 @@ def _stage(name: str, report: ProgressCallback, timings: dict[str, float], devic
     report(name, 1, 1)
 
 
+def _keyframe_count(num_keyframes: int | None, num_views: int) -> int:
+    """Keyframes actually used: all views up to DEFAULT_MAX_KEYFRAMES by default, within [1, num_views]."""
+    if num_keyframes is None:
+        num_keyframes = min(num_views, DEFAULT_MAX_KEYFRAMES)
+    return max(1, min(int(num_keyframes), num_views))
+
+
 def assemble_reconstruction(
     output, panoptic, class_names: list[str], images_uint8, true_shapes, postprocess: str, return_raw: bool
 ) -> PanopticReconstruction:
@@ -314,17 +354,7 @@ def assemble_reconstruction(
     transfer.wait()
 
     area_rows = areas.arrays()
-    segments = [
-        Segment(
-            id=int(info.id),
-            query_id=int(info.query_id),
-            class_id=int(info.category_id),
-            class_name=class_names[int(info.category_id)],
-            score=float(info.score),
-            area_per_view=[int(view_counts[info.id]) for view_counts in area_rows],
-        )
-        for info in segments_info
-    ]
+    segments = _segments(segments_info, class_names, area_rows)
     raw: dict[str, Any] = {}
     if return_raw:
         # layouts of the parity fixture: pred_logits (1, Q, C), pred_masks per view (1, Q, h, w),
@@ -353,80 +383,151 @@ def assemble_reconstruction(
     )
 
 
+@dataclass
+class _StreamedScene:
+    """What the streamed path needs of a `predict` call besides the run options."""
+
+    images: Sequence[np.ndarray | torch.Tensor] | ImageSource
+    class_names: list[str]
+    embeddings: torch.Tensor
+    postprocess: str
+    postprocess_options: dict[str, Any]
+    view_names: list[str]
+
+
 def predict_streaming(
-    model, views, embeddings, options, chunk_views: int, postprocess: str, postprocess_options
+    model,
+    views: NetworkViews,
+    options,
+    chunk_views: int,
+    scene: _StreamedScene,
+    sink: ReconstructionSink,
+    report: ProgressCallback,
 ) -> PanopticReconstruction:
-    """Streamed inference and post-processing -> the same `PanopticReconstruction` as the batched path
-    (class names and images are filled in by the caller). Each chunk's geometry leaves the device as the chunk
-    finishes; the panoptic maps follow in the post-processor's final pass, chunk by chunk."""
-    from panst3r_core.inference.host_transfer import HostTransfer
+    """Streamed inference and post-processing into `sink`; returns the scene-level summary (per-view lists
+    empty; the caller adds timings and calls `sink.finish`). Each chunk's geometry leaves the device and
+    goes to the sink as the chunk finishes; the panoptic maps follow in the post-processor's final pass,
+    chunk by chunk. Per view, only its segment areas and its camera stay in host memory, and the
+    post-processor's kept mask logits unless the sink offers a `scratch_dir` for them."""
     from panst3r_core.inference.streaming import stream_inference
     from panst3r_core.postprocess import POSTPROCESSORS
     from panst3r_core.postprocess.streaming import streaming_postprocessor
 
     device = next(model.parameters()).device
-    typed = POSTPROCESSORS.get(postprocess).options(postprocess_options)
+    typed = POSTPROCESSORS.get(scene.postprocess).options(scene.postprocess_options)
     heads: list = []
 
     def on_head(head) -> None:
         heads.append(head)
-        heads.append(streaming_postprocessor(postprocess, head.class_logits, typed, device))
+        heads.append(
+            streaming_postprocessor(scene.postprocess, head.class_logits, typed, device, sink.scratch_dir)
+        )
 
-    fields: dict[str, list[np.ndarray]] = {k: [] for k in ("pts3d", "pts3d_local", "confidence")}
-    focal, cam_to_world = [], []
-    for chunk in stream_inference(model, views, embeddings, chunk_views, options, on_head=on_head):
+    num_views = len(views)
+    sink.start(num_views, [tuple(shape[-2:]) for shape in views.shapes], scene.view_names)
+    focal, cam_to_world, done = [], [], 0
+    for chunk in stream_inference(model, views, scene.embeddings, chunk_views, options, on_head=on_head):
         heads[1].add(chunk.indices, chunk.mask_logits, chunk.true_shapes)
-        transfer = HostTransfer()
-        pending = {
-            "pts3d": transfer.per_view(chunk.pts3d),
-            "pts3d_local": transfer.per_view(chunk.pts3d_local),
-            "confidence": transfer.per_view(chunk.conf),
-        }
-        pending_focal, pending_c2w = transfer.tensor(chunk.focal), transfer.tensor(chunk.cam_to_world)
-        transfer.wait()
-        for key, arrays in pending.items():
-            fields[key] += arrays.arrays()
-        focal.append(pending_focal.array())
-        cam_to_world.append(pending_c2w.array())
+        geometry = _geometry_to_host(chunk)
+        # own copies: the sink may drop the chunk, and its pinned host blocks should then be reusable
+        focal.append(geometry.focal.copy())
+        cam_to_world.append(geometry.cam_to_world.copy())
+        sink.add_geometry(geometry)
+        done += len(chunk.indices)
+        report("views", done, num_views)
     head, stream = heads
     segments_info = stream.finish()
     num_ids = max((int(s.id) for s in segments_info), default=0) + 1
-    panoptic, panoptic_conf, areas = [], [], []
-    for _, pans, confs in stream.maps():
-        transfer = HostTransfer()
-        chunk_areas = transfer.per_view(_segment_areas(pans, num_ids))
-        chunk_pans = transfer.per_view([pan.to(torch.int32) for pan in pans])
-        chunk_confs = transfer.per_view(confs)
-        transfer.wait()
-        areas += chunk_areas.arrays()
-        panoptic += chunk_pans.arrays()
-        panoptic_conf += chunk_confs.arrays()
-    segments = [
+    areas, done = [], 0
+    for indices, pans, confs in stream.maps():
+        panoptic, chunk_areas = _panoptic_to_host(indices, pans, confs, num_ids)
+        areas += chunk_areas
+        sink.add_panoptic(panoptic)
+        done += len(indices)
+        report("panoptic maps", done, num_views)
+    segments = _segments(segments_info, scene.class_names, areas)
+    return PanopticReconstruction(
+        images=[],
+        panoptic=[],
+        panoptic_conf=[],
+        pts3d=[],
+        pts3d_local=[],
+        confidence=[],
+        focal=np.concatenate(focal),
+        cam_to_world=np.concatenate(cam_to_world),
+        segments=segments,
+        class_names=list(scene.class_names),
+        keyframes=[int(k) for k in head.keyframes],
+        postprocess=scene.postprocess,
+        raw={},
+    )
+
+
+def _geometry_to_host(chunk) -> GeometryChunk:
+    """One `ViewChunk`'s geometry and images -> CPU numpy (one pinned transfer per array and view shape)."""
+    from panst3r_core.inference.host_transfer import HostTransfer
+
+    transfer = HostTransfer()
+    pending = {
+        "images": transfer.per_view(chunk.images),
+        "pts3d": transfer.per_view(chunk.pts3d),
+        "pts3d_local": transfer.per_view(chunk.pts3d_local),
+        "confidence": transfer.per_view(chunk.conf),
+    }
+    pending_focal, pending_c2w = transfer.tensor(chunk.focal), transfer.tensor(chunk.cam_to_world)
+    transfer.wait()
+    return GeometryChunk(
+        indices=list(chunk.indices),
+        **{name: arrays.arrays() for name, arrays in pending.items()},
+        focal=pending_focal.array(),
+        cam_to_world=pending_c2w.array(),
+    )
+
+
+def _panoptic_to_host(indices, pans, confs, num_ids: int) -> tuple[PanopticChunk, list[np.ndarray]]:
+    """One chunk of post-processed maps -> (CPU chunk, per-view segment pixel counts)."""
+    from panst3r_core.inference.host_transfer import HostTransfer
+
+    transfer = HostTransfer()
+    areas = transfer.per_view(_segment_areas(pans, num_ids))
+    ids = transfer.per_view([pan.to(torch.int32) for pan in pans])
+    conf = transfer.per_view(confs)
+    transfer.wait()
+    return PanopticChunk(list(indices), ids.arrays(), conf.arrays()), areas.arrays()
+
+
+def replay_into(recon: PanopticReconstruction, sink: ReconstructionSink) -> None:
+    """Hand an in-memory reconstruction to `sink` as one chunk (the sink then writes it like a stream)."""
+    indices = list(range(recon.num_views))
+    sink.start(recon.num_views, [tuple(p.shape) for p in recon.panoptic], list(recon.view_names))
+    sink.add_geometry(
+        GeometryChunk(
+            indices,
+            recon.images,
+            recon.pts3d,
+            recon.pts3d_local,
+            recon.confidence,
+            recon.focal,
+            recon.cam_to_world,
+        )
+    )
+    sink.add_panoptic(PanopticChunk(indices, recon.panoptic, recon.panoptic_conf))
+    sink.finish(recon)
+
+
+def _segments(segments_info, class_names: Sequence[str], areas: Sequence[np.ndarray]) -> list[Segment]:
+    """Post-processor segments + per-view (num_ids,) pixel counts -> `Segment`s with names and view areas."""
+    return [
         Segment(
             id=int(info.id),
             query_id=int(info.query_id),
             class_id=int(info.category_id),
-            class_name="",
+            class_name=class_names[int(info.category_id)],
             score=float(info.score),
             area_per_view=[int(view_counts[info.id]) for view_counts in areas],
         )
         for info in segments_info
     ]
-    return PanopticReconstruction(
-        images=[],
-        panoptic=panoptic,
-        panoptic_conf=panoptic_conf,
-        pts3d=fields["pts3d"],
-        pts3d_local=fields["pts3d_local"],
-        confidence=fields["confidence"],
-        focal=np.concatenate(focal),
-        cam_to_world=np.concatenate(cam_to_world),
-        segments=segments,
-        class_names=[],
-        keyframes=[int(k) for k in head.keyframes],
-        postprocess=postprocess,
-        raw={},
-    )
 
 
 def _segment_areas(pans: Sequence[torch.Tensor], num_ids: int) -> list[torch.Tensor]:
@@ -474,59 +575,6 @@ def load_model(weights: str | Path, dino_config: str | Path | None = None) -> tu
         raise FileNotFoundError(f"weights {path} do not exist; pass an official .pth file or a model folder")
     loaded = load_any_checkpoint(path, dino_config)
     return loaded.model, dict(loaded.metadata)
-
-
-def prepare_views(
-    images: Sequence[np.ndarray | torch.Tensor], image_size: int, patch_size: int, device: torch.device
-) -> tuple[list[torch.Tensor], list[np.ndarray | torch.Tensor]]:
-    """Views -> (network inputs (3, H, W) in [-1, 1] on `device`, the views as the network sees them).
-
-    uint8 (H, W, 3) arrays are uploaded as uint8 (a quarter of the float bytes, one copy per shape group),
-    then normalised exactly as ToTensor + Normalize(0.5, 0.5) and brought to a network resolution by the
-    official crop + antialiased resize. The second list holds the original array when no resize happened,
-    else the resized tensor (converted to uint8 on the host at the end).
-    """
-    from panst3r_core.inference.images import resize_for_model
-
-    uploaded: list[torch.Tensor | None] = [None] * len(images)
-    groups: dict[tuple, list[int]] = {}
-    for i, image in enumerate(images):
-        if isinstance(image, torch.Tensor):
-            if image.ndim != 3 or image.shape[0] != 3:
-                raise ValueError(
-                    f"view {i}: a tensor view must be (3, H, W) in [-1, 1], got {tuple(image.shape)}"
-                )
-            uploaded[i] = image.to(device, torch.float32)
-            continue
-        array = np.asarray(image)
-        if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
-            raise ValueError(
-                f"view {i}: expected an (H, W, 3) uint8 RGB array, got {array.dtype} {array.shape}"
-            )
-        groups.setdefault(array.shape, []).append(i)
-    for indices in groups.values():
-        batch = torch.from_numpy(np.stack([np.asarray(images[i]) for i in indices])).to(device)
-        floats = (batch.permute(0, 3, 1, 2).float() / 255.0 - 0.5) / 0.5
-        for j, i in enumerate(indices):
-            uploaded[i] = floats[j]
-    views, shown = [], []
-    for i, view in enumerate(uploaded):
-        assert view is not None
-        resized = resize_for_model(view, image_size, patch_size)
-        views.append(resized)
-        unchanged = resized.shape == view.shape and not isinstance(images[i], torch.Tensor)
-        shown.append(np.asarray(images[i]) if unchanged else resized)
-    return views, shown
-
-
-def to_uint8_tensor(view: torch.Tensor) -> torch.Tensor:
-    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8 on the same device."""
-    return ((view.float() * 0.5 + 0.5) * 255.0).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0)
-
-
-def to_uint8_image(view: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [-1, 1] -> (H, W, 3) uint8."""
-    return to_uint8_tensor(view).cpu().numpy()
 
 
 # ---------------------------------------------------------------------- text embeddings

@@ -64,4 +64,9 @@ class PanopticReconstruction:
 
     def principal_points(self) -> np.ndarray:
         """(V, 2) principal point (cx, cy) in pixels: the image centre, as assumed by the focal estimate."""
-        return np.array([[img.shape[1] / 2.0, img.shape[0] / 2.0] for img in self.images], dtype=np.float32)
+        return np.array([principal_point(*img.shape[:2]) for img in self.images], dtype=np.float32)
+
+
+def principal_point(height: int, width: int) -> tuple[float, float]:
+    """(cx, cy) of an (H, W) view: the image centre, which the focal estimate assumes."""
+    return width / 2.0, height / 2.0

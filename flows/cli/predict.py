@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 
 HELP = "images in, panoptic 3-D reconstruction out"
+LOG = logging.getLogger(__name__)
+
+# above this many views, the whole-scene path holds every view's outputs at once: suggest streaming
+MANY_VIEWS = 500
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,15 +20,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="checkpoint: an official PanSt3R .pth file or a folder in our format (model.safetensors + config.json)",
     )
-    parser.add_argument(
+    inputs = parser.add_mutually_exclusive_group(required=True)
+    inputs.add_argument(
         "--images",
-        required=True,
         nargs="+",
         metavar="DIR_OR_FILE",
-        help="a folder of images (sorted by name) and/or image files, in view order",
+        help="a folder of images (natural name order: frame_2 before frame_10) and/or image files, in view order",
+    )
+    inputs.add_argument(
+        "--video",
+        metavar="FILE",
+        default=None,
+        help="a video file whose frames, sampled at --fps, are the views",
     )
     parser.add_argument(
-        "--out", required=True, help="output folder (created; existing files are overwritten)"
+        "--fps",
+        type=float,
+        default=1.0,
+        metavar="R",
+        help="with --video: frames sampled per second of video (default 1; at least the video's rate = every frame)",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="output folder (created; existing files are overwritten; with --stream-out it must be new, empty "
+        "or an earlier streamed output, which is replaced whole)",
     )
     _add_vocabulary_arguments(parser)
     parser.add_argument(
@@ -37,7 +58,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--chunk-views",
         type=int,
         default=None,
-        help="stream the views in chunks of this many (device memory bounded by keyframes + chunk; same results)",
+        metavar="N",
+        help="stream the views in chunks of this many (device memory bounded by keyframes + chunk; same results); "
+        "images are then read and resized chunk by chunk",
+    )
+    parser.add_argument(
+        "--stream-out",
+        action="store_true",
+        help="with --chunk-views: write each chunk to OUT/prediction.zarr and OUT/panoptic/ as it comes, so "
+        "host memory stays bounded for thousands of views (no scene.ply / scene.glb / raw.npz); OUT appears "
+        "only when complete",
     )
     parser.add_argument(
         "--keyframe-mode",
@@ -120,9 +150,6 @@ def _add_vocabulary_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from datasets.image_io import load_images
-    from datasets.prediction_export import ExportOptions, export_reconstruction
-    from panst3r_core.classes.vocabulary import SETS_WITH_STUFF
     from panst3r_core.predictor import Predictor
 
     _check_arguments(args)
@@ -135,8 +162,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
 
     with _StageProgress(enabled=not args.no_progress) as progress:
-        progress("read images", 0, 1)
-        images, paths = load_images(args.images)
+        progress("read inputs", 0, 1)
+        source = _open_inputs(args)
         progress("load model", 0, 1)
         predictor = Predictor(
             weights=args.weights,
@@ -147,35 +174,80 @@ def run(args: argparse.Namespace) -> int:
             siglip=args.siglip,
             chunk_views=args.chunk_views,
         )
-        recon = predictor.predict(
-            images,
-            class_names=class_names,
-            class_embeddings=class_embeddings,
-            num_keyframes=args.num_keyframes,
-            keyframe_mode=args.keyframe_mode,
-            postprocess=args.postprocess,
-            postprocess_options=postprocess_options,
-            image_size=args.image_size,
-            view_names=[p.stem for p in paths],
-            return_raw=args.raw,
-            progress=progress,
-        )
-        progress("write outputs", 0, 1)
-        files = export_reconstruction(
-            recon,
-            args.out,
-            ExportOptions(
-                raw=args.raw,
-                min_confidence=args.min_confidence,
-                max_points=args.max_points,
-                # The sets the vocabulary came from, in their order, decide thing/stuff in panoptic.json.
-                class_sets=tuple(args.classes) if args.classes and not args.class_names else SETS_WITH_STUFF,
-            ),
-        )
+        predict_options = {
+            "class_names": class_names,
+            "class_embeddings": class_embeddings,
+            "num_keyframes": args.num_keyframes,
+            "keyframe_mode": args.keyframe_mode,
+            "postprocess": args.postprocess,
+            "postprocess_options": postprocess_options,
+            "image_size": args.image_size,
+            "view_names": source.names,
+            "return_raw": args.raw,
+            "progress": progress,
+        }
+        if args.stream_out:
+            recon, summary_lines = _predict_streamed_out(args, predictor, source, predict_options)
+        else:
+            recon, summary_lines = _predict_and_export(args, predictor, source, predict_options, progress)
         progress("done", 1, 1)
 
-    _print_summary(recon, files, time.perf_counter() - started)
+    _print_summary(recon, len(source), summary_lines, time.perf_counter() - started)
     return 0
+
+
+def _open_inputs(args: argparse.Namespace):
+    """The views as an `ImageSource` read one at a time: image files (headers checked now) or video frames."""
+    if args.video is not None:
+        from datasets.video_io import VideoFrames
+
+        source = VideoFrames(args.video, args.fps)
+    else:
+        from datasets.image_io import ImageFiles, collect_image_paths
+
+        source = ImageFiles(collect_image_paths(args.images))
+    if len(source) > MANY_VIEWS and args.chunk_views is None:
+        LOG.warning(
+            "%d views without --chunk-views: every view's outputs stay in memory until the end; "
+            "pass --chunk-views 32 (and --stream-out) to bound memory",
+            len(source),
+        )
+    return source
+
+
+def _class_sets(args: argparse.Namespace) -> tuple[str, ...]:
+    """The sets the vocabulary came from, in their order: they decide thing/stuff in panoptic.json."""
+    from panst3r_core.classes.vocabulary import SETS_WITH_STUFF
+
+    return tuple(args.classes) if args.classes and not args.class_names else SETS_WITH_STUFF
+
+
+def _predict_and_export(args, predictor, source, predict_options, progress):
+    """The whole scene in memory, then every output written (PLY/GLB and raw.npz included)."""
+    from datasets.prediction_export import ExportOptions, export_reconstruction
+
+    recon = predictor.predict(source, **predict_options)
+    progress("write outputs", 0, 1)
+    files = export_reconstruction(
+        recon,
+        args.out,
+        ExportOptions(
+            raw=args.raw,
+            min_confidence=args.min_confidence,
+            max_points=args.max_points,
+            class_sets=_class_sets(args),
+        ),
+    )
+    return recon, files.summary_lines()
+
+
+def _predict_streamed_out(args, predictor, source, predict_options):
+    """Each chunk written as it comes; the output folder appears only once complete."""
+    from datasets.prediction_stream import StreamExportOptions, StreamingExport
+
+    with StreamingExport(args.out, StreamExportOptions(class_sets=_class_sets(args))) as sink:
+        recon = predictor.predict(source, sink=sink, **predict_options)
+    return recon, sink.summary_lines()
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
@@ -189,6 +261,16 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--num-keyframes {args.num_keyframes}: give at least 1 (2 or more in practice)")
     if args.image_size < 16 or args.image_size % 16:
         raise ValueError(f"--image-size {args.image_size} must be a positive multiple of 16 (default 512)")
+    if args.stream_out and args.chunk_views is None:
+        raise ValueError(
+            "--stream-out writes chunk by chunk; give --chunk-views N too (e.g. --chunk-views 32)"
+        )
+    if args.stream_out and args.raw:
+        raise ValueError("--raw keeps every raw output in one file; it cannot be combined with --stream-out")
+    if args.chunk_views is not None and args.chunk_views < 1:
+        raise ValueError(f"--chunk-views {args.chunk_views}: give at least 1 (e.g. 32)")
+    if args.video is None and args.fps != 1.0:
+        LOG.warning("--fps applies to --video only; it is ignored for --images")
     if args.dino_config is not None and not Path(args.dino_config).is_file():
         raise FileNotFoundError(
             f"--dino-config {args.dino_config} does not exist; pass a Dinov2Config JSON file"
@@ -238,22 +320,33 @@ def _parse_options(items: list[str]) -> dict:
 
 
 class _StageProgress:
-    """A progress bar over the prediction stages; callable as the predictor's progress callback."""
+    """A progress bar over the prediction stages; callable as the predictor's progress callback. Stages that
+    report counts (the streamed path's views) get a determinate bar with the count and an ETA."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._progress = None
         self._task = None
-        self._stages: list[str] = []
+        self._stage: str | None = None
 
     def __enter__(self) -> _StageProgress:
         if self.enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._progress = Progress(
                 TextColumn("[bold]predict[/bold] {task.description}"),
                 BarColumn(),
+                MofNCompleteColumn(),
                 TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
                 transient=False,
             )
             self._progress.__enter__()
@@ -263,27 +356,30 @@ class _StageProgress:
     def __call__(self, stage: str, done: int, total: int) -> None:
         if self._progress is None:
             return
-        if stage not in self._stages:
-            self._stages.append(stage)
-        label = stage if total <= 1 else f"{stage} ({done}/{total})"
-        self._progress.update(self._task, description=label, completed=len(self._stages), total=None)
+        counted = total if total > 1 else None  # one-step stages: an indeterminate bar, no ETA
+        if stage != self._stage:
+            # a fresh task state per stage, so the ETA is measured on this stage's own rate
+            self._stage = stage
+            self._progress.reset(self._task, total=counted, completed=done, description=stage)
+        else:
+            self._progress.update(self._task, total=counted, completed=done)
 
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, total=len(self._stages), completed=len(self._stages))
+            self._progress.update(self._task, total=1, completed=1)
             self._progress.__exit__(*exc)
 
 
-def _print_summary(recon, files, seconds: float) -> None:
+def _print_summary(recon, num_views: int, summary_lines: list[str], seconds: float) -> None:
     from rich.console import Console
 
     console = Console()
     console.print(
-        f"[bold]{recon.num_views} views[/bold], {len(recon.segments)} segments, "
+        f"[bold]{num_views} views[/bold], {len(recon.segments)} segments, "
         f"{len(recon.class_names)} classes, post-processing {recon.postprocess}, "
         f"keyframes {recon.keyframes}, {seconds:.1f} s"
     )
     stages = ", ".join(f"{k} {v:.2f} s" for k, v in recon.timings.items())
     console.print(f"stages: {stages}")
-    for line in files.summary_lines():
+    for line in summary_lines:
         console.print(f"  {line}")

@@ -5,7 +5,7 @@ keyframes' state (their tokens, the frozen memory, the scene queries and the key
 on the device; the other views go through encoder, render, DINOv2, pixel features, masks and geometry in
 chunks of `chunk_views` consecutive views, and each finished chunk is handed to a consumer (which moves what
 it keeps to the host) before the next chunk starts. Images also stay where the caller keeps them and are
-uploaded per chunk.
+uploaded per chunk; given as `NetworkViews`, they are even read and resized per chunk.
 
 The stages are the functions of `engine.py` applied to sub-scenes (the keyframes, then one chunk), so the
 arithmetic is the same; only the batch composition differs. Every stage treats the views of a batch
@@ -41,6 +41,7 @@ from panst3r_core.inference.engine import (
 )
 from panst3r_core.inference.keyframes import linspace_keyframes, retrieval_keyframes
 from panst3r_core.inference.stage_clock import StageClock
+from panst3r_core.inference.view_source import NetworkViews, to_uint8_tensor
 from panst3r_core.model.blocks import set_memory_efficient_attention
 from panst3r_core.model.panst3r import PanSt3R
 from panst3r_core.model.text_encoder import normalize_class_embeddings
@@ -59,6 +60,7 @@ class ViewChunk:
     focal: torch.Tensor  # (n,)
     cam_to_world: torch.Tensor  # (n, 4, 4)
     mask_logits: list[torch.Tensor]  # (Q, H/2, W/2)
+    images: list[torch.Tensor]  # (H, W, 3) uint8: the views as the network saw them
 
 
 @dataclass
@@ -79,28 +81,32 @@ def check_chunk_views(chunk_views: int | None) -> None:
 class _LazyViews:
     """Input views as given (any device), turned landscape and uploaded only when a sub-scene needs them."""
 
-    def __init__(self, model: PanSt3R, images: Sequence[torch.Tensor] | torch.Tensor) -> None:
+    def __init__(self, model: PanSt3R, images: Sequence[torch.Tensor] | torch.Tensor | NetworkViews) -> None:
         if len(images) == 0:
             raise ValueError("no images given")
         self.images = images
         self.device = next(model.parameters()).device
         self.patch = model.patch_size
-        self.transposed = [bool(img.shape[-2] > img.shape[-1]) for img in images]
-        for i, img in enumerate(images):
-            if img.ndim != 3 or img.shape[0] != 3 or img.shape[1] % self.patch or img.shape[2] % self.patch:
+        # NetworkViews know every shape before reading a pixel; plain tensors are asked directly
+        shapes = images.shapes if isinstance(images, NetworkViews) else [tuple(img.shape) for img in images]
+        self.transposed = [bool(shape[-2] > shape[-1]) for shape in shapes]
+        for i, shape in enumerate(shapes):
+            if len(shape) != 3 or shape[0] != 3 or shape[1] % self.patch or shape[2] % self.patch:
                 raise ValueError(
-                    f"image {i} has shape {tuple(img.shape)}; expected (3, H, W), multiples of {self.patch}"
+                    f"image {i} has shape {tuple(shape)}; expected (3, H, W), multiples of {self.patch}"
                 )
-        self.true_shapes = [tuple(int(d) for d in img.shape[-2:]) for img in images]
+        self.true_shapes = [tuple(int(d) for d in shape[-2:]) for shape in shapes]
 
     def __len__(self) -> int:
         return len(self.images)
 
     def scene(self, indices: Sequence[int], max_batch: int) -> SceneViews:
         """A sub-scene of `indices` on the model's device (local index j = indices[j])."""
+        # read in ascending order: a video source then decodes forward instead of seeking back
+        loaded = {i: self.images[i] for i in sorted(set(indices))}
         views = []
         for i in indices:
-            img = self.images[i]
+            img = loaded[i]
             views.append(
                 (img.transpose(-1, -2) if self.transposed[i] else img).to(self.device, torch.float32)
             )
@@ -122,7 +128,7 @@ def _keyframes(model: PanSt3R, lazy: _LazyViews, opts: InferenceOptions, chunk_v
 @torch.no_grad()
 def stream_inference(
     model: PanSt3R,
-    images: Sequence[torch.Tensor] | torch.Tensor,
+    images: Sequence[torch.Tensor] | torch.Tensor | NetworkViews,
     class_embeddings: torch.Tensor,
     chunk_views: int,
     options: InferenceOptions | None = None,
@@ -130,7 +136,8 @@ def stream_inference(
 ) -> Iterator[ViewChunk]:
     """Yield the outputs of `chunk_views` consecutive views at a time, in view order.
 
-    images: V tensors (3, H, W) in [-1, 1] on any device (uploaded per chunk). `on_head(head)` is called once,
+    images: V tensors (3, H, W) in [-1, 1] on any device (uploaded per chunk), or `NetworkViews` (read,
+    uploaded and resized per chunk). `on_head(head)` is called once,
     after the keyframe pass and before the first chunk, with the scene-level outputs. A consumer should move
     what it keeps off the device before asking for the next chunk; the chunk's tensors are then released.
     """
@@ -164,6 +171,8 @@ def stream_inference(
         queries = out["out_queries"]
     kf_raw = {k: kf_features.raw[j] for j, k in enumerate(keyframes)}
     kf_masks = {k: panoptic.masks[j] for j, k in enumerate(keyframes)}
+    # the keyframes' pixels wait (as uint8, a few MB) for the chunk that reports them
+    kf_images = {k: _shown(kf_views.images[j], lazy.transposed[k]) for j, k in enumerate(keyframes)}
     del kf_features, panoptic, kf_views
     head = SceneHead(
         keyframes=list(keyframes),
@@ -177,14 +186,15 @@ def stream_inference(
     for start in range(0, len(lazy), chunk_views):
         indices = list(range(start, min(start + chunk_views, len(lazy))))
         others = [i for i in indices if i not in kf_raw]
-        raw, masks = dict(kf_raw), dict(kf_masks)
+        raw, masks, shown = dict(kf_raw), dict(kf_masks), dict(kf_images)
         if others:
             with autocast():
-                raw_o, masks_o = _non_keyframe_chunk(
+                raw_o, masks_o, shown_o = _non_keyframe_chunk(
                     model, lazy, others, memory_kv, queries, compute_dtype, opts
                 )
             raw.update(raw_o)
             masks.update(masks_o)
+            shown.update(shown_o)
         pointmaps, mask_logits = _original_orientation(
             [lazy.transposed[i] for i in indices],
             [raw[i] for i in indices],
@@ -201,6 +211,7 @@ def stream_inference(
             focal=geo["focal"],
             cam_to_world=geo["cam_to_world"],
             mask_logits=mask_logits,
+            images=[shown[i] for i in indices],
         )
 
 
@@ -212,9 +223,11 @@ def _non_keyframe_chunk(
     queries: torch.Tensor,
     compute_dtype: torch.dtype,
     opts: InferenceOptions,
-) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
-    """Stages 1, 4, 5 and 7 of `engine.py` for the non-keyframes `others` (raw pointmaps, mask logits)."""
+) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """Stages 1, 4, 5 and 7 of `engine.py` for the non-keyframes `others` (raw pointmaps, mask logits,
+    the views as uint8 images)."""
     views = lazy.scene(others, opts.max_batch)
+    shown = {i: _shown(views.images[j], lazy.transposed[i]) for j, i in enumerate(others)}
     features = encode(model, views)
     render(model, views, features, memory_kv)
     dino_tokens(model, views, features)
@@ -225,4 +238,9 @@ def _non_keyframe_chunk(
         batch_masks = model.panoptic_decoder.masks_from_queries(queries, mask_feats[None])[0]
         for j, local in enumerate(batch):
             masks[others[local]] = batch_masks[j]
-    return raw, masks
+    return raw, masks, shown
+
+
+def _shown(view: torch.Tensor, transposed: bool) -> torch.Tensor:
+    """A landscape network input -> (H, W, 3) uint8 in the view's original orientation."""
+    return to_uint8_tensor(view.transpose(-1, -2) if transposed else view)

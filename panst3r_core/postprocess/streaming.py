@@ -11,11 +11,14 @@ What needs all views at once, and how it is streamed:
   and two more passes count the selected segments (again summed in view order) and write the maps.
 
 Kept logits live on the host between passes (page-locked on CUDA) and are uploaded one chunk at a time.
+With a `spill_dir` they go to one file per chunk there instead, so host memory no longer grows with the
+views (the files are read back once per pass; the values are the same bits).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,12 +34,21 @@ MapChunk = tuple[list[int], list[torch.Tensor], list[torch.Tensor]]
 
 
 class _HostChunks:
-    """Chunks of per-view tensors kept off the device between passes."""
+    """Chunks of per-view tensors kept off the device between passes: in host memory, or in `spill_dir`
+    (one `torch.save` file per chunk) when given."""
 
-    def __init__(self) -> None:
-        self.chunks: list[tuple[list[int], list[tuple[int, int]], list[torch.Tensor]]] = []
+    def __init__(self, spill_dir: str | Path | None = None) -> None:
+        self.spill_dir = Path(spill_dir) if spill_dir is not None else None
+        # per chunk: indices, shapes, and the tensors (in memory) or the file holding them (spilled)
+        self.chunks: list[tuple[list[int], list[tuple[int, int]], list[torch.Tensor] | Path]] = []
 
     def put(self, indices: list[int], shapes: list[tuple[int, int]], tensors: list[torch.Tensor]) -> None:
+        if self.spill_dir is not None:
+            path = self.spill_dir / f"mask_logits_{len(self.chunks):06d}.pt"
+            # a blocking copy: the file must hold the values, not a copy still in flight
+            torch.save([tensor.cpu() for tensor in tensors], path)
+            self.chunks.append((list(indices), list(shapes), path))
+            return
         host = []
         for tensor in tensors:
             if tensor.device.type == "cuda":
@@ -50,7 +62,8 @@ class _HostChunks:
     def read(
         self, device: torch.device
     ) -> Iterator[tuple[list[int], list[tuple[int, int]], list[torch.Tensor]]]:
-        for indices, shapes, host in self.chunks:
+        for indices, shapes, kept in self.chunks:
+            host = torch.load(kept, weights_only=True) if isinstance(kept, Path) else kept
             yield indices, shapes, [t.to(device, non_blocking=True) for t in host]
 
 
@@ -79,7 +92,13 @@ def _check_queries(num_queries: int, masks: Sequence[torch.Tensor]) -> None:
 class StreamingStandard(StreamingPostprocessor):
     """`standard_postprocess` over chunks of views (identical results)."""
 
-    def __init__(self, pred_logits: torch.Tensor, options: StandardOptions, device: torch.device) -> None:
+    def __init__(
+        self,
+        pred_logits: torch.Tensor,
+        options: StandardOptions,
+        device: torch.device,
+        spill_dir: str | Path | None = None,
+    ) -> None:
         if options.niters < 1:
             raise ValueError(f"StandardOptions.niters must be >= 1, got {options.niters}")
         self.options, self.device = options, device
@@ -89,7 +108,7 @@ class StreamingStandard(StreamingPostprocessor):
         count = len(self.candidates)
         self.original = torch.zeros(count, dtype=torch.int64, device=device)
         self.first_regions = torch.zeros(count, dtype=torch.int64, device=device)
-        self.store = _HostChunks()
+        self.store = _HostChunks(spill_dir)
         self.final: torch.Tensor | None = None  # indices into self.candidates
         self.id_of: torch.Tensor | None = None
 
@@ -161,13 +180,19 @@ class StreamingStandard(StreamingPostprocessor):
 class StreamingQubo(StreamingPostprocessor):
     """`qubo_postprocess` over chunks of views (identical results for the same seed)."""
 
-    def __init__(self, pred_logits: torch.Tensor, options: QuboOptions, device: torch.device) -> None:
+    def __init__(
+        self,
+        pred_logits: torch.Tensor,
+        options: QuboOptions,
+        device: torch.device,
+        spill_dir: str | Path | None = None,
+    ) -> None:
         self.options, self.device = options, device
         logits = normalise_logits(pred_logits)
         self.probs = class_probabilities(logits, options.label_mode)
         self.sums = QuboSums(logits.shape[0], self.probs, options, device)
         self.shapes: list[tuple[int, int]] = []
-        self.store = _HostChunks()
+        self.store = _HostChunks(spill_dir)
         self.selected: torch.Tensor | None = None
         self.id_of: torch.Tensor | None = None
 
@@ -218,11 +243,16 @@ class StreamingQubo(StreamingPostprocessor):
 
 
 def streaming_postprocessor(
-    name: str, pred_logits: torch.Tensor, options: Any, device: torch.device
+    name: str,
+    pred_logits: torch.Tensor,
+    options: Any,
+    device: torch.device,
+    spill_dir: str | Path | None = None,
 ) -> StreamingPostprocessor:
-    """The streaming form of the registered post-processor `name` with its (typed) options."""
+    """The streaming form of the registered post-processor `name` with its (typed) options; `spill_dir`: an
+    existing folder where the kept mask logits wait between passes instead of host memory."""
     if isinstance(options, StandardOptions):
-        return StreamingStandard(pred_logits, options, device)
+        return StreamingStandard(pred_logits, options, device, spill_dir)
     if isinstance(options, QuboOptions):
-        return StreamingQubo(pred_logits, options, device)
+        return StreamingQubo(pred_logits, options, device, spill_dir)
     raise ValueError(f"post-processor {name!r} has no streaming form; use standard_v1, standard_v2 or qubo")

@@ -173,3 +173,98 @@ def test_bad_inputs_give_one_clear_error(tmp_path, capsys):
     missing_weights = ["predict", "--weights", str(tmp_path / "nope.pth"), "--images", str(tmp_path)]
     assert main([*missing_weights, "--out", str(tmp_path / "o")]) == 2
     assert "nope.pth" in capsys.readouterr().err
+
+
+def _tiny_model_flags() -> list[str]:
+    return [
+        "--weights", str(FIXTURE / "tiny_v1.pth"),
+        "--dino-config", str(FIXTURE / "tiny_dino_config.json"),
+        "--text-embeddings", "hashed",
+        "--num-keyframes", "2",
+        "--image-size", "128",
+        "--no-progress",
+    ]  # fmt: skip
+
+
+def test_video_streamed_to_disk(tmp_path, capsys):
+    """--video sampled at --fps, --chunk-views + --stream-out: one view per sampled frame, ids on disk."""
+    import cv2
+    import zarr
+
+    video = tmp_path / "walk.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    ys, xs = np.mgrid[0:120, 0:160]
+    for k in range(15):  # 1.5 s at 10 fps; sampled at 4 fps: frames 0, 3 (2.5 rounds up), 5, 8, 10, 13
+        frame = np.stack([xs, ys, np.full_like(xs, 12 * k)], -1).astype(np.uint8)
+        frame[30:80, 20 + 4 * k : 90 + 4 * k] = (40, 40, 200)
+        writer.write(frame)
+    writer.release()
+    out = tmp_path / "out"
+    flags = ["--video", str(video), "--fps", "4", "--chunk-views", "2", "--stream-out", "--out", str(out)]
+    assert main(["predict", *_tiny_model_flags(), *flags]) == 0
+    assert "6 views" in capsys.readouterr().out
+    segments = json.loads((out / "segments.json").read_text())
+    assert segments["views"] == [f"frame_{i:02d}" for i in (0, 3, 5, 8, 10, 13)]
+    group = zarr.open_group(out / "prediction.zarr", mode="r")
+    assert group["panoptic"].shape == (6, 96, 128) and group["pts3d"].chunks == (1, 96, 128, 3)
+    by_id = {s["id"]: s for s in segments["segments"]}
+    for v, stem in enumerate(segments["views"]):
+        ids = rgb_to_ids(np.asarray(Image.open(out / "panoptic" / f"{stem}.png")))
+        assert np.array_equal(ids, group["panoptic"][v])
+        assert all(seg["area_per_view"][v] == int((ids == i).sum()) for i, seg in by_id.items())
+    assert not (out / "scene.ply").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "walk.avi"]  # no partial folder left
+
+
+def test_streamed_folder_equals_the_whole_scene_run(tmp_path):
+    """The same folder through the whole-scene export and --chunk-views 2 --stream-out: identical ids."""
+    images = _synthetic_images(tmp_path / "images", count=4)
+    (tmp_path / "images" / "README.txt").write_text("not an image")
+    common = [*_tiny_model_flags(), "--images", str(tmp_path / "images")]
+    assert main(["predict", *common, "--out", str(tmp_path / "whole")]) == 0
+    assert (
+        main(["predict", *common, "--chunk-views", "2", "--stream-out", "--out", str(tmp_path / "stream")])
+        == 0
+    )
+    for path in images:
+        whole, stream = (
+            np.asarray(Image.open(tmp_path / d / "panoptic" / f"{path.stem}.png"))
+            for d in ("whole", "stream")
+        )
+        assert np.array_equal(whole, stream)
+    for name in ("segments.json", "panoptic.json", "cameras.json"):
+        whole, stream = (json.loads((tmp_path / d / name).read_text()) for d in ("whole", "stream"))
+        whole.pop("timings_s", None), stream.pop("timings_s", None)
+        assert whole == stream, name
+
+
+def test_streaming_flags_give_one_clear_error(tmp_path, capsys):
+    _synthetic_images(tmp_path / "images", count=2)
+    common = [*_tiny_model_flags(), "--images", str(tmp_path / "images"), "--out", str(tmp_path / "o")]
+    assert main(["predict", *common, "--stream-out"]) == 2
+    assert "--chunk-views" in capsys.readouterr().err
+    assert main(["predict", *common, "--stream-out", "--chunk-views", "2", "--raw"]) == 2
+    assert "--raw" in capsys.readouterr().err
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "keep.txt").write_text("mine")
+    assert main(["predict", *common, "--stream-out", "--chunk-views", "2"]) == 2
+    assert "keep.txt" in capsys.readouterr().err and (tmp_path / "o" / "keep.txt").exists()
+    (tmp_path / "empty").mkdir()
+    assert (
+        main(
+            [
+                "predict",
+                *_tiny_model_flags(),
+                "--images",
+                str(tmp_path / "empty"),
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
+    assert "holds no image files" in capsys.readouterr().err
+    (tmp_path / "clip.mp4").write_text("not a video")
+    video = ["--video", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "x")]
+    assert main(["predict", *_tiny_model_flags(), *video]) == 2
+    assert "clip.mp4" in capsys.readouterr().err

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.image_io import collect_image_paths, load_images, read_image_rgb
+from datasets.image_io import ImageFiles, collect_image_paths, load_images, read_image_rgb
 
 
 def _write(path, array, mode=None):
@@ -49,3 +49,31 @@ def test_clear_errors(tmp_path):
         collect_image_paths([empty])
     with pytest.raises(ValueError, match="no images given"):
         collect_image_paths([])
+
+
+def test_folders_in_natural_order_and_other_files_skipped_with_a_warning(tmp_path, caplog):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    for name in ("frame_10.png", "frame_2.png", "frame_1.jpg", "Frame_3.png"):
+        _write(folder / name, rgb)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "cameras.json").write_text("{}")
+    with caplog.at_level("WARNING"):
+        paths = collect_image_paths([folder])
+    assert [p.name for p in paths] == ["frame_1.jpg", "frame_2.png", "Frame_3.png", "frame_10.png"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "2 file(s)" in warning and "cameras.json, notes.txt" in warning
+
+
+def test_image_files_check_headers_up_front_and_read_on_demand(tmp_path):
+    paths = [_write(tmp_path / f"{i}.png", np.full((4 + i, 6, 3), i, np.uint8)) for i in range(3)]
+    files = ImageFiles(paths)
+    assert len(files) == 3 and [files.size(i) for i in range(3)] == [(4, 6), (5, 6), (6, 6)]
+    assert files.names == ["0", "1", "2"] and (files.read(2) == 2).all()
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"bad\.png"):
+        ImageFiles([*paths, tmp_path / "bad.png"])  # before any pixel is decoded
+    _write(paths[1], np.zeros((9, 9, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"1\.png changed size"):
+        files.read(1)

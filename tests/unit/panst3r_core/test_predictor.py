@@ -5,8 +5,10 @@ import pytest
 import torch
 from shared_fixtures import PARITY_MISSING, parity_fixture_dir
 
+from panst3r_core.inference.view_source import ListSource
 from panst3r_core.model.hashed_text_embedding import hashed_class_embeddings
 from panst3r_core.predictor import Predictor, embed_class_names
+from panst3r_core.reconstruction_sink import CollectingSink, ReconstructionSink
 
 FIXTURE = parity_fixture_dir()
 needs_fixture = pytest.mark.skipif(FIXTURE is None, reason=PARITY_MISSING)
@@ -238,3 +240,113 @@ def test_chunk_views_gives_the_same_reconstruction(postprocess, chunk_views):
             assert a.dtype == b.dtype and np.array_equal(a, b), name
     assert np.array_equal(streamed.focal, whole.focal)
     assert np.array_equal(streamed.cam_to_world, whole.cam_to_world)
+
+
+class _RecordingSink(ReconstructionSink):
+    """Logs every call of the streamed path, and the reads of the image source in the same log."""
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+        self.summary = None
+
+    def start(self, num_views, shapes, view_names):
+        self.log.append(("start", num_views, list(shapes), list(view_names)))
+
+    def add_geometry(self, chunk):
+        assert len(chunk.images) == len(chunk.pts3d) == len(chunk.indices) == len(chunk.focal)
+        self.log.append(("geometry", list(chunk.indices)))
+
+    def add_panoptic(self, chunk):
+        assert all(ids.dtype == np.int32 for ids in chunk.panoptic)
+        self.log.append(("panoptic", list(chunk.indices)))
+
+    def finish(self, summary):
+        self.summary = summary
+        self.log.append(("finish",))
+
+
+class _CountingSource(ListSource):
+    """An ImageSource over arrays that logs each read."""
+
+    def __init__(self, images, log: list) -> None:
+        super().__init__(images)
+        self.log = log
+
+    def read(self, index):
+        self.log.append(("read", index))
+        return super().read(index)
+
+
+@pytest.fixture(scope="module")
+def chunked_predictor() -> Predictor:
+    from panst3r_core.model.variants import build_model
+
+    torch.manual_seed(0)
+    return Predictor(model=build_model("tiny_v1"), device="cpu", chunk_views=2)
+
+
+def test_sink_gets_every_view_once_in_order_and_the_predictor_keeps_none(chunked_predictor):
+    """Memory bound by construction: views are read per chunk, each reaches the sink once, nothing is kept."""
+    log, progress = [], []
+    views = _views(7, seed=5)
+    sink = _RecordingSink(log)
+    summary = chunked_predictor.predict(
+        _CountingSource(views, log),
+        class_names=["a", "b", "c"],
+        num_keyframes=2,
+        image_size=128,
+        view_names=[f"v{i}" for i in range(7)],
+        sink=sink,
+        progress=lambda *event: progress.append(event),
+    )
+    assert log[0] == ("start", 7, [(96, 128)] * 7, [f"v{i}" for i in range(7)]) and log[-1] == ("finish",)
+    for stage in ("geometry", "panoptic"):
+        chunks = [entry[1] for entry in log if entry[0] == stage]
+        assert chunks == [[0, 1], [2, 3], [4, 5], [6]]
+    # every geometry chunk comes before any panoptic chunk (ids need the whole scene)
+    kinds = [entry[0] for entry in log if entry[0] in ("geometry", "panoptic")]
+    assert kinds == ["geometry"] * 4 + ["panoptic"] * 4
+    # keyframes 0 and 6 are read first; every other view is read once, just before its own chunk
+    reads = [entry[1] for entry in log if entry[0] == "read"]
+    assert reads == [0, 6, 1, 2, 3, 4, 5]
+    first_geometry = log.index(("geometry", [0, 1]))
+    assert [e[1] for e in log[:first_geometry] if e[0] == "read"] == [0, 6, 1]
+    # the returned summary holds no per-view arrays; the scene-level results are complete
+    assert summary is sink.summary
+    for name in ("images", "panoptic", "panoptic_conf", "pts3d", "pts3d_local", "confidence"):
+        assert getattr(summary, name) == []
+    assert summary.focal.shape == (7,) and summary.cam_to_world.shape == (7, 4, 4)
+    assert all(len(s.area_per_view) == 7 for s in summary.segments)
+    counts = {stage: [done for s, done, _ in progress if s == stage] for stage in ("views", "panoptic maps")}
+    assert counts["views"] == counts["panoptic maps"] == [2, 4, 6, 7]
+    assert all(total == 7 for s, _, total in progress if s in counts)
+
+
+def test_sink_output_equals_the_whole_scene_result(chunked_predictor, tiny_predictor):
+    views = _views(5, seed=6)
+    collected = CollectingSink()  # the in-memory sink, given explicitly: it sees what a writer would
+    chunked_predictor.predict(views, class_names=["a", "b"], num_keyframes=3, image_size=128, sink=collected)
+    whole = tiny_predictor.predict(views, class_names=["a", "b"], num_keyframes=3, image_size=128)
+    for name in ("images", "panoptic", "panoptic_conf", "pts3d", "pts3d_local", "confidence"):
+        for a, b in zip(collected.lists[name], getattr(whole, name), strict=True):
+            assert np.array_equal(a, b), name
+    assert [s.to_dict() for s in collected.result.segments] == [s.to_dict() for s in whole.segments]
+
+
+def test_single_view_reaches_the_sink_alone(chunked_predictor):
+    log = []
+    sink = _RecordingSink(log)
+    recon = chunked_predictor.predict(_views(1), class_names=["a"], image_size=128, sink=sink)
+    assert log[0][:2] == ("start", 1) and ("geometry", [0]) in log and ("panoptic", [0]) in log
+    assert recon.num_views == 1 and sink.summary is recon
+
+
+def test_sink_errors(tiny_predictor, chunked_predictor):
+    with pytest.raises(ValueError, match="chunk_views"):
+        tiny_predictor.predict(_views(2), class_names=["a"], image_size=128, sink=ReconstructionSink())
+    with pytest.raises(ValueError, match="return_raw"):
+        chunked_predictor.predict(_views(2), class_names=["a"], image_size=128, return_raw=True)
+    with pytest.raises(ValueError, match=r"view 1: expected an \(H, W, 3\) uint8"):
+        chunked_predictor.predict(
+            [_views(1)[0], np.zeros((4, 4), np.uint8)], class_names=["a"], image_size=128
+        )

@@ -23,8 +23,8 @@ def _scene(seed: int, num_queries: int = 12, num_classes: int = 5):
     return logits, masks, shapes
 
 
-def _streamed(name, options, logits, masks, shapes, chunk):
-    stream = streaming_postprocessor(name, logits, options, torch.device("cpu"))
+def _streamed(name, options, logits, masks, shapes, chunk, spill_dir=None):
+    stream = streaming_postprocessor(name, logits, options, torch.device("cpu"), spill_dir)
     for start in range(0, len(masks), chunk):
         idx = list(range(start, min(start + chunk, len(masks))))
         stream.add(idx, [masks[i] for i in idx], [shapes[i] for i in idx])
@@ -67,3 +67,17 @@ def test_no_candidates_gives_void_maps_like_the_whole_scene(name):
     assert segments == whole.segments_info
     assert all(torch.equal(a, b) for a, b in zip(pans, whole.pan))
     assert all(torch.equal(a, b) for a, b in zip(confs, whole.conf))
+
+
+@pytest.mark.parametrize("name", ["standard_v2", "qubo"])
+def test_spilled_mask_logits_give_the_same_results(name, tmp_path):
+    """With a spill folder the kept logits wait on disk (one file per chunk) and the results do not change."""
+    logits, masks, shapes = _scene(0)
+    processor = POSTPROCESSORS.get(name)
+    options = processor.options({"num_iters": 300, "num_restarts": 4} if name == "qubo" else {})
+    in_memory = _streamed(name, options, logits, masks, shapes, 3)
+    spilled = _streamed(name, options, logits, masks, shapes, 3, spill_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 3  # 7 views in chunks of 3
+    assert spilled[0] == in_memory[0] and len(spilled[0]) > 0
+    for kept, read_back in zip(in_memory[1] + in_memory[2], spilled[1] + spilled[2], strict=True):
+        assert torch.equal(kept, read_back)
