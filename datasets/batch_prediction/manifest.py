@@ -85,12 +85,16 @@ class ScenePlan:
 def plan_scenes(
     output: BatchOutput, scenes: list[BatchScene], identity: PredictionIdentity, force: bool = False
 ) -> list[ScenePlan]:
-    """The plan of every scene; `force` predicts up-to-date scenes too. A scene whose input cannot even be
-    listed is planned to run, so that its task fails with the reason and the others go on."""
-    for scene in scenes:
-        check_scene_id(scene.scene_id)
+    """The plan of every scene; `force` predicts up-to-date scenes too. A scene whose id cannot name a
+    folder or whose input cannot even be listed is planned to run, so that its task fails with the reason
+    and the others go on."""
     plans = []
     for scene in scenes:
+        try:
+            check_scene_id(scene.scene_id)
+        except ValueError as exc:
+            plans.append(ScenePlan(scene, True, f"invalid scene id: {exc}", "", ""))
+            continue
         try:
             digest = input_digest(scene)
         except (OSError, ValueError, KeyError) as exc:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from datasets.batch_prediction.manifest import SceneManifest, ScenePlan
-from datasets.batch_prediction.output_folder import BatchOutput
+from datasets.batch_prediction.output_folder import BatchOutput, check_scene_id
 from datasets.batch_prediction.scenes import read_views
 from datasets.batch_prediction.settings import PredictionIdentity, PredictionSettings
 from datasets.evaluation.predictors import load_predictor
@@ -41,6 +41,7 @@ def predict_scene(job: BatchJob, plan: ScenePlan) -> dict[str, Any]:
     commit. Returns `{scene_id, views, segments, seconds, device, predictor}`; raises on any failure,
     leaving OUT/<scene>/ as it was."""
     started = time.perf_counter()
+    check_scene_id(plan.scene.scene_id)  # before the expensive part: it could not be committed anyway
     device = resolve_device(job.device)
     predictor = load_predictor(job.checkpoint, device, **job.settings.predictor_options())
     images, view_names = read_views(plan.scene)

@@ -137,11 +137,14 @@ def test_a_folder_without_images_is_planned_with_its_reason_not_raised(tmp_path)
     )
 
 
-def test_scene_ids_cannot_collide_with_the_bookkeeping_folders(tmp_path):
+def test_scene_ids_that_would_collide_with_the_bookkeeping_folders_fail_alone(tmp_path):
+    output = BatchOutput(tmp_path / "out")
+    scenes = folder_scenes([_image_folder(tmp_path, "_failed"), _image_folder(tmp_path, "fine")])
+    plans = _whys(plan_scenes(output, scenes, IDENTITY))
+    assert plans["_failed"][0] and "reserved for the run's bookkeeping" in plans["_failed"][1]
+    assert plans["fine"] == (True, "not predicted yet")
     with pytest.raises(ValueError, match="reserved"):
-        plan_scenes(
-            BatchOutput(tmp_path / "out"), folder_scenes([_image_folder(tmp_path, "_failed")]), IDENTITY
-        )
+        output.commit("_failed", lambda folder: None)
 
 
 def test_two_folders_of_one_name_are_refused(tmp_path):
