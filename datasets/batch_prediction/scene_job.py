@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,9 @@ def predict_scene(job: BatchJob, plan: ScenePlan) -> dict[str, Any]:
     started = time.perf_counter()
     check_scene_id(plan.scene.scene_id)  # before the expensive part: it could not be committed anyway
     device = resolve_device(job.device)
-    predictor = load_predictor(job.checkpoint, device, **job.settings.predictor_options())
+    predictor = load_predictor(
+        job.checkpoint, device, revision=job.identity.checkpoint_hash, **job.settings.predictor_options()
+    )
     images, view_names = read_views(plan.scene)
     recon = predictor.predict(
         images,
@@ -69,9 +73,17 @@ def predict_scene(job: BatchJob, plan: ScenePlan) -> dict[str, Any]:
         "segments": len(recon.segments),
         "seconds": time.perf_counter() - started,
         "device": device,
-        # which loaded model served the scene: equal for the scenes of one worker (loaded once)
-        "predictor": f"{os.getpid()}:{id(predictor)}",
+        "predictor": _load_token(predictor),
     }
+
+
+# One token per loaded model (an id() can be reused once an older model is freed): which load served a
+# scene, equal for the scenes one worker predicted with one load.
+_LOAD_TOKENS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _load_token(predictor) -> str:
+    return _LOAD_TOKENS.setdefault(predictor, f"{os.getpid()}:{uuid.uuid4().hex[:12]}")
 
 
 def _class_embeddings(settings: PredictionSettings) -> np.ndarray | None:

@@ -75,3 +75,21 @@ def test_a_broken_scene_raises_and_leaves_no_folder(store_and_model, tmp_path):
         predict_scene(job, plan)
     assert not (tmp_path / "out" / "broken").exists()
     assert not any((tmp_path / "out" / STAGING_DIR).glob("*"))
+
+
+def test_a_checkpoint_rewritten_in_place_is_loaded_again(store_and_model, tmp_path):
+    """A worker of a long-lived cluster keeps its model between runs; new content under the same path must
+    not be served by the old model while the manifests record the new hash."""
+    from panst3r_core.checkpoint.ours import save_checkpoint
+    from panst3r_core.model.variants import build_model
+
+    store, model = store_and_model
+    scene = store_scenes(store)[:1]
+    served = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        save_checkpoint(build_model("tiny_v1"), tmp_path / "model", metadata={"text_embeddings": "hashed"})
+        job = _job(tmp_path / f"out{seed}", tmp_path / "model")
+        [plan] = plan_scenes(BatchOutput(job.out), scene, job.identity)
+        served.append((job.identity.checkpoint_hash, predict_scene(job, plan)["predictor"]))
+    assert served[0][0] != served[1][0] and served[0][1] != served[1][1]
