@@ -107,9 +107,11 @@ def run(args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace):
     """The checked PredictionSettings of the flags (before any cluster or model starts)."""
     from datasets.batch_prediction.settings import PredictionSettings
+    from panst3r_core.inference.streaming import check_chunk_views
     from panst3r_core.predictor import check_postprocess
 
     check_prediction_arguments(args)
+    check_chunk_views(args.chunk_views)  # here, not once per scene on the workers
     class_names, _ = class_vocabulary(args)  # also checks --class-embeddings against the names
     options = parse_postprocess_options(args.postprocess_option)
     if args.postprocess is not None:

@@ -1,6 +1,7 @@
 """The `predict-batch` flow end to end through the CLI: a real Prefect server, a real Dask LocalCluster and
 the tiny model on the CPU. Two toy store scenes are predicted, skipped on a re-run and predicted again when a
-setting changes; a broken image folder fails with its reason while the good one completes."""
+setting changes; a broken image folder fails with its reason while the good one completes, and is the only
+scene the next run predicts once fixed."""
 
 from __future__ import annotations
 
@@ -95,3 +96,9 @@ def test_a_broken_scene_fails_with_its_reason_and_the_other_completes(
     assert not (out / "broken").exists() and not (out / "_staging").exists()  # nothing half-written
     record = json.loads((out / "_failed" / "broken.json").read_text())
     assert record["reason"] == summary["failed"]["broken"]
+
+    # once the image is fixed, the next run predicts only the scene that failed and clears its record
+    Image.fromarray(np.zeros((64, 96, 3), dtype=np.uint8)).save(broken / "view1.png")
+    fixed, summary = _predict_batch(prefect_server, tmp_path / "s2.json", *args)
+    assert fixed.returncode == 0 and list(summary["done"]) == ["broken"] and summary["skipped"] == ["good"]
+    assert (out / "broken" / "manifest.json").is_file() and not (out / "_failed" / "broken.json").exists()

@@ -50,6 +50,7 @@ def test_bad_input_is_one_clear_error_before_anything_starts(tmp_path, capsys):
         ),
         (["--weights", str(model), "--folders", str(tmp_path), "--image-size", "100"], "--image-size 100"),
         (["--weights", str(model), "--folders", str(tmp_path), "--postprocess", "nope"], "nope"),
+        (["--weights", str(model), "--folders", str(tmp_path), "--chunk-views", "0"], "chunk"),
     ]
     for extra, message in cases:
         assert main(["predict-batch", "--out", str(tmp_path / "out"), *extra]) == 2
