@@ -106,8 +106,8 @@ def _scenes(
 
 
 def throughput(scenes_done: int, seconds: float, gpus: int) -> dict[str, float]:
-    """Scenes per hour of the prediction phase, and per GPU-hour (per worker-hour of CPU workers when the
-    run had no GPU, where `gpus` is 0)."""
+    """Scenes per hour of the prediction phase, and per GPU-hour (0 without GPUs; the benchmark passes the
+    CPU worker count as `gpus` to get scenes per worker-hour)."""
     hours = seconds / SECONDS_PER_HOUR
     per_hour = scenes_done / hours if hours > 0 else 0.0
     return {"scenes_per_hour": per_hour, "scenes_per_gpu_hour": per_hour / gpus if gpus else 0.0}
