@@ -93,8 +93,9 @@ def choose_cluster(
     return ClusterChoice(kind, workers, dask_address, slurm)
 
 
-def make_task_runner(choice: ClusterChoice) -> DaskTaskRunner:
-    """The DaskTaskRunner of `choice`; local and Slurm clusters live as long as the flow run."""
+def make_task_runner(choice: ClusterChoice, local_worker_options: dict | None = None) -> DaskTaskRunner:
+    """The DaskTaskRunner of `choice`; local and Slurm clusters live as long as the flow run.
+    `local_worker_options`: more LocalCluster arguments for its workers (e.g. resources, plugins)."""
     from prefect_dask import DaskTaskRunner
 
     if choice.kind == "address":
@@ -112,6 +113,7 @@ def make_task_runner(choice: ClusterChoice) -> DaskTaskRunner:
             "processes": True,
             "dashboard_address": None,
             "env": env,
+            **(local_worker_options or {}),
         },
     )
 

@@ -36,6 +36,7 @@ from datasets.store.staleness import CurrentVersion, committed_by_this_run
 from datasets.store.tables import TableBuilder
 from datasets.store.writer import open_or_create_store, sweep_staging
 from flows.dask_cluster import ClusterChoice, choose_cluster, make_task_runner
+from flows.task_futures import task_outcome as _collect
 
 TASK_RETRIES = 2
 TABLE_REFRESH_SECONDS = 2.0
@@ -82,19 +83,6 @@ def preprocess_scene_task(
     root: str, store: str, scene_id: str, config: dict, pairs: str | None, split: str, source_hash: str | None
 ) -> dict:
     return run_scene(root, store, scene_id, PreprocessConfig(**config), pairs, split, source_hash)
-
-
-def _collect(future) -> tuple[dict | None, BaseException | None]:
-    """The task's result or exception, from Dask alone: `future.state` asks the Prefect server, which
-    retries for about a minute per call when the server is gone, and a scene's outcome does not need it."""
-    try:
-        future.wait()
-        outcome = future.result(raise_on_failure=False)
-    except BaseException as exc:  # noqa: BLE001 - e.g. KilledWorker when Dask gives up on a scene
-        return None, exc
-    if isinstance(outcome, BaseException):
-        return None, outcome
-    return outcome, None
 
 
 # Served deployments load this module in a fresh process per flow run, so their worker count comes from

@@ -12,10 +12,14 @@ _PREDICTORS: dict[tuple[Any, ...], Predictor] = {}
 _PREDICTORS_LOCK = threading.Lock()
 
 
-def load_predictor(checkpoint: str | Path, device: str, **options: Any) -> Predictor:
+def load_predictor(
+    checkpoint: str | Path, device: str, revision: str | None = None, **options: Any
+) -> Predictor:
     """One Predictor per (checkpoint, device, options) in this process: a sweep loads each checkpoint once.
-    Only the last one stays in memory (a sweep goes checkpoint by checkpoint). `options` are Predictor's."""
-    key = (str(Path(checkpoint).resolve()), device, *sorted(options.items()))
+    Only the last one stays in memory (a sweep goes checkpoint by checkpoint). `options` are Predictor's.
+    `revision` (e.g. the checkpoint's content hash) tells apart two contents of one path: a long-lived
+    process, such as a worker of an existing Dask cluster, then reloads a checkpoint rewritten in place."""
+    key = (str(Path(checkpoint).resolve()), revision, device, *sorted(options.items()))
     with _PREDICTORS_LOCK:
         if key not in _PREDICTORS:
             _PREDICTORS.clear()

@@ -21,6 +21,7 @@ from typing import Any
 import zarr
 from zarr.storage import LocalStore
 
+from datasets.atomic_dirs import swap_in_directory
 from datasets.store.backend import StoreBackend, StoreVersion
 from datasets.store.integrity import open_metadata
 from datasets.store.location import StoreLocation
@@ -129,27 +130,4 @@ class LocalBackend(StoreBackend):
 
 def commit_staged(layout: StoreLayout, scene_id: str, staging: Path) -> None:
     """Move a fully written staging group to `scenes/<scene_id>` (rename is atomic on one filesystem)."""
-    target = layout.scene_dir(scene_id)
-    aside = None
-    if target.exists():
-        layout.trash_dir.mkdir(parents=True, exist_ok=True)
-        aside = layout.trash_dir / f"{scene_id}.{uuid.uuid4().hex}"
-        os.rename(target, aside)
-    os.rename(staging, target)
-    _fsync_dir(layout.scenes_dir)
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Make the rename durable; a crash after this call cannot resurrect the staging name.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    swap_in_directory(staging, layout.scene_dir(scene_id), layout.trash_dir)

@@ -16,8 +16,9 @@ LOCK_NAME = ".lock"
 
 
 @contextmanager
-def store_lock(store: str | Path) -> Iterator[None]:
-    """Hold the store's lock for the block; ValueError naming the holder's pid if another run has it."""
+def store_lock(store: str | Path, busy: str | None = None) -> Iterator[None]:
+    """Hold the store's (or any output folder's) lock for the block; ValueError naming the holder's pid if
+    another run has it. `busy` replaces the message's "being written by ..." part for other folders."""
     store = Path(store)
     store.mkdir(parents=True, exist_ok=True)
     path = store / LOCK_NAME
@@ -27,10 +28,9 @@ def store_lock(store: str | Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise ValueError(
-                f"store {store} is being written by another preprocess run (pid {holder}); "
-                "wait for it to finish or use another --store"
-            ) from None
+            message = busy or f"store {store} is being written by another preprocess run"
+            fix = "wait for it to finish" if busy else "wait for it to finish or use another --store"
+            raise ValueError(f"{message} (pid {holder}); {fix}") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield

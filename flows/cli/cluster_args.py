@@ -13,7 +13,11 @@ from flows.dask_cluster import (
 )
 
 
-def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+def add_cluster_arguments(
+    parser: argparse.ArgumentParser,
+    workers_default: int | None = 2,
+    workers_help: str = "Dask worker processes of the local cluster (default 2)",
+) -> None:
     parser.add_argument(
         "--cluster",
         choices=CLUSTER_KINDS,
@@ -21,9 +25,7 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
         help="local: a temporary LocalCluster of --workers processes (default); address: the existing "
         "cluster at --dask-address; slurm: Slurm jobs through dask_jobqueue (--slurm-* flags)",
     )
-    parser.add_argument(
-        "--workers", type=int, default=2, help="Dask worker processes of the local cluster (default 2)"
-    )
+    parser.add_argument("--workers", type=int, default=workers_default, help=workers_help)
     parser.add_argument(
         "--dask-address",
         default=None,

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from pathlib import Path
+
+from flows.cli.prediction_options import add_vocabulary_arguments as _add_vocabulary_arguments
+from flows.cli.prediction_options import check_prediction_arguments as _check_arguments
+from flows.cli.prediction_options import class_vocabulary as _vocabulary
+from flows.cli.prediction_options import export_class_sets
+from flows.cli.prediction_options import parse_postprocess_options as _parse_options
 
 HELP = "images in, panoptic 3-D reconstruction out"
 LOG = logging.getLogger(__name__)
@@ -113,46 +118,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
 
 
-def _add_vocabulary_arguments(parser: argparse.ArgumentParser) -> None:
-    """The class vocabulary and how its names become embeddings."""
-    vocab = parser.add_mutually_exclusive_group()
-    vocab.add_argument(
-        "--classes",
-        nargs="+",
-        metavar="SET",
-        default=None,
-        help="built-in class sets to union, in order, repeated names dropped: scannetpp coco ade20k "
-        "(default: the checkpoint's own class names if it has them, else scannetpp)",
-    )
-    vocab.add_argument("--class-names", nargs="+", metavar="NAME", default=None, help="explicit class names")
-    parser.add_argument(
-        "--class-embeddings",
-        default=None,
-        metavar="E.npy",
-        help="precomputed (C, 768) class embeddings; needs --class-names with C names; overrides text embeddings",
-    )
-    parser.add_argument(
-        "--text-embeddings",
-        choices=["auto", "siglip", "hashed"],
-        default="auto",
-        help="how class names become embeddings: siglip (local folder or HF cache), hashed (offline, for "
-        "models trained with it), auto (the checkpoint's choice, else siglip, else hashed with a warning)",
-    )
-    parser.add_argument(
-        "--siglip", default=None, metavar="DIR_OR_ID", help="SigLIP model folder or hub id (offline cache)"
-    )
-    parser.add_argument(
-        "--dino-config",
-        default=None,
-        metavar="J",
-        help="DINOv2 config JSON (transformers Dinov2Config fields) for checkpoints whose sizes cannot be inferred",
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     from panst3r_core.predictor import Predictor
 
     _check_arguments(args)
+    _check_input_arguments(args)
     class_names, class_embeddings = _vocabulary(args)
     postprocess_options = _parse_options(args.postprocess_option)
     if args.postprocess is not None:  # check before loading anything
@@ -215,13 +185,6 @@ def _open_inputs(args: argparse.Namespace):
     return source
 
 
-def _class_sets(args: argparse.Namespace) -> tuple[str, ...]:
-    """The sets the vocabulary came from, in their order: they decide thing/stuff in panoptic.json."""
-    from panst3r_core.classes.vocabulary import SETS_WITH_STUFF
-
-    return tuple(args.classes) if args.classes and not args.class_names else SETS_WITH_STUFF
-
-
 def _predict_and_export(args, predictor, source, predict_options, progress):
     """The whole scene in memory, then every output written (PLY/GLB and raw.npz included)."""
     from datasets.prediction_export import ExportOptions, export_reconstruction
@@ -235,7 +198,7 @@ def _predict_and_export(args, predictor, source, predict_options, progress):
             raw=args.raw,
             min_confidence=args.min_confidence,
             max_points=args.max_points,
-            class_sets=_class_sets(args),
+            class_sets=export_class_sets(args),
         ),
     )
     return recon, files.summary_lines()
@@ -245,78 +208,21 @@ def _predict_streamed_out(args, predictor, source, predict_options):
     """Each chunk written as it comes; the output folder appears only once complete."""
     from datasets.prediction_stream import StreamExportOptions, StreamingExport
 
-    with StreamingExport(args.out, StreamExportOptions(class_sets=_class_sets(args))) as sink:
+    with StreamingExport(args.out, StreamExportOptions(class_sets=export_class_sets(args))) as sink:
         recon = predictor.predict(source, sink=sink, **predict_options)
     return recon, sink.summary_lines()
 
 
-def _check_arguments(args: argparse.Namespace) -> None:
-    if not Path(args.weights).exists():
-        raise FileNotFoundError(
-            f"--weights {args.weights} does not exist; pass a .pth file or a model folder"
-        )
-    if args.class_embeddings is not None and not args.class_names:
-        raise ValueError("--class-embeddings needs --class-names with one name per embedding row")
-    if args.num_keyframes is not None and args.num_keyframes < 1:
-        raise ValueError(f"--num-keyframes {args.num_keyframes}: give at least 1 (2 or more in practice)")
-    if args.image_size < 16 or args.image_size % 16:
-        raise ValueError(f"--image-size {args.image_size} must be a positive multiple of 16 (default 512)")
+def _check_input_arguments(args: argparse.Namespace) -> None:
+    """The flags of this command's inputs and streamed output (the model flags: `_check_arguments`)."""
     if args.stream_out and args.chunk_views is None:
         raise ValueError(
             "--stream-out writes chunk by chunk; give --chunk-views N too (e.g. --chunk-views 32)"
         )
     if args.stream_out and args.raw:
         raise ValueError("--raw keeps every raw output in one file; it cannot be combined with --stream-out")
-    if args.chunk_views is not None and args.chunk_views < 1:
-        raise ValueError(f"--chunk-views {args.chunk_views}: give at least 1 (e.g. 32)")
     if args.video is None and args.fps != 1.0:
         LOG.warning("--fps applies to --video only; it is ignored for --images")
-    if args.dino_config is not None and not Path(args.dino_config).is_file():
-        raise FileNotFoundError(
-            f"--dino-config {args.dino_config} does not exist; pass a Dinov2Config JSON file"
-        )
-
-
-def _vocabulary(args: argparse.Namespace):
-    """(class names or None for the default, class embeddings array or None)."""
-    import numpy as np
-
-    from panst3r_core.classes import dedup_preserving_order, union_class_sets
-
-    if args.class_embeddings is not None:
-        path = Path(args.class_embeddings)
-        if not path.is_file():
-            raise FileNotFoundError(f"--class-embeddings {path} does not exist; pass a (C, 768) .npy file")
-        try:
-            embeddings = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise ValueError(
-                f"--class-embeddings {path} is not a plain .npy array ({exc}); save it with np.save"
-            ) from None
-        if embeddings.ndim != 2 or embeddings.shape[0] != len(args.class_names):
-            raise ValueError(
-                f"--class-embeddings {path} has shape {embeddings.shape}; expected ({len(args.class_names)}, D) "
-                "with one row per --class-names entry, in the same order"
-            )
-        return list(args.class_names), embeddings
-    if args.class_names:
-        names = dedup_preserving_order(args.class_names)
-        return names, None
-    if args.classes:
-        return union_class_sets(args.classes), None
-    return None, None
-
-
-def _parse_options(items: list[str]) -> dict:
-    import yaml
-
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--postprocess-option {item!r}: expected KEY=VALUE, e.g. cls_threshold=0.2")
-        options[key.strip()] = yaml.safe_load(value)
-    return options
 
 
 class _StageProgress:

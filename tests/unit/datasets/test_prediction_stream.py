@@ -19,7 +19,7 @@ NAMES = [f"frame_{i}" for i in range(5)]
 @pytest.fixture(scope="module")
 def predictors() -> tuple[Predictor, Predictor]:
     """The shipped compact model (it finds segments on such views), whole-scene and in chunks of 2."""
-    whole = Predictor("shipped:compact_v2_synthetic")
+    whole = Predictor("shipped:compact_smooth_v2_synthetic")
     return whole, Predictor(model=whole.model, metadata=whole.metadata, chunk_views=2)
 
 
