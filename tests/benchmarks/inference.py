@@ -78,6 +78,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="stream views in chunks of this many (None: all at once)",
     )
+    parser.add_argument(
+        "--discard-outputs",
+        action="store_true",
+        help="with --chunk-views: stream every chunk into a sink that drops it (device memory and speed of "
+        "the streamed path without host memory for thousands of views' outputs)",
+    )
+    parser.add_argument(
+        "--distinct-views",
+        type=int,
+        default=None,
+        help="generate at most this many random views and repeat them (cuts the set-up of 10,000 views)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--profile",
@@ -91,7 +103,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="add the rows to an existing --out file (e.g. one call per variant within a time limit)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.discard_outputs and args.chunk_views is None:
+        parser.error("--discard-outputs streams chunks: give --chunk-views N too")
+    return args
 
 
 def random_views(num_views: int, height: int, width: int, seed: int) -> list[np.ndarray]:
@@ -128,7 +143,11 @@ def profile_one(
     path.write_text(prof.key_averages().table(sort_by=sort_key, row_limit=40) + "\n")
 
 
-def run_one(predictor, views, embeddings, class_names, num_keyframes, postprocess, device) -> dict:
+def run_one(
+    predictor, views, embeddings, class_names, num_keyframes, postprocess, device, discard=False
+) -> dict:
+    from panst3r_core.reconstruction_sink import ReconstructionSink
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     started = time.perf_counter()
@@ -138,6 +157,7 @@ def run_one(predictor, views, embeddings, class_names, num_keyframes, postproces
         class_embeddings=embeddings,
         num_keyframes=num_keyframes,
         postprocess=postprocess,
+        sink=ReconstructionSink() if discard else None,  # the base sink drops every chunk
     )
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -148,12 +168,17 @@ def run_one(predictor, views, embeddings, class_names, num_keyframes, postproces
 def measure(args, predictor, views, embeddings, class_names, num_keyframes: int, device) -> dict:
     """Timings of one configuration (median of the repeats after the warm-up), or its out-of-memory error."""
     try:
+        discard = args.discard_outputs
         for _ in range(args.warmup):
-            run_one(predictor, views, embeddings, class_names, num_keyframes, args.postprocess, device)
+            run_one(
+                predictor, views, embeddings, class_names, num_keyframes, args.postprocess, device, discard
+            )
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         runs = [
-            run_one(predictor, views, embeddings, class_names, num_keyframes, args.postprocess, device)
+            run_one(
+                predictor, views, embeddings, class_names, num_keyframes, args.postprocess, device, discard
+            )
             for _ in range(max(1, args.repeats))
         ]
     except torch.cuda.OutOfMemoryError as exc:  # one configuration too large: record and go on
@@ -203,7 +228,9 @@ def benchmark(args: argparse.Namespace) -> dict:
                 chunk_views=args.chunk_views,
             )
             for num_views in args.views:
-                views = random_views(num_views, args.height, args.width, args.seed + num_views)
+                distinct = min(num_views, args.distinct_views or num_views)
+                base = random_views(distinct, args.height, args.width, args.seed + num_views)
+                views = [base[i % distinct] for i in range(num_views)]
                 num_keyframes = min(num_views, args.max_keyframes)
                 row = {
                     "variant": variant,
@@ -212,6 +239,8 @@ def benchmark(args: argparse.Namespace) -> dict:
                     "views": num_views,
                     "keyframes": num_keyframes,
                     "chunk_views": args.chunk_views,
+                    "outputs": "discarded" if args.discard_outputs else "kept",
+                    "distinct_views": distinct,
                     "resolution": f"{args.width}x{args.height}",
                 }
                 row.update(measure(args, predictor, views, embeddings, class_names, num_keyframes, device))
