@@ -77,15 +77,16 @@ def _retry_transient(task, task_run, state) -> bool:
     return not (isinstance(exc, BaseException) and is_permanent(exc))
 
 
-@task(
-    name="preprocess-scene",
-    task_run_name="scene-{scene_id}",
-    retries=TASK_RETRIES,
-    retry_delay_seconds=2,
-    retry_condition_fn=_retry_transient,
-    cache_policy=NO_CACHE,  # skipping is decided from the store's content, see plan_scene
-    persist_result=False,
-)
+_TASK_OPTIONS = {
+    "retries": TASK_RETRIES,
+    "retry_delay_seconds": 2,
+    "retry_condition_fn": _retry_transient,
+    "cache_policy": NO_CACHE,  # skipping is decided from the store's content, see plan_scene
+    "persist_result": False,
+}
+
+
+@task(name="preprocess-scene", task_run_name="scene-{scene_id}", **_TASK_OPTIONS)
 def preprocess_scene_task(
     root: str, store: str, scene_id: str, config: dict, pairs: str | None, split: str, source_hash: str | None
 ) -> dict:
@@ -93,16 +94,7 @@ def preprocess_scene_task(
 
 
 # A scene split into frame chunks (datasets.preprocess.chunk_job): its chunk tasks, then one commit task.
-_SMALL_TASK = {
-    "retries": TASK_RETRIES,
-    "retry_delay_seconds": 2,
-    "retry_condition_fn": _retry_transient,
-    "cache_policy": NO_CACHE,
-    "persist_result": False,
-}
-
-
-@task(name="preprocess-chunk", task_run_name="chunk-{scene_id}-{camera}-{start}", **_SMALL_TASK)
+@task(name="preprocess-chunk", task_run_name="chunk-{scene_id}-{camera}-{start}", **_TASK_OPTIONS)
 def preprocess_chunk_task(
     root: str,
     store: str,
@@ -119,7 +111,7 @@ def preprocess_chunk_task(
     return run_frame_chunk(root, store, scene_id, PreprocessConfig(**config), pairs, source_hash, staging, chunk)
 
 
-@task(name="commit-scene", task_run_name="commit-{scene_id}", **_SMALL_TASK)
+@task(name="commit-scene", task_run_name="commit-{scene_id}", **_TASK_OPTIONS)
 def commit_scene_task(
     root: str,
     store: str,
