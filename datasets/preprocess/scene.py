@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +177,21 @@ def _process_frame(
     }
 
 
+class _DepthsInMetres(Sequence):
+    """The depth maps of `frame_order` in metres, converted when read: a block's depth_mm may be a Zarr array
+    on disk (a chunked scene's commit), so no more than one float map is in memory at a time."""
+
+    def __init__(self, blocks: dict[str, FrameBlock], frame_order: list[tuple[str, int]]):
+        self.blocks, self.frame_order = blocks, frame_order
+
+    def __len__(self) -> int:
+        return len(self.frame_order)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        camera, i = self.frame_order[index]
+        return np.asarray(self.blocks[camera].depth_mm[i]).astype(np.float64) / 1000.0
+
+
 def scene_pairs(
     record: SceneRecord,
     frame_order: list[tuple[str, int]],
@@ -185,7 +200,7 @@ def scene_pairs(
 ) -> np.ndarray:
 
     def overlaps() -> np.ndarray:
-        depths = [blocks[cam].depth_mm[i].astype(np.float64) / 1000.0 for cam, i in frame_order]
+        depths = _DepthsInMetres(blocks, frame_order)
         intrinsics = [blocks[cam].intrinsics[i] for cam, i in frame_order]
         poses = [blocks[cam].cam_to_world[i] for cam, i in frame_order]
         return overlap_matrix(depths, intrinsics, poses)

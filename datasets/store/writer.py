@@ -3,7 +3,8 @@
 Only the flow process creates the store and edits root attrs; workers call `write_scene`, which writes
 the whole scene and commits it through the store's backend: a directory rename (`_staging/` -> `scenes/`)
 or an Icechunk transaction on an object store (backend.py). A killed worker therefore leaves nothing that
-a reader lists; `sweep_staging` removes a directory store's leftovers.
+a reader lists; `sweep_staging` removes a directory store's leftovers. A directory store also takes a scene
+from several writers (`stage_scene`, `write_staged_frames`, `commit_staged_scene`): see below.
 """
 
 from __future__ import annotations

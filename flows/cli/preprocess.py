@@ -1,4 +1,4 @@
-"""`panst3r preprocess`: run the Prefect flow `preprocess` (one task per scene on Dask) into a store."""
+"""`panst3r preprocess`: run the Prefect flow `preprocess` (scene and frame-chunk tasks on Dask) into a store."""
 
 from __future__ import annotations
 
