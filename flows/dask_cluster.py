@@ -20,8 +20,16 @@ if TYPE_CHECKING:
 
 CLUSTER_KINDS = ("local", "address", "slurm")
 # Environment every worker process needs; PREFECT_API_URL and PREFECT_HOME reach the tasks through the
-# Prefect settings that prefect_dask sends with every task.
-WORKER_ENV = {"PYOPENGL_PLATFORM": "egl", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# Prefect settings that prefect_dask sends with every task. Each worker is one single-threaded process per
+# core, so the thread pools of BLAS/OpenMP libraries (read at import) get one thread: N workers x N threads
+# would oversubscribe the cores. The tasks cap OpenCV and Zarr too (datasets.preprocess.worker_threads).
+WORKER_ENV = {
+    "PYOPENGL_PLATFORM": "egl",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+}
 DEFAULT_SLURM_LOG_DIR = Path("runs") / "slurm"
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B)$", re.IGNORECASE)
 _WALLTIME = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){1,2}$")

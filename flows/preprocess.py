@@ -1,7 +1,8 @@
-"""Prefect flow `preprocess`: ScanNet++ scenes -> Zarr store + Parquet tables, one task per scene on Dask.
+"""Prefect flow `preprocess`: ScanNet++ scenes -> Zarr store + Parquet tables, tasks on Dask.
 
 The flow process decides what to do (skip scenes whose committed version has the same source hash,
-config hash and code version), creates the store, submits one task per remaining scene, records
+config hash and code version), creates the store, submits one task per remaining scene (or, for a long
+scene in a directory store, one task per frame chunk and a commit task once they all succeeded), records
 failures and rebuilds the tables as tasks finish. Workers only read inputs and commit their own scene.
 Import this module only after `flows.prefect_env.configure_prefect_env` (Prefect reads settings at import).
 """
@@ -9,6 +10,7 @@ Import this module only after `flows.prefect_env.configure_prefect_env` (Prefect
 from __future__ import annotations
 
 import os
+import queue
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,11 +20,17 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
 
+from datasets.preprocess.chunk_job import (
+    FrameChunk,
+    StagedScene,
+    commit_chunked_scene,
+    run_frame_chunk,
+    stage_chunked_scene,
+)
 from datasets.preprocess.error_kinds import failure_reason, is_permanent
-from datasets.preprocess.result import PreprocessConfig
-from datasets.preprocess.scene_job import StorePlan, plan_scenes, run_scene
+from datasets.preprocess.result import DEFAULT_FRAMES_PER_TASK, PreprocessConfig
+from datasets.preprocess.scene_job import ScenePlan, StorePlan, plan_scenes, run_scene
 from datasets.preprocess.unknown_labels import UnknownLabelReport
 from datasets.scannetpp.reader import list_scenes
 from datasets.store.backend import StoreBackend, backend_for
@@ -70,19 +78,55 @@ def _retry_transient(task, task_run, state) -> bool:
     return not (isinstance(exc, BaseException) and is_permanent(exc))
 
 
-@task(
-    name="preprocess-scene",
-    task_run_name="scene-{scene_id}",
-    retries=TASK_RETRIES,
-    retry_delay_seconds=2,
-    retry_condition_fn=_retry_transient,
-    cache_policy=NO_CACHE,  # skipping is decided from the store's content, see plan_scene
-    persist_result=False,
-)
+_TASK_OPTIONS = {
+    "retries": TASK_RETRIES,
+    "retry_delay_seconds": 2,
+    "retry_condition_fn": _retry_transient,
+    "cache_policy": NO_CACHE,  # skipping is decided from the store's content, see plan_scene
+    "persist_result": False,
+}
+
+
+@task(name="preprocess-scene", task_run_name="scene-{scene_id}", **_TASK_OPTIONS)
 def preprocess_scene_task(
     root: str, store: str, scene_id: str, config: dict, pairs: str | None, split: str, source_hash: str | None
 ) -> dict:
     return run_scene(root, store, scene_id, PreprocessConfig(**config), pairs, split, source_hash)
+
+
+# A scene split into frame chunks (datasets.preprocess.chunk_job): its chunk tasks, then one commit task.
+@task(name="preprocess-chunk", task_run_name="chunk-{scene_id}-{camera}-{start}", **_TASK_OPTIONS)
+def preprocess_chunk_task(
+    root: str,
+    store: str,
+    scene_id: str,
+    config: dict,
+    pairs: str | None,
+    source_hash: str,
+    staging: str,
+    camera: str,
+    start: int,
+    stop: int,
+) -> dict:
+    chunk = FrameChunk(camera, start, stop)
+    return run_frame_chunk(root, store, scene_id, PreprocessConfig(**config), pairs, source_hash, staging, chunk)
+
+
+@task(name="commit-scene", task_run_name="commit-{scene_id}", **_TASK_OPTIONS)
+def commit_scene_task(
+    root: str,
+    store: str,
+    scene_id: str,
+    config: dict,
+    pairs: str | None,
+    split: str,
+    source_hash: str,
+    staging: str,
+    chunk_results: list[dict],
+) -> dict:
+    return commit_chunked_scene(
+        root, store, scene_id, PreprocessConfig(**config), pairs, split, source_hash, staging, chunk_results
+    )
 
 
 # Served deployments load this module in a fresh process per flow run, so their worker count comes from
@@ -103,9 +147,11 @@ def preprocess(
     unknown_labels: str = "void",
     export_crowd: bool = False,
     redo: list[str] | None = None,
+    frames_per_task: int = DEFAULT_FRAMES_PER_TASK,
 ) -> dict[str, Any]:
     """Preprocess every scene of `root` (or `scenes`) into `store`, redoing `redo` even when up to date
-    (e.g. after `panst3r status --verify` found a corrupt chunk); returns the run summary
+    (e.g. after `panst3r status --verify` found a corrupt chunk); a scene of more than `frames_per_task`
+    frames runs as frame-chunk tasks and one commit (0: one task per scene). Returns the run summary
     `{done, skipped, failed: {scene: reason}, unknown_labels: {scene: what was left void}, frames, seconds,
     store}`. `unknown_labels`: "void" (official) or "error", see PreprocessConfig."""
     logger = get_run_logger()
@@ -118,6 +164,8 @@ def preprocess(
         raise FileNotFoundError(
             f"--root {root_path} is not a directory; pass the ScanNet++ root (with data/)"
         )
+    if frames_per_task < 0:
+        raise ValueError(f"--frames-per-task must be 0 (one task per scene) or more, got {frames_per_task}")
     if pairs_path is not None and not pairs_path.is_dir():
         raise FileNotFoundError(
             f"--pairs {pairs_path} is not a directory; pass the folder of <scene>/selected_pairs.npz"
@@ -135,7 +183,7 @@ def preprocess(
 
     with backend_for(store_path).lock():
         return _preprocess_selected(
-            logger, started, root_path, store_path, pairs_path, selected, config, set(redo or [])
+            logger, started, root_path, store_path, pairs_path, selected, config, set(redo or []), frames_per_task
         )
 
 
@@ -160,6 +208,7 @@ def _preprocess_selected(
     selected: list[str],
     config: PreprocessConfig,
     redo: set[str],
+    frames_per_task: int,
 ) -> dict[str, Any]:
     """The flow's work once the arguments are checked; runs under the store lock."""
     started_at = utc_now()
@@ -171,22 +220,20 @@ def _preprocess_selected(
     to_run, skipped = store_plan.to_run, store_plan.skipped
     _emit({"event": "planned", "total": len(to_run), "skipped": len(skipped)})
 
+    jobs = _SceneJobs(str(root_path), str(store_path), str(pairs_path) if pairs_path else None, config)
     splits = scene_splits(root_path)
     current = store_plan.current_version()
-    futures = {
-        preprocess_scene_task.submit(
-            str(root_path),
-            str(store_path),
-            plan.scene_id,
-            asdict(config),
-            str(pairs_path) if pairs_path else None,
-            splits.get(plan.scene_id, ""),
-            plan.source_hash,
-        ): plan
-        for plan in to_run
-    }
+    futures = {}
+    for plan in to_run:
+        work = _SceneWork(plan, splits.get(plan.scene_id, ""))
+        if plan.source_hash is not None:
+            work.staged = stage_chunked_scene(
+                store_path, root_path, plan.scene_id, config, pairs_path, frames_per_task
+            )
+        futures.update(jobs.submit_scene(work))
     builder = TableBuilder(store_path)
-    outcome = _collect_scenes(logger, backend, futures, current, started_at, builder)
+    collector = _Collector(logger, backend, current, started_at, builder, jobs)
+    outcome = collector.run(futures)
     # Every task has ended, so nothing writes into staging any more: a write that failed half-way (a full
     # disk) may have left files that its own clean-up raced with.
     sweep_staging(store_path)
@@ -274,44 +321,132 @@ class _Outcome:
     """Per scene done: the seconds its commit took (a rename, or a transaction on an object store)."""
 
 
-def _collect_scenes(
-    logger, backend: StoreBackend, futures: dict, current: CurrentVersion, started_at: str, builder: TableBuilder
-) -> _Outcome:
-    """Record each scene as its task ends; the tables follow along every few seconds."""
-    outcome = _Outcome()
-    last_tables = 0.0
-    for future in as_completed(list(futures)):
-        plan = futures[future]
-        result, exc = _collect(future)
-        if exc is not None and committed_by_this_run(backend, plan.scene_id, current, started_at):
+@dataclass
+class _SceneWork:
+    """One scene's tasks in flight: a whole-scene task, or chunk tasks then a commit task."""
+
+    plan: ScenePlan
+    split: str
+    staged: StagedScene | None = None
+    chunk_results: dict[int, dict] = field(default_factory=dict)
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class _SceneJobs:
+    """Submits a scene's tasks; every future maps to (its scene, its step: "scene", "commit" or a chunk index)."""
+
+    root: str
+    store: str
+    pairs: str | None
+    config: PreprocessConfig
+
+    def submit_scene(self, work: _SceneWork) -> dict:
+        plan, config = work.plan, asdict(self.config)
+        if work.staged is None:
+            args = (self.root, self.store, plan.scene_id, config, self.pairs, work.split, plan.source_hash)
+            return {preprocess_scene_task.submit(*args): (work, "scene")}
+        return {
+            preprocess_chunk_task.submit(
+                self.root, self.store, plan.scene_id, config, self.pairs, plan.source_hash, work.staged.staging,
+                chunk.camera, chunk.start, chunk.stop,
+            ): (work, index)
+            for index, chunk in enumerate(work.staged.chunks)
+        }  # fmt: skip
+
+    def submit_commit(self, work: _SceneWork) -> dict:
+        results = [work.chunk_results[i] for i in range(len(work.staged.chunks))]
+        future = commit_scene_task.submit(
+            self.root, self.store, work.plan.scene_id, asdict(self.config), self.pairs, work.split,
+            work.plan.source_hash, work.staged.staging, results,
+        )  # fmt: skip
+        return {future: (work, "commit")}
+
+
+@dataclass
+class _Collector:
+    """Records each scene as its last task ends (submitting a chunked scene's commit once all its chunks
+    succeeded); the tables follow along every few seconds."""
+
+    logger: Any
+    backend: StoreBackend
+    current: CurrentVersion
+    started_at: str
+    builder: TableBuilder
+    jobs: _SceneJobs
+    outcome: _Outcome = field(default_factory=_Outcome)
+
+    def run(self, futures: dict) -> _Outcome:
+        # Tasks join while others run (a scene's commit once its chunks are done), which prefect's
+        # as_completed over a fixed list cannot follow: every future reports its end into one queue.
+        ended: queue.SimpleQueue = queue.SimpleQueue()
+        pending: dict = {}
+
+        def watch(new: dict) -> None:
+            pending.update(new)
+            for future in new:
+                future.add_done_callback(ended.put)
+
+        watch(futures)
+        last_tables = 0.0
+        while pending:
+            future = ended.get()
+            work, step = pending.pop(future)
+            watch(self._finished(work, step, *_collect(future)))
+            if time.monotonic() - last_tables > TABLE_REFRESH_SECONDS:
+                with _bookkeeping(self.logger, "write the tables"):
+                    self.builder.write(self.current)
+                last_tables = time.monotonic()
+        return self.outcome
+
+    def _finished(self, work: _SceneWork, step, result: dict | None, exc: BaseException | None) -> dict:
+        """Handle one ended task; the futures it leads to (a commit), if any."""
+        if step in ("scene", "commit"):
+            self._scene_ended(work.plan, result, exc)
+            return {}
+        if work.failed:
+            return {}  # the scene failed already (another chunk); its staging group is swept at the end
+        if exc is not None:
+            work.failed = True
+            self._scene_failed(work.plan.scene_id, exc)
+            return {}
+        work.chunk_results[step] = result
+        if len(work.chunk_results) < len(work.staged.chunks):
+            return {}
+        return self.jobs.submit_commit(work)
+
+    def _scene_ended(self, plan: ScenePlan, result: dict | None, exc: BaseException | None) -> None:
+        if exc is not None and committed_by_this_run(self.backend, plan.scene_id, self.current, self.started_at):
             # The scene reached the store; whatever failed after that (e.g. reporting to a Prefect server
             # that is gone) does not undo the commit, which is the truth about the scene.
-            attrs = read_scene_attrs(backend, plan.scene_id)
+            attrs = read_scene_attrs(self.backend, plan.scene_id)
             unknown = attrs.get("unknown_labels")
             result, exc = {"frames": attrs["num_frames"], "seconds": 0.0, "unknown_labels": unknown}, None
         if exc is None:
-            with _bookkeeping(logger, f"clear the failure record of {plan.scene_id}"):
-                clear_failure(backend, plan.scene_id)
-            outcome.done.append(plan.scene_id)
-            outcome.frames += int(result["frames"])
-            if "commit_seconds" in result:
-                outcome.commit_seconds[plan.scene_id] = float(result["commit_seconds"])
-            logger.info("scene %s done: %d frames, %.1f s", plan.scene_id, result["frames"], result["seconds"])
-            _warn_unknown_labels(logger, outcome, plan.scene_id, result.get("unknown_labels"))
-            _emit({"event": "scene", "scene_id": plan.scene_id, "status": "done", "frames": result["frames"]})
+            self._scene_done(plan.scene_id, result)
         else:
-            reason = failure_reason(exc)
-            attempts = 1 if is_permanent(exc) else TASK_RETRIES + 1
-            with _bookkeeping(logger, f"record the failure of {plan.scene_id}"):
-                write_failure(backend, plan.scene_id, type(exc).__name__, reason, attempt=attempts)
-            outcome.failed[plan.scene_id] = reason
-            logger.warning("scene %s failed: %s", plan.scene_id, reason)
-            _emit({"event": "scene", "scene_id": plan.scene_id, "status": "failed", "reason": reason})
-        if time.monotonic() - last_tables > TABLE_REFRESH_SECONDS:
-            with _bookkeeping(logger, "write the tables"):
-                builder.write(current)
-            last_tables = time.monotonic()
-    return outcome
+            self._scene_failed(plan.scene_id, exc)
+
+    def _scene_done(self, scene_id: str, result: dict) -> None:
+        logger, outcome = self.logger, self.outcome
+        with _bookkeeping(logger, f"clear the failure record of {scene_id}"):
+            clear_failure(self.backend, scene_id)
+        outcome.done.append(scene_id)
+        outcome.frames += int(result["frames"])
+        if "commit_seconds" in result:
+            outcome.commit_seconds[scene_id] = float(result["commit_seconds"])
+        logger.info("scene %s done: %d frames, %.1f s", scene_id, result["frames"], result["seconds"])
+        _warn_unknown_labels(logger, outcome, scene_id, result.get("unknown_labels"))
+        _emit({"event": "scene", "scene_id": scene_id, "status": "done", "frames": result["frames"]})
+
+    def _scene_failed(self, scene_id: str, exc: BaseException) -> None:
+        reason = failure_reason(exc)
+        attempts = 1 if is_permanent(exc) else TASK_RETRIES + 1
+        with _bookkeeping(self.logger, f"record the failure of {scene_id}"):
+            write_failure(self.backend, scene_id, type(exc).__name__, reason, attempt=attempts)
+        self.outcome.failed[scene_id] = reason
+        self.logger.warning("scene %s failed: %s", scene_id, reason)
+        _emit({"event": "scene", "scene_id": scene_id, "status": "failed", "reason": reason})
 
 
 def _warn_unknown_labels(logger, outcome: _Outcome, scene_id: str, report_attrs: dict | None) -> None:
@@ -344,6 +479,7 @@ def run_preprocess(
     export_crowd: bool = False,
     redo: list[str] | None = None,
     cluster: ClusterChoice | None = None,
+    frames_per_task: int = DEFAULT_FRAMES_PER_TASK,
 ) -> dict[str, Any]:
     """Run the flow in this process on `cluster` (default: from `workers` / `dask_address`)."""
     runner = make_task_runner(cluster or choose_cluster(None, workers, dask_address))
@@ -356,4 +492,5 @@ def run_preprocess(
         unknown_labels=unknown_labels,
         export_crowd=export_crowd,
         redo=redo,
+        frames_per_task=frames_per_task,
     )

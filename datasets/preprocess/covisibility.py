@@ -55,24 +55,26 @@ def overlap_matrix(
     """(N, N) float64: entry [a, b] = fraction of frame a's valid pixels (sampled every `stride` px) that
     frame b sees at a consistent depth (|z - depth_b| <= rel_tol * depth_b). Diagonal = 1 where a has depth.
 
-    depths: N arrays (H_i, W_i) metres, 0 = invalid; intrinsics: N (3, 3) COLMAP convention;
+    depths: N arrays (H_i, W_i) metres, 0 = invalid (any sequence: read twice each); intrinsics: N (3, 3) COLMAP convention;
     cam_to_world: N (4, 4) OpenCV axes. Frames may differ in size (DSLR and iPhone)."""
     n = len(depths)
     if not (len(intrinsics) == len(cam_to_world) == n):
         raise ValueError("depths, intrinsics and cam_to_world must have one entry per frame")
+    # Each depth map is read twice (its sample, then as the target of every other frame's sample) and never
+    # held beside the others: `depths` may load them lazily, so that a 150-frame scene needs one map at a
+    # time plus the small samples.
     points = [
-        _sample_points(d, np.asarray(k), np.asarray(p), stride)
-        for d, k, p in zip(depths, intrinsics, cam_to_world)
+        _sample_points(depths[i], np.asarray(intrinsics[i]), np.asarray(cam_to_world[i]), stride)
+        for i in range(n)
     ]
     matrix = np.zeros((n, n))
-    for a in range(n):
-        for b in range(n):
+    for b in range(n):
+        depth_b, K_b, pose_b = depths[b], np.asarray(intrinsics[b]), np.asarray(cam_to_world[b])
+        for a in range(n):
             if a == b:
                 matrix[a, b] = 1.0 if len(points[a]) else 0.0
             else:
-                matrix[a, b] = _visible_fraction(
-                    points[a], depths[b], np.asarray(intrinsics[b]), np.asarray(cam_to_world[b]), rel_tol
-                )
+                matrix[a, b] = _visible_fraction(points[a], depth_b, K_b, pose_b, rel_tol)
     return matrix
 
 

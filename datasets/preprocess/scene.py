@@ -12,7 +12,9 @@ from __future__ import annotations
 import io
 import time
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,7 @@ from datasets.scannetpp.record import CameraModel, FrameRecord, SceneRecord
 from datasets.scannetpp.semantics import VertexPanoptic, load_label_map, read_vertex_panoptic_ids
 
 
-class _Timer:
+class StageTimer:
     """Accumulates wall time per stage name."""
 
     def __init__(self) -> None:
@@ -100,7 +102,7 @@ def _check_frame_sizes(frame: FrameRecord, rgb: np.ndarray, mask: np.ndarray) ->
         )
 
 
-def _load_mesh_and_semantics(record: SceneRecord, config: PreprocessConfig, timer: _Timer):
+def _load_mesh_and_semantics(record: SceneRecord, config: PreprocessConfig, timer: StageTimer):
     try:
         with timer.stage("read_mesh"):
             mesh = read_ply(record.mesh_path)
@@ -139,11 +141,9 @@ def _load_mesh_and_semantics(record: SceneRecord, config: PreprocessConfig, time
 def _process_frame(
     frame: FrameRecord,
     maps: UndistortMaps,
-    renderer: IdDepthRenderer,
-    marker: UnknownFaceMarker,
-    valid_ids: np.ndarray,
+    context: SceneContext,
     config: PreprocessConfig,
-    timer: _Timer,
+    timer: StageTimer,
 ) -> dict:
     with timer.stage("read_images"):
         rgb = _read_rgb(frame.image_path)
@@ -161,12 +161,12 @@ def _process_frame(
     with timer.stage("jpeg"):
         rgb = jpeg_round_trip(rgb, config.jpeg_quality)
     with timer.stage("render"):
-        view = renderer.render(K, frame.cam_to_world, plan.out_size[0], plan.out_size[1])
+        view = context.renderer.render(K, frame.cam_to_world, plan.out_size[0], plan.out_size[1])
     with timer.stage("depth_and_panoptic"):
         depth_mm = (view.depth * 1000).astype(np.uint16)  # truncating, as the official cast
         depth_mm[mask < 255] = 0
-        ids, unknown_pixels = marker.clear(view.ids)
-        panoptic = filter_ids(apply_anon_mask(ids, mask), valid_ids, config.min_inst_area)
+        ids, unknown_pixels = context.marker.clear(view.ids)
+        panoptic = filter_ids(apply_anon_mask(ids, mask), context.valid_ids, config.min_inst_area)
     return {
         "image": rgb,
         "depth_mm": depth_mm,
@@ -177,7 +177,22 @@ def _process_frame(
     }
 
 
-def _scene_pairs(
+class _DepthsInMetres(Sequence):
+    """The depth maps of `frame_order` in metres, converted when read: a block's depth_mm may be a Zarr array
+    on disk (a chunked scene's commit), so no more than one float map is in memory at a time."""
+
+    def __init__(self, blocks: dict[str, FrameBlock], frame_order: list[tuple[str, int]]):
+        self.blocks, self.frame_order = blocks, frame_order
+
+    def __len__(self) -> int:
+        return len(self.frame_order)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        camera, i = self.frame_order[index]
+        return np.asarray(self.blocks[camera].depth_mm[i]).astype(np.float64) / 1000.0
+
+
+def scene_pairs(
     record: SceneRecord,
     frame_order: list[tuple[str, int]],
     blocks: dict[str, FrameBlock],
@@ -185,7 +200,7 @@ def _scene_pairs(
 ) -> np.ndarray:
 
     def overlaps() -> np.ndarray:
-        depths = [blocks[cam].depth_mm[i].astype(np.float64) / 1000.0 for cam, i in frame_order]
+        depths = _DepthsInMetres(blocks, frame_order)
         intrinsics = [blocks[cam].intrinsics[i] for cam, i in frame_order]
         poses = [blocks[cam].cam_to_world[i] for cam, i in frame_order]
         return overlap_matrix(depths, intrinsics, poses)
@@ -208,17 +223,66 @@ def _scene_pairs(
     return np.stack([a, b, score], axis=1).astype(np.float64).reshape(-1, 3)
 
 
-def _check_mesh_seen(record: SceneRecord, per_camera: dict[str, list[tuple[FrameRecord, dict]]]) -> None:
+def check_mesh_seen(record: SceneRecord, any_frame_sees_mesh: bool) -> None:
     """A scene where no frame sees any of the mesh has poses that do not belong to it (another frame of
     reference, millimetres instead of metres, world->camera stored as camera->world): its frames would be
     committed with empty depth and all-void labels."""
-    if any(result["sees_mesh"] for items in per_camera.values() for _, result in items):
+    if any_frame_sees_mesh:
         return
     raise BadSceneInput(
         f"scene {record.scene_id}: none of its {len(record.frames)} frames sees the mesh "
         f"{record.mesh_path.name} (rendered depth is empty everywhere); the poses in images.txt do not "
         "match the mesh (frame of reference, units or pose direction)"
     )
+
+
+@dataclass
+class SceneContext:
+    """What every frame of a scene is rendered against: the id mesh uploaded into a renderer, the unknown-label
+    marker and the labels. Built once per scene (per worker when the scene is split into frame chunks)."""
+
+    renderer: IdDepthRenderer
+    marker: UnknownFaceMarker
+    valid_ids: np.ndarray
+    labels: VertexPanoptic
+    categories: list[dict]
+    timings: dict[str, float]
+    """Seconds of read_mesh, semantics and build_mesh."""
+    maps: dict[CameraModel, UndistortMaps] = field(default_factory=dict)
+    """Undistortion maps per camera, made by the first frame that needs them (a fisheye 1752x1168 camera
+    takes ~70 ms: once per scene and worker, not once per chunk)."""
+
+
+def load_scene_context(record: SceneRecord, config: PreprocessConfig) -> SceneContext:
+    """Read the mesh and its labels and build the renderer; BadSceneInput for unusable inputs."""
+    timer = StageTimer()
+    mesh, labels, categories = _load_mesh_and_semantics(record, config, timer)
+    marker = UnknownFaceMarker(labels.pan_ids, labels.unknown_void)
+    with timer.stage("build_mesh"):
+        renderer = IdDepthRenderer.from_vertex_ids(
+            mesh.vertices, mesh.faces, marker.render_ids, znear=config.znear, zfar=config.zfar
+        )
+    return SceneContext(renderer, marker, np.unique(labels.pan_ids), labels, categories, dict(timer.totals))
+
+
+def process_frames(
+    record: SceneRecord,
+    frames: list[FrameRecord],
+    context: SceneContext,
+    config: PreprocessConfig,
+    timer: StageTimer,
+) -> Iterator[tuple[FrameRecord, dict]]:
+    """(frame, result) of each of `frames` in order, one at a time, so that a caller can store and drop
+    each result (a chunk task's memory stays bounded). Undistortion maps are made once per camera."""
+    maps_by_camera = context.maps
+    for frame in frames:
+        if not np.all(np.isfinite(frame.cam_to_world)):
+            raise BadSceneInput(f"scene {record.scene_id}: frame {frame.name!r} has a non-finite pose")
+        if frame.camera not in maps_by_camera:
+            with timer.stage("undistort_maps"):
+                maps_by_camera[frame.camera] = undistortion_maps(frame.camera)
+        maps = maps_by_camera[frame.camera]
+        yield frame, _process_frame(frame, maps, context, config, timer)
 
 
 def preprocess_scene(record: SceneRecord, config: PreprocessConfig | None = None) -> PreprocessedScene:
@@ -228,33 +292,21 @@ def preprocess_scene(record: SceneRecord, config: PreprocessConfig | None = None
     that a retry cannot fix. `timings` holds seconds per stage plus `total`; `unknown_labels` what the labels
     missing from map_benchmark.csv left void (nothing is logged: the caller warns once per scene)."""
     config = config or PreprocessConfig()
-    timer = _Timer()
+    timer = StageTimer()
     started = time.perf_counter()
     if not record.frames:
         raise BadSceneInput(f"scene {record.scene_id}: no frames selected; nothing to preprocess")
-    mesh, labels, categories = _load_mesh_and_semantics(record, config, timer)
-    marker = UnknownFaceMarker(labels.pan_ids, labels.unknown_void)
-    with timer.stage("build_mesh"):
-        renderer = IdDepthRenderer.from_vertex_ids(
-            mesh.vertices, mesh.faces, marker.render_ids, znear=config.znear, zfar=config.zfar
-        )
-    valid_ids = np.unique(labels.pan_ids)
+    context = load_scene_context(record, config)
+    for stage, seconds in context.timings.items():
+        timer.totals[stage] += seconds
 
-    maps_by_camera: dict[CameraModel, UndistortMaps] = {}
     per_camera: dict[str, list[tuple[FrameRecord, dict]]] = defaultdict(list)
     frame_order: list[tuple[str, int]] = []
-    for frame in record.frames:
-        if not np.all(np.isfinite(frame.cam_to_world)):
-            raise BadSceneInput(f"scene {record.scene_id}: frame {frame.name!r} has a non-finite pose")
-        if frame.camera not in maps_by_camera:
-            with timer.stage("undistort_maps"):
-                maps_by_camera[frame.camera] = undistortion_maps(frame.camera)
-        maps = maps_by_camera[frame.camera]
-        result = _process_frame(frame, maps, renderer, marker, valid_ids, config, timer)
+    for frame, result in process_frames(record, record.frames, context, config, timer):
         frame_order.append((frame.device, len(per_camera[frame.device])))
         per_camera[frame.device].append((frame, result))
 
-    _check_mesh_seen(record, per_camera)
+    check_mesh_seen(record, any(r["sees_mesh"] for items in per_camera.values() for _, r in items))
     blocks: dict[str, FrameBlock] = {}
     for camera, items in per_camera.items():
         shapes = {r["image"].shape for _, r in items}
@@ -263,34 +315,38 @@ def preprocess_scene(record: SceneRecord, config: PreprocessConfig | None = None
                 f"scene {record.scene_id}: {camera} frames have different sizes {sorted(shapes)}; "
                 "one camera per device is expected (cameras.txt)"
             )
-        blocks[camera] = FrameBlock(
-            camera=camera,
-            names=[f.name for f, _ in items],
-            images=np.stack([r["image"] for _, r in items]),
-            depth_mm=np.stack([r["depth_mm"] for _, r in items]),
-            panoptic=np.stack([r["panoptic"] for _, r in items]),
-            intrinsics=np.stack([r["K"] for _, r in items]),
-            cam_to_world=np.stack([np.asarray(f.cam_to_world, dtype=np.float64) for f, _ in items]),
-        )
+        blocks[camera] = stack_frames(camera, items)
     with timer.stage("pairs"):
-        pairs = _scene_pairs(record, frame_order, blocks, config)
+        pairs = scene_pairs(record, frame_order, blocks, config)
     timings = dict(timer.totals)
     timings["total"] = time.perf_counter() - started
+    pixels = sum(result["unknown_pixels"] for items in per_camera.values() for _, result in items)
     return PreprocessedScene(
         scene_id=record.scene_id,
         blocks=blocks,
         frame_order=frame_order,
         pairs=pairs,
-        segments=labels.segments,
-        categories=categories,
+        segments=context.labels.segments,
+        categories=context.categories,
         timings=timings,
-        unknown_labels=_unknown_label_report(labels, per_camera),
+        unknown_labels=unknown_label_report(context.labels, pixels),
     )
 
 
-def _unknown_label_report(
-    labels: VertexPanoptic, per_camera: dict[str, list[tuple[FrameRecord, dict]]]
-) -> UnknownLabelReport:
-    pixels = sum(result["unknown_pixels"] for items in per_camera.values() for _, result in items)
+def stack_frames(camera: str, items: list[tuple[FrameRecord, dict]]) -> FrameBlock:
+    """Frames of one camera (same size), in order, as the stacked arrays the store holds."""
+    return FrameBlock(
+        camera=camera,
+        names=[f.name for f, _ in items],
+        images=np.stack([r["image"] for _, r in items]),
+        depth_mm=np.stack([r["depth_mm"] for _, r in items]),
+        panoptic=np.stack([r["panoptic"] for _, r in items]),
+        intrinsics=np.stack([r["K"] for _, r in items]),
+        cam_to_world=np.stack([np.asarray(f.cam_to_world, dtype=np.float64) for f, _ in items]),
+    )
+
+
+def unknown_label_report(labels: VertexPanoptic, pixels: int) -> UnknownLabelReport:
+    """What the labels missing from map_benchmark.csv left void: per label vertices, and `pixels` rendered."""
     vertices = int(np.count_nonzero(labels.unknown_void)) if labels.unknown_void is not None else 0
     return UnknownLabelReport(dict(labels.unknown_vertices), vertices, pixels)

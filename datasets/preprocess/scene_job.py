@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from datasets.preprocess.error_kinds import WRITE_ERRNOS, failure_reason, lasting_os_error
 from datasets.preprocess.result import PreprocessConfig
+from datasets.preprocess.worker_threads import limit_threads
 from datasets.scannetpp.reader import read_scene
 from datasets.store import hashing
 from datasets.store.backend import StoreRef, backend_for
@@ -25,6 +27,14 @@ from datasets.store.staleness import CurrentVersion
 from datasets.store.writer import write_scene
 
 log = logging.getLogger(__name__)
+
+
+def prepare_worker() -> None:
+    """What a worker process needs before preprocessing (idempotent, cheap: called by every task)."""
+    # OpenGL picks its platform at import; workers of a user-provided Dask cluster may lack the variable.
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    limit_threads()
+
 
 @dataclass(frozen=True)
 class ScenePlan:
@@ -133,10 +143,18 @@ def run_scene(
     Raises the reader's/preprocessing's ValueError/FileNotFoundError for bad input, a lasting OSError
     (no space, permission) as itself, anything else for transient trouble; a failure leaves the store
     exactly as it was."""
-    try:
+    with task_errors(store):
         return _run_scene(root, store, scene_id, config, pairs_dir, split, source_hash)
+
+
+@contextmanager
+def task_errors(store: str | Path) -> Iterator[None]:
+    """Re-raise a task's error as the orchestrator decides retries on it: libraries wrap OS errors (zarr's
+    writer, PIL), so the lasting OS error inside (no space, permission) is raised as itself, naming the
+    store when the OS named no file."""
+    try:
+        yield
     except Exception as exc:
-        # Libraries wrap OS errors (zarr's writer, PIL); the orchestrator decides retries on the OS error.
         os_error = lasting_os_error(exc)
         if os_error is None or isinstance(exc, ValueError):
             raise
@@ -157,8 +175,7 @@ def _run_scene(
     split: str,
     source_hash: str | None,
 ) -> dict[str, Any]:
-    # OpenGL picks its platform at import; workers of a user-provided Dask cluster may lack the variable.
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    prepare_worker()
     from datasets.preprocess.scene import preprocess_scene  # imports pyrender
 
     start = time.perf_counter()

@@ -67,9 +67,27 @@ class LocalBackend(StoreBackend):
         stat = (self.layout.scene_dir(scene_id) / "zarr.json").stat()
         return (stat.st_ino, stat.st_mtime_ns)
 
+    def new_staging(self, scene_id: str) -> Path:
+        """A fresh staging directory name for `scene_id` (its parent created)."""
+        self.layout.staging_dir.mkdir(parents=True, exist_ok=True)
+        return self.layout.staging_dir / f"{scene_id}.{uuid.uuid4().hex}"
+
+    def staging_path(self, name: str) -> Path:
+        """An existing staging group `name` (from `new_staging`); FileNotFoundError once swept or committed."""
+        path = self.layout.staging_dir / name
+        if not (path / "zarr.json").is_file():
+            raise FileNotFoundError(f"staging group {path} is gone (swept, or already committed)")
+        return path
+
+    def commit_prepared(self, scene_id: str, name: str, fill: Callable[[zarr.Group], None]) -> None:
+        """`commit_scene` for a staging group that chunk tasks already filled with frames. On failure the
+        group stays for a retry of this step; the flow's sweep removes it once nothing writes."""
+        staging = self.staging_path(name)
+        fill(zarr.open_group(store=LocalStore(staging), mode="r+"))
+        commit_staged(self.layout, scene_id, staging)
+
     def commit_scene(self, scene_id: str, fill: Callable[[zarr.Group], None]) -> None:
-        staging = self.layout.staging_dir / f"{scene_id}.{uuid.uuid4().hex}"
-        staging.parent.mkdir(parents=True, exist_ok=True)
+        staging = self.new_staging(scene_id)
         try:
             fill(zarr.open_group(store=LocalStore(staging), mode="w"))
             commit_staged(self.layout, scene_id, staging)

@@ -76,7 +76,8 @@ SCENE_ATTR_KEYS = (
 datasets.preprocess.unknown_labels) is absent from scenes committed before it existed."""
 
 SHARD_FRAMES = 16
-"""Frames per shard: fewer files per scene; a scene is written by exactly one task, so no shard is shared."""
+"""Frames per shard: fewer files per scene. No shard is shared by two writers: a scene is written by one task,
+or by frame-chunk tasks whose chunks start on shard boundaries (writer.write_staged_frames checks it)."""
 
 
 class SchemaVersionError(ValueError):

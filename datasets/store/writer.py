@@ -3,7 +3,8 @@
 Only the flow process creates the store and edits root attrs; workers call `write_scene`, which writes
 the whole scene and commits it through the store's backend: a directory rename (`_staging/` -> `scenes/`)
 or an Icechunk transaction on an object store (backend.py). A killed worker therefore leaves nothing that
-a reader lists; `sweep_staging` removes a directory store's leftovers.
+a reader lists; `sweep_staging` removes a directory store's leftovers. A directory store also takes a scene
+from several writers (`stage_scene`, `write_staged_frames`, `commit_staged_scene`): see below.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
+from zarr.storage import LocalStore
 
 from datasets.preprocess.result import FrameBlock, PreprocessedScene
 from datasets.store.backend import backend_for
@@ -147,21 +151,45 @@ def _check_block(scene_id: str, block: FrameBlock) -> int:
     return num
 
 
-def _write_block(group: zarr.Group, block: FrameBlock) -> None:
-    sub = group.create_group(block.camera, attributes={"names": list(block.names)})
-    for name in _FRAME_ARRAY_SPECS:
-        data = np.ascontiguousarray(getattr(block, name))
-        chunk = (1, *data.shape[1:])
-        shard = (min(SHARD_FRAMES, data.shape[0]), *data.shape[1:])
-        array = sub.create_array(
+def _frame_shape(name: str, frames: int, height: int, width: int) -> tuple[int, ...]:
+    trailing = {"images": (height, width, 3), "intrinsics": (3, 3), "cam_to_world": (4, 4)}
+    return (frames, *trailing.get(name, (height, width)))
+
+
+def _create_block(group: zarr.Group, camera: str, names: list[str], height: int, width: int) -> zarr.Group:
+    """A camera's group with its empty frame arrays: one frame a chunk, SHARD_FRAMES frames a shard (the one
+    owner of these settings, so that a scene written whole and one written in frame chunks are identical)."""
+    sub = group.create_group(camera, attributes={"names": list(names)})
+    for name, (dtype, _) in _FRAME_ARRAY_SPECS.items():
+        shape = _frame_shape(name, len(names), height, width)
+        sub.create_array(
             name,
-            shape=data.shape,
-            dtype=data.dtype,
-            chunks=chunk,
-            shards=shard,
+            shape=shape,
+            dtype=dtype,
+            chunks=(1, *shape[1:]),
+            shards=(min(SHARD_FRAMES, shape[0]), *shape[1:]),
             compressors=_compressors(name),
         )
-        array[...] = data
+    return sub
+
+
+def _write_block(group: zarr.Group, block: FrameBlock) -> None:
+    height, width = block.depth_mm.shape[1:]
+    sub = _create_block(group, block.camera, block.names, height, width)
+    for name in _FRAME_ARRAY_SPECS:
+        sub[name][...] = np.ascontiguousarray(getattr(block, name))
+
+
+def _write_pairs(group: zarr.Group, pairs: np.ndarray) -> None:
+    pairs = np.asarray(pairs, dtype=np.float64).reshape(-1, 3)
+    group.create_array(
+        "pairs",
+        shape=pairs.shape,
+        dtype=pairs.dtype,
+        chunks=(max(len(pairs), 1), 3),
+        compressors=_compressors("pairs"),
+    )
+    group["pairs"][...] = pairs
 
 
 def write_scene(
@@ -187,10 +215,7 @@ def write_scene(
     commit itself. Any older committed version of the scene is replaced in the same step."""
     write_start = time.perf_counter()
     backend = backend_for(store)
-    if isinstance(backend, LocalBackend) and not backend.layout.scenes_dir.is_dir():
-        raise FileNotFoundError(
-            f"store {backend.layout.root} is not initialised; the flow creates it before writing"
-        )
+    _check_initialised(backend)
     if scene.num_frames == 0 or not scene.blocks:
         raise ValueError(f"scene {scene.scene_id}: no frames were produced; nothing to store")
     counts = {camera: _check_block(scene.scene_id, block) for camera, block in scene.blocks.items()}
@@ -198,36 +223,69 @@ def write_scene(
         if camera not in counts or not 0 <= index < counts[camera]:
             raise ValueError(f"scene {scene.scene_id}: frame_order entry ({camera}, {index}) has no frame")
 
-    moments: dict[str, Any] = {}
-
-    def fill(group: zarr.Group) -> None:
+    def write_frames(group: zarr.Group) -> None:
         for block in scene.blocks.values():
             _write_block(group, block)
-        pairs = np.asarray(scene.pairs, dtype=np.float64).reshape(-1, 3)
-        group.create_array(
-            "pairs",
-            shape=pairs.shape,
-            dtype=pairs.dtype,
-            chunks=(max(len(pairs), 1), 3),
-            compressors=_compressors("pairs"),
-        )
-        group["pairs"][...] = pairs
-        timings["write"] = time.perf_counter() - write_start
-        if started_at is not None:
-            timings["total"] = time.perf_counter() - started_at
-        moments["committed_at"] = utc_now()
-        group.attrs.update(_jsonable(_scene_attrs(scene, moments["committed_at"], timings, **identity)))
-        moments["commit_started"] = time.perf_counter()
 
     timings = {**scene.timings, **(extra_timings or {})}
-    identity = {
+    identity = _identity(source_hash, config_hash, code_version, split, made_with)
+    return _commit(
+        backend,
+        lambda fill: backend.commit_scene(scene.scene_id, fill),
+        scene,
+        write_frames,
+        timings,
+        identity,
+        write_start,
+        started_at,
+    )
+
+
+def _check_initialised(backend) -> None:
+    if isinstance(backend, LocalBackend) and not backend.layout.scenes_dir.is_dir():
+        raise FileNotFoundError(
+            f"store {backend.layout.root} is not initialised; the flow creates it before writing"
+        )
+
+
+def _identity(
+    source_hash: str, config_hash: str, code_version: str, split: str, made_with: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
         "source_hash": source_hash,
         "config_hash": config_hash,
         "code_version": code_version,
         "split": split,
         "made_with": made_with or {},
     }
-    backend.commit_scene(scene.scene_id, fill)
+
+
+def _commit(
+    backend,
+    commit: Callable[[Callable[[zarr.Group], None]], None],
+    scene: PreprocessedScene,
+    write_frames: Callable[[zarr.Group], None],
+    timings: dict[str, float],
+    identity: dict[str, Any],
+    write_start: float,
+    started_at: float | None,
+) -> dict[str, Any]:
+    """Fill the scene's group (frames, pairs, attrs last) through `commit`, which makes it visible in one step;
+    the summary of write_scene."""
+    moments: dict[str, Any] = {}
+
+    def fill(group: zarr.Group) -> None:
+        write_frames(group)
+        _write_pairs(group, scene.pairs)
+        # Frames written earlier by chunk tasks arrive with their own write seconds: add this step's.
+        timings["write"] = timings.get("write", 0.0) + time.perf_counter() - write_start
+        if started_at is not None:
+            timings["total"] = time.perf_counter() - started_at
+        moments["committed_at"] = utc_now()
+        group.attrs.update(_jsonable(_scene_attrs(scene, moments["committed_at"], timings, **identity)))
+        moments["commit_started"] = time.perf_counter()
+
+    commit(fill)
     commit_seconds = time.perf_counter() - moments["commit_started"]
     return {
         "scene_id": scene.scene_id,
@@ -237,6 +295,96 @@ def write_scene(
         "timings": timings,
         "commit_seconds": commit_seconds,
     }
+
+
+# ---------------------------------------------------------------------- a scene written in frame chunks
+# Several tasks write one scene: the flow stages the scene's empty arrays, each task writes whole shards of
+# frames into them, and one last task writes pairs and attrs and commits by the same rename as write_scene.
+# Only a directory store supports it: an Icechunk session is one writer's, so that backend keeps one task
+# per scene.
+
+
+@dataclass(frozen=True)
+class CameraLayout:
+    """The frames of one camera of a scene, known before any is processed: names and output size."""
+
+    camera: str
+    names: tuple[str, ...]
+    height: int
+    width: int
+
+
+def supports_staged_scenes(store: str | Path | StoreLocation) -> bool:
+    return isinstance(backend_for(store), LocalBackend)
+
+
+def stage_scene(store: str | Path | StoreLocation, scene_id: str, cameras: list[CameraLayout]) -> str:
+    """Create the scene's invisible staging group with every camera's empty frame arrays; its name, for
+    `write_staged_frames` and `commit_staged_scene`. Flow process only (one creator of the metadata)."""
+    backend = _staging_backend(store)
+    _check_initialised(backend)
+    staging = backend.new_staging(scene_id)
+    group = zarr.open_group(store=LocalStore(staging), mode="w")
+    for layout in cameras:
+        _create_block(group, layout.camera, list(layout.names), layout.height, layout.width)
+    return staging.name
+
+
+def write_staged_frames(store: str | Path | StoreLocation, staging: str, block: FrameBlock, start: int) -> None:
+    """Write `block`'s frames at `start..` of its camera's arrays in the staging group `staging`.
+
+    `start` is a multiple of SHARD_FRAMES and the block ends on a shard boundary or at the camera's last
+    frame, so that concurrent writers of one scene never share a shard file."""
+    assert start % SHARD_FRAMES == 0, f"chunk start {start} is not on a shard boundary"
+    group = zarr.open_group(store=LocalStore(_staging_backend(store).staging_path(staging)), mode="r+")
+    sub = group[block.camera]
+    stop = start + len(block.names)
+    total = sub["images"].shape[0]
+    assert stop == total or stop % SHARD_FRAMES == 0, f"chunk end {stop} splits a shard of {total} frames"
+    for name in _FRAME_ARRAY_SPECS:
+        sub[name][start:stop] = np.ascontiguousarray(getattr(block, name))
+
+
+def staged_frames(store: str | Path | StoreLocation, staging: str) -> zarr.Group:
+    """The staging group, read-only (the commit step reads depths back for co-visibility pairs)."""
+    path = _staging_backend(store).staging_path(staging)
+    return zarr.open_group(store=LocalStore(path, read_only=True), mode="r")
+
+
+def commit_staged_scene(
+    store: str | Path | StoreLocation,
+    staging: str,
+    scene: PreprocessedScene,
+    *,
+    source_hash: str,
+    config_hash: str,
+    code_version: str,
+    split: str = "",
+    started_at: float | None = None,
+    made_with: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write pairs and attrs into the staging group whose frames the chunk tasks wrote, and commit it as
+    `write_scene` does (same attrs, same summary). `scene.blocks` is empty: the frames are already there;
+    `scene.timings` holds the chunks' summed stage seconds."""
+    write_start = time.perf_counter()
+    backend = _staging_backend(store)
+    return _commit(
+        backend,
+        lambda fill: backend.commit_prepared(scene.scene_id, staging, fill),
+        scene,
+        lambda group: None,
+        dict(scene.timings),
+        _identity(source_hash, config_hash, code_version, split, made_with),
+        write_start,
+        started_at,
+    )
+
+
+def _staging_backend(store: str | Path | StoreLocation) -> LocalBackend:
+    backend = backend_for(store)
+    if not isinstance(backend, LocalBackend):
+        raise ValueError(f"store {backend.describe()}: only a directory store takes a scene in frame chunks")
+    return backend
 
 
 def _scene_attrs(scene: PreprocessedScene, committed_at: str, timings: dict[str, float], **identity) -> dict:

@@ -1,4 +1,4 @@
-"""`panst3r preprocess`: run the Prefect flow `preprocess` (one task per scene on Dask) into a store."""
+"""`panst3r preprocess`: run the Prefect flow `preprocess` (scene and frame-chunk tasks on Dask) into a store."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from datasets.preprocess.result import DEFAULT_FRAMES_PER_TASK
 from datasets.scannetpp.semantics import UNKNOWN_LABEL_ALIASES, UNKNOWN_LABEL_MODES
 from flows.cli._common import (
     STORE_HELP_SUFFIX,
@@ -59,6 +60,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep crowd groups (thing class without instance mapping) as segments, as the official flag",
     )
+    parser.add_argument(
+        "--frames-per-task",
+        type=int,
+        default=DEFAULT_FRAMES_PER_TASK,
+        metavar="N",
+        help="split a longer scene into tasks of about N frames (whole shards of 16) that render against a "
+        "mesh built once per worker, committed as one scene once all succeeded; directory stores only "
+        f"(default {DEFAULT_FRAMES_PER_TASK}; 0 = one task per scene)",
+    )
     parser.add_argument("--summary-json", default=None, help="also write the run summary to this JSON file")
     add_cluster_arguments(parser)
     add_prefect_port_argument(parser)
@@ -71,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(
             f"--root {args.root} is not a directory; pass the ScanNet++ root (with data/)"
         )
+    if args.frames_per_task < 0:
+        raise ValueError(f"--frames-per-task must be 0 (one task per scene) or more, got {args.frames_per_task}")
     if args.target_resolution < 16:
         raise ValueError(
             f"--target-resolution {args.target_resolution} is too small; the official value is 920"
@@ -98,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
                 export_crowd=args.export_crowd,
                 redo=args.redo,
                 cluster=cluster,
+                frames_per_task=args.frames_per_task,
             )
     return _report(summary, args)
 

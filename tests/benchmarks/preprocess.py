@@ -13,7 +13,10 @@ fisheye frames of 1752x1168, >= 250k faces, >= 200 objects); --frames, --image-s
 --objects override single values. Each worker count runs on its own Dask LocalCluster, made with the
 settings the flow would use and passed to it by address, so that the scheduler's task stream gives every
 worker's busy time. Per row: frames/s, scaling efficiency (frames/s at w workers / (w x frames/s at the
-fewest workers measured, normally 1)), task seconds per frame by stage, per-worker busy seconds.
+fewest workers measured, normally 1)), task seconds per frame by stage, per-worker busy seconds, each
+worker's peak resident memory (ru_maxrss of the worker process over the row's run) and the meshes built
+(one per scene and worker that renders it). `--frames-per-task 0 32` compares one task per scene with
+32-frame chunk tasks on the same scenes (rows of each size get their own efficiency base).
 `--scenes-per-worker K` measures weak scaling (K*w scenes at w workers: rows of equal length, so that a
 1-worker row of ScanNet++-sized scenes fits a time limit); `--keep-root DIR` keeps the generated scenes for
 later runs with `--root DIR/root --pairs DIR/pairs`.
@@ -71,6 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--target-resolution", type=int, default=920, help="preprocess resolution (default 920)"
     )
     parser.add_argument(
+        "--frames-per-task",
+        type=int,
+        nargs="+",
+        default=None,
+        help="frame-chunk sizes to compare (0 = one task per scene; default: the flow's default)",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -103,6 +113,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "per store kind), for worker counts measured in separate runs",
     )
     args = parser.parse_args(argv)
+    if args.frames_per_task is None:
+        from datasets.preprocess.result import DEFAULT_FRAMES_PER_TASK
+
+        args.frames_per_task = [DEFAULT_FRAMES_PER_TASK]
     if args.baseline and not Path(args.baseline).is_file():
         parser.error(f"--baseline {args.baseline}: no such file (give a JSON this script wrote)")
     if min(args.workers) < 1 or args.gen_workers < 1 or args.scenes < 1 or args.scenes_per_worker < 0:
@@ -257,8 +271,9 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
     try:
         from flows.preprocess import run_preprocess
 
-        for attempt, workers, kind in itertools.product(range(args.repeat), args.workers, args.stores):
-            name = f"store_w{workers}_{kind}_{attempt}"
+        runs = itertools.product(range(args.repeat), args.frames_per_task, args.workers, args.stores)
+        for attempt, frames_per_task, workers, kind in runs:
+            name = f"store_w{workers}_{kind}_f{frames_per_task}_{attempt}"
             store = str(work / name) if kind == "local" else s3.url(f"bench/{name}-{time.time_ns()}")
             started = time.perf_counter()
             with worker_cluster(workers) as (address, client):
@@ -270,8 +285,10 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
                     scenes=all_scenes[: args.scenes_per_worker * workers] if args.scenes_per_worker else None,
                     target_resolution=args.target_resolution,
                     dask_address=address,
+                    frames_per_task=frames_per_task,
                 )
                 busy = worker_busy_seconds(client)
+                memory = worker_memory(client)
             wall = time.perf_counter() - started
             if summary["failed"]:
                 raise SystemExit(f"benchmark scenes failed: {summary['failed']}")
@@ -288,6 +305,7 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
                 {
                     "store": kind,
                     "workers": workers,
+                    "frames_per_task": frames_per_task,
                     "scenes": len(summary["done"]),
                     "frames": frames,
                     "cluster_start_seconds": round(cluster_seconds, 2),
@@ -301,6 +319,8 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
                     "task_seconds_per_frame": round(float(scenes_table["seconds"].sum()) / frames, 4),
                     "worker_busy_seconds": [round(b, 2) for b in busy_list],
                     "busy_fraction": round(sum(busy_list) / (workers * summary["seconds"]), 3),
+                    "peak_rss_mb_per_worker": sorted(memory["peak_rss_mb"], reverse=True),
+                    "mesh_builds": memory["mesh_builds"],
                 }
             )
             if kind == "local":
@@ -327,6 +347,27 @@ def worker_cluster(workers: int):
         yield cluster.scheduler_address, client
 
 
+def worker_memory(client) -> dict:
+    """Peak resident memory of each worker process over its life (the row's own cluster: the whole run), in
+    MB, and the meshes the workers built (chunked scenes build one per worker that renders them)."""
+    peaks = client.run(_peak_rss_mb)
+    builds = client.run(_mesh_builds)
+    return {"peak_rss_mb": [round(v, 1) for v in peaks.values()], "mesh_builds": sum(builds.values())}
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _mesh_builds() -> int:
+    import sys
+
+    module = sys.modules.get("datasets.preprocess.chunk_job")
+    return getattr(module, "context_builds", 0)
+
+
 def worker_busy_seconds(client) -> dict[str, float]:
     """Seconds each worker spent computing tasks (the scheduler's task stream), by worker address."""
     busy: dict[str, float] = {}
@@ -342,18 +383,25 @@ def add_efficiency(rows: list[dict], earlier: list[dict] = ()) -> list[dict]:
     """scaling_efficiency = frames/s at w workers / (w / w0 x frames/s at w0), w0 the fewest workers measured
     for that store kind, here or in `earlier` rows (1 when measured: throughput(w) / (w x throughput(1)))."""
     for row in rows:
-        same = [r for r in [*earlier, *rows] if r["store"] == row["store"]]
+        same = [r for r in [*earlier, *rows] if _kind(r) == _kind(row)]
         base = min(same, key=lambda r: r["workers"])
         ideal = base["frames_per_second"] * row["workers"] / base["workers"]
         row["scaling_efficiency"] = round(row["frames_per_second"] / ideal, 3)
     return rows
 
 
+def _kind(row: dict) -> tuple:
+    """What a row's efficiency is relative to: the same store kind and task size (older JSONs: one task per
+    scene)."""
+    return row["store"], row.get("frames_per_task", 0)
+
+
 def median_rows(rows: list[dict]) -> list[dict]:
-    """One row per (store, workers): the median of every number over the repeats (stages of the first)."""
+    """One row per (store, frames per task, workers): the median of every number over the repeats (stages
+    of the first)."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        groups.setdefault((row["store"], row["workers"]), []).append(row)
+        groups.setdefault((*_kind(row), row["workers"]), []).append(row)
     merged = []
     for group in groups.values():
         row = dict(group[0], runs=len(group))
@@ -373,16 +421,16 @@ def report(args: argparse.Namespace, rows: list[dict], generation: dict | None =
     for row in rows:
         row["speedup"] = round(row["frames_per_second"] / base, 2)
     header = [
-        "store", "workers", "scenes", "frames", "flow_seconds", "wall_seconds", "frames_per_second", "speedup",
+        "store", "frames_per_task", "workers", "scenes", "frames", "flow_seconds", "wall_seconds", "frames_per_second", "speedup",
         "scaling_efficiency", "task_seconds_per_frame", "busy_fraction", "commit_seconds_median",
-        "commit_seconds_max",
+        "commit_seconds_max", "peak_rss_mb_per_worker", "mesh_builds",
     ]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(row.get(h, "")) for h in header) + " |" for row in rows]
     stages = sorted({stage for row in rows for stage in row["task_seconds_per_frame_by_stage"]})
-    lines += ["", "| workers | " + " | ".join(stages) + " |", "|" + "---|" * (len(stages) + 1)]
+    lines += ["", "| frames_per_task | workers | " + " | ".join(stages) + " |", "|" + "---|" * (len(stages) + 2)]
     lines += [
-        f"| {row['workers']} | " + " | ".join(str(row["task_seconds_per_frame_by_stage"].get(s, "")) for s in stages)
+        f"| {row['frames_per_task']} | {row['workers']} | " + " | ".join(str(row["task_seconds_per_frame_by_stage"].get(s, "")) for s in stages)
         + " |"
         for row in rows
     ]  # fmt: skip

@@ -17,17 +17,22 @@ from _preprocess_support import (
     wait_for_commits,
 )
 
-from datasets.store.schema import StoreLayout
+from datasets.store.schema import SHARD_FRAMES, StoreLayout
 
 pytestmark = pytest.mark.slow
 
 
-def test_killing_the_whole_run_then_rerunning(tmp_path, prefect_server):
-    root, pairs = make_root(tmp_path / "data", num_scenes=4, seed=5)
+@pytest.mark.parametrize(
+    "frames, tasks",
+    [(3, ()), (SHARD_FRAMES + 4, ("--frames-per-task", str(SHARD_FRAMES)))],
+    ids=["one-task-per-scene", "frame-chunks"],
+)
+def test_killing_the_whole_run_then_rerunning(tmp_path, prefect_server, frames, tasks):
+    root, pairs = make_root(tmp_path / "data", num_scenes=4, seed=5, frames=frames)
     scene_ids = sorted(p.name for p in (root / "data").iterdir())
     env = cli_env(*prefect_server)
     store = tmp_path / "store"
-    process = start_preprocess(env, root, pairs, store, "--workers", "1")
+    process = start_preprocess(env, root, pairs, store, "--workers", "1", *tasks)
     try:
         wait_for_commits(store, 1, process)
     finally:
@@ -36,7 +41,7 @@ def test_killing_the_whole_run_then_rerunning(tmp_path, prefect_server):
     committed = assert_store_consistent(store)
     assert 1 <= len(committed) < len(scene_ids), "the kill must land mid-run"
 
-    _, summary = run_preprocess(env, root, pairs, store, tmp_path / "s.json", "--workers", "2")
+    _, summary = run_preprocess(env, root, pairs, store, tmp_path / "s.json", "--workers", "2", *tasks)
     assert summary["skipped"] == committed
     assert summary["done"] == sorted(set(scene_ids) - set(committed))
     assert assert_store_consistent(store) == scene_ids

@@ -63,3 +63,27 @@ def test_slurm_settings_become_the_job_script(tmp_path):
         "--nworkers 2",
     ):
         assert line in script, f"{line!r} not in\n{script}"
+
+
+def _limits_after_a_task_started() -> dict:
+    import os
+
+    from datasets.preprocess.scene_job import prepare_worker
+    from datasets.preprocess.worker_threads import thread_limits
+
+    prepare_worker()  # the first thing every preprocessing task does
+    env = {key: os.environ.get(key) for key in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    return {"env": env, **thread_limits()}
+
+
+def test_a_local_worker_computes_on_one_thread():
+    """A real worker of the flow's LocalCluster: one thread for BLAS/OpenMP (environment at start, then
+    threadpoolctl), OpenCV and Zarr's codec pool, so that N workers on N cores do not oversubscribe them."""
+    from distributed import Client, LocalCluster
+
+    kwargs = dict(make_task_runner(choose_cluster(workers=1)).cluster_kwargs)
+    with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+        limits = client.submit(_limits_after_a_task_started, pure=False).result(timeout=60)
+    assert set(limits.pop("env").values()) == {"1"}
+    assert limits.pop("opencv") == 1 and limits.pop("zarr") == 1
+    assert set(limits.values()) <= {1}, f"a BLAS/OpenMP pool kept more threads: {limits}"

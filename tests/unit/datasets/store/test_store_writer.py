@@ -125,3 +125,29 @@ def test_a_locked_store_directory_is_not_foreign(tmp_path):
 
     with store_lock(tmp_path / "store"):
         writer.open_or_create_store(tmp_path / "store")
+
+
+def test_staged_frames_go_in_whole_shards_and_stay_invisible(tmp_path, make_scene):
+    """Chunk writers of one scene must never share a shard file: a start off a shard boundary, or an end
+    that splits a shard, is a bug of the caller."""
+    from datasets.store.schema import SHARD_FRAMES
+    from datasets.store.writer import CameraLayout, stage_scene, supports_staged_scenes, write_staged_frames
+
+    store = tmp_path / "store"
+    writer.open_or_create_store(store)
+    block = make_scene("s", dslr=SHARD_FRAMES + 2, iphone=0).blocks["dslr"]
+    staging = stage_scene(store, "s", [CameraLayout("dslr", tuple(block.names), 12, 16)])
+
+    def part(start: int, stop: int):
+        return type(block)(
+            "dslr", block.names[start:stop],
+            *(getattr(block, n)[start:stop] for n in ("images", "depth_mm", "panoptic", "intrinsics", "cam_to_world")),
+        )  # fmt: skip
+
+    with pytest.raises(AssertionError, match="shard boundary"):
+        write_staged_frames(store, staging, part(1, SHARD_FRAMES), 1)
+    with pytest.raises(AssertionError, match="splits a shard"):
+        write_staged_frames(store, staging, part(0, 4), 0)
+    write_staged_frames(store, staging, part(SHARD_FRAMES, SHARD_FRAMES + 2), SHARD_FRAMES)
+    assert writer.backend_for(store).committed_scene_ids() == [], "staged frames are invisible"
+    assert supports_staged_scenes(store)
