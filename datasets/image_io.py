@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,26 @@ def _folder_images(folder: Path) -> list[Path]:
     return images
 
 
+@contextmanager
+def _opened_image(path: Path) -> Iterator[Image.Image]:
+    """The PIL image of a file, with one error naming the file and the fix when it cannot be opened or
+    decoded (inside the block too: PIL decodes lazily)."""
+    try:
+        with Image.open(path) as image:
+            yield image
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image {path} does not exist; check the image inputs") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise ValueError(
+            f"cannot read image {path} ({exc}); remove it from the inputs or convert it to PNG or JPEG"
+        ) from None
+
+
+def _check_not_empty(path: Path, width: int, height: int) -> None:
+    if width < 1 or height < 1:
+        raise ValueError(f"image {path} is empty ({width}x{height}); remove it from the inputs")
+
+
 def read_image_rgb(path: str | Path) -> np.ndarray:
     """One image file -> (H, W, 3) uint8 RGB (alpha dropped, greyscale expanded, no EXIF rotation).
 
@@ -85,21 +106,11 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
     stored ones. Raises ValueError naming the file when it cannot be decoded.
     """
     path = Path(path)
-    try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB")
-            rgb.load()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image {path} does not exist; check the --images argument") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValueError(
-            f"cannot read image {path} ({exc}); remove it from --images or convert it to PNG or JPEG"
-        ) from None
+    with _opened_image(path) as image:
+        rgb = image.convert("RGB")
+        rgb.load()
     array = np.asarray(rgb, dtype=np.uint8)
-    if array.shape[0] < 1 or array.shape[1] < 1:
-        raise ValueError(
-            f"image {path} is empty ({array.shape[1]}x{array.shape[0]}); remove it from --images"
-        )
+    _check_not_empty(path, array.shape[1], array.shape[0])
     return array
 
 
@@ -112,17 +123,9 @@ def load_images(inputs: Sequence[str | Path]) -> tuple[list[np.ndarray], list[Pa
 def image_size(path: str | Path) -> tuple[int, int]:
     """(H, W) of an image file from its header (no pixels decoded); ValueError naming the file otherwise."""
     path = Path(path)
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image {path} does not exist; check the --images argument") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValueError(
-            f"cannot read image {path} ({exc}); remove it from --images or convert it to PNG or JPEG"
-        ) from None
-    if width < 1 or height < 1:
-        raise ValueError(f"image {path} is empty ({width}x{height}); remove it from --images")
+    with _opened_image(path) as image:
+        width, height = image.size
+    _check_not_empty(path, width, height)
     return int(height), int(width)
 
 

@@ -6,11 +6,14 @@ import argparse
 import logging
 import time
 
-from flows.cli.prediction_options import add_vocabulary_arguments as _add_vocabulary_arguments
-from flows.cli.prediction_options import check_prediction_arguments as _check_arguments
-from flows.cli.prediction_options import class_vocabulary as _vocabulary
-from flows.cli.prediction_options import export_class_sets
-from flows.cli.prediction_options import parse_postprocess_options as _parse_options
+from flows.cli.prediction_options import (
+    add_prediction_settings_arguments,
+    add_vocabulary_arguments,
+    check_prediction_arguments,
+    class_vocabulary,
+    export_class_sets,
+    parse_postprocess_options,
+)
 
 HELP = "images in, panoptic 3-D reconstruction out"
 LOG = logging.getLogger(__name__)
@@ -51,22 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output folder (created; existing files are overwritten; with --stream-out it must be new, empty "
         "or an earlier streamed output, which is replaced whole)",
     )
-    _add_vocabulary_arguments(parser)
-    parser.add_argument(
-        "--num-keyframes",
-        type=int,
-        default=None,
-        metavar="K",
-        help="keyframes that build the memory and decode the queries (default: all views, at most 50)",
-    )
-    parser.add_argument(
-        "--chunk-views",
-        type=int,
-        default=None,
-        metavar="N",
-        help="stream the views in chunks of this many (device memory bounded by keyframes + chunk; same results); "
-        "images are then read and resized chunk by chunk",
-    )
+    add_vocabulary_arguments(parser)
+    add_prediction_settings_arguments(parser)
     parser.add_argument(
         "--stream-out",
         action="store_true",
@@ -74,57 +63,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "host memory stays bounded for thousands of views (no scene.ply / scene.glb / raw.npz); OUT appears "
         "only when complete",
     )
-    parser.add_argument(
-        "--keyframe-mode",
-        choices=["linspace", "retrieval"],
-        default="linspace",
-        help="evenly spaced keyframes (default) or diverse ones chosen from encoder features",
-    )
-    parser.add_argument(
-        "--postprocess",
-        default=None,
-        help="standard_v2 (default unless the checkpoint says otherwise), standard_v1 or qubo",
-    )
-    parser.add_argument(
-        "--postprocess-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one post-processing option, e.g. cls_threshold=0.2 (repeatable)",
-    )
-    parser.add_argument(
-        "--image-size", type=int, default=512, help="long side of the network input (default 512)"
-    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument(
-        "--amp",
-        choices=["none", "bf16", "fp16"],
-        default="none",
-        help="mixed precision on CUDA (default none)",
-    )
-    parser.add_argument("--raw", action="store_true", help="also write raw.npz with every raw model output")
-    parser.add_argument(
-        "--min-confidence",
-        type=float,
-        default=3.0,
-        help="points below this confidence are left out of scene.ply / scene.glb (default 3.0, as the demo)",
-    )
-    parser.add_argument(
-        "--max-points",
-        type=int,
-        default=2_000_000,
-        help="evenly thin the exported point cloud to at most this many points (default 2000000)",
-    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
 
 
 def run(args: argparse.Namespace) -> int:
     from panst3r_core.predictor import Predictor
 
-    _check_arguments(args)
+    check_prediction_arguments(args)
     _check_input_arguments(args)
-    class_names, class_embeddings = _vocabulary(args)
-    postprocess_options = _parse_options(args.postprocess_option)
+    class_names, class_embeddings = class_vocabulary(args)
+    postprocess_options = parse_postprocess_options(args.postprocess_option)
     if args.postprocess is not None:  # check before loading anything
         from panst3r_core.predictor import check_postprocess
 
@@ -214,7 +163,7 @@ def _predict_streamed_out(args, predictor, source, predict_options):
 
 
 def _check_input_arguments(args: argparse.Namespace) -> None:
-    """The flags of this command's inputs and streamed output (the model flags: `_check_arguments`)."""
+    """The flags of this command's inputs and streamed output (the model flags: `check_prediction_arguments`)."""
     if args.stream_out and args.chunk_views is None:
         raise ValueError(
             "--stream-out writes chunk by chunk; give --chunk-views N too (e.g. --chunk-views 32)"

@@ -57,7 +57,9 @@ def add_prediction_settings_arguments(parser: argparse.ArgumentParser) -> None:
         "--chunk-views",
         type=int,
         default=None,
-        help="stream the views in chunks of this many (device memory bounded by keyframes + chunk; same results)",
+        metavar="N",
+        help="stream the views in chunks of this many (device memory bounded by keyframes + chunk; same "
+        "results); images are then read and resized chunk by chunk",
     )
     parser.add_argument(
         "--keyframe-mode",
