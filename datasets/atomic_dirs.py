@@ -39,3 +39,20 @@ def fsync_dir(directory: Path) -> None:
         pass  # some filesystems refuse fsync on a directory; the rename itself still happened
     finally:
         os.close(fd)
+
+
+def remove_leftovers(folders: list[Path]) -> list[str]:
+    """Empty and remove the staging/trash `folders` of interrupted runs (call it only while no run writes
+    there); returns the names of the entries removed."""
+    removed = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # something could not be removed; the next sweep tries again
+    return removed

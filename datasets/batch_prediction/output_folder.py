@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from datasets.atomic_dirs import swap_in_directory
+from datasets.atomic_dirs import remove_leftovers, swap_in_directory
 from datasets.store.hashing import DigestCache
 from datasets.store.lock import store_lock
 
@@ -76,18 +76,7 @@ class BatchOutput:
     def sweep(self) -> list[str]:
         """Remove what killed runs left in staging and trash, and those folders once empty (call it while
         no run writes here)."""
-        removed = []
-        for name in (STAGING_DIR, TRASH_DIR):
-            folder = self.root / name
-            if not folder.is_dir():
-                continue
-            for entry in folder.iterdir():
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(entry.name)
-            try:
-                folder.rmdir()
-            except OSError:
-                pass  # something could not be removed; the next sweep tries again
+        removed = remove_leftovers([self.root / STAGING_DIR, self.root / TRASH_DIR])
         if removed:
             log.info("removed %d leftovers of interrupted runs from %s", len(removed), self.root)
         return removed

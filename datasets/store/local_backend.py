@@ -21,7 +21,7 @@ from typing import Any
 import zarr
 from zarr.storage import LocalStore
 
-from datasets.atomic_dirs import swap_in_directory
+from datasets.atomic_dirs import remove_leftovers, swap_in_directory
 from datasets.store.backend import StoreBackend, StoreVersion
 from datasets.store.integrity import open_metadata
 from datasets.store.location import StoreLocation
@@ -96,17 +96,7 @@ class LocalBackend(StoreBackend):
                 shutil.rmtree(staging, ignore_errors=True)
 
     def sweep(self) -> list[str]:
-        removed = []
-        for directory in (self.layout.staging_dir, self.layout.trash_dir):
-            if not directory.is_dir():
-                continue
-            for entry in directory.iterdir():
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(entry.name)
-            try:
-                directory.rmdir()
-            except OSError:
-                pass  # something could not be removed; the next sweep tries again
+        removed = remove_leftovers([self.layout.staging_dir, self.layout.trash_dir])
         if removed:
             log.info("removed %d leftover staging/trash entries from %s", len(removed), self.layout.zarr_root)
         return removed
