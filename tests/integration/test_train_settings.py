@@ -24,8 +24,8 @@ def store(tmp_path_factory):
     [
         (
             "model.variant=huge",
-            "error: model.variant: 'huge' is not a model variant; valid: compact_v2, compact_wide_v2, "
-            "panst3r_v1_512, panst3r_v2_512, small_v1, small_v2, tiny_v1, tiny_v2",
+            "error: model.variant: 'huge' is not a model variant; valid: compact_nocolor_v2, compact_smooth_v2, "
+            "compact_v2, compact_wide_v2, panst3r_v1_512, panst3r_v2_512, small_v1, small_v2, tiny_v1, tiny_v2",
         ),
         (
             "data.resolutions=[[0,0]]",
