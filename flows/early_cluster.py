@@ -80,7 +80,8 @@ class EarlyCluster:
         if self._error is not None:
             raise ClusterStartError(
                 f"the local Dask cluster of {self.choice.workers} worker(s) did not start: "
-                f"{type(self._error).__name__}: {self._error}"
+                f"{type(self._error).__name__}: {self._error} (the workers' own errors are logged above; "
+                "fewer --workers need less memory)"
             ) from self._error
         self._taken = True
         return self._cluster
