@@ -108,22 +108,32 @@ def make_task_runner(choice: ClusterChoice, local_worker_options: dict | None = 
 
     if choice.kind == "address":
         return DaskTaskRunner(address=choice.address)
-    env = {key: os.environ.get(key, value) for key, value in WORKER_ENV.items()}
     if choice.kind == "slurm":
         return DaskTaskRunner(
-            cluster_class="dask_jobqueue.SLURMCluster", cluster_kwargs=slurm_cluster_kwargs(choice.slurm, env)
+            cluster_class="dask_jobqueue.SLURMCluster",
+            cluster_kwargs=slurm_cluster_kwargs(choice.slurm, worker_env()),
         )
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
-        cluster_kwargs={
-            "n_workers": choice.workers,
-            "threads_per_worker": 1,
-            "processes": True,
-            "dashboard_address": None,
-            "env": env,
-            **(local_worker_options or {}),
-        },
+        cluster_kwargs=local_cluster_kwargs(choice, local_worker_options),
     )
+
+
+def worker_env() -> dict[str, str]:
+    """WORKER_ENV, where this process's environment does not set the value otherwise."""
+    return {key: os.environ.get(key, value) for key, value in WORKER_ENV.items()}
+
+
+def local_cluster_kwargs(choice: ClusterChoice, local_worker_options: dict | None = None) -> dict:
+    """distributed.LocalCluster arguments: `choice.workers` single-threaded worker processes."""
+    return {
+        "n_workers": choice.workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": None,
+        "env": worker_env(),
+        **(local_worker_options or {}),
+    }
 
 
 def slurm_cluster_kwargs(slurm: SlurmSettings, env: dict[str, str]) -> dict:

@@ -22,9 +22,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from flows.parent_death import guarded_command
+from flows.prefect_home_template import is_fresh, save_template, seed_home
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +76,18 @@ class LocalServer:
         self.api_url = api_url_for(port, host)
         self.log_path = log_path or Path(os.environ.get("PREFECT_HOME", ".")) / f"server-{port}.log"
         self.process: subprocess.Popen | None = None
+        self.home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect")
+        self.fresh_database = False
 
     def start(self, timeout: float = 120.0) -> LocalServer:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> LocalServer:
+        """Start the server process without waiting for it: the caller can do other start-up work (imports,
+        a Dask cluster) during the seconds the server needs to boot and migrate its database."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # A fresh home starts from a migrated empty database when one is cached (flows.prefect_home_template).
+        self.fresh_database = is_fresh(self.home) and not seed_home(self.home)
         env = {
             **os.environ,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -108,16 +119,25 @@ class LocalServer:
                 env=env,
                 start_new_session=True,
             )
+        return self
+
+    def wait_ready(self, timeout: float = 120.0) -> LocalServer:
+        """Block until the launched server answers /health (RuntimeError naming its log if it exits or
+        stays silent for `timeout` seconds)."""
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if api_healthy(self.api_url, timeout=1.0):
                 log.info("Prefect server up at %s (log: %s)", self.api_url, self.log_path)
+                if self.fresh_database:
+                    self.fresh_database = not save_template(self.home)
                 return self
             if self.process.poll() is not None:
                 raise RuntimeError(
                     f"prefect server exited with code {self.process.returncode}; see {self.log_path}"
                 )
-            time.sleep(0.5)
+            # A short poll: the server's boot is on the start-up's critical path, each idle step adds to it.
+            time.sleep(0.1)
         self.stop()
         raise RuntimeError(
             f"prefect server did not answer at {self.api_url} within {timeout:.0f} s; see {self.log_path}"
@@ -157,6 +177,21 @@ def quiet_chatty_loggers() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+@dataclass
+class PrefectApi:
+    """The Prefect API a run reports to: `url` is set in PREFECT_API_URL at once; `wait_ready` blocks until
+    it answers (a no-op for a server that answered already)."""
+
+    url: str
+    server: LocalServer | None = None
+
+    def wait_ready(self) -> str:
+        if self.server is not None:
+            self.server.wait_ready()
+            self.server = None  # checked once; later calls return at once
+        return self.url
+
+
 @contextmanager
 def prefect_api(port: int = DEFAULT_PORT, start: bool = True) -> Iterator[str]:
     """Make PREFECT_API_URL point at a live server for the duration of the block.
@@ -164,6 +199,14 @@ def prefect_api(port: int = DEFAULT_PORT, start: bool = True) -> Iterator[str]:
     Order: the server named by PREFECT_API_URL (an error if it does not answer); else the local one on
     `port` (e.g. the one `panst3r serve` started); else, when `start`, a temporary server on a free port,
     stopped at the end of the block."""
+    with prefect_api_starting(port, start) as api:
+        yield api.wait_ready()
+
+
+@contextmanager
+def prefect_api_starting(port: int = DEFAULT_PORT, start: bool = True) -> Iterator[PrefectApi]:
+    """`prefect_api`, but a temporary server is only launched: PREFECT_API_URL is set before it answers, so
+    that the caller can import prefect and start its cluster meanwhile, then call `wait_ready()`."""
     configured = os.environ.get("PREFECT_API_URL")
     if configured:
         if not api_healthy(configured):
@@ -171,23 +214,25 @@ def prefect_api(port: int = DEFAULT_PORT, start: bool = True) -> Iterator[str]:
                 f"PREFECT_API_URL={configured} does not answer at /health; start that server "
                 "(`panst3r serve`) or unset PREFECT_API_URL to let panst3r start a local one"
             )
-        yield configured
+        log.info("Prefect server at %s answers", configured)
+        yield PrefectApi(configured)
         return
     local = api_url_for(port)
     if api_healthy(local, timeout=1.0):
+        log.info("Prefect server at %s answers", local)
         os.environ["PREFECT_API_URL"] = local
         try:
-            yield local
+            yield PrefectApi(local)
         finally:
             os.environ.pop("PREFECT_API_URL", None)
         return
     if not start:
         raise ValueError(f"no Prefect server answers at {local}; run `panst3r serve` first")
-    server = LocalServer(free_port()).start()
+    server = LocalServer(free_port()).launch()
     os.environ["PREFECT_API_URL"] = server.api_url
     _temporary_servers.append(server)
     try:
-        yield server.api_url
+        yield PrefectApi(server.api_url, server)
     finally:
         drain_prefect_clients()
         os.environ.pop("PREFECT_API_URL", None)

@@ -20,6 +20,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect_dask import DaskTaskRunner
 
 from datasets.preprocess.chunk_job import (
     FrameChunk,
@@ -480,9 +481,11 @@ def run_preprocess(
     redo: list[str] | None = None,
     cluster: ClusterChoice | None = None,
     frames_per_task: int = DEFAULT_FRAMES_PER_TASK,
+    task_runner: DaskTaskRunner | None = None,
 ) -> dict[str, Any]:
-    """Run the flow in this process on `cluster` (default: from `workers` / `dask_address`)."""
-    runner = make_task_runner(cluster or choose_cluster(None, workers, dask_address))
+    """Run the flow in this process on `task_runner` (e.g. flows.early_cluster's), else on `cluster`
+    (default: from `workers` / `dask_address`)."""
+    runner = task_runner or make_task_runner(cluster or choose_cluster(None, workers, dask_address))
     return preprocess.with_options(task_runner=runner)(
         root=root,
         store=store,

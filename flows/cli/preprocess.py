@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -17,7 +18,13 @@ from flows.cli._common import (
     prepare_prefect,
 )
 from flows.cli.cluster_args import add_cluster_arguments, cluster_from_args
+from flows.early_cluster import EarlyCluster
 from flows.server_watch import ServerWatch, stop_dask_cluster
+
+log = logging.getLogger(__name__)
+# Workers import the flow's modules while they start, in parallel with the Prefect server's boot, rather
+# than when the first task reaches them (flows.preprocess_preload).
+PREPROCESS_WORKER_OPTIONS = {"preload": ["flows.preprocess_preload"]}
 
 HELP = "Prefect flow `preprocess`: scenes -> Zarr store + Parquet tables (incremental)"
 
@@ -75,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.prefect_env import prefect_api
+    from flows.prefect_env import prefect_api_starting
 
     if not Path(args.root).is_dir():
         raise FileNotFoundError(
@@ -89,13 +96,18 @@ def run(args: argparse.Namespace) -> int:
         )
     cluster = cluster_from_args(args)
     prepare_prefect()  # also makes SIGTERM stop a temporary Prefect server started below
-    with prefect_api(port=args.prefect_port) as api_url, ServerWatch(api_url) as watch:
-        from flows.preprocess import (
-            progress_listener,
-            run_preprocess,
-        )  # imports prefect: after the env is set
+    # The server boots, the cluster starts and prefect is imported all at once: start-up waits for the
+    # longest of them, not their sum (flows.early_cluster).
+    with (
+        prefect_api_starting(port=args.prefect_port) as api,
+        EarlyCluster(cluster, PREPROCESS_WORKER_OPTIONS) as early,
+    ):
+        # imports prefect: after the env is set
+        from flows.preprocess import progress_listener, run_preprocess
 
+        log.info("flow modules imported")
         with (
+            ServerWatch(api.wait_ready()) as watch,
             _ProgressBar() as bar,
             progress_listener(bar.update),
             progress_listener(lambda event: _finish_without_server(event, watch, args, bar)),
@@ -109,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
                 unknown_labels=args.unknown_labels,
                 export_crowd=args.export_crowd,
                 redo=args.redo,
-                cluster=cluster,
                 frames_per_task=args.frames_per_task,
+                task_runner=early.task_runner(),
             )
     return _report(summary, args)
 

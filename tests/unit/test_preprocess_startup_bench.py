@@ -1,0 +1,47 @@
+"""The start-up benchmark reads each phase from the CLI's own log lines."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import datetime
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "preprocess_startup.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("preprocess_startup", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+LOG = """\
+2026-12-03 10:00:03,500 INFO flows.cli.preprocess: flow modules imported
+2026-12-03 10:00:05,000 INFO flows.early_cluster: Dask cluster up: 1 workers in 4.0 s
+2026-12-03 10:00:06,000 INFO flows.prefect_env: Prefect server up at http://127.0.0.1:1/api (log: x)
+2026-12-03 10:00:07,000 INFO prefect.flow_runs: Beginning flow run 'a' for flow 'preprocess'
+10:00:12.000 | INFO    | Task run 'scene-b' - Finished in state Completed()
+2026-12-03 10:00:12,000 INFO prefect.flow_runs: scene b done: 24 frames, 4.5 s
+2026-12-03 10:00:13,000 INFO prefect.flow_runs: scene c done: 24 frames, 6.0 s
+"""
+
+
+def test_phases_come_from_the_log_and_the_first_scene_start_is_the_earliest():
+    started = datetime(2026, 12, 3, 10, 0, 0).timestamp()
+    phases = _script().read_phases(LOG, started)
+    assert phases == {
+        "imports": 3.5,
+        "api": 6.0,
+        "flow_run": 7.0,
+        "cluster": 5.0,
+        "first_scene_start": 7.0,  # scene c: 13.0 - 6.0, before scene b's 12.0 - 4.5
+        "first_scene_done": 12.0,
+        "end": None,
+    }
+
+
+def test_an_older_log_leaves_the_missing_phases_empty():
+    started = datetime(2026, 12, 3, 10, 0, 0).timestamp()
+    phases = _script().read_phases("2026-12-03 10:00:02,000 INFO x: Beginning flow run 'a'\n", started)
+    assert phases["flow_run"] == 2.0 and phases["imports"] is None and phases["first_scene_start"] is None
