@@ -6,7 +6,7 @@ import importlib.util
 from datetime import datetime
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "preprocess_startup.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "preprocess_startup.py"
 
 
 def _script():
