@@ -57,6 +57,9 @@ class Predictor:
         siglip: SigLIP model folder or hub id (read from the local HF cache only).
         max_batch_size: views per forward in the batched stages (None = the inference default).
         cuda_graphs: on CUDA, replay CUDA graphs for the keyframe-memory updates (off: plain eager).
+        encoder_autocast: with `amp`, run the MUSt3R encoder in that precision too instead of float32 (the
+            official encoder's precision): faster, outputs close but not identical.
+        xformers: xformers' memory-efficient attention on CUDA where it is installed (else SDPA).
         chunk_views: stream the views in chunks of this many (`panst3r_core.inference.streaming`): each
             chunk's outputs leave the device before the next one runs, so device memory no longer grows with
             the number of views; results are identical. None: every view at once.
@@ -75,6 +78,8 @@ class Predictor:
         metadata: dict[str, Any] | None = None,
         cuda_graphs: bool = True,
         chunk_views: int | None = None,
+        encoder_autocast: bool = False,
+        xformers: bool = True,
     ) -> None:
         if (weights is None) == (model is None):
             raise ValueError("Predictor needs exactly one of `weights` (a checkpoint path) or `model`")
@@ -92,6 +97,8 @@ class Predictor:
         self.siglip = siglip
         self.max_batch_size = max_batch_size
         self.cuda_graphs = cuda_graphs
+        self.encoder_autocast = encoder_autocast
+        self.xformers = xformers
         from panst3r_core.inference.streaming import check_chunk_views
 
         check_chunk_views(chunk_views)
@@ -251,6 +258,8 @@ class Predictor:
             retrieval_seed=seed,
             output_device=None,  # stay on the device until the end
             cuda_graphs=self.cuda_graphs,
+            encoder_autocast=self.encoder_autocast,
+            xformers=self.xformers,
         )
         if self.max_batch_size is not None:
             options.max_batch = self.max_batch_size

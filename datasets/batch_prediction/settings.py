@@ -34,6 +34,8 @@ class PredictionSettings:
     """Long side of the network input."""
     amp: str = "none"
     """Mixed precision on CUDA: none, bf16 or fp16."""
+    encoder_autocast: bool = False
+    """With `amp`, the MUSt3R encoder in that precision too (the official encoder runs in float32)."""
     class_names: tuple[str, ...] | None = None
     """The vocabulary the model is queried with; None: the checkpoint's names, else ScanNet++ top-100."""
     class_embeddings: str | None = None
@@ -75,6 +77,8 @@ class PredictionSettings:
         values = dataclasses.asdict(self)
         values.pop("chunk_views")
         values.pop("siglip")  # where SigLIP is read from does not change its embeddings
+        if not values["encoder_autocast"]:  # the default: keys recorded before the setting existed still hold
+            values.pop("encoder_autocast")
         for name in ("class_names", "class_sets"):
             if values[name] is not None:
                 values[name] = list(values[name])
@@ -84,6 +88,7 @@ class PredictionSettings:
         """The `Predictor` arguments (besides weights and device) these settings ask for."""
         return {
             "amp": self.amp,
+            "encoder_autocast": self.encoder_autocast,
             "dino_config": self.dino_config,
             "text_embeddings": self.text_embeddings,
             "siglip": self.siglip,

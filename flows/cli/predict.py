@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             weights=args.weights,
             device=args.device,
             amp=args.amp,
+            encoder_autocast=args.encoder_autocast,
             dino_config=args.dino_config,
             text_embeddings=args.text_embeddings,
             siglip=args.siglip,

@@ -123,6 +123,7 @@ def _settings(args: argparse.Namespace):
         keyframe_mode=args.keyframe_mode,
         image_size=args.image_size,
         amp=args.amp,
+        encoder_autocast=args.encoder_autocast,
         class_names=None if class_names is None else tuple(class_names),
         class_embeddings=None
         if args.class_embeddings is None

@@ -88,6 +88,12 @@ def add_prediction_settings_arguments(parser: argparse.ArgumentParser) -> None:
         default="none",
         help="mixed precision on CUDA (default none)",
     )
+    parser.add_argument(
+        "--encoder-autocast",
+        action="store_true",
+        help="with --amp: the MUSt3R encoder in that precision too, not float32 as the official encoder "
+        "(about twice the encoder's speed; outputs close, not identical)",
+    )
     parser.add_argument("--raw", action="store_true", help="also write raw.npz with every raw model output")
     parser.add_argument(
         "--min-confidence",

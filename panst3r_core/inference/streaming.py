@@ -49,7 +49,8 @@ from panst3r_core.model.text_encoder import normalize_class_embeddings
 
 @dataclass
 class ViewChunk:
-    """The outputs of consecutive views `indices` (on the model's device, float32, original orientation)."""
+    """The outputs of consecutive views `indices` (on the model's device, float32 but the mask logits, original
+    orientation)."""
 
     indices: list[int]
     true_shapes: list[tuple[int, int]]
@@ -59,7 +60,7 @@ class ViewChunk:
     conf: list[torch.Tensor]  # (H, W)
     focal: torch.Tensor  # (n,)
     cam_to_world: torch.Tensor  # (n, 4, 4)
-    mask_logits: list[torch.Tensor]  # (Q, H/2, W/2)
+    mask_logits: list[torch.Tensor]  # (Q, H/2, W/2) in the compute dtype (bf16 under bf16 autocast)
     images: list[torch.Tensor]  # (H, W, 3) uint8: the views as the network saw them
 
 
@@ -121,7 +122,7 @@ def _keyframes(model: PanSt3R, lazy: _LazyViews, opts: InferenceOptions, chunk_v
     pooled = []
     for start in range(0, len(lazy), chunk_views):
         sub = lazy.scene(range(start, min(start + chunk_views, len(lazy))), opts.max_batch)
-        pooled += [e.float().mean(dim=0) for e in encode(model, sub).enc]
+        pooled += [e.float().mean(dim=0) for e in encode(model, sub, opts.encoder_autocast).enc]
     return retrieval_keyframes(torch.stack(pooled), opts.num_keyframes, opts.retrieval_seed)
 
 
@@ -161,7 +162,7 @@ def stream_inference(
     with autocast():
         keyframes = _keyframes(model, lazy, opts, chunk_views)
         kf_views = lazy.scene(keyframes, opts.max_batch)
-        kf_features = encode(model, kf_views)
+        kf_features = encode(model, kf_views, opts.encoder_autocast)
         local = list(range(len(keyframes)))
         kv_memory = build_memory(model, kf_features, local, compute_dtype, opts)
         memory_kv = kv_memory.render_kv()
@@ -199,6 +200,8 @@ def stream_inference(
             [lazy.transposed[i] for i in indices],
             [raw[i] for i in indices],
             {j: masks[i] for j, i in enumerate(indices)},
+            # bf16 logits stay bf16: post-processing takes float32 of them, the same values at half the bytes
+            float_masks=False,
         )
         geo = geometry(pointmaps, opts.max_batch)
         yield ViewChunk(
@@ -228,7 +231,7 @@ def _non_keyframe_chunk(
     the views as uint8 images)."""
     views = lazy.scene(others, opts.max_batch)
     shown = {i: _shown(views.images[j], lazy.transposed[i]) for j, i in enumerate(others)}
-    features = encode(model, views)
+    features = encode(model, views, opts.encoder_autocast)
     render(model, views, features, memory_kv)
     dino_tokens(model, views, features)
     raw = {i: features.raw[j] for j, i in enumerate(others)}

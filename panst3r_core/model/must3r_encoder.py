@@ -5,6 +5,8 @@ Always runs in float32 (autocast disabled), as the official encoder does.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -52,11 +54,16 @@ class Must3rEncoder(nn.Module):
         )
         self.norm_enc = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """images (B, 3, H, W) in [-1, 1] -> tokens (B, H/16*W/16, D) float32, positions (B, T, 2) int64."""
-        with autocast_disabled(images.device):
+    def forward(self, images: torch.Tensor, autocast: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (B, 3, H, W) in [-1, 1] -> tokens (B, H/16*W/16, D) float32, positions (B, T, 2) int64.
+
+        Float32 inside any autocast region, as the official encoder runs; `autocast=True` keeps the caller's
+        autocast (bf16 matmuls and attention: faster, not bit-identical; the final norm stays float32)."""
+        precision = contextlib.nullcontext() if autocast else autocast_disabled(images.device)
+        with precision:
             x, pos = self.patch_embed(images.float())
             tables = RotaryTables(pos)  # one cos/sin table for all blocks
             for block in self.blocks_enc:
                 x = block(x, tables)
-            return self.norm_enc(x), pos
+        with autocast_disabled(images.device):  # float32 tokens either way (CPU autocast would give bf16)
+            return self.norm_enc(x.float()), pos

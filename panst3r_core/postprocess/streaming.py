@@ -10,9 +10,9 @@ What needs all views at once, and how it is streamed:
   as the chunks arrive; the selection is known only after annealing, so every query's mask logits are kept,
   and two more passes count the selected segments (again summed in view order) and write the maps.
 
-Kept logits live on the host between passes (page-locked on CUDA) and are uploaded one chunk at a time.
-With a `spill_dir` they go to one file per chunk there instead, so host memory no longer grows with the
-views (the files are read back once per pass; the values are the same bits).
+Kept logits (in the dtype the model produced them: bf16 under bf16 autocast) live on the host between
+passes and are uploaded one chunk at a time; past a host-memory budget they go to one file per chunk in a
+spill folder (`kept_logits.KeptLogits`), read back once per pass: the values are the same bits.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch
 
 from panst3r_core.postprocess.annealing import anneal_qubo
 from panst3r_core.postprocess.common import class_probabilities, normalise_logits
+from panst3r_core.postprocess.kept_logits import KeptLogits
 from panst3r_core.postprocess.qubo import QuboOptions, QuboSums, selected_owner, selection_segments
 from panst3r_core.postprocess.result import SegmentInfo
 from panst3r_core.postprocess.standard import StandardOptions, _assign, _maps, accepted_ids
@@ -33,43 +34,10 @@ from panst3r_core.postprocess.standard import StandardOptions, _assign, _maps, a
 MapChunk = tuple[list[int], list[torch.Tensor], list[torch.Tensor]]
 
 
-class _HostChunks:
-    """Chunks of per-view tensors kept off the device between passes: in host memory, or in `spill_dir`
-    (one `torch.save` file per chunk) when given."""
-
-    def __init__(self, spill_dir: str | Path | None = None) -> None:
-        self.spill_dir = Path(spill_dir) if spill_dir is not None else None
-        # per chunk: indices, shapes, and the tensors (in memory) or the file holding them (spilled)
-        self.chunks: list[tuple[list[int], list[tuple[int, int]], list[torch.Tensor] | Path]] = []
-
-    def put(self, indices: list[int], shapes: list[tuple[int, int]], tensors: list[torch.Tensor]) -> None:
-        if self.spill_dir is not None:
-            path = self.spill_dir / f"mask_logits_{len(self.chunks):06d}.pt"
-            # a blocking copy: the file must hold the values, not a copy still in flight
-            torch.save([tensor.cpu() for tensor in tensors], path)
-            self.chunks.append((list(indices), list(shapes), path))
-            return
-        host = []
-        for tensor in tensors:
-            if tensor.device.type == "cuda":
-                copy = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
-                copy.copy_(tensor, non_blocking=True)
-                host.append(copy)
-            else:
-                host.append(tensor)
-        self.chunks.append((list(indices), list(shapes), host))
-
-    def read(
-        self, device: torch.device
-    ) -> Iterator[tuple[list[int], list[tuple[int, int]], list[torch.Tensor]]]:
-        for indices, shapes, kept in self.chunks:
-            host = torch.load(kept, weights_only=True) if isinstance(kept, Path) else kept
-            yield indices, shapes, [t.to(device, non_blocking=True) for t in host]
-
-
 class StreamingPostprocessor:
     """`add(indices, masks, shapes)` for every chunk in view order, then `finish()` (segments), then
-    `maps()` (per-chunk maps, in the order the chunks were added)."""
+    `maps()` (per-chunk maps, in the order the chunks were added; the kept logits are released when it
+    ends)."""
 
     def add(
         self, indices: list[int], masks: Sequence[torch.Tensor], shapes: Sequence[tuple[int, int]]
@@ -98,6 +66,7 @@ class StreamingStandard(StreamingPostprocessor):
         options: StandardOptions,
         device: torch.device,
         spill_dir: str | Path | None = None,
+        host_budget_bytes: int | None = None,
     ) -> None:
         if options.niters < 1:
             raise ValueError(f"StandardOptions.niters must be >= 1, got {options.niters}")
@@ -108,7 +77,7 @@ class StreamingStandard(StreamingPostprocessor):
         count = len(self.candidates)
         self.original = torch.zeros(count, dtype=torch.int64, device=device)
         self.first_regions = torch.zeros(count, dtype=torch.int64, device=device)
-        self.store = _HostChunks(spill_dir)
+        self.store = KeptLogits(spill_dir, host_budget_bytes)
         self.final: torch.Tensor | None = None  # indices into self.candidates
         self.id_of: torch.Tensor | None = None
 
@@ -175,6 +144,7 @@ class StreamingStandard(StreamingPostprocessor):
                 assignment = self._assign(views, shapes, self.final, False)
                 pans, confs = _maps(assignment, self.id_of, self.options)
             yield indices, pans, confs
+        self.store.close()
 
 
 class StreamingQubo(StreamingPostprocessor):
@@ -186,13 +156,14 @@ class StreamingQubo(StreamingPostprocessor):
         options: QuboOptions,
         device: torch.device,
         spill_dir: str | Path | None = None,
+        host_budget_bytes: int | None = None,
     ) -> None:
         self.options, self.device = options, device
         logits = normalise_logits(pred_logits)
         self.probs = class_probabilities(logits, options.label_mode)
         self.sums = QuboSums(logits.shape[0], self.probs, options, device)
         self.shapes: list[tuple[int, int]] = []
-        self.store = _HostChunks(spill_dir)
+        self.store = KeptLogits(spill_dir, host_budget_bytes)
         self.selected: torch.Tensor | None = None
         self.id_of: torch.Tensor | None = None
 
@@ -240,6 +211,7 @@ class StreamingQubo(StreamingPostprocessor):
                     pans.append(self.id_of[owner])
                     confs.append(conf)
             yield indices, pans, confs
+        self.store.close()
 
 
 def streaming_postprocessor(
@@ -248,11 +220,13 @@ def streaming_postprocessor(
     options: Any,
     device: torch.device,
     spill_dir: str | Path | None = None,
+    host_budget_bytes: int | None = None,
 ) -> StreamingPostprocessor:
-    """The streaming form of the registered post-processor `name` with its (typed) options; `spill_dir`: an
-    existing folder where the kept mask logits wait between passes instead of host memory."""
+    """The streaming form of the registered post-processor `name` with its (typed) options. Kept mask logits
+    stay in host memory up to `host_budget_bytes` (default: half the memory available now), then go to
+    `spill_dir` (an existing folder; default: a temporary one)."""
     if isinstance(options, StandardOptions):
-        return StreamingStandard(pred_logits, options, device, spill_dir)
+        return StreamingStandard(pred_logits, options, device, spill_dir, host_budget_bytes)
     if isinstance(options, QuboOptions):
-        return StreamingQubo(pred_logits, options, device, spill_dir)
+        return StreamingQubo(pred_logits, options, device, spill_dir, host_budget_bytes)
     raise ValueError(f"post-processor {name!r} has no streaming form; use standard_v1, standard_v2 or qubo")

@@ -15,6 +15,14 @@ Where the time goes: every row is followed by its stages (preprocess, text_embed
 postprocess, to_cpu: host-synchronised) and the device time of each inference stage (encoder, memory,
 render, dino, pixel_features, mask_transformer, non_keyframes, geometry: CUDA events, no extra syncs);
 add --profile runs/benchmarks/profiles for one op table per configuration.
+
+Rows also vary the encoder's precision (--encoder fp32 autocast: the official float32 MUSt3R encoder, or the
+run's autocast) and the attention kernel (--attention sdpa xformers; a row says which one ran). With kept
+outputs, each autocast-encoder row reports its deviation from the float32-encoder row of the same views.
+Random weights make every query a post-processing candidate; --candidate-queries N gives the other queries
+the class logits of a trained model's unused ones (the shipped synthetic model keeps 50-52 of its 100
+queries as candidates on 16-view scenes), so that the kept mask logits scale as they would in use.
+Thousands of views: --chunk-views 64 --discard-outputs --distinct-views 200.
 """
 
 from __future__ import annotations
@@ -90,6 +98,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="generate at most this many random views and repeat them (cuts the set-up of 10,000 views)",
     )
+    parser.add_argument(
+        "--encoder",
+        nargs="+",
+        choices=["fp32", "autocast"],
+        default=["fp32"],
+        help="MUSt3R encoder precision: fp32 (official, default) and/or autocast (the run's bf16/fp16)",
+    )
+    parser.add_argument(
+        "--attention",
+        nargs="+",
+        choices=["sdpa", "xformers"],
+        default=["sdpa"],
+        help="attention kernels to time (xformers where it imports; the row records what ran)",
+    )
+    parser.add_argument(
+        "--candidate-queries",
+        type=int,
+        default=None,
+        help="only this many queries stay post-processing candidates (default: all, as random weights give)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--profile",
@@ -121,12 +149,52 @@ def random_views(num_views: int, height: int, width: int, seed: int) -> list[np.
     return views
 
 
-def build_random_model(variant: str, seed: int, device: torch.device) -> torch.nn.Module:
-    """Random weights, initialised directly on the device (seconds instead of a minute for 879 M params)."""
+def build_random_model(
+    variant: str, seed: int, device: torch.device, candidate_queries: int | None = None
+) -> torch.nn.Module:
+    """Random weights, initialised directly on the device (seconds instead of a minute for 879 M params).
+    With `candidate_queries`, the queries after the first N get class logits of -20 (probability ~2e-9)."""
     from panst3r_core.model.variants import build_model
 
     torch.manual_seed(seed)
-    return build_model(variant, device=device).eval()
+    model = build_model(variant, device=device).eval()
+    if candidate_queries is not None:
+        head = model.panoptic_decoder.mask_transformer
+        random_logits = head.class_logits
+
+        def trained_like_logits(queries, class_embeddings):
+            logits = random_logits(queries, class_embeddings)
+            return torch.cat([logits[:, :candidate_queries], torch.full_like(logits[:, candidate_queries:], -20.0)], 1)
+
+        head.class_logits = trained_like_logits
+    return model
+
+
+def attention_in_use() -> str:
+    from panst3r_core.model import blocks
+
+    return "xformers" if blocks._USE_XFORMERS else "sdpa"
+
+
+def deviation(reference, recon) -> dict:
+    """How far a reconstruction is from the reference one of the same views: the median relative distance of
+    the world points, and the share of pixels whose owning query (the panoptic id's query) is the same."""
+    points = np.stack(recon.pts3d).reshape(-1, 3)
+    ref_points = np.stack(reference.pts3d).reshape(-1, 3)
+    relative = np.linalg.norm(points - ref_points, axis=1) / np.maximum(np.linalg.norm(ref_points, axis=1), 1e-6)
+
+    def owners(r):
+        query_of = np.zeros(max((s.id for s in r.segments), default=0) + 1, dtype=np.int64) - 1
+        for segment in r.segments:
+            query_of[segment.id] = segment.query_id
+        return query_of[np.stack(r.panoptic)]
+
+    return {
+        "pts3d_median_relative_difference": round(float(np.median(relative)), 6),
+        "panoptic_pixel_agreement": round(float(np.mean(owners(recon) == owners(reference))), 6),
+        "segments": len(recon.segments),
+        "reference_segments": len(reference.segments),
+    }
 
 
 def profile_one(
@@ -162,7 +230,7 @@ def run_one(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "timings": recon.timings, "segments": len(recon.segments)}
+    return {"seconds": seconds, "timings": recon.timings, "segments": len(recon.segments), "recon": recon}
 
 
 def measure(args, predictor, views, embeddings, class_names, num_keyframes: int, device) -> dict:
@@ -202,6 +270,8 @@ def measure(args, predictor, views, embeddings, class_names, num_keyframes: int,
         "peak_gpu_mem_gib": (
             round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
         ),
+        "attention": attention_in_use(),
+        "recon": None if discard else runs[-1]["recon"],
     }
 
 
@@ -216,9 +286,11 @@ def benchmark(args: argparse.Namespace) -> dict:
     embeddings = rng.standard_normal((args.num_classes, 768)).astype(np.float32)
     results = []
     for variant in args.variants:
-        model = build_random_model(variant, args.seed, device)
+        model = build_random_model(variant, args.seed, device, args.candidate_queries)
         num_params = sum(p.numel() for p in model.parameters())
-        for precision in args.precisions:
+        settings = [(p, e, a) for p in args.precisions for e in args.encoder for a in args.attention]
+        references: dict[tuple, object] = {}  # (precision, attention, views) -> fp32-encoder reconstruction
+        for precision, encoder, attention in settings:
             predictor = Predictor(
                 model=model,
                 device=device,
@@ -226,6 +298,8 @@ def benchmark(args: argparse.Namespace) -> dict:
                 max_batch_size=args.max_batch_size,
                 cuda_graphs=not args.no_cuda_graphs,
                 chunk_views=args.chunk_views,
+                encoder_autocast=encoder == "autocast",
+                xformers=attention == "xformers",
             )
             for num_views in args.views:
                 distinct = min(num_views, args.distinct_views or num_views)
@@ -236,18 +310,27 @@ def benchmark(args: argparse.Namespace) -> dict:
                     "variant": variant,
                     "params_m": round(num_params / 1e6, 1),
                     "precision": precision,
+                    "encoder": encoder,
+                    "attention_asked": attention,
                     "views": num_views,
                     "keyframes": num_keyframes,
                     "chunk_views": args.chunk_views,
+                    "candidate_queries": args.candidate_queries,
                     "outputs": "discarded" if args.discard_outputs else "kept",
                     "distinct_views": distinct,
                     "resolution": f"{args.width}x{args.height}",
                 }
                 row.update(measure(args, predictor, views, embeddings, class_names, num_keyframes, device))
+                recon = row.pop("recon", None)
+                key = (precision, attention, num_views)
+                if recon is not None and encoder == "fp32":
+                    references[key] = recon
+                elif recon is not None and key in references:
+                    row["deviation_from_fp32_encoder"] = deviation(references[key], recon)
                 if "error" in row:
                     torch.cuda.empty_cache()
                 elif args.profile:
-                    table = Path(args.profile) / f"profile_{variant}_{precision}_{num_views}views.txt"
+                    table = Path(args.profile) / f"profile_{variant}_{precision}_{encoder}_{attention}_{num_views}views.txt"
                     profile_one(
                         predictor,
                         views,
@@ -261,7 +344,7 @@ def benchmark(args: argparse.Namespace) -> dict:
                     row["profile"] = str(table)
                 results.append(row)
                 print_row(row)
-        del model, predictor
+        del model, predictor, references
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return {
@@ -284,6 +367,8 @@ def benchmark(args: argparse.Namespace) -> dict:
 COLUMNS = [
     ("variant", "variant", 16),
     ("precision", "prec", 5),
+    ("encoder", "enc", 8),
+    ("attention", "attn", 8),
     ("views", "views", 5),
     ("keyframes", "kf", 3),
     ("chunk_views", "chunk", 5),
@@ -316,6 +401,8 @@ def print_row(row: dict) -> None:
     outer = [f"{k} {v:.3f}" for k, v in stages.items() if not k.startswith("inference.")]
     inner = [f"{k.split('.', 1)[1]} {v:.3f}" for k, v in stages.items() if k.startswith("inference.")]
     print(f"    stages s: {' | '.join(outer)}", flush=True)
+    if "deviation_from_fp32_encoder" in row:
+        print(f"    deviation from the fp32 encoder: {row['deviation_from_fp32_encoder']}", flush=True)
     if inner:
         print(f"    inference stages s: {' | '.join(inner)}", flush=True)
 

@@ -69,15 +69,44 @@ def test_no_candidates_gives_void_maps_like_the_whole_scene(name):
     assert all(torch.equal(a, b) for a, b in zip(confs, whole.conf))
 
 
+def _streamed_spilling(name, options, logits, masks, shapes, chunk, spill_dir, budget):
+    stream = streaming_postprocessor(name, logits, options, torch.device("cpu"), spill_dir, budget)
+    for start in range(0, len(masks), chunk):
+        idx = list(range(start, min(start + chunk, len(masks))))
+        stream.add(idx, [masks[i] for i in idx], [shapes[i] for i in idx])
+    spilled_files = len(list(spill_dir.iterdir()))
+    segments = stream.finish()
+    pans, confs = [], []
+    for _, chunk_pans, chunk_confs in stream.maps():
+        pans += chunk_pans
+        confs += chunk_confs
+    return spilled_files, (segments, pans, confs)
+
+
 @pytest.mark.parametrize("name", ["standard_v2", "qubo"])
 def test_spilled_mask_logits_give_the_same_results(name, tmp_path):
-    """With a spill folder the kept logits wait on disk (one file per chunk) and the results do not change."""
+    """Past the host budget (here 0 bytes) the kept logits wait on disk, one file per chunk, and the results
+    do not change."""
     logits, masks, shapes = _scene(0)
     processor = POSTPROCESSORS.get(name)
     options = processor.options({"num_iters": 300, "num_restarts": 4} if name == "qubo" else {})
     in_memory = _streamed(name, options, logits, masks, shapes, 3)
-    spilled = _streamed(name, options, logits, masks, shapes, 3, spill_dir=tmp_path)
-    assert len(list(tmp_path.iterdir())) == 3  # 7 views in chunks of 3
+    files, spilled = _streamed_spilling(name, options, logits, masks, shapes, 3, tmp_path, 0)
+    assert files == 3  # 7 views in chunks of 3
     assert spilled[0] == in_memory[0] and len(spilled[0]) > 0
     for kept, read_back in zip(in_memory[1] + in_memory[2], spilled[1] + spilled[2], strict=True):
         assert torch.equal(kept, read_back)
+
+
+@pytest.mark.parametrize("name", ["standard_v2", "qubo"])
+def test_bf16_mask_logits_give_the_results_of_their_float32_values(name):
+    """Streams keep bf16 logits as bf16 (half the bytes); the results are those of their float32 values."""
+    logits, masks, shapes = _scene(1)
+    masks = [m.bfloat16() for m in masks]
+    processor = POSTPROCESSORS.get(name)
+    options = processor.options({"num_iters": 300, "num_restarts": 4} if name == "qubo" else {})
+    whole = processor(logits, [m.float() for m in masks], shapes, options)
+    segments, pans, confs = _streamed(name, options, logits, masks, shapes, 3)
+    assert segments == whole.segments_info and len(segments) > 0
+    assert all(torch.equal(a, b) for a, b in zip(pans, whole.pan))
+    assert all(torch.equal(a, b) for a, b in zip(confs, whole.conf))
