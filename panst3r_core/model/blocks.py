@@ -8,6 +8,7 @@ enabled with `set_memory_efficient_attention(True)`; it is never required.
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +18,8 @@ from panst3r_core.model.rope import RoPE2D, RotaryTables
 
 _USE_XFORMERS = False
 _XFORMERS_OPS = None
+_XFORMERS_PROBED = None  # None: not probed yet; False: unusable here; else xformers.ops
+_log = logging.getLogger(__name__)
 
 
 def autocast_disabled(device: torch.device):
@@ -27,19 +30,36 @@ def autocast_disabled(device: torch.device):
 
 
 def set_memory_efficient_attention(enabled: bool) -> bool:
-    """Enable xformers attention on CUDA when it can be imported; returns whether it is now active."""
-    global _USE_XFORMERS, _XFORMERS_OPS
+    """Enable xformers attention on CUDA when it imports and its kernel runs here; returns whether it is
+    now active. A build without CUDA kernels (PyPI's xformers 0.0.35 wheel) imports fine but fails at the
+    first call: a one-time probe catches that, and attention stays on SDPA with a warning."""
+    global _USE_XFORMERS, _XFORMERS_OPS, _XFORMERS_PROBED
     if not enabled:
         _USE_XFORMERS = False
         return False
+    if _XFORMERS_PROBED is None:
+        _XFORMERS_PROBED = _probe_xformers()
+    _XFORMERS_OPS = _XFORMERS_PROBED or None
+    _USE_XFORMERS = _XFORMERS_OPS is not None
+    return _USE_XFORMERS
+
+
+def _probe_xformers(device: str = "cuda"):
+    """xformers.ops when its memory-efficient attention runs on `device`, else False."""
     try:
         import xformers.ops as xops  # noqa: PLC0415 - optional GPU extra
     except Exception:  # noqa: BLE001 - any import failure means "not available"
-        _USE_XFORMERS = False
         return False
-    _XFORMERS_OPS = xops
-    _USE_XFORMERS = True
-    return True
+    if device == "cuda" and not torch.cuda.is_available():
+        return False
+    try:
+        q = torch.zeros(1, 16, 1, 64, device=device, dtype=torch.bfloat16)
+        xops.memory_efficient_attention(q, q, q)
+    except Exception as exc:  # noqa: BLE001 - NotImplementedError, missing kernels, driver errors
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _log.warning("xformers is installed but its attention does not run here (%s); using SDPA", first_line)
+        return False
+    return xops
 
 
 def attention(
