@@ -44,6 +44,11 @@ def set_memory_efficient_attention(enabled: bool) -> bool:
     return _USE_XFORMERS
 
 
+def memory_efficient_attention_active() -> bool:
+    """Whether attention currently runs through xformers (else SDPA)."""
+    return _USE_XFORMERS
+
+
 def _probe_xformers(device: str = "cuda"):
     """xformers.ops when its memory-efficient attention runs on `device`, else False."""
     try:

@@ -171,9 +171,9 @@ def build_random_model(
 
 
 def attention_in_use() -> str:
-    from panst3r_core.model import blocks
+    from panst3r_core.model.blocks import memory_efficient_attention_active
 
-    return "xformers" if blocks._USE_XFORMERS else "sdpa"
+    return "xformers" if memory_efficient_attention_active() else "sdpa"
 
 
 def deviation(reference, recon) -> dict:

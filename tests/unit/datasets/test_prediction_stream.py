@@ -10,6 +10,7 @@ from PIL import Image
 from datasets.prediction_export import export_reconstruction
 from datasets.prediction_stream import ZARR_NAME, StreamingExport, is_streamed_prediction
 from datasets.segment_colors import rgb_to_ids
+from panst3r_core.postprocess import kept_logits
 from panst3r_core.predictor import Predictor
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -76,12 +77,20 @@ class _ScratchWatcher(StreamingExport):
         super().add_panoptic(chunk)
 
 
-def test_mask_logits_wait_in_the_scratch_folder_not_in_memory(predictors, tmp_path):
+def test_mask_logits_past_the_host_budget_wait_in_the_scratch_folder(predictors, tmp_path, monkeypatch):
     _, chunked = predictors
+    monkeypatch.setattr(kept_logits, "HOST_BUDGET_SHARE", 0.0)  # no host memory for kept logits
     with _ScratchWatcher(tmp_path / "out") as sink:
         _predict(chunked, sink=sink)
     assert len(sink.scratch_files) == 3  # 5 views in chunks of 2
     assert not (tmp_path / "out" / "_scratch").exists()
+
+
+def test_within_the_host_budget_mask_logits_stay_in_memory(predictors, tmp_path):
+    _, chunked = predictors
+    with _ScratchWatcher(tmp_path / "out") as sink:
+        _predict(chunked, sink=sink)
+    assert sink.scratch_files == []
 
 
 class _FailingExport(StreamingExport):
