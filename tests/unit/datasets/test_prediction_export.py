@@ -161,3 +161,15 @@ def test_output_path_that_is_a_file_is_refused(tmp_path):
     target.write_text("x")
     with pytest.raises(ValueError, match="not a folder"):
         export_reconstruction(_reconstruction(), target)
+
+
+def test_parallel_export_writes_the_same_bytes_as_one_thread(tmp_path):
+    recon = _reconstruction()
+    one = export_reconstruction(recon, tmp_path / "one", ExportOptions(threads=1))
+    many = export_reconstruction(recon, tmp_path / "many", ExportOptions(threads=4))
+    written = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert written == sorted(p.relative_to(tmp_path / "many") for p in (tmp_path / "many").rglob("*") if p.is_file())
+    assert len(written) == 2 * 2 + 5  # panoptic and panoptic_vis per view, 3 JSON files, PLY, GLB
+    for relative in written:
+        assert (tmp_path / "one" / relative).read_bytes() == (tmp_path / "many" / relative).read_bytes(), relative
+    assert one.num_points == many.num_points and len(many.panoptic_pngs) == 2
