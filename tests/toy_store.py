@@ -153,3 +153,17 @@ def write_toy_scene(store: str, scene_id: str, seed: int, frames: int = 6) -> No
         config_hash="toy",
         code_version="toy",
     )
+
+
+def write_toy_store_and_model(folder: Path) -> tuple[Path, Path]:
+    """Under `folder`: a store of two toy scenes of 3 views (96x64) and a tiny_v1 checkpoint (seed 0) with
+    hashed text embeddings, the inputs of the batch-prediction tests."""
+    import torch
+
+    from panst3r_core.checkpoint.ours import save_checkpoint
+    from panst3r_core.model.variants import build_model
+
+    store = write_toy_store(folder / "store", scenes=2, frames=3, image_size=(96, 64))
+    torch.manual_seed(0)
+    model = save_checkpoint(build_model("tiny_v1"), folder / "model", metadata={"text_embeddings": "hashed"})
+    return store, model

@@ -10,7 +10,6 @@ import subprocess
 
 import numpy as np
 import pytest
-import torch
 from _preprocess_support import REPO, cli_command, cli_env
 from PIL import Image
 
@@ -22,16 +21,9 @@ SMALL = ["--image-size", "64", "--max-points", "1000", "--device", "cpu"]
 @pytest.fixture(scope="module")
 def store_and_model(tmp_path_factory):
     """A store of two toy scenes of 3 views and a tiny_v1 checkpoint with hashed text embeddings."""
-    from toy_store import write_toy_store
+    from toy_store import write_toy_store_and_model
 
-    from panst3r_core.checkpoint.ours import save_checkpoint
-    from panst3r_core.model.variants import build_model
-
-    folder = tmp_path_factory.mktemp("predict_batch_flow")
-    store = write_toy_store(folder / "store", scenes=2, frames=3, image_size=(96, 64))
-    torch.manual_seed(0)
-    model = save_checkpoint(build_model("tiny_v1"), folder / "model", metadata={"text_embeddings": "hashed"})
-    return store, model
+    return write_toy_store_and_model(tmp_path_factory.mktemp("predict_batch_flow"))
 
 
 def _predict_batch(prefect_server, summary_path, *args):

@@ -23,16 +23,9 @@ SETTINGS = PredictionSettings(num_keyframes=2, image_size=64, max_points=1000)
 @pytest.fixture(scope="module")
 def store_and_model(tmp_path_factory):
     """A store of two toy scenes of 3 views and a tiny_v1 checkpoint with hashed text embeddings."""
-    from toy_store import write_toy_store
+    from toy_store import write_toy_store_and_model
 
-    from panst3r_core.checkpoint.ours import save_checkpoint
-    from panst3r_core.model.variants import build_model
-
-    folder = tmp_path_factory.mktemp("batch_job")
-    store = write_toy_store(folder / "store", scenes=2, frames=3, image_size=(96, 64))
-    torch.manual_seed(0)
-    model = save_checkpoint(build_model("tiny_v1"), folder / "model", metadata={"text_embeddings": "hashed"})
-    return store, model
+    return write_toy_store_and_model(tmp_path_factory.mktemp("batch_job"))
 
 
 def _job(out, model):
