@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,6 +93,8 @@ class KeptLogits:
         if self.spill_dir is None:
             self.spill_dir = Path(tempfile.mkdtemp(prefix="panst3r-kept-logits-"))
             self.own_spill_dir = True
+            # removed by close(), or when the store is dropped (a run that failed half-way), or at exit
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self.spill_dir, True)
         path = self.spill_dir / f"mask_logits_{len(self.chunks):06d}.pt"
         # a blocking copy: the file must hold the values, not a copy still in flight
         torch.save([tensor.cpu() for tensor in tensors], path)
@@ -111,6 +114,6 @@ class KeptLogits:
     def close(self) -> None:
         """Drop the kept tensors and remove the spill folder this store made itself."""
         self.chunks, self.pinned = [], PinnedSlabs()
-        if self.own_spill_dir and self.spill_dir is not None:
-            shutil.rmtree(self.spill_dir, ignore_errors=True)
+        if self.own_spill_dir:
+            self._cleanup()
             self.spill_dir, self.own_spill_dir = None, False

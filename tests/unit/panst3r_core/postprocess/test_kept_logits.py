@@ -63,3 +63,12 @@ def test_slab_tensors_are_aligned_and_disjoint():
     base = slabs.slabs[0].data_ptr()
     assert [t.data_ptr() - base for t in tensors[:5]] == [k * ALIGNMENT for k in range(5)]
     assert len(slabs.slabs) == 2 and tensors[6].data_ptr() == slabs.slabs[1].data_ptr()
+
+
+def test_an_abandoned_store_removes_its_own_spill_folder():
+    store = KeptLogits(host_budget_bytes=0)
+    store.put([0], [(12, 16)], _chunk(4)[:1])
+    folder = store.spill_dir
+    assert folder.is_dir()
+    del store  # a run that failed before its last pass
+    assert not folder.exists()
