@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,13 @@ LOG = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _DIGIT_RUNS = re.compile(r"(\d+)")
+# A scene's images are encoded/decoded on a thread pool of at most this many (the codecs release the GIL).
+MAX_CODEC_THREADS = 8
+
+
+def codec_threads() -> int:
+    """Threads for a scene's image encoding or decoding: min(MAX_CODEC_THREADS, CPUs)."""
+    return min(MAX_CODEC_THREADS, os.cpu_count() or 1)
 
 
 def natural_key(name: str) -> tuple:

@@ -16,7 +16,6 @@ Layout under the output folder:
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from datasets.image_io import codec_threads
 from datasets.point_cloud_export import gather_points, point_colors, write_scene_glb, write_segment_ply
 from datasets.segment_colors import colorize_ids, ids_to_rgb, segment_palette
 from panst3r_core.classes.vocabulary import SETS_WITH_STUFF, thing_flags
@@ -44,7 +44,7 @@ class ExportOptions:
     # Built-in class sets, in the order the vocabulary was made from, that decide `isthing` in
     # panoptic.json (vocabulary.thing_flags); names none of them lists are things.
     class_sets: tuple[str, ...] = SETS_WITH_STUFF
-    threads: int | None = None  # per-view PNGs and the point clouds in parallel; None: min(8, CPU count)
+    threads: int | None = None  # per-view PNGs and the point clouds in parallel; None: codec_threads()
 
 
 @dataclass
@@ -128,7 +128,7 @@ def export_reconstruction(
 
     # PNG encoding (zlib) and the numpy work release the GIL: a 100-view scene's 200 PNGs took 4 of its 7 s
     # of export on one thread, while the GPU that predicted it waited for the next scene
-    threads = options.threads or min(8, os.cpu_count() or 1)
+    threads = options.threads or codec_threads()
     with ThreadPoolExecutor(max_workers=threads) as pool:
         clouds = pool.submit(_write_point_clouds, recon, out, options, colors, files)
         list(pool.map(write_view, range(len(stems))))  # list(): a failed view raises here

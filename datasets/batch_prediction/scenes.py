@@ -5,7 +5,6 @@ Dask workers; the images are read on the worker."""
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.image_io import collect_image_paths, read_image_rgb
+from datasets.image_io import codec_threads, collect_image_paths, read_image_rgb
 from datasets.store.queries import pinned_store, select_scenes
 from datasets.store.reader import StoreReader, read_scene_attrs
 
@@ -89,7 +88,7 @@ def read_views(scene: BatchScene) -> tuple[list[np.ndarray], list[str]]:
         return _store_views(scene)
     paths = _folder_images(scene)
     # decoding releases the GIL: the worker's GPU waits less for the next scene's views
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=codec_threads()) as pool:
         images = list(pool.map(read_image_rgb, paths))
     return images, [path.stem for path in paths]
 

@@ -77,3 +77,14 @@ def test_image_files_check_headers_up_front_and_read_on_demand(tmp_path):
     _write(paths[1], np.zeros((9, 9, 3), np.uint8))
     with pytest.raises(ValueError, match=r"1\.png changed size"):
         files.read(1)
+
+
+def test_codec_threads_are_bounded_by_the_cpus_and_the_cap(monkeypatch):
+    from datasets import image_io
+
+    monkeypatch.setattr(image_io.os, "cpu_count", lambda: 64)
+    assert image_io.codec_threads() == image_io.MAX_CODEC_THREADS
+    monkeypatch.setattr(image_io.os, "cpu_count", lambda: 2)
+    assert image_io.codec_threads() == 2
+    monkeypatch.setattr(image_io.os, "cpu_count", lambda: None)
+    assert image_io.codec_threads() == 1
