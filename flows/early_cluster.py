@@ -18,7 +18,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from flows.dask_cluster import ClusterChoice, local_cluster_kwargs, make_task_runner
+from flows.dask_cluster import (
+    ClusterChoice,
+    local_cluster_kwargs,
+    make_task_runner,
+    spawn_workers_with_allocator_env,
+)
 
 if TYPE_CHECKING:
     from prefect_dask import DaskTaskRunner
@@ -50,6 +55,7 @@ class EarlyCluster:
 
     def __enter__(self) -> EarlyCluster:
         if self.choice.kind == "local":
+            spawn_workers_with_allocator_env()  # dask's config is global: set here, not in the thread
             self._thread.start()
         return self
 

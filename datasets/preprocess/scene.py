@@ -9,7 +9,6 @@ by area and validity.
 
 from __future__ import annotations
 
-import io
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -18,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from datasets.preprocess.covisibility import overlap_matrix, pairs_from_overlap, symmetric_score
-from datasets.preprocess.error_kinds import lasting_os_error
 from datasets.preprocess.errors import BadSceneInput
+from datasets.preprocess.frame_images import jpeg_round_trip, read_frame_mask, read_frame_rgb
 from datasets.preprocess.panoptic import MAX_ENCODABLE_ID, apply_anon_mask, filter_ids
 from datasets.preprocess.render import IdDepthRenderer
 from datasets.preprocess.rescale import rescale_image, rescale_intrinsics, rescale_mask, rescale_plan
@@ -52,40 +50,6 @@ class StageTimer:
 def _resolve(root: Path, relative_or_absolute: str) -> Path:
     path = Path(relative_or_absolute)
     return path if path.is_absolute() else root / path
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB")).copy()
-    except FileNotFoundError:
-        raise BadSceneInput(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        if lasting_os_error(exc):
-            raise  # unreadable, not undecodable: the fix is the file's permissions
-        raise BadSceneInput(f"image {path} cannot be decoded ({exc}); replace the file") from exc
-
-
-def _read_mask(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            mask = image if image.mode == "L" else image.convert("L")
-            return np.asarray(mask).copy()
-    except FileNotFoundError:
-        raise BadSceneInput(f"anonymisation mask not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        if lasting_os_error(exc):
-            raise
-        raise BadSceneInput(f"anonymisation mask {path} cannot be decoded ({exc}); replace the file") from exc
-
-
-def jpeg_round_trip(rgb: np.ndarray, quality: int = 75) -> np.ndarray:
-    """(H, W, 3) uint8 -> the pixels a reader gets back from PIL's JPEG at `quality` (PIL's default is 75)."""
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="JPEG", quality=quality)
-    buffer.seek(0)
-    with Image.open(buffer) as decoded:
-        return np.asarray(decoded.convert("RGB")).copy()
 
 
 def _check_frame_sizes(frame: FrameRecord, rgb: np.ndarray, mask: np.ndarray) -> None:
@@ -146,10 +110,11 @@ def _process_frame(
     timer: StageTimer,
 ) -> dict:
     with timer.stage("read_images"):
-        rgb = _read_rgb(frame.image_path)
-        mask = _read_mask(frame.mask_path)
+        rgb = read_frame_rgb(frame.image_path)
+        mask = read_frame_mask(frame.mask_path)
         _check_frame_sizes(frame, rgb, mask)
-        rgb[mask == 0] = 0
+        if mask.min() == 0:  # most frames show nobody: nothing to black out
+            rgb[mask == 0] = 0
     with timer.stage("undistort"):
         rgb = undistort_image(rgb, maps)
         mask = undistort_mask(mask, maps)

@@ -112,7 +112,10 @@ def undistort_image(image: np.ndarray, maps: UndistortMaps) -> np.ndarray:
 
 def undistort_mask(mask: np.ndarray, maps: UndistortMaps) -> np.ndarray:
     """(H, W) uint8 -> (H, W) uint8: bilinear and NOT re-thresholded (border pixels keep fractional values);
-    outside the source image counts as valid (255), as in the official script."""
+    outside the source image counts as valid (255), as in the official script. A fully valid mask (most
+    frames show nobody) stays fully valid: bilinear weights of 255s sum to 255 exactly, so no remap."""
+    if mask.size and mask.min() == 255:
+        return np.full((maps.size[1], maps.size[0]), 255, dtype=np.uint8)
     return cv2.remap(
         mask, maps.map_x, maps.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=255
     )

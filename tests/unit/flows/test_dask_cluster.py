@@ -2,7 +2,13 @@
 
 import pytest
 
-from flows.dask_cluster import SlurmSettings, choose_cluster, make_task_runner, slurm_cluster_kwargs
+from flows.dask_cluster import (
+    ALLOCATOR_ENV,
+    SlurmSettings,
+    choose_cluster,
+    make_task_runner,
+    slurm_cluster_kwargs,
+)
 
 
 def test_local_and_address_runners():
@@ -59,6 +65,8 @@ def test_slurm_settings_become_the_job_script(tmp_path):
         "#SBATCH --constraint=avx2",
         f"#SBATCH -o {tmp_path / 'logs'}/panst3r-preprocess-%J.out",
         "export PYOPENGL_PLATFORM=egl",
+        f"export MALLOC_MMAP_THRESHOLD_={ALLOCATOR_ENV['MALLOC_MMAP_THRESHOLD_']}",
+        f"export MALLOC_TRIM_THRESHOLD_={ALLOCATOR_ENV['MALLOC_TRIM_THRESHOLD_']}",
         "--nthreads 1",
         "--nworkers 2",
     ):
@@ -87,3 +95,20 @@ def test_a_local_worker_computes_on_one_thread():
     assert set(limits.pop("env").values()) == {"1"}
     assert limits.pop("opencv") == 1 and limits.pop("zarr") == 1
     assert set(limits.values()) <= {1}, f"a BLAS/OpenMP pool kept more threads: {limits}"
+
+
+def _allocator_environment() -> dict:
+    import os
+
+    return {key: os.environ.get(key) for key in ALLOCATOR_ENV}
+
+
+def test_local_workers_start_with_the_allocator_settings():
+    """glibc reads MALLOC_* when a process starts: a worker must be spawned with them (Dask's own default,
+    MALLOC_TRIM_THRESHOLD_=65536, made every large buffer a fresh zero-filled mapping)."""
+    from distributed import Client, LocalCluster
+
+    kwargs = dict(make_task_runner(choose_cluster(workers=1)).cluster_kwargs)
+    with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+        environment = client.submit(_allocator_environment, pure=False).result(timeout=60)
+    assert environment == ALLOCATOR_ENV

@@ -20,7 +20,7 @@ from scipy.spatial.transform import Rotation
 
 from datasets.preprocess.errors import BadSceneInput
 from datasets.preprocess.result import PreprocessConfig
-from datasets.preprocess.scene import jpeg_round_trip, preprocess_scene
+from datasets.preprocess.scene import preprocess_scene
 from datasets.scannetpp.reader import read_scene
 
 from .conftest import SCENE_ID
@@ -346,17 +346,6 @@ def test_pairs_from_covisibility_when_none_given(mini_scene):
     assert np.all(pairs[:, 0] < pairs[:, 1])
     assert np.all(pairs[:, 2] >= 0.3) and np.all(pairs[:, 2] <= 1.0)
     assert pairs[:, 1].max() < result.num_frames
-
-
-def test_jpeg_round_trip_equals_the_pil_default():
-    rng = np.random.default_rng(0)
-    rgb = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
-    import io
-
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="JPEG")  # no quality given: PIL's default
-    np.testing.assert_array_equal(jpeg_round_trip(rgb, 75), np.asarray(Image.open(buffer)))
-    assert not np.array_equal(jpeg_round_trip(rgb, 75), rgb)
 
 
 def test_image_of_the_wrong_size_is_a_bad_input(mini_scene, tmp_path):

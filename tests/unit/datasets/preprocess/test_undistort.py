@@ -3,6 +3,7 @@ image exactly where the fisheye / OPENCV model projects the 3-D ray of that pixe
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -138,3 +139,15 @@ def test_wrong_number_of_fisheye_coefficients_is_a_bad_input():
     camera = CameraModel("OPENCV_FISHEYE", 100, 80, (50.0, 50.0, 50.0, 40.0, 0.1, 0.0))
     with pytest.raises(BadSceneInput, match="k1 k2 k3 k4"):
         undistortion_maps(camera)
+
+
+@pytest.mark.parametrize("camera", [FISHEYE, OPENCV])
+def test_fully_valid_mask_skips_the_remap_with_the_same_result(camera):
+    maps = undistortion_maps(camera)
+    mask = np.full((camera.height, camera.width), 255, np.uint8)
+    remapped = cv2.remap(
+        mask, maps.map_x, maps.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=255
+    )
+    out = undistort_mask(mask, maps)
+    np.testing.assert_array_equal(out, remapped)
+    assert out.dtype == np.uint8 and out.shape == mask.shape
