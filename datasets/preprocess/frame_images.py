@@ -11,6 +11,8 @@ truncated) goes through PIL, with PIL's errors.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -26,31 +28,30 @@ _OPENCV_FLAGS = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION  # PIL does not
 
 
 def read_frame_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) writable uint8 RGB of an image file; BadSceneInput naming the file when it is missing or
-    cannot be decoded (an unreadable file's OSError is raised as is: its fix is the file's permissions)."""
-    try:
-        data = Path(path).read_bytes()
-        return decode_rgb(data)
-    except FileNotFoundError:
-        raise BadSceneInput(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        if lasting_os_error(exc):
-            raise
-        raise BadSceneInput(f"image {path} cannot be decoded ({exc}); replace the file") from exc
+    """(H, W, 3) writable uint8 RGB of an image file."""
+    with _file_errors("image", path):
+        return decode_rgb(Path(path).read_bytes())
 
 
 def read_frame_mask(path: Path) -> np.ndarray:
     """(H, W) uint8 anonymisation mask (converted to grey when stored otherwise)."""
+    with _file_errors("anonymisation mask", path), Image.open(path) as image:
+        mask = image if image.mode == "L" else image.convert("L")
+        return np.asarray(mask).copy()
+
+
+@contextmanager
+def _file_errors(kind: str, path: Path) -> Iterator[None]:
+    """BadSceneInput naming the file when it is missing or cannot be decoded; an unreadable file's OSError
+    is raised as is (its fix is the file's permissions, not a new file)."""
     try:
-        with Image.open(path) as image:
-            mask = image if image.mode == "L" else image.convert("L")
-            return np.asarray(mask).copy()
+        yield
     except FileNotFoundError:
-        raise BadSceneInput(f"anonymisation mask not found: {path}") from None
+        raise BadSceneInput(f"{kind} not found: {path}") from None
     except (UnidentifiedImageError, OSError) as exc:
         if lasting_os_error(exc):
             raise
-        raise BadSceneInput(f"anonymisation mask {path} cannot be decoded ({exc}); replace the file") from exc
+        raise BadSceneInput(f"{kind} {path} cannot be decoded ({exc}); replace the file") from exc
 
 
 def jpeg_round_trip(rgb: np.ndarray | Image.Image, quality: int = 75) -> np.ndarray:

@@ -278,6 +278,7 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
             started = time.perf_counter()
             with worker_cluster(workers) as (address, client):
                 cluster_seconds = time.perf_counter() - started
+                flow_started = time.time()  # the task stream's clock
                 summary = run_preprocess(
                     str(root),
                     str(store),
@@ -287,7 +288,9 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
                     dask_address=address,
                     frames_per_task=frames_per_task,
                 )
+                flow_ended = time.time()
                 busy = worker_busy_seconds(client)
+                idle = worker_idle_seconds(client, flow_started, flow_ended)
                 memory = worker_memory(client)
             wall = time.perf_counter() - started
             if summary["failed"]:
@@ -319,6 +322,7 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
                     "task_seconds_per_frame": round(float(scenes_table["seconds"].sum()) / frames, 4),
                     "worker_busy_seconds": [round(b, 2) for b in busy_list],
                     "busy_fraction": round(sum(busy_list) / (workers * summary["seconds"]), 3),
+                    "idle_seconds_per_worker": idle,
                     "peak_rss_mb_per_worker": sorted(memory["peak_rss_mb"], reverse=True),
                     "mesh_builds": memory["mesh_builds"],
                 }
@@ -379,6 +383,32 @@ def worker_busy_seconds(client) -> dict[str, float]:
     return busy
 
 
+def worker_idle_seconds(client, flow_started: float, flow_ended: float) -> dict[str, float]:
+    """Where the workers waited during the flow, in seconds averaged over the workers that ran a task:
+    `before_first_task` (flow start to a worker's first compute), `between_tasks` (gaps between its tasks:
+    scheduling and Prefect's task-run bookkeeping) and `after_last_task` (its last compute to the flow's end:
+    the tail of the slowest worker, the commits and the tables)."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for record in client.get_task_stream(start=flow_started):
+        for s in record.get("startstops", ()):
+            if s["action"] == "compute":
+                spans.setdefault(record["worker"], []).append((s["start"], s["stop"]))
+    if not spans:
+        return {"before_first_task": 0.0, "between_tasks": 0.0, "after_last_task": 0.0}
+    before, between, after = [], [], []
+    for worker_spans in spans.values():
+        worker_spans.sort()
+        before.append(worker_spans[0][0] - flow_started)
+        after.append(flow_ended - max(stop for _, stop in worker_spans))
+        covered = worker_spans[-1][1] - worker_spans[0][0]
+        between.append(covered - sum(stop - start for start, stop in worker_spans))
+    return {
+        "before_first_task": round(statistics.mean(before), 2),
+        "between_tasks": round(statistics.mean(between), 2),
+        "after_last_task": round(statistics.mean(after), 2),
+    }
+
+
 def add_efficiency(rows: list[dict], earlier: list[dict] = ()) -> list[dict]:
     """scaling_efficiency = frames/s at w workers / (w / w0 x frames/s at w0), w0 the fewest workers measured
     for that store kind, here or in `earlier` rows (1 when measured: throughput(w) / (w x throughput(1)))."""
@@ -437,6 +467,8 @@ def report(args: argparse.Namespace, rows: list[dict], generation: dict | None =
     lines += [
         "",
         "worker busy seconds: " + "; ".join(f"{r['workers']}: {r['worker_busy_seconds']}" for r in rows),
+        "idle seconds per worker (before the first task / between tasks / after the last): "
+        + "; ".join(f"{r['workers']}: {' / '.join(map(str, r['idle_seconds_per_worker'].values()))}" for r in rows),
     ]
     table = "\n".join(lines)
     machine = machine_description()

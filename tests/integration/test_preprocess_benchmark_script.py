@@ -52,3 +52,9 @@ def test_worker_list_reports_efficiency_stages_and_busy_time(tmp_path):
         assert len(row["worker_busy_seconds"]) == row["workers"] and max(row["worker_busy_seconds"]) > 0
         assert {"render", "write", "build_mesh"} <= set(row["task_seconds_per_frame_by_stage"])
         assert 0 < row["busy_fraction"] <= 1.0
+        idle = row["idle_seconds_per_worker"]
+        assert set(idle) == {"before_first_task", "between_tasks", "after_last_task"}
+        # A worker's idle and busy seconds add up to the flow's duration, which lies inside the row's wall time.
+        assert all(seconds >= 0 for seconds in idle.values())
+        busy = [seconds for seconds in row["worker_busy_seconds"] if seconds > 0]
+        assert sum(idle.values()) + sum(busy) / len(busy) <= row["wall_seconds"] + 0.1
