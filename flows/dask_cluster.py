@@ -41,6 +41,9 @@ ALLOCATOR_ENV = {
     "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
     "MALLOC_TRIM_THRESHOLD_": str(128 * 2**20),
 }
+# A preprocessing worker imports the tasks' modules while it starts (in parallel with the Prefect server's
+# boot and the flow run's creation) rather than when the first task reaches it: flows.preprocess_preload.
+PREPROCESS_WORKER_OPTIONS = {"preload": ["flows.preprocess_preload"]}
 DEFAULT_SLURM_LOG_DIR = Path("runs") / "slurm"
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B)$", re.IGNORECASE)
 _WALLTIME = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){1,2}$")

@@ -44,7 +44,7 @@ from datasets.store.splits import scene_splits
 from datasets.store.staleness import CurrentVersion, committed_by_this_run
 from datasets.store.tables import TableBuilder
 from datasets.store.writer import open_or_create_store, sweep_staging
-from flows.dask_cluster import ClusterChoice, choose_cluster, make_task_runner
+from flows.dask_cluster import PREPROCESS_WORKER_OPTIONS, ClusterChoice, choose_cluster, make_task_runner
 from flows.task_futures import task_outcome as _collect
 
 TASK_RETRIES = 2
@@ -137,7 +137,9 @@ WORKERS_ENV = "PANST3R_PREPROCESS_WORKERS"
 
 @flow(
     name="preprocess",
-    task_runner=make_task_runner(choose_cluster(workers=int(os.environ.get(WORKERS_ENV, "2")))),
+    task_runner=make_task_runner(
+        choose_cluster(workers=int(os.environ.get(WORKERS_ENV, "2"))), PREPROCESS_WORKER_OPTIONS
+    ),
 )
 def preprocess(
     root: str,
@@ -485,7 +487,8 @@ def run_preprocess(
 ) -> dict[str, Any]:
     """Run the flow in this process on `task_runner` (e.g. flows.early_cluster's), else on `cluster`
     (default: from `workers` / `dask_address`)."""
-    runner = task_runner or make_task_runner(cluster or choose_cluster(None, workers, dask_address))
+    choice = cluster or choose_cluster(None, workers, dask_address)
+    runner = task_runner or make_task_runner(choice, PREPROCESS_WORKER_OPTIONS)
     return preprocess.with_options(task_runner=runner)(
         root=root,
         store=store,

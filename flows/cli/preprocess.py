@@ -18,13 +18,11 @@ from flows.cli._common import (
     prepare_prefect,
 )
 from flows.cli.cluster_args import add_cluster_arguments, cluster_from_args
+from flows.dask_cluster import PREPROCESS_WORKER_OPTIONS
 from flows.early_cluster import EarlyCluster
 from flows.server_watch import ServerWatch, stop_dask_cluster
 
 log = logging.getLogger(__name__)
-# Workers import the flow's modules while they start, in parallel with the Prefect server's boot, rather
-# than when the first task reaches them (flows.preprocess_preload).
-PREPROCESS_WORKER_OPTIONS = {"preload": ["flows.preprocess_preload"]}
 
 HELP = "Prefect flow `preprocess`: scenes -> Zarr store + Parquet tables (incremental)"
 

@@ -342,9 +342,9 @@ def worker_cluster(workers: int):
     own (`make_task_runner`), with the scheduler's task stream recording from the start."""
     from distributed import Client, LocalCluster
 
-    from flows.dask_cluster import choose_cluster, make_task_runner
+    from flows.dask_cluster import PREPROCESS_WORKER_OPTIONS, choose_cluster, make_task_runner
 
-    runner = make_task_runner(choose_cluster("local", workers))
+    runner = make_task_runner(choose_cluster("local", workers), PREPROCESS_WORKER_OPTIONS)
     with LocalCluster(**runner.cluster_kwargs) as cluster, Client(cluster) as client:
         client.wait_for_workers(workers)
         client.get_task_stream(count=0)  # installs the scheduler's task-stream plugin
