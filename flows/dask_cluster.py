@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -115,22 +116,24 @@ def choose_cluster(
     return ClusterChoice(kind, workers, dask_address, slurm)
 
 
-def make_task_runner(choice: ClusterChoice, local_worker_options: dict | None = None) -> DaskTaskRunner:
+def make_task_runner(choice: ClusterChoice, worker_options: dict | None = None) -> DaskTaskRunner:
     """The DaskTaskRunner of `choice`; local and Slurm clusters live as long as the flow run.
-    `local_worker_options`: more LocalCluster arguments for its workers (e.g. resources, plugins)."""
+    `worker_options`: more LocalCluster arguments for its workers (e.g. resources, plugins, preload); of
+    them, `preload` also reaches Slurm workers (dask-worker --preload)."""
     from prefect_dask import DaskTaskRunner
 
     if choice.kind == "address":
         return DaskTaskRunner(address=choice.address)
     if choice.kind == "slurm":
+        preload = (worker_options or {}).get("preload", ())
         return DaskTaskRunner(
             cluster_class="dask_jobqueue.SLURMCluster",
-            cluster_kwargs=slurm_cluster_kwargs(choice.slurm, worker_env()),
+            cluster_kwargs=slurm_cluster_kwargs(choice.slurm, worker_env(), preload),
         )
     spawn_workers_with_allocator_env()
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
-        cluster_kwargs=local_cluster_kwargs(choice, local_worker_options),
+        cluster_kwargs=local_cluster_kwargs(choice, worker_options),
     )
 
 
@@ -164,7 +167,7 @@ def local_cluster_kwargs(choice: ClusterChoice, local_worker_options: dict | Non
     }
 
 
-def slurm_cluster_kwargs(slurm: SlurmSettings, env: dict[str, str]) -> dict:
+def slurm_cluster_kwargs(slurm: SlurmSettings, env: dict[str, str], preload: Sequence[str] = ()) -> dict:
     """dask_jobqueue.SLURMCluster arguments: `cores` single-threaded workers per job, `jobs` jobs. `env` and
     the allocator settings are exported by the job script, before its Nanny spawns the workers."""
     env = {**env, **allocator_env()}
@@ -179,6 +182,7 @@ def slurm_cluster_kwargs(slurm: SlurmSettings, env: dict[str, str]) -> dict:
         "account": slurm.account,
         "interface": slurm.interface,
         "job_extra_directives": list(slurm.job_extra),
+        "worker_extra_args": [arg for module in preload for arg in ("--preload", module)],
         "job_script_prologue": [f"export {key}={value}" for key, value in sorted(env.items())],
         "log_directory": str(log_dir),
         "job_name": "panst3r-preprocess",

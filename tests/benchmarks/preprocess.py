@@ -481,7 +481,11 @@ def report(args: argparse.Namespace, rows: list[dict], generation: dict | None =
     stamp = time.strftime("%Y%m%d-%H%M%S")
     # Settings without local paths: the result file may be committed.
     paths = ("root", "pairs", "out", "json", "keep_root", "baseline")
-    kept = {k: v for k, v in vars(args).items() if k not in paths}
+    # With --root the scenes were made elsewhere: the generator's flags (at their defaults) describe nothing.
+    generator_only = ("scenes", "preset", "frames", "seed", "image_size", "mesh_faces", "objects", "camera_model",
+                      "gen_workers")  # fmt: skip
+    dropped = paths + (generator_only if args.root else ())
+    kept = {k: v for k, v in vars(args).items() if k not in dropped}
     kept["baseline_workers"] = (
         sorted({r["workers"] for r in json.loads(Path(args.baseline).read_text())["rows"]})
         if args.baseline

@@ -4,6 +4,7 @@ import pytest
 
 from flows.dask_cluster import (
     ALLOCATOR_ENV,
+    PREPROCESS_WORKER_OPTIONS,
     SlurmSettings,
     choose_cluster,
     make_task_runner,
@@ -53,7 +54,7 @@ def test_slurm_settings_become_the_job_script(tmp_path):
     )
     choice = choose_cluster("slurm", slurm=settings)
     assert make_task_runner(choice).cluster_class == "dask_jobqueue.SLURMCluster"
-    kwargs = slurm_cluster_kwargs(settings, {"PYOPENGL_PLATFORM": "egl"})
+    kwargs = slurm_cluster_kwargs(settings, {"PYOPENGL_PLATFORM": "egl"}, PREPROCESS_WORKER_OPTIONS["preload"])
     assert kwargs.pop("n_workers") == 6  # 3 jobs x 2 single-threaded workers
     with SLURMCluster(**kwargs) as cluster:
         script = cluster.job_script()
@@ -69,6 +70,7 @@ def test_slurm_settings_become_the_job_script(tmp_path):
         f"export MALLOC_TRIM_THRESHOLD_={ALLOCATOR_ENV['MALLOC_TRIM_THRESHOLD_']}",
         "--nthreads 1",
         "--nworkers 2",
+        "--preload flows.preprocess_preload",
     ):
         assert line in script, f"{line!r} not in\n{script}"
 
