@@ -487,8 +487,9 @@ def run_preprocess(
 ) -> dict[str, Any]:
     """Run the flow in this process on `task_runner` (e.g. flows.early_cluster's), else on `cluster`
     (default: from `workers` / `dask_address`)."""
-    choice = cluster or choose_cluster(None, workers, dask_address)
-    runner = task_runner or make_task_runner(choice, PREPROCESS_WORKER_OPTIONS)
+    runner = task_runner or make_task_runner(
+        cluster or choose_cluster(None, workers, dask_address), PREPROCESS_WORKER_OPTIONS
+    )
     return preprocess.with_options(task_runner=runner)(
         root=root,
         store=store,
