@@ -18,9 +18,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.dask_cluster import PREPROCESS_WORKER_OPTIONS, choose_cluster, make_task_runner
+from flows.dask_cluster import choose_cluster
 from flows.evaluate import evaluate
 from flows.preprocess import WORKERS_ENV, preprocess
+from flows.preprocess_runner import preprocess_task_runner
 from flows.train import train
 
 
@@ -54,7 +55,7 @@ def pipeline(
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     workers = workers or int(os.environ.get(WORKERS_ENV, "2"))
-    runner = make_task_runner(choose_cluster(None, workers, dask_address), PREPROCESS_WORKER_OPTIONS)
+    runner = preprocess_task_runner(choose_cluster(None, workers, dask_address))
     prepared = preprocess.with_options(task_runner=runner)(
         root=root, store=store, pairs=pairs, target_resolution=target_resolution
     )

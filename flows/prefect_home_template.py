@@ -21,22 +21,19 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
+from flows.cache_dir import cache_base
+
 log = logging.getLogger(__name__)
 
 DATABASE = "prefect.db"
 # Prefect's record that the built-in block types are registered; with it the copy skips that step too.
 MEMO = "memo_store.toml"
-CACHE_ENV = "PANST3R_CACHE_DIR"
 DATABASE_URL_SETTINGS = ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL")
 
 
 def template_dir() -> Path:
-    """Where the copy of this Prefect version lives ($PANST3R_CACHE_DIR, else ~/.cache/panst3r)."""
-    base = (
-        os.environ.get(CACHE_ENV)
-        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "panst3r"
-    )
-    return Path(base) / f"prefect-{version('prefect')}-home"
+    """Where the copy of this Prefect version lives (in flows.cache_dir's folder)."""
+    return cache_base() / f"prefect-{version('prefect')}-home"
 
 
 def uses_own_database(home: Path) -> bool:

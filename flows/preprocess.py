@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -36,16 +36,17 @@ from datasets.preprocess.unknown_labels import UnknownLabelReport
 from datasets.scannetpp.reader import list_scenes
 from datasets.store.backend import StoreBackend, backend_for
 from datasets.store.failures import clear_failure, utc_now, write_failure
-from datasets.store.finalize import finalize_store
 from datasets.store.location import StoreLocation
-from datasets.store.queries import store_version
 from datasets.store.reader import read_scene_attrs
 from datasets.store.splits import scene_splits
 from datasets.store.staleness import CurrentVersion, committed_by_this_run
-from datasets.store.tables import TableBuilder
 from datasets.store.writer import open_or_create_store, sweep_staging
-from flows.dask_cluster import PREPROCESS_WORKER_OPTIONS, ClusterChoice, choose_cluster, make_task_runner
+from flows.dask_cluster import ClusterChoice, choose_cluster
+from flows.preprocess_runner import preprocess_task_runner
 from flows.task_futures import task_outcome as _collect
+
+if TYPE_CHECKING:
+    from datasets.store.tables import TableBuilder
 
 TASK_RETRIES = 2
 TABLE_REFRESH_SECONDS = 2.0
@@ -137,9 +138,7 @@ WORKERS_ENV = "PANST3R_PREPROCESS_WORKERS"
 
 @flow(
     name="preprocess",
-    task_runner=make_task_runner(
-        choose_cluster(workers=int(os.environ.get(WORKERS_ENV, "2"))), PREPROCESS_WORKER_OPTIONS
-    ),
+    task_runner=preprocess_task_runner(choose_cluster(workers=int(os.environ.get(WORKERS_ENV, "2")))),
 )
 def preprocess(
     root: str,
@@ -234,6 +233,11 @@ def _preprocess_selected(
                 store_path, root_path, plan.scene_id, config, pairs_path, frames_per_task
             )
         futures.update(jobs.submit_scene(work))
+    # The tables' modules (pandas) load only now, while the first tasks run: a run's start waits for none
+    # of it (served runs start their first scene in about 2 s).
+    from datasets.store.finalize import finalize_store
+    from datasets.store.tables import TableBuilder
+
     builder = TableBuilder(store_path)
     collector = _Collector(logger, backend, current, started_at, builder, jobs)
     outcome = collector.run(futures)
@@ -266,6 +270,8 @@ def _preprocess_selected(
 
 def _version_of(logger, store_path: StoreLocation) -> str | None:
     """The store's version after the run (snapshot id or content hash), None when it cannot be read."""
+    from datasets.store.queries import store_version  # the tables' modules: see _preprocess_selected
+
     try:
         version = store_version(store_path)
     except (OSError, ValueError) as exc:
@@ -487,9 +493,7 @@ def run_preprocess(
 ) -> dict[str, Any]:
     """Run the flow in this process on `task_runner` (e.g. flows.early_cluster's), else on `cluster`
     (default: from `workers` / `dask_address`)."""
-    runner = task_runner or make_task_runner(
-        cluster or choose_cluster(None, workers, dask_address), PREPROCESS_WORKER_OPTIONS
-    )
+    runner = task_runner or preprocess_task_runner(cluster or choose_cluster(None, workers, dask_address))
     return preprocess.with_options(task_runner=runner)(
         root=root,
         store=store,

@@ -66,21 +66,30 @@ def build_deployments(
 ) -> list:
     """RunnerDeployments named `<flow name>/<entry name>` for `serve_deployments`; `triggers` maps a flow
     attribute (e.g. "train") to the deployment triggers that start its runs."""
+    from prefect.types.entrypoint import EntrypointType
+
     triggers = triggers or {}
+    # A run imports its flow by module name (flows.preprocess), as this process did, not as a script
+    # file (a module named `preprocess`, found relative to the serving directory): its tasks then pickle
+    # by a name that any worker of the installed package resolves, the warm workers of this process too.
     return [
         flow.to_deployment(
             name=entry.name,
             description=entry.description,
             tags=["panst3r"],
             triggers=triggers.get(entry.flow_attribute),
+            entrypoint_type=EntrypointType.MODULE_PATH,
         )
         for entry, flow in load_flows(entries)
     ]
 
 
-def serve_deployments(deployments: list, on_registered: Callable[[], None] = lambda: None) -> None:
+def serve_deployments(
+    deployments: list, on_registered: Callable[[], None] = lambda: None, poll_seconds: float | None = None
+) -> None:
     """Serve `deployments` until Ctrl-C or SIGTERM, as `prefect.serve` does but stopping cleanly on SIGTERM.
-    `on_registered` runs once the server knows every deployment (a `deployment run` may follow at once)."""
+    `on_registered` runs once the server knows every deployment (a `deployment run` may follow at once);
+    `poll_seconds`: how often to ask the server for runs to start (None: Prefect's setting)."""
     import asyncio
 
     from prefect.runner import Runner
@@ -95,7 +104,7 @@ def serve_deployments(deployments: list, on_registered: Callable[[], None] = lam
             loop = asyncio.get_running_loop()
             self._stopping_task = loop.create_task(self.astop())
 
-    runner = GracefulRunner(pause_on_shutdown=True)
+    runner = GracefulRunner(pause_on_shutdown=True, query_seconds=poll_seconds)
     for deployment in deployments:
         runner.add_deployment(deployment)  # registers it with the server
     on_registered()

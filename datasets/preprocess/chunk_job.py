@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from datasets.preprocess.error_kinds import failure_reason
-from datasets.preprocess.rescale import rescale_plan
+from datasets.preprocess.rescale_plan import rescale_plan
 from datasets.preprocess.result import (
     FrameBlock,
     PreprocessConfig,

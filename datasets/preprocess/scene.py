@@ -23,7 +23,8 @@ from datasets.preprocess.errors import BadSceneInput
 from datasets.preprocess.frame_images import jpeg_round_trip, read_frame_mask, read_frame_rgb
 from datasets.preprocess.panoptic import MAX_ENCODABLE_ID, apply_anon_mask, filter_ids
 from datasets.preprocess.render import IdDepthRenderer
-from datasets.preprocess.rescale import rescale_image, rescale_intrinsics, rescale_mask, rescale_plan
+from datasets.preprocess.rescale import rescale_image, rescale_intrinsics, rescale_mask
+from datasets.preprocess.rescale_plan import rescale_plan
 from datasets.preprocess.result import FrameBlock, PreprocessConfig, PreprocessedScene
 from datasets.preprocess.undistort import UndistortMaps, undistort_image, undistort_mask, undistortion_maps
 from datasets.preprocess.unknown_labels import UnknownFaceMarker, UnknownLabelReport

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from datasets.preprocess.result import DEFAULT_FRAMES_PER_TASK
@@ -18,9 +19,10 @@ from flows.cli._common import (
     prepare_prefect,
 )
 from flows.cli.cluster_args import add_cluster_arguments, cluster_from_args
-from flows.dask_cluster import PREPROCESS_WORKER_OPTIONS
+from flows.dask_cluster import PREPROCESS_WORKER_OPTIONS, ClusterChoice
 from flows.early_cluster import EarlyCluster
 from flows.server_watch import ServerWatch, stop_dask_cluster
+from flows.warm_workers import find_warm_workers
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--summary-json", default=None, help="also write the run summary to this JSON file")
     add_cluster_arguments(parser)
+    parser.add_argument(
+        "--fresh-workers",
+        action="store_true",
+        help="start this run's own local workers even when a running `panst3r serve` holds warm ones that "
+        "match them (by default the run uses those: no worker start-up)",
+    )
     add_prefect_port_argument(parser)
 
 
@@ -92,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--target-resolution {args.target_resolution} is too small; the official value is 920"
         )
-    cluster = cluster_from_args(args)
+    cluster = _with_warm_workers(cluster_from_args(args), args.fresh_workers)
     prepare_prefect()  # also makes SIGTERM stop a temporary Prefect server started below
     # The server boots, the cluster starts and prefect is imported all at once: start-up waits for the
     # longest of them, not their sum (flows.early_cluster).
@@ -123,6 +131,15 @@ def run(args: argparse.Namespace) -> int:
                 task_runner=early.task_runner(),
             )
     return _report(summary, args)
+
+
+def _with_warm_workers(cluster: ClusterChoice, fresh: bool) -> ClusterChoice:
+    """The warm workers of a running `panst3r serve` in place of the local cluster they duplicate."""
+    warm = None if fresh else find_warm_workers(cluster, PREPROCESS_WORKER_OPTIONS)
+    if warm is None:
+        return cluster
+    log.info("Dask cluster up: the %d warm workers of panst3r serve (pid %d) at %s", warm.workers, warm.pid, warm.address)
+    return replace(cluster, kind="address", address=warm.address)
 
 
 def _report(summary: dict, args: argparse.Namespace) -> int:

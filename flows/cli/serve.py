@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 from flows.cli._common import unwind_on_sigterm
 
 HELP = "start (or reuse) a local Prefect server and serve the deployments"
+# A triggered run waits for the served runner's next poll: Prefect's 10 s default was most of the wait
+# between `prefect deployment run` and the first scene; a poll of a local server costs milliseconds.
+DEFAULT_POLL_SECONDS = 1.0
 log = logging.getLogger(__name__)
 
 
@@ -30,6 +34,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Dask worker processes for each preprocess and pipeline flow run (default 2)",
     )
     parser.add_argument(
+        "--warm-workers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep the --workers preprocessing workers started while serving, for served runs and for "
+        "`panst3r preprocess` runs of this machine with the same workers (default on; each idle worker "
+        "holds about 0.3 GB)",
+    )
+    parser.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=DEFAULT_POLL_SECONDS,
+        help="how often the served deployments ask the server for runs to start "
+        f"(default {DEFAULT_POLL_SECONDS:g}; Prefect's own default is 10)",
+    )
+    parser.add_argument(
         "--train-on-preprocess",
         default=None,
         metavar="PRESET",
@@ -39,17 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.prefect_env import (
-        LocalServer,
-        api_healthy,
-        api_url_for,
-        configure_prefect_env,
-        drain_prefect_clients,
-        quiet_chatty_loggers,
-    )
+    from flows.prefect_env import configure_prefect_env, quiet_chatty_loggers
 
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.poll_seconds <= 0:
+        raise ValueError(f"--poll-seconds must be positive, got {args.poll_seconds}")
     preset = _checked_preset(args.train_on_preprocess)
     home = configure_prefect_env()
     quiet_chatty_loggers()
@@ -57,6 +71,15 @@ def run(args: argparse.Namespace) -> int:
     # A watcher (`prefect deployment run --watch`) waits 3 s after a run's final state for its last logs,
     # the reason of a failure among them; the default 2 s batching plus the exit drain can miss that.
     os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.5")
+    unwind_on_sigterm()  # SIGTERM (a test, a service manager) must stop the workers and server started here
+    # entered first: the warm workers boot while the Prefect server does (flows.warm_workers)
+    with _warm_workers(args.workers) if args.warm_workers else nullcontext():
+        return _serve(args, home, preset)
+
+
+def _serve(args: argparse.Namespace, home: Path, preset: str | None) -> int:
+    from flows.prefect_env import LocalServer, api_healthy, api_url_for, drain_prefect_clients
+
     server = None
     api_url = os.environ.get("PREFECT_API_URL")
     if api_url:
@@ -73,7 +96,6 @@ def run(args: argparse.Namespace) -> int:
         api_url = server.api_url
     os.environ["PREFECT_API_URL"] = api_url
 
-    unwind_on_sigterm()  # SIGTERM (a test, a service manager) must also stop the server started above
     try:
         from flows.serve import build_deployments, serve_deployments
 
@@ -86,7 +108,11 @@ def run(args: argparse.Namespace) -> int:
         if not deployments:
             raise ValueError("no flow module could be loaded; nothing to serve")
         names = ", ".join(f"{d.flow_name}/{d.name}" for d in deployments)
-        serve_deployments(deployments, on_registered=lambda: _announce(api_url, home, names, preset))
+        serve_deployments(
+            deployments,
+            on_registered=lambda: _announce(api_url, home, names, preset),
+            poll_seconds=args.poll_seconds,
+        )
     except KeyboardInterrupt:
         log.info("stopping")
     finally:
@@ -94,6 +120,13 @@ def run(args: argparse.Namespace) -> int:
         if server is not None:
             server.stop()
     return 0
+
+
+def _warm_workers(workers: int):
+    from flows.dask_cluster import PREPROCESS_WORKER_OPTIONS, choose_cluster
+    from flows.warm_workers import WarmWorkersHost
+
+    return WarmWorkersHost(choose_cluster(workers=workers), PREPROCESS_WORKER_OPTIONS)
 
 
 def _announce(api_url: str, home: Path, names: str, preset: str | None) -> None:

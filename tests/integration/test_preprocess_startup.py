@@ -11,6 +11,7 @@ import pytest
 from _preprocess_support import REPO, cli_env, make_root
 
 from datasets.store.backend import backend_for
+from flows.cache_dir import CACHE_ENV
 from flows.dask_cluster import choose_cluster
 from flows.early_cluster import ClusterStartError, EarlyCluster
 
@@ -74,7 +75,7 @@ def test_a_server_on_a_seeded_home_answers_and_keeps_its_own_records(tmp_path, m
     from flows import prefect_home_template as template
     from flows.prefect_env import LocalServer, free_port
 
-    monkeypatch.setenv(template.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     for home in (tmp_path / "first", tmp_path / "second"):
         monkeypatch.setenv("PREFECT_HOME", str(home))
         seeded_before_start = template.template_dir().exists()

@@ -1,4 +1,5 @@
-"""`panst3r serve` + `prefect deployment run 'preprocess/local'` from another process, as the README says."""
+"""`panst3r serve` + `prefect deployment run 'preprocess/local'` from another process, as the README says; the run
+uses the warm workers that serve keeps."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ def test_serve_then_trigger_the_preprocess_deployment(tmp_path):
             timeout=420,
         )
         assert len(StoreReader(store).scene_ids()) == 1
+        # The run's tasks went to the warm workers that serve started (they pickle as flows.preprocess).
+        assert "1 warm preprocessing workers up" in serve.log()
+        assert "the 1 warm workers of panst3r serve" in serve.log(), serve.log()[-3000:]
 
         # A run that fails shows why in the watching terminal, not only in the serve terminal.
         missing = tmp_path / "no_such_root"

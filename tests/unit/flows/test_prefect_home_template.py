@@ -7,11 +7,12 @@ import sqlite3
 import pytest
 
 from flows import prefect_home_template as template
+from flows.cache_dir import CACHE_ENV
 
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(template.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     for name in template.DATABASE_URL_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     return tmp_path / "cache"

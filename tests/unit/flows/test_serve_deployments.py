@@ -48,3 +48,15 @@ def test_the_train_on_preprocess_trigger_goes_to_the_train_deployment_only():
         "config": "synthetic_cpu",
         "reuse": True,
     }
+
+
+def test_runs_import_their_flow_by_module_name():
+    """Not as a script file: a run's tasks then pickle as flows.preprocess, which the warm workers of the
+    serving process (and any worker of the installed package) can import."""
+    entrypoints = {d.flow_name: d.entrypoint for d in build_deployments()}
+    assert entrypoints == {
+        "preprocess": "flows.preprocess.preprocess",
+        "train": "flows.train.train",
+        "evaluate": "flows.evaluate.evaluate",
+        "pipeline": "flows.pipeline.pipeline",
+    }

@@ -35,3 +35,13 @@ def test_the_flow_process_and_the_worker_preload_never_import_torch_or_mlflow():
         "import flows.preprocess, flows.preprocess_preload", ("torch", "mlflow", "pyrender")
     )
     assert loaded == {"torch": False, "mlflow": False, "pyrender": True}, "the preload brings pyrender in"
+
+
+def test_the_flow_process_loads_the_tables_and_image_libraries_only_once_tasks_run():
+    # With warm workers the CLI's own imports are most of a run's start: pandas (the tables, needed once
+    # tasks run) and the image libraries (the workers' business) stay out of them.
+    loaded = _modules_after(
+        "import flows.cli.preprocess, flows.warm_workers, flows.preprocess",
+        ("pandas", "pyarrow", "cv2", "PIL", "pyrender"),
+    )
+    assert not any(loaded.values()), loaded
