@@ -14,11 +14,16 @@ each phase's moment from the run's own log lines:
 Modes: `cold` (a fresh PREFECT_HOME and an empty cache: the CLI starts a temporary server that creates its
 database), `fresh-home` (a fresh PREFECT_HOME, the cache holding the empty database an earlier run left, see
 flows.prefect_home_template; older code ignores it), `warm-home` (a PREFECT_HOME whose database exists from
-an earlier run), `served` (`panst3r serve` already running, PREFECT_API_URL pointing at it). Runs are interleaved over modes and `--code` trees (e.g. the main branch's
-checkout against this one), each into a fresh store; the table shows medians.
+an earlier run), `served` (`panst3r serve --workers N` already running, PREFECT_API_URL pointing at it: the
+CLI run uses serve's warm workers where the code has them), `deployment` (no CLI: a run of the served
+`preprocess/local` deployment created through the REST API, as `prefect deployment run` does, timed from that
+request; its phases come from the flow run's logs, which name no imports and no cluster). Runs are
+interleaved over modes and `--code` trees (e.g. the main branch's checkout against this one), each into a
+fresh store; each worker count gets its own `panst3r serve` per tree; the table shows medians.
 
     .venv/bin/python tests/benchmarks/preprocess_startup.py --runs 3 --modes cold served
     .venv/bin/python tests/benchmarks/preprocess_startup.py --code before=../main after=. --json out.json
+    .venv/bin/python tests/benchmarks/preprocess_startup.py --modes served deployment --workers 1 2
 
 A phase missing from a run's log (older code logs fewer of them) is left empty.
 """
@@ -43,7 +48,10 @@ from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-MODES = ("cold", "fresh-home", "warm-home", "served")
+MODES = ("cold", "fresh-home", "warm-home", "served", "deployment")
+SERVED_MODES = ("served", "deployment")
+DEPLOYMENT = "preprocess/local"
+FINAL_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 PHASES = ("imports", "api", "flow_run", "cluster", "first_scene_start", "first_scene_done", "end")
 # phase -> the log line marking it (the first match counts); timestamps are the CLI logger's asctime.
 MARKERS = {
@@ -86,12 +94,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def read_phases(log_text: str, started: float) -> dict[str, float | None]:
     """Seconds from process start to each phase, from the run's log (None where no line marks it)."""
-    phases: dict[str, float | None] = dict.fromkeys(PHASES)
+    stamped = []
     for line in log_text.splitlines():
         stamp = STAMP.match(line)
-        if not stamp:
-            continue
-        at = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() - started
+        if stamp:
+            stamped.append((datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp(), line))
+    return phases_of(stamped, started)
+
+
+def phases_of(stamped: list[tuple[float, str]], started: float) -> dict[str, float | None]:
+    """Seconds from `started` to each phase, given (unix time, message) log lines."""
+    phases: dict[str, float | None] = dict.fromkeys(PHASES)
+    for when, line in stamped:
+        at = when - started
         for phase, marker in MARKERS.items():
             if phases[phase] is None and marker.search(line):
                 phases[phase] = at
@@ -120,13 +135,15 @@ def healthy(url: str) -> bool:
 
 
 class Served:
-    """`panst3r serve` of one tree on its own home and port, for the `served` mode."""
+    """`panst3r serve --workers N` of one tree on its own home and port, for the served modes."""
 
-    def __init__(self, code: str, home: Path):
+    def __init__(self, code: str, home: Path, workers: int, cache: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
-        command = [sys.executable, "-m", "flows.cli.main", "serve", "--port", str(self.port)]
-        env = {**base_env(code), "PREFECT_HOME": str(home), "PANST3R_CACHE_DIR": str(home.parent / "cache")}
+        command = [sys.executable, "-m", "flows.cli.main", "serve", "--port", str(self.port),
+                   "--workers", str(workers)]  # fmt: skip
+        # the CLI runs' cache folder: where they look for its warm workers
+        env = {**base_env(code), "PREFECT_HOME": str(home), "PANST3R_CACHE_DIR": str(cache)}
         env.pop("PREFECT_API_URL", None)
         self.log = open(home.parent / f"serve-{self.port}.log", "wb")  # noqa: SIM115 - closed in stop
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT,
@@ -136,12 +153,56 @@ class Served:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"panst3r serve did not come up; see {self.log.name}")
             time.sleep(0.5)
-        time.sleep(3.0)  # let it register its deployments: a quiet server, as a user's would be
+        while not _served(self.url):  # its deployments registered (and its warm workers, where it has them)
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"panst3r serve did not register {DEPLOYMENT}; see {self.log.name}")
+            time.sleep(0.5)
+        warm = Path(code, "flows", "warm_workers.py").exists()  # older trees have no warm workers
+        while warm and "warm preprocessing workers up" not in Path(self.log.name).read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"panst3r serve started no warm workers; see {self.log.name}")
+            time.sleep(0.5)
+        time.sleep(3.0)  # a quiet server, as a user's would be
 
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
         self.process.wait(timeout=60)
         self.log.close()
+
+
+def _api(url: str, path: str, body: dict | None = None):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{url}/{path}", data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _served(url: str) -> bool:
+    try:
+        _api(url, f"deployments/name/{DEPLOYMENT}")
+    except OSError:
+        return False
+    return True
+
+
+def run_deployment(url: str, root: Path, work: Path) -> dict:
+    """One run of the served deployment into a fresh store, from the REST request that creates it."""
+    work.mkdir(parents=True, exist_ok=True)
+    store = Path(tempfile.mkdtemp(prefix="store-", dir=work))
+    shutil.rmtree(store)  # the flow creates it
+    deployment = _api(url, f"deployments/name/{DEPLOYMENT}")["id"]
+    started = time.time()
+    run = _api(url, f"deployments/{deployment}/create_flow_run",
+               {"parameters": {"root": str(root), "store": str(store)}})["id"]  # fmt: skip
+    state = None
+    while state not in FINAL_STATES and time.time() - started < 600:
+        time.sleep(0.2)
+        state = _api(url, f"flow_runs/{run}")["state_type"]
+    end = time.time() - started
+    logs = _api(url, "logs/filter", {"logs": {"flow_run_id": {"any_": [run]}}, "sort": "TIMESTAMP_ASC"})
+    stamped = [(datetime.fromisoformat(entry["timestamp"]).timestamp(), entry["message"]) for entry in logs]
+    shutil.rmtree(store, ignore_errors=True)
+    return {"returncode": 0 if state == "COMPLETED" else 1, **phases_of(stamped, started), "end": end}
 
 
 def base_env(code: str) -> dict[str, str]:
@@ -223,20 +284,18 @@ def main(argv: list[str] | None = None) -> None:
         for label, code in trees.items():
             if {"warm-home", "fresh-home"} & set(args.modes):
                 warm_up_home(code, root, work / label, args.extra)  # also fills the cache
-        servers = {label: Served(code, work / f"served-{label}" / "home") for label, code in trees.items()
-                   if "served" in args.modes and _mkdir(work / f"served-{label}")}  # fmt: skip
-        try:
-            for run in range(args.runs):
-                for workers in args.workers:
+        for workers in args.workers:
+            servers = start_servers(trees, work, workers) if set(SERVED_MODES) & set(args.modes) else {}
+            try:
+                for run in range(args.runs):
                     for mode in args.modes:
                         for label, code in trees.items():  # interleaved: load drifts hit every tree alike
-                            api = servers[label].url if mode == "served" else None
-                            row = run_once(code, root, work / label, workers, mode, args.extra, api)
+                            row = run_mode(mode, code, root, work / label, workers, args.extra, servers.get(label))
                             rows.append({"code": label, "mode": mode, "workers": workers, "run": run, **row})
                             print(json.dumps(rows[-1]), flush=True)
-        finally:
-            for server in servers.values():
-                server.stop()
+            finally:
+                for server in servers.values():
+                    server.stop()
     medians = median_rows(rows)
     print_table(medians)
     if args.json:
@@ -247,9 +306,20 @@ def main(argv: list[str] | None = None) -> None:
         )
 
 
-def _mkdir(path: Path) -> bool:
-    path.mkdir(parents=True, exist_ok=True)
-    return True
+def start_servers(trees: dict[str, str], work: Path, workers: int) -> dict[str, Served]:
+    """One `panst3r serve --workers N` per tree, each on its own home."""
+    servers = {}
+    for label, code in trees.items():
+        home = work / f"served-{label}-{workers}" / "home"
+        home.parent.mkdir(parents=True, exist_ok=True)
+        servers[label] = Served(code, home, workers, cache=work / label / "cache")
+    return servers
+
+
+def run_mode(mode: str, code: str, root: Path, work: Path, workers: int, extra: list[str], server) -> dict:
+    if mode == "deployment":
+        return run_deployment(server.url, root, work)
+    return run_once(code, root, work, workers, mode, extra, server.url if mode == "served" else None)
 
 
 if __name__ == "__main__":

@@ -45,3 +45,15 @@ def test_an_older_log_leaves_the_missing_phases_empty():
     started = datetime(2026, 12, 3, 10, 0, 0).timestamp()
     phases = _script().read_phases("2026-12-03 10:00:02,000 INFO x: Beginning flow run 'a'\n", started)
     assert phases["flow_run"] == 2.0 and phases["imports"] is None and phases["first_scene_start"] is None
+
+
+def test_a_deployment_run_is_timed_from_its_request_by_its_flow_run_logs():
+    """The `deployment` mode has no CLI log: the flow run's own log entries (as the API returns them)."""
+    started = datetime(2026, 12, 3, 10, 0, 0).timestamp()
+    entries = [
+        (started + 3.25, "Beginning flow run 'a' for flow 'preprocess'"),
+        (started + 7.0, "scene b done: 24 frames, 3.5 s"),
+    ]
+    phases = _script().phases_of(entries, started)
+    assert phases["flow_run"] == 3.25 and phases["first_scene_start"] == 3.5 and phases["first_scene_done"] == 7.0
+    assert phases["imports"] is None and phases["cluster"] is None
