@@ -199,10 +199,20 @@ def run_deployment(url: str, root: Path, work: Path) -> dict:
         time.sleep(0.2)
         state = _api(url, f"flow_runs/{run}")["state_type"]
     end = time.time() - started
-    logs = _api(url, "logs/filter", {"logs": {"flow_run_id": {"any_": [run]}}, "sort": "TIMESTAMP_ASC"})
-    stamped = [(datetime.fromisoformat(entry["timestamp"]).timestamp(), entry["message"]) for entry in logs]
+    stamped = _flow_run_logs(url, run)
     shutil.rmtree(store, ignore_errors=True)
     return {"returncode": 0 if state == "COMPLETED" else 1, **phases_of(stamped, started), "end": end}
+
+
+def _flow_run_logs(url: str, run: str, wait_s: float = 15.0) -> list[tuple[float, str]]:
+    """(unix time, message) of the run's log entries, once its last one ("preprocess finished") arrived:
+    the runner sends them in batches, which may land after the final state."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        logs = _api(url, "logs/filter", {"logs": {"flow_run_id": {"any_": [run]}}, "sort": "TIMESTAMP_ASC"})
+        if any("preprocess finished" in entry["message"] for entry in logs) or time.monotonic() > deadline:
+            return [(datetime.fromisoformat(entry["timestamp"]).timestamp(), entry["message"]) for entry in logs]
+        time.sleep(0.5)
 
 
 def base_env(code: str) -> dict[str, str]:
