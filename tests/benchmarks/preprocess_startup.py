@@ -50,6 +50,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 MODES = ("cold", "fresh-home", "warm-home", "served", "deployment")
 SERVED_MODES = ("served", "deployment")
+SERVED_CACHE = "cache-served"
 DEPLOYMENT = "preprocess/local"
 FINAL_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 PHASES = ("imports", "api", "flow_run", "cluster", "first_scene_start", "first_scene_done", "end")
@@ -228,7 +229,8 @@ def run_once(
     work.mkdir(parents=True, exist_ok=True)
     store = Path(tempfile.mkdtemp(prefix="store-", dir=work))
     home = work / ("home-warm" if mode == "warm-home" else f"home-{store.name}")
-    cache = work / ("cache-cold" if mode == "cold" else "cache")
+    # served runs share serve's cache folder (where it advertises its warm workers); the others must not
+    cache = work / {"cold": "cache-cold", "served": SERVED_CACHE}.get(mode, "cache")
     env = {**base_env(code), "PREFECT_HOME": str(home), "PANST3R_CACHE_DIR": str(cache)}
     env.pop("PREFECT_API_URL", None)
     if api:
@@ -322,7 +324,7 @@ def start_servers(trees: dict[str, str], work: Path, workers: int) -> dict[str, 
     for label, code in trees.items():
         home = work / f"served-{label}-{workers}" / "home"
         home.parent.mkdir(parents=True, exist_ok=True)
-        servers[label] = Served(code, home, workers, cache=work / label / "cache")
+        servers[label] = Served(code, home, workers, cache=work / label / SERVED_CACHE)
     return servers
 
 
