@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from datetime import datetime
 from pathlib import Path
@@ -171,11 +172,18 @@ class Served:
         self.log.close()
 
 
-def _api(url: str, path: str, body: dict | None = None):
+def _api(url: str, path: str, body: dict | None = None, attempts: int = 5):
+    """One REST call; a 503 (the server's database busy, seen once on two loaded cores) is retried."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"{url}/{path}", data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+    for attempt in range(attempts):
+        request = urllib.request.Request(f"{url}/{path}", data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(1.0)
 
 
 def _served(url: str) -> bool:
