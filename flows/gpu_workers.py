@@ -3,9 +3,10 @@
 A local cluster gets one worker per visible GPU; worker i sees only the i-th GPU (CUDA_VISIBLE_DEVICES,
 set by a worker plugin before anything in the worker touches CUDA), so inside a worker "cuda" is its own
 GPU and a model loaded there never lands on another worker's device. Each worker also declares the Dask
-resource GPU=1, and tasks that need a GPU ask for it, so a cluster never runs two on one worker. On a
-machine without GPUs the workers are plain CPU workers. Workers of an existing cluster (`--dask-address`)
-are pinned by whoever started them (e.g. dask-cuda's `dask cuda worker`, one per GPU).
+resource GPU=1, and tasks that need a GPU ask for it, so a cluster never runs two on one worker; its second
+thread runs a task that needs no GPU (writing a scene) beside it. On a machine without GPUs the workers are
+plain CPU workers. Workers of an existing cluster (`--dask-address`) are pinned by whoever started them
+(e.g. dask-cuda's `dask cuda worker`, one per GPU).
 
 Importing this module imports no Prefect.
 """
@@ -69,10 +70,12 @@ class WorkerLayout:
         return "cuda" if self.gpus else "cpu"
 
     def local_worker_options(self) -> dict:
-        """LocalCluster arguments: the pinning plugin and the GPU resource, none for CPU workers."""
+        """LocalCluster arguments: the pinning plugin, the GPU resource and a second thread (for a task that
+        needs no GPU, e.g. writing a scene while the next one is predicted); none for CPU workers, whose
+        one thread is the CPU that predicting would share."""
         if not self.gpus:
             return {}
-        return {"plugins": {PinGpu(self.gpus)}, "resources": {GPU_RESOURCE: 1}}
+        return {"plugins": {PinGpu(self.gpus)}, "resources": {GPU_RESOURCE: 1}, "threads_per_worker": 2}
 
     def describe(self) -> str:
         if not self.gpus:

@@ -1,10 +1,17 @@
-"""Prefect flow `predict-batch`: predict every scene of a store (one split) or of a list of image folders,
-one task per scene on a Dask cluster with one GPU per worker (CPU workers without GPUs).
+"""Prefect flow `predict-batch`: predict every scene of a store (one split) or of a list of image folders
+on a Dask cluster with one GPU per worker (CPU workers without GPUs).
 
 The flow process decides what to do (a scene whose manifest has this run's checkpoint content hash,
-settings and input digest is skipped), submits one task per remaining scene and records each outcome:
+settings and input digest is skipped), submits two tasks per remaining scene and records each outcome:
 a failed scene gets one record with its reason (OUT/_failed/<scene>.json) and the others go on. Workers
 load the model once each and commit whole scene folders (datasets/batch_prediction).
+
+The two tasks: `predict-views` (the GPU: read and predict, holding the worker's GPU resource) and
+`export-scene` (the host: write the outputs and commit them), which takes the prediction where it lies.
+A GPU worker has two threads and one GPU: while one thread exports a scene, the other predicts the next
+(the export of a 16-view scene took longer than its prediction on an H200). Each export is submitted right
+after its prediction, so it outranks every later prediction: a worker never holds more than about two
+predicted scenes waiting to be written.
 Import this module only after `flows.prefect_env.configure_prefect_env` (Prefect reads settings at import).
 """
 
@@ -21,7 +28,7 @@ from prefect.futures import as_completed
 
 from datasets.batch_prediction.manifest import ScenePlan, plan_scenes
 from datasets.batch_prediction.output_folder import BatchOutput
-from datasets.batch_prediction.scene_job import BatchJob, predict_scene
+from datasets.batch_prediction.scene_job import BatchJob, ScenePrediction, commit_prediction, predict_views
 from datasets.batch_prediction.scenes import BatchScene, folder_scenes, store_scenes
 from datasets.batch_prediction.settings import PredictionSettings, prediction_identity
 from datasets.preprocess.error_kinds import failure_reason
@@ -34,13 +41,18 @@ SECONDS_PER_HOUR = 3600.0
 
 
 @task(
-    name="predict-scene",
-    task_run_name="scene-{scene_id}",
+    name="predict-views",
+    task_run_name="predict-{scene_id}",
     cache_policy=NO_CACHE,  # skipping is decided from the manifests, see plan_scenes
     persist_result=False,
 )
-def predict_scene_task(job: BatchJob, plan: ScenePlan, scene_id: str) -> dict[str, Any]:
-    return predict_scene(job, plan)
+def predict_views_task(job: BatchJob, plan: ScenePlan, scene_id: str) -> ScenePrediction:
+    return predict_views(job, plan)
+
+
+@task(name="export-scene", task_run_name="export-{scene_id}", cache_policy=NO_CACHE, persist_result=False)
+def export_scene_task(job: BatchJob, plan: ScenePlan, prediction: ScenePrediction, scene_id: str) -> dict[str, Any]:
+    return commit_prediction(job, plan, prediction)
 
 
 @flow(name="predict-batch", task_runner=make_task_runner(choose_cluster(workers=1)))
@@ -128,11 +140,15 @@ def _run_scenes(
     """Submit one task per scene and record each as it ends, with progress and an ETA in the log."""
     outcome = _Outcome()
     started = time.perf_counter()
-    with gpu_tasks(uses_gpu):
-        futures = {predict_scene_task.submit(job, plan, plan.scene.scene_id): plan for plan in to_run}
+    futures = {}
+    for plan in to_run:  # each export right after its prediction: it outranks the later predictions
+        with gpu_tasks(uses_gpu):
+            predicted = predict_views_task.submit(job, plan, plan.scene.scene_id)
+        exported = export_scene_task.submit(job, plan, predicted, plan.scene.scene_id)
+        futures[exported] = (plan, predicted)
     for finished, future in enumerate(as_completed(list(futures)), start=1):
-        plan = futures[future]
-        result, exc = task_outcome(future)
+        plan, predicted = futures[future]
+        result, exc = _scene_outcome(predicted, future)
         if exc is None:
             _record_done(logger, output, outcome, plan, result)
         else:
@@ -142,6 +158,16 @@ def _run_scenes(
         logger.info("%d/%d scenes finished, %.0f s elapsed, ETA %.0f s", finished, len(to_run), elapsed, eta)
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _scene_outcome(predicted, exported) -> tuple[object | None, BaseException | None]:
+    """The scene's result, or the exception of the task that failed it: a failed prediction is reported
+    as itself, not as the export that could not start without it."""
+    result, exc = task_outcome(exported)
+    if exc is None:
+        return result, None
+    _, predict_exc = task_outcome(predicted)
+    return None, predict_exc or exc
 
 
 def _record_done(logger, output: BatchOutput, outcome: _Outcome, plan: ScenePlan, result) -> None:

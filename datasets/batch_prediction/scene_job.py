@@ -38,10 +38,27 @@ class BatchJob:
     """cpu, cuda (the worker's GPU: each worker sees only its own) or auto (cuda when the worker has one)."""
 
 
+@dataclass
+class ScenePrediction:
+    """A scene predicted but not yet written: what `commit_prediction` needs, passed between the two."""
+
+    reconstruction: Any
+    device: str
+    predictor: str
+    """The token of the model load that predicted it (see _load_token)."""
+    seconds: float
+    """Reading and predicting the views."""
+
+
 def predict_scene(job: BatchJob, plan: ScenePlan) -> dict[str, Any]:
     """Read the scene's views, predict them, write the outputs and manifest into OUT/<scene>/ in one
-    commit. Returns `{scene_id, views, segments, seconds, device, predictor}`; raises on any failure,
-    leaving OUT/<scene>/ as it was."""
+    commit. Returns `{scene_id, views, segments, seconds, predict_seconds, finished_at, device, predictor}`;
+    raises on any failure, leaving OUT/<scene>/ as it was."""
+    return commit_prediction(job, plan, predict_views(job, plan))
+
+
+def predict_views(job: BatchJob, plan: ScenePlan) -> ScenePrediction:
+    """The GPU half of a scene: read its views and predict them (the model loaded once per process)."""
     started = time.perf_counter()
     check_scene_id(plan.scene.scene_id)  # before the expensive part: it could not be committed anyway
     device = resolve_device(job.device)
@@ -61,19 +78,29 @@ def predict_scene(job: BatchJob, plan: ScenePlan) -> dict[str, Any]:
         view_names=view_names,
         return_raw=job.settings.raw,
     )
+    return ScenePrediction(recon, device, _load_token(predictor), time.perf_counter() - started)
+
+
+def commit_prediction(job: BatchJob, plan: ScenePlan, prediction: ScenePrediction) -> dict[str, Any]:
+    """The host half: export the prediction and its manifest into OUT/<scene>/ in one commit."""
+    started = time.perf_counter()
+    recon = prediction.reconstruction
 
     def fill(folder: Path) -> None:
         export_reconstruction(recon, folder, _export_options(job.settings))
-        _manifest(job, plan, recon, device, time.perf_counter() - started).write(folder)
+        seconds = prediction.seconds + time.perf_counter() - started
+        _manifest(job, plan, recon, prediction.device, seconds).write(folder)
 
     BatchOutput(job.out).commit(plan.scene.scene_id, fill)
     return {
         "scene_id": plan.scene.scene_id,
         "views": recon.num_views,
         "segments": len(recon.segments),
-        "seconds": time.perf_counter() - started,
-        "device": device,
-        "predictor": _load_token(predictor),
+        "seconds": prediction.seconds + time.perf_counter() - started,
+        "predict_seconds": prediction.seconds,
+        "finished_at": time.time(),  # when it was committed: the rate of a worker's scenes (benchmark)
+        "device": prediction.device,
+        "predictor": prediction.predictor,
     }
 
 

@@ -95,12 +95,13 @@ def write_model(args: argparse.Namespace, folder: Path) -> Path:
 
 
 def steady_seconds_per_scene(done: dict[str, dict]) -> float | None:
-    """Median seconds of the scenes each loaded model predicted after its first (which also loads it)."""
+    """Median seconds between one loaded model's consecutive scenes, its first left out (it also loads the
+    model): a scene's own seconds would miss that its export overlaps the next scene's prediction."""
     by_model: dict[str, list[float]] = {}
     for result in done.values():
-        by_model.setdefault(result["predictor"], []).append(result["seconds"])
-    later = [s for seconds in by_model.values() for s in seconds[1:]]  # `done` is in completion order
-    return statistics.median(later) if later else None
+        by_model.setdefault(result["predictor"], []).append(result["finished_at"])
+    gaps = [b - a for ends in by_model.values() for a, b in zip(sorted(ends), sorted(ends)[1:])]
+    return statistics.median(gaps) if gaps else None
 
 
 def measure(args, folders: list[Path], model: Path, work: Path, workers: int) -> dict:

@@ -1,5 +1,5 @@
-"""The batch prediction benchmark's own arithmetic: the steady rate leaves out each worker's first scene
-(the one that also loaded the model)."""
+"""The batch prediction benchmark's own arithmetic: the steady rate is the time between one worker's
+consecutive scenes, its first scene (the one that also loaded the model) left out."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ def _load_script():
     return module
 
 
-def test_steady_seconds_leave_out_each_workers_first_scene():
+def test_steady_seconds_are_the_gaps_between_one_workers_scenes():
     steady = _load_script().steady_seconds_per_scene
-    done = {
-        "a": {"predictor": "w1", "seconds": 30.0},  # loads the model
-        "b": {"predictor": "w2", "seconds": 31.0},  # loads the model
-        "c": {"predictor": "w1", "seconds": 2.0},
-        "d": {"predictor": "w2", "seconds": 4.0},
-        "e": {"predictor": "w1", "seconds": 3.0},
+    done = {  # completion order; a scene's own seconds (predict + export) overlap the next one's
+        "a": {"predictor": "w1", "finished_at": 130.0},  # loaded the model
+        "b": {"predictor": "w2", "finished_at": 131.0},  # loaded the model
+        "c": {"predictor": "w1", "finished_at": 132.0},
+        "d": {"predictor": "w2", "finished_at": 135.0},
+        "e": {"predictor": "w1", "finished_at": 135.0},
     }
-    assert steady(done) == 3.0
-    assert steady({"a": {"predictor": "w1", "seconds": 30.0}}) is None
+    assert steady(done) == 3.0  # gaps 2, 3 (w1) and 4 (w2)
+    assert steady({"a": {"predictor": "w1", "finished_at": 30.0}}) is None

@@ -24,10 +24,24 @@ def test_each_local_worker_sees_only_its_own_gpu_and_gpu_tasks_run():
     kwargs = make_task_runner(choose_cluster(workers=2), layout.local_worker_options()).cluster_kwargs
     with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
         assert sorted(client.run(_visible_devices).values()) == ["5", "7"]
-        assert all(w["resources"] == {GPU_RESOURCE: 1} for w in client.scheduler_info()["workers"].values())
+        workers = client.scheduler_info()["workers"].values()
+        assert all(w["resources"] == {GPU_RESOURCE: 1} and w["nthreads"] == 2 for w in workers)
         with gpu_tasks(True):
             futures = [client.submit(_visible_devices, pure=False) for _ in range(4)]
         assert set(client.gather(futures)) <= {"5", "7"}
+        # Two GPU tasks never share a worker's GPU; a task without the resource runs beside one.
+        with gpu_tasks(True):
+            held = [client.submit(_hold, 1.5, pure=False, workers=[w]) for w in client.scheduler_info()["workers"]]
+        beside = client.submit(_visible_devices, pure=False)
+        assert beside.result(timeout=30) in {"5", "7"} and not any(f.done() for f in held)
+        client.gather(held)
+
+
+def _hold(seconds: float) -> float:
+    import time
+
+    time.sleep(seconds)
+    return seconds
 
 
 def test_without_gpus_the_workers_are_cpu_workers():

@@ -4,13 +4,14 @@ the model loaded once for many scenes, a broken scene failing without leaving a 
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 import torch
 
 from datasets.batch_prediction.manifest import MANIFEST_NAME, plan_scenes
 from datasets.batch_prediction.output_folder import STAGING_DIR, BatchOutput
-from datasets.batch_prediction.scene_job import BatchJob, predict_scene
+from datasets.batch_prediction.scene_job import BatchJob, commit_prediction, predict_scene, predict_views
 from datasets.batch_prediction.scenes import folder_scenes, read_views, store_scenes
 from datasets.batch_prediction.settings import PredictionSettings, prediction_identity
 from datasets.store.hashing import DigestCache
@@ -48,6 +49,29 @@ def test_store_scenes_are_predicted_into_complete_folders_by_one_loaded_model(st
         assert manifest["prediction_key"] == plan.prediction_key and manifest["num_views"] == 3
         assert (folder / "segments.json").is_file() and len(list((folder / "panoptic").iterdir())) == 3
     assert not any(p.run for p in plan_scenes(BatchOutput(job.out), store_scenes(store), job.identity))
+
+
+def test_a_prediction_written_later_elsewhere_gives_the_same_folder(store_and_model, tmp_path):
+    """The flow's two tasks: the prediction may travel to another worker (pickled) before it is written."""
+    store, model = store_and_model
+    whole, split = _job(tmp_path / "whole", model), _job(tmp_path / "split", model)
+    plan = plan_scenes(BatchOutput(whole.out), store_scenes(store), whole.identity)[0]
+    predict_scene(whole, plan)
+    prediction = pickle.loads(pickle.dumps(predict_views(split, plan)))
+    assert not BatchOutput(split.out).scene_dir(plan.scene.scene_id).exists(), "nothing written yet"
+    result = commit_prediction(split, plan, prediction)
+    assert result["seconds"] >= result["predict_seconds"] == prediction.seconds > 0
+    folders = [BatchOutput(job.out).scene_dir(plan.scene.scene_id) for job in (whole, split)]
+    files = [sorted(p.relative_to(f) for p in f.rglob("*") if p.is_file()) for f in folders]
+    assert files[0] == files[1]
+    for name in files[0]:
+        if name.name == MANIFEST_NAME:
+            continue  # it differs in its times only
+        if name.name == "segments.json":  # so do the segments' records of the prediction's timings
+            a, b = (json.loads((f / name).read_text()) for f in folders)
+            assert a.pop("timings_s").keys() == b.pop("timings_s").keys() and a == b
+            continue
+        assert (folders[0] / name).read_bytes() == (folders[1] / name).read_bytes(), name
 
 
 def test_store_views_come_in_frame_order_with_their_names(store_and_model):
