@@ -31,7 +31,7 @@ from datasets.preprocess.chunk_job import (
 )
 from datasets.preprocess.error_kinds import failure_reason, is_permanent
 from datasets.preprocess.result import DEFAULT_FRAMES_PER_TASK, PreprocessConfig
-from datasets.preprocess.scene_job import ScenePlan, StorePlan, plan_scenes, run_scene
+from datasets.preprocess.scene_job import ScenePlan, ScenePlanner, StorePlan, run_scene
 from datasets.preprocess.unknown_labels import UnknownLabelReport
 from datasets.scannetpp.reader import list_scenes
 from datasets.store.backend import StoreBackend, backend_for
@@ -217,22 +217,14 @@ def _preprocess_selected(
     open_or_create_store(store_path)
     sweep_staging(store_path)  # leftovers of killed runs; nothing is writing yet
     backend = backend_for(store_path)
-    store_plan = _with_redo(plan_scenes(store_path, root_path, selected, pairs_path, config), redo)
-    _log_plan(logger, store_plan, store_path)
-    to_run, skipped = store_plan.to_run, store_plan.skipped
-    _emit({"event": "planned", "total": len(to_run), "skipped": len(skipped)})
-
     jobs = _SceneJobs(str(root_path), str(store_path), str(pairs_path) if pairs_path else None, config)
     splits = scene_splits(root_path)
+    planner = ScenePlanner(store_path, root_path, pairs_path, config)
+    store_plan, futures = _submit_as_planned(jobs, planner, selected, redo, splits, frames_per_task)
+    _log_plan(logger, store_plan, store_path)
+    skipped = store_plan.skipped
+    _emit({"event": "planned", "total": len(store_plan.to_run), "skipped": len(skipped)})
     current = store_plan.current_version()
-    futures = {}
-    for plan in to_run:
-        work = _SceneWork(plan, splits.get(plan.scene_id, ""))
-        if plan.source_hash is not None:
-            work.staged = stage_chunked_scene(
-                store_path, root_path, plan.scene_id, config, pairs_path, frames_per_task
-            )
-        futures.update(jobs.submit_scene(work))
     # The tables' modules (pandas) load only now, while the first tasks run: a run's start waits for none
     # of it (served runs start their first scene in about 2 s).
     from datasets.store.finalize import finalize_store
@@ -281,12 +273,34 @@ def _version_of(logger, store_path: StoreLocation) -> str | None:
     return version.id
 
 
-def _with_redo(store_plan: StorePlan, redo: set[str]) -> StorePlan:
+def _submit_as_planned(
+    jobs: _SceneJobs,
+    planner: ScenePlanner,
+    selected: list[str],
+    redo: set[str],
+    splits: dict[str, str],
+    frames_per_task: int,
+) -> tuple[StorePlan, dict]:
+    """Every selected scene's plan, and the futures of the tasks of those to run: a scene's tasks are
+    submitted as soon as it is decided, so the workers start while later scenes' inputs are still hashed."""
+    plans, futures = [], {}
+    for plan in planner.plans(selected):
+        plan = _redone(plan, redo)
+        plans.append(plan)
+        if not plan.run:
+            continue
+        work = _SceneWork(plan, splits.get(plan.scene_id, ""))
+        if plan.source_hash is not None:
+            work.staged = stage_chunked_scene(
+                jobs.store, jobs.root, plan.scene_id, jobs.config, jobs.pairs, frames_per_task
+            )
+        futures.update(jobs.submit_scene(work))
+    return planner.finish(plans), futures
+
+
+def _redone(plan: ScenePlan, redo: set[str]) -> ScenePlan:
     """`redo` scenes are redone whatever their plan says (e.g. after `status --verify` found damage)."""
-    scenes = [
-        replace(p, run=True, why=f"asked to redo ({p.why})") if p.scene_id in redo else p for p in store_plan.scenes
-    ]
-    return replace(store_plan, scenes=scenes)
+    return replace(plan, run=True, why=f"asked to redo ({plan.why})") if plan.scene_id in redo else plan
 
 
 def _log_plan(logger, store_plan: StorePlan, store_path: StoreLocation) -> None:

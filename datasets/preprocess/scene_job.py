@@ -107,25 +107,43 @@ class StorePlan:
         return CurrentVersion(self.config_hash, self.code_version, sources)
 
 
+class ScenePlanner:
+    """`plan_scene` for many scenes with the store's digest cache (unchanged files are not re-read), each
+    plan handed out as soon as it is decided, so that a run can start a scene's work while the next scenes'
+    inputs are still being hashed (a first run over many scenes reads every input file once)."""
+
+    def __init__(self, store: StoreRef, root: Path, pairs_dir: Path | None, config: PreprocessConfig):
+        self.root, self.pairs_dir = root, pairs_dir
+        self.config_hash, self.code_version = hashing.config_hash(config), hashing.code_version()
+        self.store = backend_for(store)  # one backend for every scene: an object store's snapshot is read once
+        self.digests = hashing.DigestCache.of_store(self.store)
+
+    def plans(self, scene_ids: Sequence[str]) -> Iterator[ScenePlan]:
+        """The plans of `scene_ids`, in that order."""
+        # Hashing reads every changed input file; threads overlap the I/O (hashlib releases the GIL).
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            yield from pool.map(self._plan, scene_ids)
+
+    def _plan(self, scene_id: str) -> ScenePlan:
+        return plan_scene(
+            self.store, self.root, scene_id, self.pairs_dir, self.config_hash, self.code_version, self.digests
+        )
+
+    def finish(self, plans: list[ScenePlan]) -> StorePlan:
+        """The run's StorePlan of `plans`; the digest cache saved for the next run."""
+        try:
+            self.digests.save()
+        except OSError as exc:  # a cache: a full or read-only disk only costs re-reading the inputs next time
+            log.warning("could not save the input digest cache: %s", failure_reason(exc))
+        return StorePlan(plans, self.config_hash, self.code_version, self.digests.misses, self.digests.hits)
+
+
 def plan_scenes(
     store: StoreRef, root: Path, scene_ids: Sequence[str], pairs_dir: Path | None, config: PreprocessConfig
 ) -> StorePlan:
-    """`plan_scene` for every scene, with the store's digest cache (unchanged files are not re-read)."""
-    config_hash, code_version = hashing.config_hash(config), hashing.code_version()
-    store = backend_for(store)  # one backend for every scene: an object store's snapshot is read once
-    digests = hashing.DigestCache.of_store(store)
-    # Hashing reads every changed input file; threads overlap the I/O (hashlib releases the GIL).
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        plans = list(
-            pool.map(
-                lambda s: plan_scene(store, root, s, pairs_dir, config_hash, code_version, digests), scene_ids
-            )
-        )
-    try:
-        digests.save()
-    except OSError as exc:  # a cache: a full or read-only disk only costs re-reading the inputs next time
-        log.warning("could not save the input digest cache: %s", failure_reason(exc))
-    return StorePlan(plans, config_hash, code_version, digests.misses, digests.hits)
+    """Every scene's plan at once (ScenePlanner)."""
+    planner = ScenePlanner(store, root, pairs_dir, config)
+    return planner.finish(list(planner.plans(scene_ids)))
 
 
 def run_scene(

@@ -78,3 +78,33 @@ def test_store_plan_uses_the_digest_cache_and_knows_the_current_version(committe
         current.config_hash == hashing.config_hash(config) and current.code_version == hashing.code_version()
     )
     assert current.source_hashes == {scene_id: again.scenes[0].source_hash}
+
+
+def test_the_planner_hands_out_each_plan_before_the_rest_are_decided(committed, monkeypatch):
+    """The flow submits a scene's tasks from the first plan on; planning the others goes on meanwhile and the
+    digest cache is saved once, at the end."""
+    import threading
+
+    from datasets.preprocess import scene_job
+    from datasets.preprocess.result import PreprocessConfig
+
+    store, root, scene_id, _ = committed
+    release = threading.Event()
+    plan_one = scene_job.plan_scene
+
+    def slow_for_the_second(store_, root_, scene, *args):
+        if scene == "0000000000":
+            assert release.wait(30), "the first plan was not handed out while this one was pending"
+        return plan_one(store_, root_, scene, *args)
+
+    monkeypatch.setattr(scene_job, "plan_scene", slow_for_the_second)
+    planner = scene_job.ScenePlanner(store, root, None, PreprocessConfig())
+    plans = planner.plans([scene_id, "0000000000"])
+    first = next(plans)
+    assert first.scene_id == scene_id and first.run
+    release.set()
+    second = next(plans)
+    assert second.scene_id == "0000000000" and second.why.startswith("unreadable input")
+    store_plan = planner.finish([first, second])
+    assert store_plan.scenes == [first, second] and store_plan.files_read > 0
+    assert scene_job.plan_scenes(store, root, [scene_id], None, PreprocessConfig()).files_read == 0, "cache saved"
