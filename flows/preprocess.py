@@ -284,15 +284,15 @@ def _submit_as_planned(
     """Every selected scene's plan, and the futures of the tasks of those to run: a scene's tasks are
     submitted as soon as it is decided, so the workers start while later scenes' inputs are still hashed."""
     plans, futures = [], {}
-    for plan in planner.plans(selected):
-        plan = _redone(plan, redo)
+    for planned in planner.plans(selected):
+        plan = replace(_redone(planned, redo), record=None)  # a run's thousands of records would add up
         plans.append(plan)
         if not plan.run:
             continue
         work = _SceneWork(plan, splits.get(plan.scene_id, ""))
         if plan.source_hash is not None:
             work.staged = stage_chunked_scene(
-                jobs.store, jobs.root, plan.scene_id, jobs.config, jobs.pairs, frames_per_task
+                jobs.store, jobs.root, plan.scene_id, jobs.config, jobs.pairs, frames_per_task, planned.record
             )
         futures.update(jobs.submit_scene(work))
     return planner.finish(plans), futures

@@ -108,14 +108,16 @@ def stage_chunked_scene(
     config: PreprocessConfig,
     pairs_dir: str | Path | None,
     frames_per_task: int,
+    record: SceneRecord | None = None,
 ) -> StagedScene | None:
     """Stage `scene_id` for chunk tasks (flow process), or None when it runs as one task: chunking is off
     (`frames_per_task` 0), the store is an object store, the scene fits one chunk, or its inputs cannot be
-    laid out (the whole-scene task then fails it with the reader's own message)."""
+    laid out (the whole-scene task then fails it with the reader's own message). `record`: the scene as
+    planning read it (read again when not given)."""
     if frames_per_task <= 0 or not supports_staged_scenes(store):
         return None
     try:
-        record = read_scene(root, scene_id, pairs_dir)
+        record = record or read_scene(root, scene_id, pairs_dir)
         layouts = scene_layout(record, config) if record.frames else None
     except Exception as exc:  # noqa: BLE001 - the scene task reports it; planning never fails a run
         log.debug("scene %s runs as one task: %s", scene_id, failure_reason(exc))

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from datasets.preprocess.error_kinds import WRITE_ERRNOS, failure_reason, lastin
 from datasets.preprocess.result import PreprocessConfig
 from datasets.preprocess.worker_threads import limit_threads
 from datasets.scannetpp.reader import read_scene
+from datasets.scannetpp.record import SceneRecord
 from datasets.store import hashing
 from datasets.store.backend import StoreRef, backend_for
 from datasets.store.failures import has_failure
@@ -44,6 +45,8 @@ class ScenePlan:
     source_hash: str | None
     """None when the inputs could not be read (the task then fails with the reader's message)."""
     why: str
+    record: SceneRecord | None = field(default=None, compare=False, repr=False)
+    """A scene to run: its inputs as planning read them, for the flow's chunk staging (dropped after)."""
 
 
 def plan_scene(
@@ -64,7 +67,7 @@ def plan_scene(
         # the inputs again and fails with this reason, never the whole run at planning time
         return ScenePlan(scene_id, True, None, f"unreadable input: {failure_reason(exc)}")
     if not backend.has_scene(scene_id):
-        return ScenePlan(scene_id, True, source, "not in the store")
+        return ScenePlan(scene_id, True, source, "not in the store", record)
     attrs = backend.scene_attrs(scene_id)
     changed = [
         name
@@ -78,7 +81,7 @@ def plan_scene(
     if has_failure(backend, scene_id):
         changed.append("last attempt failed")
     if changed:
-        return ScenePlan(scene_id, True, source, "changed: " + ", ".join(changed))
+        return ScenePlan(scene_id, True, source, "changed: " + ", ".join(changed), record)
     return ScenePlan(scene_id, False, source, "up to date")
 
 

@@ -179,3 +179,18 @@ def test_chunks_of_one_scene_build_its_mesh_once(generated, tmp_path):
     _run_chunked(root, store, scene_id)
     assert chunk_job.context_builds - before == 1
     assert np.isfinite(_scene_attrs(store, scene_id)["timings"]["build_mesh"])
+
+
+def test_staging_takes_the_scene_as_planning_read_it(generated, tmp_path, monkeypatch):
+    root, (scene_id, _) = generated
+    for name in ("a", "b"):
+        writer.open_or_create_store(tmp_path / name)
+    record = read_scene(root, scene_id)
+    again = stage_chunked_scene(tmp_path / "a", root, scene_id, CONFIG, None, SHARD_FRAMES)
+
+    def no_second_read(*args, **kwargs):
+        raise AssertionError("the scene was read again")
+
+    monkeypatch.setattr(chunk_job, "read_scene", no_second_read)
+    given = stage_chunked_scene(tmp_path / "b", root, scene_id, CONFIG, None, SHARD_FRAMES, record)
+    assert given is not None and again is not None and given.chunks == again.chunks

@@ -102,9 +102,11 @@ def test_the_planner_hands_out_each_plan_before_the_rest_are_decided(committed, 
     plans = planner.plans([scene_id, "0000000000"])
     first = next(plans)
     assert first.scene_id == scene_id and first.run
+    assert first.record is not None and len(first.record.frames) > 0, "the inputs as read, for chunk staging"
     release.set()
     second = next(plans)
     assert second.scene_id == "0000000000" and second.why.startswith("unreadable input")
+    assert second.record is None
     store_plan = planner.finish([first, second])
     assert store_plan.scenes == [first, second] and store_plan.files_read > 0
     assert scene_job.plan_scenes(store, root, [scene_id], None, PreprocessConfig()).files_read == 0, "cache saved"
