@@ -88,9 +88,12 @@ def find_warm_workers(choice: ClusterChoice, worker_options: dict | None) -> War
         pool = _read_record(path)
         if pool is None:
             continue
-        if _process_alive(pool.pid) and _scheduler_answers(pool.address):
+        alive = _process_alive(pool.pid)
+        if alive and _scheduler_answers(pool.address):
             return pool
         log.info("ignoring the warm-workers record %s: its process %d is gone or does not answer", path, pool.pid)
+        if not alive:
+            path.unlink(missing_ok=True)  # a killed server's: nobody else will withdraw it
     return None
 
 

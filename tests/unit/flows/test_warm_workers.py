@@ -66,11 +66,13 @@ def test_records_of_gone_servers_or_torn_records_are_ignored(listening):
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     _advertise(choice, OPTIONS, {"address": listening, "pid": int(ended.stdout), "workers": 1})
     assert find_warm_workers(choice, OPTIONS) is None, "the serving process is gone"
+    assert not record_path(pool_key(choice, OPTIONS), int(ended.stdout)).exists(), "a killed server's record goes"
     closed = socket.create_server(("127.0.0.1", 0))
     address = f"tcp://127.0.0.1:{closed.getsockname()[1]}"
     closed.close()
     _advertise(choice, OPTIONS, {"address": address, "pid": os.getpid(), "workers": 1})
     assert find_warm_workers(choice, OPTIONS) is None, "its scheduler does not answer"
+    assert record_path(pool_key(choice, OPTIONS), os.getpid()).exists(), "a live server's record is its own"
     _advertise(choice, OPTIONS, '{"address": "tcp://127.0.0.1:1", "pi', pid=12)
     assert find_warm_workers(choice, OPTIONS) is None, "a torn record"
 
