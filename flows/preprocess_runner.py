@@ -40,12 +40,7 @@ class WarmOrLocalTaskRunner(DaskTaskRunner):
             warm = find_warm_workers(self.choice, self.worker_options)
             if warm is not None:
                 self.address = warm.address
-                self.logger.info(
-                    "Dask cluster up: the %d warm workers of panst3r serve (pid %d) at %s",
-                    warm.workers,
-                    warm.pid,
-                    warm.address,
-                )
+                self.logger.info(warm.describe())
         return DaskTaskRunner.client.fget(self)
 
 

@@ -54,6 +54,10 @@ class WarmWorkers:
     pid: int
     workers: int
 
+    def describe(self) -> str:
+        """The log line of a run that uses them (the start-up benchmark reads it as the cluster's start)."""
+        return f"Dask cluster up: the {self.workers} warm workers of panst3r serve (pid {self.pid}) at {self.address}"
+
 
 def pool_key(choice: ClusterChoice, worker_options: dict | None) -> str:
     """A digest of everything that makes two local preprocessing clusters interchangeable."""

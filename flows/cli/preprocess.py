@@ -138,7 +138,7 @@ def _with_warm_workers(cluster: ClusterChoice, fresh: bool) -> ClusterChoice:
     warm = None if fresh else find_warm_workers(cluster, PREPROCESS_WORKER_OPTIONS)
     if warm is None:
         return cluster
-    log.info("Dask cluster up: the %d warm workers of panst3r serve (pid %d) at %s", warm.workers, warm.pid, warm.address)
+    log.info(warm.describe())
     return replace(cluster, kind="address", address=warm.address)
 
 

@@ -7,8 +7,12 @@ import logging
 import os
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flows.cli._common import unwind_on_sigterm
+
+if TYPE_CHECKING:
+    from flows.warm_workers import WarmWorkersHost
 
 HELP = "start (or reuse) a local Prefect server and serve the deployments"
 # A triggered run waits for the served runner's next poll: Prefect's 10 s default was most of the wait
@@ -122,7 +126,7 @@ def _serve(args: argparse.Namespace, home: Path, preset: str | None) -> int:
     return 0
 
 
-def _warm_workers(workers: int):
+def _warm_workers(workers: int) -> WarmWorkersHost:
     from flows.dask_cluster import PREPROCESS_WORKER_OPTIONS, choose_cluster
     from flows.warm_workers import WarmWorkersHost
 
