@@ -45,6 +45,8 @@ ALLOCATOR_ENV = {
 # A preprocessing worker imports the tasks' modules while it starts (in parallel with the Prefect server's
 # boot and the flow run's creation) rather than when the first task reaches it: flows.preprocess_preload.
 PREPROCESS_WORKER_OPTIONS = {"preload": ["flows.preprocess_preload"]}
+# Preloaded by every worker of the project's local and Slurm clusters, before any run-specific preload.
+COMMON_WORKER_PRELOAD = ("flows.worker_shutdown_log",)
 DEFAULT_SLURM_LOG_DIR = Path("runs") / "slurm"
 _MEMORY = re.compile(r"^\d+(\.\d+)?\s*([KMGT]i?B)$", re.IGNORECASE)
 _WALLTIME = re.compile(r"^(\d+-)?\d{1,2}(:\d{2}){1,2}$")
@@ -125,10 +127,9 @@ def make_task_runner(choice: ClusterChoice, worker_options: dict | None = None) 
     if choice.kind == "address":
         return DaskTaskRunner(address=choice.address)
     if choice.kind == "slurm":
-        preload = (worker_options or {}).get("preload", ())
         return DaskTaskRunner(
             cluster_class="dask_jobqueue.SLURMCluster",
-            cluster_kwargs=slurm_cluster_kwargs(choice.slurm, worker_env(), preload),
+            cluster_kwargs=slurm_cluster_kwargs(choice.slurm, worker_env(), worker_preload(worker_options)),
         )
     spawn_workers_with_allocator_env()
     return DaskTaskRunner(
@@ -155,6 +156,11 @@ def spawn_workers_with_allocator_env() -> None:
     dask.config.set({f"distributed.nanny.pre-spawn-environ.{key}": value for key, value in allocator_env().items()})
 
 
+def worker_preload(worker_options: dict | None) -> list[str]:
+    """The modules a worker preloads: COMMON_WORKER_PRELOAD, then the run's own `preload` option."""
+    return [*COMMON_WORKER_PRELOAD, *(worker_options or {}).get("preload", ())]
+
+
 def local_cluster_kwargs(choice: ClusterChoice, local_worker_options: dict | None = None) -> dict:
     """distributed.LocalCluster arguments: `choice.workers` single-threaded worker processes."""
     return {
@@ -164,6 +170,7 @@ def local_cluster_kwargs(choice: ClusterChoice, local_worker_options: dict | Non
         "dashboard_address": None,
         "env": worker_env(),
         **(local_worker_options or {}),
+        "preload": worker_preload(local_worker_options),
     }
 
 

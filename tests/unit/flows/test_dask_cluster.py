@@ -9,6 +9,7 @@ from flows.dask_cluster import (
     choose_cluster,
     make_task_runner,
     slurm_cluster_kwargs,
+    worker_preload,
 )
 
 
@@ -54,7 +55,7 @@ def test_slurm_settings_become_the_job_script(tmp_path):
     )
     choice = choose_cluster("slurm", slurm=settings)
     assert make_task_runner(choice).cluster_class == "dask_jobqueue.SLURMCluster"
-    kwargs = slurm_cluster_kwargs(settings, {"PYOPENGL_PLATFORM": "egl"}, PREPROCESS_WORKER_OPTIONS["preload"])
+    kwargs = slurm_cluster_kwargs(settings, {"PYOPENGL_PLATFORM": "egl"}, worker_preload(PREPROCESS_WORKER_OPTIONS))
     assert kwargs.pop("n_workers") == 6  # 3 jobs x 2 single-threaded workers
     with SLURMCluster(**kwargs) as cluster:
         script = cluster.job_script()
@@ -70,7 +71,7 @@ def test_slurm_settings_become_the_job_script(tmp_path):
         f"export MALLOC_TRIM_THRESHOLD_={ALLOCATOR_ENV['MALLOC_TRIM_THRESHOLD_']}",
         "--nthreads 1",
         "--nworkers 2",
-        "--preload flows.preprocess_preload",
+        "--preload flows.worker_shutdown_log --preload flows.preprocess_preload",
     ):
         assert line in script, f"{line!r} not in\n{script}"
 

@@ -22,7 +22,7 @@ def own_cache(tmp_path, monkeypatch):
 def test_only_local_clusters_consider_warm_workers():
     local = preprocess_task_runner(choose_cluster(workers=3))
     assert isinstance(local, WarmOrLocalTaskRunner) and local.cluster_kwargs["n_workers"] == 3
-    assert local.cluster_kwargs["preload"] == ["flows.preprocess_preload"]
+    assert local.cluster_kwargs["preload"] == ["flows.worker_shutdown_log", "flows.preprocess_preload"]
     remote = preprocess_task_runner(choose_cluster(dask_address="tcp://127.0.0.1:8786"))
     assert type(remote) is DaskTaskRunner and remote.address == "tcp://127.0.0.1:8786"
 
