@@ -123,9 +123,13 @@ class ScenePlanner:
 
     def plans(self, scene_ids: Sequence[str]) -> Iterator[ScenePlan]:
         """The plans of `scene_ids`, in that order."""
-        # Hashing reads every changed input file; threads overlap the I/O (hashlib releases the GIL).
+        # The first plan is decided alone: beside the others it would share the GIL with their hashing and
+        # reach the workers later (0.14 s instead of 0.04 s for four small scenes). The rest start once the
+        # caller asks for the next plan, after submitting the first; threads overlap their I/O (hashlib
+        # releases the GIL).
+        yield from map(self._plan, scene_ids[:1])
         with ThreadPoolExecutor(max_workers=4) as pool:
-            yield from pool.map(self._plan, scene_ids)
+            yield from pool.map(self._plan, scene_ids[1:])
 
     def _plan(self, scene_id: str) -> ScenePlan:
         return plan_scene(

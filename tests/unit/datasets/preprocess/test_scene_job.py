@@ -80,6 +80,24 @@ def test_store_plan_uses_the_digest_cache_and_knows_the_current_version(committe
     assert current.source_hashes == {scene_id: again.scenes[0].source_hash}
 
 
+def test_the_first_plan_is_decided_before_any_other_scene_is_read(committed, monkeypatch):
+    """Its scene's tasks go out without waiting for the other scenes' hashing."""
+    from datasets.preprocess import scene_job
+    from datasets.preprocess.result import PreprocessConfig
+
+    store, root, scene_id, _ = committed
+    started, plan_one = [], scene_job.plan_scene
+
+    def recorded(store_, root_, scene, *args):
+        started.append(scene)
+        return plan_one(store_, root_, scene, *args)
+
+    monkeypatch.setattr(scene_job, "plan_scene", recorded)
+    plans = scene_job.ScenePlanner(store, root, None, PreprocessConfig()).plans([scene_id, "0000000000"])
+    assert next(plans).scene_id == scene_id and started == [scene_id]
+    assert next(plans).scene_id == "0000000000" and started == [scene_id, "0000000000"]
+
+
 def test_the_planner_hands_out_each_plan_before_the_rest_are_decided(committed, monkeypatch):
     """The flow submits a scene's tasks from the first plan on; planning the others goes on meanwhile and the
     digest cache is saved once, at the end."""
