@@ -12,6 +12,7 @@ Importing this module imports no Prefect; Dask imports it in every worker of the
 from __future__ import annotations
 
 import logging
+import weakref
 
 from distributed.core import Status
 
@@ -21,14 +22,23 @@ _CLOSING = frozenset({Status.closing, Status.closed, Status.failed})
 
 
 class ShutdownHeartbeatFilter(logging.Filter):
-    """Drops the heartbeat failure of `worker` once it is closing."""
+    """Drops the heartbeat failure of `worker` once it is closing. The filter stays on the logger after the
+    worker is gone (a preload's teardown runs before the race), so it holds the worker weakly."""
 
     def __init__(self, worker):
         super().__init__()
-        self.worker = worker
+        self._worker = weakref.ref(worker)
+
+    @property
+    def worker(self):
+        """The worker, None once it was garbage-collected (then closed for good)."""
+        return self._worker()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.getMessage() == HEARTBEAT_FAILURE and self.worker.status in _CLOSING)
+        if record.getMessage() != HEARTBEAT_FAILURE:
+            return True
+        worker = self.worker
+        return worker is not None and worker.status not in _CLOSING
 
 
 def dask_setup(worker) -> None:
