@@ -171,9 +171,14 @@ def drain_prefect_clients(timeout: float = 10.0) -> None:
             log.debug("could not drain %s: %s", worker.__name__, exc)
 
 
+CHATTY_LOGGERS = ("httpx", "distributed", "distributed.scheduler", "distributed.nanny", "distributed.core", "OpenGL")
+
+
 def quiet_chatty_loggers() -> None:
-    """httpx logs every API call and distributed every worker heartbeat at INFO; keep the CLI readable."""
-    for name in ("httpx", "distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
+    """httpx logs every API call and distributed every worker heartbeat at INFO, and PyOpenGL that its
+    optional accelerator is missing (at import) and that a platform import failed (at interpreter exit):
+    keep the CLI readable."""
+    for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -77,11 +77,10 @@ def unwind_on_sigterm() -> None:
 
 
 def prepare_prefect(home: str | Path | None = None) -> Path:
-    """Before anything imports prefect: its home and settings, quiet loggers, SIGTERM unwinding.
-    Returns PREFECT_HOME."""
-    from flows.prefect_env import configure_prefect_env, quiet_chatty_loggers
+    """Before anything imports prefect: its home and settings, SIGTERM unwinding (the CLI's main has quieted
+    the chatty loggers). Returns PREFECT_HOME."""
+    from flows.prefect_env import configure_prefect_env
 
     path = configure_prefect_env(home)
-    quiet_chatty_loggers()
     unwind_on_sigterm()
     return path

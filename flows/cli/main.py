@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from flows.prefect_env import quiet_chatty_loggers  # imports no prefect
+
+    quiet_chatty_loggers()  # before any command imports the chatty libraries
     _check_datasets_package()
     module = importlib.import_module(f"flows.cli.{COMMANDS[name]}")
     sub = argparse.ArgumentParser(prog=f"panst3r {name}", description=SHORT_HELP[name])

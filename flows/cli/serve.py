@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flows.prefect_env import configure_prefect_env, quiet_chatty_loggers
+    from flows.prefect_env import configure_prefect_env
 
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
@@ -71,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--poll-seconds must be positive, got {args.poll_seconds}")
     preset = _checked_preset(args.train_on_preprocess)
     home = configure_prefect_env()
-    quiet_chatty_loggers()
     os.environ["PANST3R_PREPROCESS_WORKERS"] = str(args.workers)  # read by each served flow run's process
     # A watcher (`prefect deployment run --watch`) waits 3 s after a run's final state for its last logs,
     # the reason of a failure among them; the default 2 s batching plus the exit drain can miss that.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flows.cli.main import main
 
 
@@ -31,6 +33,7 @@ def test_synth_writes_a_readable_dataset(tmp_path, capsys):
     assert len(scenes) == 1
     record = read_scene(out, scenes[0], out / "pairs")
     assert len(record.frames) == 3 and record.frames[0].camera.width == 128
+    assert logging.getLogger("OpenGL").getEffectiveLevel() >= logging.WARNING, "PyOpenGL's INFO lines show"
 
 
 def test_synth_rejects_bad_arguments_with_one_clear_error(tmp_path, capsys):
