@@ -220,14 +220,16 @@ def prefect_api_starting(port: int = DEFAULT_PORT, start: bool = True) -> Iterat
                 "(`panst3r serve`) or unset PREFECT_API_URL to let panst3r start a local one"
             )
         log.info("Prefect server at %s answers", configured)
-        yield PrefectApi(configured)
+        with _drained_at_exit():
+            yield PrefectApi(configured)
         return
     local = api_url_for(port)
     if api_healthy(local, timeout=1.0):
         log.info("Prefect server at %s answers", local)
         os.environ["PREFECT_API_URL"] = local
         try:
-            yield PrefectApi(local)
+            with _drained_at_exit():
+                yield PrefectApi(local)
         finally:
             os.environ.pop("PREFECT_API_URL", None)
         return
@@ -237,12 +239,23 @@ def prefect_api_starting(port: int = DEFAULT_PORT, start: bool = True) -> Iterat
     os.environ["PREFECT_API_URL"] = server.api_url
     _temporary_servers.append(server)
     try:
-        yield PrefectApi(server.api_url, server)
+        with _drained_at_exit():
+            yield PrefectApi(server.api_url, server)
     finally:
-        drain_prefect_clients()
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
         _temporary_servers.remove(server)
+
+
+@contextmanager
+def _drained_at_exit() -> Iterator[None]:
+    """Leaving a run's API, its queued logs and events are sent while the server answers, and before the
+    caller prints its last line: at interpreter exit Prefect would send them itself, logging its progress
+    after that line (or retrying against a stopped server)."""
+    try:
+        yield
+    finally:
+        drain_prefect_clients()
 
 
 # Servers `prefect_api` started and has not stopped yet, for a process that must end without unwinding.
