@@ -920,6 +920,27 @@ def training_metadata(layout: WorkLayout) -> dict:
     }
 
 
+def given_backbone_provenance(accuracy: dict) -> dict:
+    """For a stage 2 trained on a backbone given as `training.must3r_chkpt` (another model's stage 1): the
+    two-stage recipe, that backbone's name and its own stage-1 record (read from its metadata when it is one
+    of our exports). Empty when the run trained its backbone itself."""
+    from panst3r_core.checkpoint.ours import read_config as read_model_config
+    from panst3r_core.pretrained import resolve_weights
+
+    backbone = accuracy["config"]["training"].get("must3r_chkpt")
+    if not backbone:
+        return {}
+    try:
+        source = read_model_config(resolve_weights(backbone))[1].get("shipped", {})
+    except (FileNotFoundError, KeyError, ValueError):  # an official MUSt3R .pth carries no such record
+        source = {}
+    return {
+        "recipe": "two-stage",
+        "backbone": str(backbone),
+        "stages": {"pretrain": (source.get("stages") or {}).get("pretrain"), "train": accuracy["training"]},
+    }
+
+
 def stage_export(args: argparse.Namespace, layout: WorkLayout) -> Path:
     """The evaluated model as a shipped checkpoint: float16 weights in our format, with how it was made and
     what it scored (from accuracy.json) in its metadata: WORK/shipped/<--ship-name>."""
@@ -949,6 +970,10 @@ def stage_export(args: argparse.Namespace, layout: WorkLayout) -> Path:
             "device": accuracy["device"],
         },
     }
+    metadata["shipped"].update(given_backbone_provenance(accuracy))
+    if accuracy.get("training_scenes"):
+        scored = accuracy["training_scenes"]
+        metadata["shipped"]["train_scenes_PQ"] = {"PQ": scored["PQ"], "scenes": len(scored["scenes"])}
     out = save_checkpoint(loaded.model, layout.shipped / args.ship_name, metadata, dtype=torch.float16)
     size_mb = sum(f.stat().st_size for f in out.iterdir()) / 1e6
     say(f"export: {out} ({size_mb:.1f} MB, float16)")

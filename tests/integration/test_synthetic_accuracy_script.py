@@ -189,3 +189,20 @@ def test_two_stage_toy_run_pretrains_trains_the_head_on_it_evaluates_and_ships(t
         value.dtype.is_floating_point is False or str(value.dtype) == "torch.float16"
         for value in weights.values()
     )
+
+
+def test_a_stage_2_on_a_given_backbone_exports_as_two_stage_with_that_backbones_stage_1():
+    script = _script_module()
+    trained = {"steps": 10, "seconds": 5.0}
+    accuracy = {
+        "config": {"training": {"must3r_chkpt": "shipped:compact_smooth_v2_synthetic"}},
+        "training": trained,
+    }
+    provenance = script.given_backbone_provenance(accuracy)
+    assert (
+        provenance["recipe"] == "two-stage"
+        and provenance["backbone"] == "shipped:compact_smooth_v2_synthetic"
+    )
+    assert provenance["stages"]["pretrain"]["steps"] > 0  # the shipped model's own stage 1
+    assert provenance["stages"]["train"] == trained
+    assert script.given_backbone_provenance({"config": {"training": {"must3r_chkpt": None}}}) == {}
