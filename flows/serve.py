@@ -11,6 +11,10 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flows.preloaded_runs import RunForkserver
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +65,12 @@ def load_flows(entries: tuple[DeploymentEntry, ...] = DEPLOYMENTS) -> list[tuple
     return found
 
 
-def build_deployments(
+def served_flows(
     entries: tuple[DeploymentEntry, ...] = DEPLOYMENTS, triggers: dict[str, list] | None = None
-) -> list:
-    """RunnerDeployments named `<flow name>/<entry name>` for `serve_deployments`; `triggers` maps a flow
-    attribute (e.g. "train") to the deployment triggers that start its runs."""
+) -> list[tuple[object, dict]]:
+    """(flow, deployment options) for every loadable entry, the options of both `flow.to_deployment` and
+    `Runner.add_flow`; `triggers` maps a flow attribute (e.g. "train") to the deployment triggers that start
+    its runs."""
     from prefect.types.entrypoint import EntrypointType
 
     triggers = triggers or {}
@@ -73,23 +78,37 @@ def build_deployments(
     # file (a module named `preprocess`, found relative to the serving directory): its tasks then pickle
     # by a name that any worker of the installed package resolves, the warm workers of this process too.
     return [
-        flow.to_deployment(
-            name=entry.name,
-            description=entry.description,
-            tags=["panst3r"],
-            triggers=triggers.get(entry.flow_attribute),
-            entrypoint_type=EntrypointType.MODULE_PATH,
+        (
+            flow,
+            {
+                "name": entry.name,
+                "description": entry.description,
+                "tags": ["panst3r"],
+                "triggers": triggers.get(entry.flow_attribute),
+                "entrypoint_type": EntrypointType.MODULE_PATH,
+            },
         )
         for entry, flow in load_flows(entries)
     ]
 
 
+def build_deployments(
+    entries: tuple[DeploymentEntry, ...] = DEPLOYMENTS, triggers: dict[str, list] | None = None
+) -> list:
+    """The RunnerDeployments, named `<flow name>/<entry name>`, that serving `served_flows` registers."""
+    return [flow.to_deployment(**options) for flow, options in served_flows(entries, triggers)]
+
+
 def serve_deployments(
-    deployments: list, on_registered: Callable[[], None] = lambda: None, poll_seconds: float | None = None
+    served: list[tuple[object, dict]],
+    on_registered: Callable[[], None] = lambda: None,
+    poll_seconds: float | None = None,
+    forkserver: RunForkserver | None = None,
 ) -> None:
-    """Serve `deployments` until Ctrl-C or SIGTERM, as `prefect.serve` does but stopping cleanly on SIGTERM.
-    `on_registered` runs once the server knows every deployment (a `deployment run` may follow at once);
-    `poll_seconds`: how often to ask the server for runs to start (None: Prefect's setting)."""
+    """Serve the `served_flows` until Ctrl-C or SIGTERM, as `prefect.serve` does but stopping cleanly on
+    SIGTERM. `on_registered` runs once the server knows every deployment (a `deployment run` may follow at
+    once); `poll_seconds`: how often to ask the server for runs to start (None: Prefect's setting);
+    `forkserver`: where runs start from (None: a fresh interpreter each, Prefect's way)."""
     import asyncio
 
     from prefect.runner import Runner
@@ -105,7 +124,11 @@ def serve_deployments(
             self._stopping_task = loop.create_task(self.astop())
 
     runner = GracefulRunner(pause_on_shutdown=True, query_seconds=poll_seconds)
-    for deployment in deployments:
-        runner.add_deployment(deployment)  # registers it with the server
+    for flow, options in served:
+        # registers the deployment with the server, and the flow object with the runner: its runs start
+        # from that object in a child process rather than from `python -m prefect.engine`
+        runner.add_flow(flow, **options)
+    if forkserver is not None:
+        forkserver.serve_runs()
     on_registered()
     asyncio.run(runner.start())

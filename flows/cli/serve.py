@@ -101,21 +101,25 @@ def _serve(args: argparse.Namespace, home: Path, preset: str | None) -> int:
     os.environ["PREFECT_API_URL"] = api_url
 
     try:
-        from flows.serve import build_deployments, serve_deployments
+        from flows.preloaded_runs import RunForkserver
+        from flows.serve import DEPLOYMENTS, serve_deployments, served_flows
 
+        # started once the environment that runs inherit is complete; it imports the flows while we do
+        forkserver = RunForkserver(entry.module for entry in DEPLOYMENTS)
         triggers = {}
         if preset:
             from flows.deployment_triggers import train_on_preprocess
 
             triggers["train"] = [train_on_preprocess(preset)]
-        deployments = build_deployments(triggers=triggers)
-        if not deployments:
+        served = served_flows(triggers=triggers)
+        if not served:
             raise ValueError("no flow module could be loaded; nothing to serve")
-        names = ", ".join(f"{d.flow_name}/{d.name}" for d in deployments)
+        names = ", ".join(f"{flow.name}/{options['name']}" for flow, options in served)
         serve_deployments(
-            deployments,
+            served,
             on_registered=lambda: _announce(api_url, home, names, preset),
             poll_seconds=args.poll_seconds,
+            forkserver=forkserver,
         )
     except KeyboardInterrupt:
         log.info("stopping")
