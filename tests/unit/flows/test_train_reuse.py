@@ -30,3 +30,19 @@ def test_equal_requests_share_a_name_and_others_do_not(store, tmp_path):
 def test_a_missing_store_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="run `panst3r preprocess --store` first"):
         reuse_run_name([tmp_path / "nothing"], "synthetic_cpu", [], 1)
+
+
+def test_other_starting_weights_under_the_same_name_are_another_run(store, tmp_path):
+    weights = tmp_path / "model-final"
+    weights.mkdir()
+    (weights / "model.safetensors").write_bytes(b"first")
+    start = [f"training.chkpt={weights}"]
+    name = reuse_run_name([store], "synthetic_cpu", start, 1)
+    assert reuse_run_name([store], "synthetic_cpu", start, 1) == name
+    (weights / "model.safetensors").write_bytes(b"second, replaced")  # e.g. a new shipped model
+    assert reuse_run_name([store], "synthetic_cpu", start, 1) != name
+    # a shipped model is named, and its files identify it
+    shipped = reuse_run_name(
+        [store], "synthetic_cpu", ["training.chkpt=shipped:compact_smooth_v2_synthetic"], 1
+    )
+    assert shipped != reuse_run_name([store], "synthetic_cpu", [], 1)
