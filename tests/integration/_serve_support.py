@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,24 @@ class Serve:
         log = self.log()
         assert self.process.returncode == 0 and "SIGTERM received" in log, log[-3000:]
         assert "never awaited" not in log and "RuntimeWarning" not in log, log[-3000:]
+
+
+# The answers the Prefect client itself retries (prefect.client.base): a busy server answers 503 under load.
+RETRIED_HTTP_CODES = (429, 502, 503)
+
+
+def rest_call(api_url: str, path: str, body: dict | None = None, attempts: int = 5):
+    """One call of the Prefect REST API (POST with a JSON body, else GET), retried on a transient answer as
+    the Prefect client retries it: on two loaded cores the server's database is at times too busy (503)."""
+    data = None if body is None else json.dumps(body).encode()
+    for attempt in range(attempts):
+        request = urllib.request.Request(
+            f"{api_url}/{path}", data=data, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read() or "null")
+        except urllib.error.HTTPError as exc:
+            if exc.code not in RETRIED_HTTP_CODES or attempt == attempts - 1:
+                raise
+            time.sleep(1.0 + attempt)

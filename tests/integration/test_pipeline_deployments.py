@@ -5,14 +5,12 @@ its own preprocess subflow triggers no second training."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from _preprocess_support import REPO, TARGET_RESOLUTION, make_root
-from _serve_support import Serve
+from _serve_support import Serve, rest_call
 
 from flows import mlflow_names as names
 from flows.prefect_env import free_port
@@ -36,12 +34,7 @@ training:
 """
 
 
-def _api(api_url: str, path: str, body: dict) -> list[dict]:
-    request = urllib.request.Request(
-        f"{api_url}/{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+_api = rest_call
 
 
 def _train_runs(api_url: str) -> list[dict]:

@@ -4,15 +4,13 @@ scenes and its logs on the server; a run cancelled through the API ends Cancelle
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from _preprocess_support import TARGET_RESOLUTION, make_root
 from _process_tree import alive, cmdline, descendants, wait_gone
-from _serve_support import Serve
+from _serve_support import Serve, rest_call
 
 from datasets.store.reader import StoreReader
 from flows.prefect_env import free_port
@@ -23,13 +21,7 @@ FINAL_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 FORKSERVER = "from multiprocessing.forkserver import main"
 
 
-def _api(api_url: str, path: str, body: dict | None = None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{api_url}/{path}", data=data, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read() or "null")
+_api = rest_call
 
 
 def _create_run(api_url: str, root: Path, pairs: Path, store: Path) -> str:
