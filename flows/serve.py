@@ -92,13 +92,6 @@ def served_flows(
     ]
 
 
-def build_deployments(
-    entries: tuple[DeploymentEntry, ...] = DEPLOYMENTS, triggers: dict[str, list] | None = None
-) -> list:
-    """The RunnerDeployments, named `<flow name>/<entry name>`, that serving `served_flows` registers."""
-    return [flow.to_deployment(**options) for flow, options in served_flows(entries, triggers)]
-
-
 def serve_deployments(
     served: list[tuple[object, dict]],
     on_registered: Callable[[], None] = lambda: None,

@@ -4,8 +4,7 @@ The run folder's name carries the identity, `<config label>-<key>` with `key` ov
 (`datasets.training.store_fingerprint.stores_content_hash`, the one MLflow records as `store.content_hash`),
 the resolved training settings, the files of the weights it starts from (`training.chkpt`,
 `training.must3r_chkpt`: a replaced shipped model or an overwritten checkpoint under the same name is another
-start) and the world size. Equal requests therefore meet in one folder: a finished
-run there is reused (`flows.run_folder.finished_result`), an unfinished one (killed, or stopped by its time
+start) and the world size. Equal requests therefore meet in one folder: a finished run there is reused (`flows.run_folder.finished_result`), an unfinished one (killed, or stopped by its time
 budget) is resumed from its checkpoint-last, and anything else gets a new folder.
 """
 
@@ -50,7 +49,8 @@ def _starting_weights(settings: dict[str, Any]) -> dict[str, str]:
 def reuse_run_name(
     stores: Sequence[str | Path], config: str, overrides: Sequence[str], nproc_per_node: int
 ) -> str:
-    """`<config label>-<16 hex digits>`, equal exactly when the store content and the settings are."""
+    """`<config label>-<16 hex digits>`, equal exactly when the store content, the settings and the starting
+    weights' files are."""
     content = stores_content_hash(existing_stores(stores))
     settings = _settings(config, overrides)
     identity = {

@@ -3,7 +3,12 @@ import logging
 import pytest
 
 from flows.deployment_triggers import train_on_preprocess
-from flows.serve import DEPLOYMENTS, DeploymentEntry, build_deployments, load_flows
+from flows.serve import DEPLOYMENTS, DeploymentEntry, load_flows, served_flows
+
+
+def _deployments(**kwargs) -> list:
+    """The RunnerDeployments that serving `served_flows` registers (`Runner.add_flow` builds them so)."""
+    return [flow.to_deployment(**options) for flow, options in served_flows(**kwargs)]
 
 
 def test_missing_modules_and_flows_are_skipped(caplog):
@@ -33,7 +38,7 @@ def test_the_preprocess_deployment_is_listed_with_the_cli_names():
 
 
 def test_the_train_on_preprocess_trigger_goes_to_the_train_deployment_only():
-    deployments = build_deployments(triggers={"train": [train_on_preprocess("synthetic_cpu")]})
+    deployments = _deployments(triggers={"train": [train_on_preprocess("synthetic_cpu")]})
     by_flow = {d.flow_name: d for d in deployments}
     assert set(by_flow) == {"preprocess", "train", "evaluate", "pipeline"}
     assert not any(by_flow[name].triggers for name in ("preprocess", "evaluate", "pipeline"))
@@ -53,7 +58,7 @@ def test_the_train_on_preprocess_trigger_goes_to_the_train_deployment_only():
 def test_runs_import_their_flow_by_module_name():
     """Not as a script file: a run's tasks then pickle as flows.preprocess, which the warm workers of the
     serving process (and any worker of the installed package) can import."""
-    entrypoints = {d.flow_name: d.entrypoint for d in build_deployments()}
+    entrypoints = {d.flow_name: d.entrypoint for d in _deployments()}
     assert entrypoints == {
         "preprocess": "flows.preprocess.preprocess",
         "train": "flows.train.train",
