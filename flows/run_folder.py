@@ -2,7 +2,7 @@
 launch's command and environment, and of what other code reads back from a run.
 
     <run folder>/config.json, config.yaml   the resolved TrainConfig the workers read (and its YAML twin)
-                 metrics.jsonl               every logged loss term and learning rate (rank 0)
+                 metrics.jsonl               every logged loss term, learning rate and iteration / data-wait seconds (rank 0)
                  checkpoint-last, checkpoint-<epoch>, checkpoint-final   engine format, resumable
                  model-final                 the inference format (`panst3r predict --weights`)
                  result.json                 what the last launch did (rank 0, at its end)

@@ -56,6 +56,10 @@ logger = logging.getLogger(__name__)
 
 InitWeightsFn = Callable[[nn.Module, TrainingConfig], None]
 
+ITERATION_SECONDS = "iteration_s"
+DATA_WAIT_SECONDS = "data_wait_s"
+"""Keys of the per-window timings in the logged metrics (metrics.jsonl, MLflow), beside the losses."""
+
 
 @dataclass
 class TrainData:
@@ -65,7 +69,8 @@ class TrainData:
     """Number of distinct samples the sampler indexes (e.g. pairs in the store)."""
     make_loader: Callable[[BatchedViewSampler], Iterable[Any]]
     """Builds the batch iterable (typically `DataLoader(dataset, batch_sampler=sampler, ...)`); called once,
-    then iterated once per epoch after `sampler.set_epoch`. Batches are TrainBatch or mappings with its keys."""
+    then iterated once per run after `sampler.set_epoch(first epoch, first batch, end_epoch=epochs)`, so it
+    yields every remaining epoch's batches in one pass. Batches are TrainBatch or mappings with its keys."""
     vocabulary: Sequence[str]
     """Global class names; targets are resolved into it by name."""
     class_embeddings: torch.Tensor
@@ -356,12 +361,18 @@ class Trainer:
         return spent
 
     def run(self) -> TrainResult:
-        self._loop_started = time.monotonic()
+        self._loop_started = self._iteration_ended = time.monotonic()
         self._steady_since: float | None = None
         if self.rank == 0:
             self.output_dir.mkdir(parents=True, exist_ok=True)
         loader = self.data.make_loader(self.sampler)
         start = self.progress
+        # One pass over all remaining epochs: a fresh iterator per epoch would make the GPU wait at every
+        # epoch start while one loader worker builds a whole batch (about 4 s a 50-step epoch on the H200).
+        batches: Iterator[Any] = iter(())
+        if start.epoch < self.training.epochs:  # a finished run resumed: no loader workers to start
+            self.sampler.set_epoch(start.epoch, start.batch, end_epoch=self.training.epochs)
+            batches = _iterate_keeping_rng(loader)
         if self.rank == 0:
             for callback in self.callbacks:
                 callback.on_train_start(start.epoch, start.batch, start.global_step)
@@ -377,7 +388,7 @@ class Trainer:
             if first_batch == 0:
                 # Per-epoch reseed (official): epoch e's randomness does not depend on earlier epochs.
                 seed_everything(self.training.seed + epoch * self.world + self.rank)
-            stopped = self._run_epoch(epoch, first_batch, loader)
+            stopped = self._run_epoch(epoch, first_batch, batches)
             if not stopped and epoch + 1 < self.training.epochs:
                 stopped = self._out_of_time()  # checkpoint-last already points at the next epoch
             if stopped:
@@ -431,24 +442,24 @@ class Trainer:
             **steady,
         )
 
-    def _run_epoch(self, epoch: int, first_batch: int, loader: Iterable[Any]) -> bool:
-        """One epoch from `first_batch`; True when the time budget stopped it early (checkpoint-last written
-        at the stopping step)."""
+    def _run_epoch(self, epoch: int, first_batch: int, iterator: Iterator[Any]) -> bool:
+        """One epoch from `first_batch`, taking its batches from the run's one pass over the loader; True
+        when the time budget stopped it early (checkpoint-last written at the stopping step)."""
         training = self.training
         accum = training.accum_iter
-        self.sampler.set_epoch(epoch, first_batch)
-        iterator = _iterate_keeping_rng(loader)
         window, epoch_means = _MeanTracker(), _MeanTracker()
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.zero_grad(set_to_none=True)
         for batch_index in range(first_batch, self.batches_per_epoch):
+            asked = time.monotonic()
             try:
                 raw_batch = next(iterator)
             except StopIteration:
                 raise ValueError(
                     f"the loader ended after {batch_index - first_batch} batches of epoch {epoch}; it must "
-                    f"yield one batch per sampler entry ({self.batches_per_epoch - first_batch})"
+                    f"yield one batch per sampler entry ({len(self.sampler)} from the run's start)"
                 ) from None
+            data_wait = time.monotonic() - asked
             if batch_index % accum == 0:
                 lr = learning_rate_at(
                     epoch + batch_index / self.batches_per_epoch,
@@ -471,7 +482,7 @@ class Trainer:
                 self.progress.global_step += 1
                 if self.progress.global_step == self._steady_from_step:
                     self._steady_since = time.monotonic()
-            window.add(losses)
+            window.add({**losses, **self._timings(data_wait)})
             epoch_means.add(losses)
             record = IterationRecord(epoch, batch_index, self.progress.global_step, step_now, lr, losses)
             for callback in self.callbacks:
@@ -521,18 +532,27 @@ class Trainer:
             self.scaler.scale(total / accum).backward()
         return {name: float(value.detach().item()) for name, value in losses.items()}
 
+    def _timings(self, data_wait: float) -> dict[str, float]:
+        """Seconds of this iteration (since the previous one ended, checkpoints included) and of it spent
+        waiting for the loader: logged per window, they tell a loader-bound run from a compute-bound one."""
+        now = time.monotonic()
+        iteration, self._iteration_ended = now - self._iteration_ended, now
+        return {ITERATION_SECONDS: iteration, DATA_WAIT_SECONDS: data_wait}
+
     def _log(self, window: _MeanTracker, lr: float, epoch_f: float) -> None:
         metrics = all_reduce_mean(window.means(), device=self.device)
         if self.rank != 0:
             return
         metrics.update(lr=lr, epoch=epoch_f)
         logger.info(
-            "epoch %.3f step %d %s %.4f lr %.3g",
+            "epoch %.3f step %d %s %.4f lr %.3g, %.3f s/iteration (%.3f s waiting for data)",
             epoch_f,
             self.progress.global_step,
             self.objective.total_name,
             metrics.get(self.objective.total_name, float("nan")),
             lr,
+            metrics.get(ITERATION_SECONDS, float("nan")),
+            metrics.get(DATA_WAIT_SECONDS, float("nan")),
         )
         for callback in self.callbacks:
             callback.on_log(metrics, self.progress.global_step)

@@ -3,6 +3,10 @@
 Each epoch's plan (which samples, and per batch one resolution index and one memory-view count) is drawn
 from a generator seeded by (seed, epoch) only, identically on every rank; each rank then takes its own
 batches. Nothing depends on what was iterated before, so a run can restart at any batch of any epoch.
+
+One iteration may run through several epochs (`set_epoch(..., end_epoch=...)`): the training loop iterates
+its loader once per run, so loader workers prefetch the next epoch's first batches while the current one
+ends, instead of the GPU waiting for a whole batch to be built at every epoch start.
 """
 
 from __future__ import annotations
@@ -66,16 +70,22 @@ class BatchedViewSampler:
         self.batches_per_epoch = batches
         self.epoch = 0
         self.start_batch = 0
+        self.end_epoch = 1
 
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        """Select the epoch to iterate, optionally skipping its first `start_batch` batches (resume)."""
+    def set_epoch(self, epoch: int, start_batch: int = 0, end_epoch: int | None = None) -> None:
+        """Select where iteration starts: epoch `epoch`, skipping its first `start_batch` batches (resume).
+        It runs through the epochs before `end_epoch` (default: this epoch only), one plan after another."""
         if not 0 <= start_batch <= self.batches_per_epoch:
             raise ValueError(f"sampler: start batch {start_batch} outside [0, {self.batches_per_epoch}]")
+        end_epoch = epoch + 1 if end_epoch is None else end_epoch
+        if end_epoch <= epoch:
+            raise ValueError(f"sampler: end epoch {end_epoch} must come after the start epoch {epoch}")
         self.epoch = epoch
         self.start_batch = start_batch
+        self.end_epoch = end_epoch
 
     def __len__(self) -> int:
-        return self.batches_per_epoch - self.start_batch
+        return (self.end_epoch - self.epoch) * self.batches_per_epoch - self.start_batch
 
     def epoch_plan(self, epoch: int) -> list[list[SampleKey]]:
         """This rank's batches of `epoch`, from the first one."""
@@ -109,6 +119,8 @@ class BatchedViewSampler:
 
     def __iter__(self) -> Iterator[list[SampleKey]]:
         yield from self.epoch_plan(self.epoch)[self.start_batch :]
+        for epoch in range(self.epoch + 1, self.end_epoch):
+            yield from self.epoch_plan(epoch)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -11,7 +11,7 @@ from panst3r_core.engine.checkpointing import (
     read_training_state,
 )
 from panst3r_core.engine.config import TrainConfig
-from panst3r_core.engine.loop import TrainData, seed_everything, train
+from panst3r_core.engine.loop import DATA_WAIT_SECONDS, ITERATION_SECONDS, TrainData, seed_everything, train
 
 from .toy import Recorder, ToyPanSt3R, ToyViewDataset, class_embeddings, loop_config, loop_data
 
@@ -159,6 +159,44 @@ def test_resume_with_loader_workers_is_exact(tmp_path):
     assert [it[3] for it in resumed.iterations] == [it[3] for it in plain.iterations if it[0] >= (1, 2)]
     for key, value in plain_model.state_dict().items():
         assert torch.equal(value, resumed_model.state_dict()[key]), key
+
+
+class CountingLoader:
+    """Wraps a loader and counts the iterators taken from it."""
+
+    def __init__(self, loader):
+        self.loader, self.iterators = loader, 0
+
+    def __iter__(self):
+        self.iterators += 1
+        return iter(self.loader)
+
+
+def test_one_pass_over_the_loader_feeds_every_epoch_and_windows_are_timed(reference, tmp_path):
+    loaders = []
+    data = make_data()
+    make_loader = data.make_loader
+    data.make_loader = lambda sampler: loaders.append(CountingLoader(make_loader(sampler))) or loaders[-1]
+    recorder = Recorder()
+    train(make_config(tmp_path / "run"), make_model(0), data, callbacks=[recorder], device="cpu")
+    # Three epochs from one iterator: loader workers never restart (and refill) at an epoch boundary.
+    assert [loader.iterators for loader in loaders] == [1]
+    reference_recorder = reference[0]
+    assert [it[3] for it in recorder.iterations] == [it[3] for it in reference_recorder.iterations]
+    for _, metrics in recorder.logs:
+        assert 0.0 <= metrics[DATA_WAIT_SECONDS] <= metrics[ITERATION_SECONDS]
+    assert all(ITERATION_SECONDS not in it[3] for it in recorder.iterations)  # losses stay losses
+
+
+def test_a_finished_run_resumed_starts_no_loader_pass(reference, tmp_path):
+    _run(tmp_path, "run", epochs=1)
+    loaders = []
+    data = make_data()
+    make_loader = data.make_loader
+    data.make_loader = lambda sampler: loaders.append(CountingLoader(make_loader(sampler))) or loaders[-1]
+    result = train(make_config(tmp_path / "run", epochs=1), make_model(0), data, device="cpu")
+    assert result.global_step == 2
+    assert [loader.iterators for loader in loaders] == [0]
 
 
 def test_training_state_loads_with_weights_only_and_holds_everything(reference):

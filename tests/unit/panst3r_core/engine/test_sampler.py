@@ -81,3 +81,15 @@ def test_cap_and_errors():
         make(samples_per_epoch=2)
     with pytest.raises(ValueError, match="empty"):
         make(dataset_size=0)
+
+
+def test_one_iteration_runs_through_several_epochs_from_a_resume_point():
+    sampler = make()
+    plans = {epoch: sampler.epoch_plan(epoch) for epoch in (2, 3, 4)}
+    sampler.set_epoch(2, start_batch=5, end_epoch=5)
+    assert list(sampler) == plans[2][5:] + plans[3] + plans[4]
+    assert len(sampler) == 3 + 8 + 8
+    sampler.set_epoch(2)  # the default: this epoch only
+    assert list(sampler) == plans[2]
+    with pytest.raises(ValueError, match="end epoch 2 must come after"):
+        sampler.set_epoch(2, end_epoch=2)
