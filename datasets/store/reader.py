@@ -8,7 +8,9 @@ import numpy as np
 import zarr
 
 from datasets.store.backend import StoreRef, StoreVersion, backend_for
+from datasets.store.frame_chunks import FrameLayout, frame_layout, read_frame
 from datasets.store.integrity import ChunkAddress, open_metadata, read_chunk
+from datasets.store.local_backend import LocalBackend
 from datasets.store.location import StoreLocation
 from datasets.store.schema import (
     DEFAULT_CLS_SEP,
@@ -50,6 +52,7 @@ class StoreReader:
         self._attrs: dict[str, dict[str, Any]] = {}
         self._arrays: dict[str, dict[str, dict[str, zarr.Array]]] = {}
         self._names: dict[str, dict[str, list[str]]] = {}
+        self._layouts: dict[tuple[str, str, str], FrameLayout | None] = {}
 
     def scene_ids(self) -> list[str]:
         """Committed scenes, sorted. Staging and trash directories are never listed."""
@@ -116,10 +119,33 @@ class StoreReader:
         chunk that does not decode raises CorruptSceneError naming scene, camera, array, frame and file.
         `camera` "_scene" holds the scene-wide arrays (`pairs`)."""
         array = self.array(scene_id, camera, name)
+        if index is not None:
+            direct = self._read_directly(scene_id, camera, name, index)
+            if direct is not None:
+                return direct
         names = tuple(self._names[scene_id].get(camera, ())) if index is None else ()
         array_location = self.backend.chunk_location(f"{SCENES_GROUP}/{scene_id}/{camera}/{name}")
         address = ChunkAddress(str(self.location), array_location, scene_id, camera, name, index, frame_name, names)
         return read_chunk(array, address)
+
+    def _read_directly(self, scene_id: str, camera: str, name: str, index: int) -> np.ndarray | None:
+        """Frame `index` read from its shard file (`datasets.store.frame_chunks`: about 20x cheaper than
+        through zarr) when the store is a directory and the array has the store's layout; None otherwise,
+        or when the read fails, so that zarr reads it and names any damage."""
+        key = (scene_id, camera, name)
+        if key not in self._layouts:
+            self._layouts[key] = None
+            if isinstance(self.backend, LocalBackend):
+                relative = f"{SCENES_GROUP}/{scene_id}/{camera}/{name}"
+                directory = self.backend.layout.zarr_root / relative
+                self._layouts[key] = frame_layout(self.array(scene_id, camera, name), directory)
+        layout = self._layouts[key]
+        if layout is None or not 0 <= index < self.array(scene_id, camera, name).shape[0]:
+            return None
+        try:
+            return read_frame(layout, index)
+        except (OSError, ValueError, RuntimeError):
+            return None
 
     def frame_location(self, scene_id: str, frame_index: int) -> tuple[str, int]:
         """(camera, index within that camera's arrays) of a frame in selection order."""

@@ -32,8 +32,13 @@ def collate_views(samples: list[list[dict[str, Any]]]) -> dict[str, Any]:
             f"collate_views: views of one batch have different shapes {sorted(shapes)}; draw one resolution "
             "per batch (BatchedViewSampler) so that they can be stacked"
         )
+    views_per_sample = {len(sample) for sample in samples}
+    if len(views_per_sample) != 1:
+        raise ValueError(f"collate_views: samples of one batch have different view counts {sorted(views_per_sample)}")
+    layout = (len(samples), views_per_sample.pop())
+    # One stack of all B*N views (one copy), viewed as (B, N, ...).
     batch: dict[str, Any] = {
-        out: torch.stack([torch.stack([view[key] for view in sample]) for sample in samples])
+        out: torch.stack([view[key] for sample in samples for view in sample]).unflatten(0, layout)
         for key, out in STACKED.items()
     }
     batch["frame_index"] = torch.tensor([[view["frame_index"] for view in sample] for sample in samples])

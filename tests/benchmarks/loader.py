@@ -7,6 +7,8 @@ runs/benchmarks/loader.json).
 
     .venv/bin/python tests/benchmarks/loader.py                      # 920x690 frames -> 5 views at 512x384
     .venv/bin/python tests/benchmarks/loader.py --quick              # small smoke run
+    .venv/bin/python tests/benchmarks/loader.py --store STORE --views 12 --resolution 256 192 \
+        --batch-size 16 --no-color-jitter                              # the synthetic_head recipe's batches
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from datasets.training.collate import collate_views
+from datasets.training.color_jitter import ColorJitter
 from datasets.training.dataset import StoreViewDataset
 from panst3r_core.engine.sampler import BatchedViewSampler
 
@@ -59,6 +62,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--batches", type=int, default=40, help="timed batches per worker count")
     parser.add_argument("--store", type=Path, default=None, help="use this store instead of a toy one")
+    parser.add_argument(
+        "--no-color-jitter",
+        dest="color_jitter",
+        action="store_false",
+        help="no colour jitter (data.color_jitter: false, as the synthetic presets train)",
+    )
+    parser.add_argument("--label", default="", help="a note stored with the results (e.g. the code's commit)")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/loader.json"))
     parser.add_argument("--quick", action="store_true", help="tiny frames and few batches (smoke test)")
     args = parser.parse_args(argv)
@@ -106,8 +116,17 @@ def main(argv: list[str] | None = None) -> int:
                 Path(tmp) / "store", scenes=args.scenes, frames=args.frames, image_size=tuple(args.frame_size)
             )
         dataset = StoreViewDataset(
-            [store], args.views, [tuple(args.resolution)], aug_crop=16, seed=0, split=None
+            [store],
+            args.views,
+            [tuple(args.resolution)],
+            aug_crop=16,
+            seed=0,
+            split=None,
+            transform=ColorJitter() if args.color_jitter else None,
         )
+        store_id, scene_id, frame_index = dataset.index.image(0)
+        height, width = dataset.read_frame(store_id, scene_id, frame_index)["image"].shape[:2]
+        args.frame_size = [width, height]  # what the store holds (a given store's own size)
         rows = [measure(dataset, workers, args) for workers in args.workers]
     report = {
         "benchmark": "loader",
@@ -115,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         "resolution": args.resolution,
         "frame_size": args.frame_size,
         "batch_size": args.batch_size,
+        "color_jitter": args.color_jitter,
+        "label": args.label,
         "cpu_count": os.cpu_count(),
         "machine": platform.node(),
         "torch": torch.__version__,
