@@ -15,6 +15,9 @@ import torch
 
 CLASS_SET_SEPARATOR = ";"
 
+_PAIR_KEY_BASE = 2**31
+"""key = instance * base + class: exact in int64 for |instance| < 2**31 and 0 <= class < 2**31 (ids are int32)."""
+
 
 @dataclass
 class MultiViewTargets:
@@ -97,22 +100,24 @@ def prepare_targets(
     inst_flat = inst_ids.reshape(-1).long()
     cls_flat = cls_ids.reshape(-1).long()
     labelled = inst_flat != 0
-    object_ids = torch.unique(inst_flat[labelled])  # sorted
-    pairs = torch.unique(torch.stack([inst_flat[labelled], cls_flat[labelled]]), dim=1)  # (2, K) sorted
-    if pairs.shape[1] != object_ids.numel():
-        counts = torch.bincount(
-            torch.searchsorted(object_ids, pairs[0].contiguous()), minlength=object_ids.numel()
-        )
-        bad = object_ids[counts > 1].tolist()
+    instances, classes = inst_flat[labelled], cls_flat[labelled]
+    if classes.numel():
+        lowest, highest = torch.stack([classes.min(), classes.max()]).tolist()  # one device sync
+        if lowest < 0 or highest >= local_to_global.numel():
+            raise ValueError(
+                f"pan_cls_id: class id {highest if highest >= local_to_global.numel() else lowest} is "
+                f"outside the sample's class_set of {local_to_global.numel()} names"
+            )
+    # The distinct (instance, class) pairs as one 1-D unique of packed keys, sorted by instance then class:
+    # torch.unique(dim=1) over the pixels' pairs took 0.4 s a sample of 12 views on the CPU.
+    pair_keys = torch.unique(instances * _PAIR_KEY_BASE + classes)
+    local_classes = pair_keys % _PAIR_KEY_BASE
+    object_ids, classes_per_object = torch.unique_consecutive(pair_keys // _PAIR_KEY_BASE, return_counts=True)
+    if object_ids.numel() != pair_keys.numel():
+        bad = object_ids[classes_per_object > 1].tolist()
         raise ValueError(
             f"pan_cls_id: instance id(s) {bad[:5]} carry more than one class id; every pixel of an instance "
             "must have the same class (check the preprocessing of this scene)"
-        )
-    local_classes = pairs[1]
-    if local_classes.numel() and int(local_classes.max()) >= local_to_global.numel():
-        raise ValueError(
-            f"pan_cls_id: class id {int(local_classes.max())} is outside the sample's class_set of "
-            f"{local_to_global.numel()} names"
         )
     labels = local_to_global[local_classes]
     masks = inst_ids.unsqueeze(0) == object_ids.view(-1, 1, 1, 1).to(inst_ids.dtype)

@@ -63,3 +63,24 @@ def test_batch_targets_and_output_masks_per_dataset():
     assert output_mask_for("car", VOCABULARY).tolist() == [False, False, False, False, True]
     with pytest.raises(ValueError, match="class sets"):
         prepare_batch_targets(inst, cls, ["wall"], VOCABULARY)
+
+
+def test_random_samples_match_a_per_object_reading():
+    generator = torch.Generator().manual_seed(4)
+    inst = torch.randint(0, 40, (6, 24, 32), generator=generator, dtype=torch.int32) * 1000  # sparse, large ids
+    class_of = torch.randint(0, 3, (40 * 1000,), generator=generator)
+    cls = class_of[inst.long()].to(torch.int32)
+    targets = prepare_targets(inst, cls, "table;wall;chair", VOCABULARY)
+    ids = sorted(set(inst.flatten().tolist()) - {0})
+    global_of_local = [VOCABULARY.index(name) for name in ("table", "wall", "chair")]
+    assert targets.labels.tolist() == [global_of_local[int(class_of[i])] for i in ids]
+    for position, object_id in enumerate(ids):
+        assert torch.equal(targets.masks[position], inst == object_id)
+
+
+def test_negative_class_ids_are_refused():
+    inst = torch.ones(1, 2, 2, dtype=torch.int64)
+    cls = torch.zeros(1, 2, 2, dtype=torch.int64)
+    cls[0, 1, 1] = -1
+    with pytest.raises(ValueError, match="class id -1 is outside the sample's class_set of 2 names"):
+        prepare_targets(inst, cls, ["wall", "chair"], VOCABULARY)
