@@ -53,3 +53,23 @@ def random_scene(scene_id: str, seed: int = 0, dslr: int = 3, iphone: int = 2) -
 @pytest.fixture
 def make_scene():
     return random_scene
+
+
+SCENE_HASHES = {"source_hash": "s", "config_hash": "c", "code_version": "v"}
+"""Identity hashes for scenes written by the store tests (their values do not matter)."""
+
+
+@pytest.fixture
+def scene_store(tmp_path):
+    """Writes a directory store at tmp_path/store holding random scenes (scene_id, seed, dslr, iphone)."""
+
+    def write(*scenes: tuple[str, int, int, int]):
+        from datasets.store import writer
+
+        store = tmp_path / "store"
+        writer.open_or_create_store(store)
+        for scene_id, seed, dslr, iphone in scenes:
+            writer.write_scene(store, random_scene(scene_id, seed=seed, dslr=dslr, iphone=iphone), **SCENE_HASHES)
+        return store
+
+    return write

@@ -6,21 +6,14 @@ import pytest
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
-from datasets.store import writer
 from datasets.store.frame_chunks import frame_layout, read_frame
 from datasets.store.reader import StoreReader
 from datasets.store.schema import FRAME_ARRAYS, StoreLayout
 
-HASHES = {"source_hash": "s", "config_hash": "c", "code_version": "v"}
-
 
 @pytest.fixture
-def store(tmp_path, make_scene):
-    store = tmp_path / "store"
-    writer.open_or_create_store(store)
-    # 20 DSLR frames: a full shard of 16 and a partial one
-    writer.write_scene(store, make_scene("aaa", seed=1, dslr=20, iphone=3), **HASHES)
-    return store
+def store(scene_store):
+    return scene_store(("aaa", 1, 20, 3))  # 20 DSLR frames: a full shard of 16 and a partial one
 
 
 def _array_dir(store, camera, name, scene="aaa"):

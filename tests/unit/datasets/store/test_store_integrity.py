@@ -3,22 +3,15 @@
 
 import pytest
 
-from datasets.store import writer
 from datasets.store.integrity import CorruptSceneError, has_checksums
 from datasets.store.reader import StoreReader
 from datasets.store.schema import StoreLayout
 from datasets.store.verify import verify_store
 
-HASHES = {"source_hash": "s", "config_hash": "c", "code_version": "v"}
-
 
 @pytest.fixture
-def store(tmp_path, make_scene):
-    store = tmp_path / "store"
-    writer.open_or_create_store(store)
-    writer.write_scene(store, make_scene("aaa", seed=1, dslr=3, iphone=2), **HASHES)
-    writer.write_scene(store, make_scene("bbb", seed=2, dslr=2, iphone=0), **HASHES)
-    return store
+def store(scene_store):
+    return scene_store(("aaa", 1, 3, 2), ("bbb", 2, 2, 0))
 
 
 def _damage_every_chunk(store, scene_id, camera, array):
