@@ -1,8 +1,8 @@
 """Training throughput benchmark: optimizer steps of PanSt3R (random weights) on synthetic batches.
 
 Each step is what the training loop does per iteration: forward (DINOv2 and MUSt3R without gradients
-unless --finetune, panoptic decoder with gradients) under the chosen autocast, Hungarian matching + losses
-with deep supervision, backward, AdamW step. Batches are random images with rectangle instances built once
+unless --finetune, panoptic decoder with gradients) under the chosen autocast, targets from the id maps,
+Hungarian matching + losses with deep supervision, backward, AdamW step. Batches are random images with rectangle instances built once
 on the device (so the loader is not measured; see tests/benchmarks/loader.py). Reports training samples
 per second (samples = multi-view tuples; all ranks together), seconds per step and peak GPU memory; prints a
 table and writes JSON (default runs/benchmarks/train.json).
@@ -38,7 +38,6 @@ from panst3r_core.engine.loop import autocast_dtype
 from panst3r_core.engine.objectives import apply_freezing, build_objective, default_forward
 from panst3r_core.engine.optim import build_optimizer
 from panst3r_core.losses.criterion import TOTAL_LOSS_NAME, CriterionConfig, PanopticCriterion
-from panst3r_core.losses.targets import prepare_batch_targets
 from panst3r_core.model.hashed_text_embedding import hashed_class_embeddings
 from panst3r_core.model.variants import build_model
 
@@ -145,16 +144,16 @@ def run_precision(args, precision: str, model: nn.Module, device: torch.device, 
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     criterion = PanopticCriterion(CriterionConfig(num_points=args.num_points))
     vocabulary = [f"class {i}" for i in range(args.num_classes)]
+    objective = build_objective(TrainConfig(training=config), vocabulary, criterion)
     embeddings = hashed_class_embeddings(vocabulary).to(device)
     dtype = autocast_dtype(config.amp, device)
     generator = torch.Generator().manual_seed(int(os.environ.get("RANK", "0")))
     batch = synthetic_batch(args, device, generator)
-    targets = prepare_batch_targets(batch.pan_inst_id, batch.pan_cls_id, batch.class_set, vocabulary)
 
     def step() -> float:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             outputs = default_forward(ddp, batch, embeddings, config)
-        loss = criterion(outputs, targets)[TOTAL_LOSS_NAME]
+        loss = objective.loss(outputs, batch)[TOTAL_LOSS_NAME]  # targets from the id maps, as in the loop
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
