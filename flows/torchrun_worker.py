@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from datasets.store.integrity import CorruptSceneError
 from datasets.training.collate import collate_views
 from datasets.training.color_jitter import ColorJitter
-from datasets.training.dataset import StoreViewDataset
+from datasets.training.dataset import StoreViewDataset, loader_worker_init
 from flows import mlflow_names, worker_group
 from flows.parent_death import die_with_parent
 from flows.run_folder import (
@@ -135,6 +135,7 @@ def make_train_data(config: TrainConfig, dataset: StoreViewDataset, device: torc
             multiprocessing_context=dataset.loader_start_method if workers > 0 else None,
             pin_memory=device.type == "cuda",
             persistent_workers=workers > 0,
+            worker_init_fn=loader_worker_init,
         )
 
     return TrainData(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -29,6 +30,13 @@ from datasets.training.vocabulary import class_names_from_categories, global_voc
 CLASS_SET_SEPARATOR = ";"
 
 ImageTransform = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
+
+
+def loader_worker_init(worker_id: int) -> None:
+    """`DataLoader(worker_init_fn=...)`: one OpenCV thread per loader worker, as torch gives each worker one
+    thread of its own; OpenCV's default (a thread per core) in every worker would oversubscribe the cores."""
+    del worker_id
+    cv2.setNumThreads(1)
 
 
 def _sample_key(key: Any, default_memory: int) -> tuple[int, int, int, int | None]:

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 
 from datasets.training.collate import collate_views
 from datasets.training.color_jitter import ColorJitter
-from datasets.training.dataset import StoreViewDataset
+from datasets.training.dataset import StoreViewDataset, loader_worker_init
 from panst3r_core.engine.sampler import BatchedViewSampler
 
 TOY_STORE = Path(__file__).resolve().parents[1] / "toy_store.py"
@@ -89,7 +89,13 @@ def measure(dataset: StoreViewDataset, workers: int, args: argparse.Namespace) -
         samples_per_epoch=(args.batches + 1) * args.batch_size,
         seed=1,
     )
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_views, num_workers=workers)
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate_views,
+        num_workers=workers,
+        worker_init_fn=loader_worker_init,
+    )
     iterator = iter(loader)
     started = time.perf_counter()
     next(iterator)

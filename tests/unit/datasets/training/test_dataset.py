@@ -122,3 +122,20 @@ def test_pickles_without_open_handles_and_workers_build_identical_batches(stores
         assert torch.equal(a["images"], b["images"]) and torch.equal(a["pan_inst_id"], b["pan_inst_id"])
         assert a["images"].shape[-2:] in (torch.Size([48, 64]), torch.Size([32, 64]))
     assert np.all([batch["memory_num_views"].unique().numel() == 1 for batch in serial])
+
+
+class _OpenCvThreads(torch.utils.data.Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        import cv2
+
+        return cv2.getNumThreads()
+
+
+def test_loader_workers_get_one_opencv_thread():
+    from datasets.training.dataset import loader_worker_init
+
+    loader = DataLoader(_OpenCvThreads(), num_workers=1, worker_init_fn=loader_worker_init)
+    assert [int(threads) for threads in loader] == [1, 1]
