@@ -35,6 +35,7 @@ import yaml
 from flows.child_session import end_session, run_followed, start_in_session
 from flows.mlflow_names import RUN_ID_ENV, TRACKING_URI_ENV
 from flows.run_lock import hold_run_folder
+from panst3r_core.training_timings import DATA_WAIT_SECONDS, ITERATION_SECONDS
 
 CONFIG_FILE = "config.json"
 CONFIG_YAML_FILE = "config.yaml"
@@ -144,6 +145,25 @@ def loss_summary(run_dir: Path, key: str = "panoptic_loss") -> dict[str, float]:
             if record.get("kind") == "log" and key in record:
                 values.append(float(record[key]))
     return {"first_loss": values[0], "last_loss": values[-1]} if values else {}
+
+
+def timing_summary(run_dir: Path) -> dict[str, float]:
+    """Mean seconds per loader batch over the logged windows of metrics.jsonl, and the share of them spent
+    waiting for the loader (a share near 0: the step is compute-bound; near 1: loader-bound)."""
+    path = run_dir / METRICS_FILE
+    iterations, waits = [], []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            record = json.loads(line)
+            if record.get("kind") == "log" and ITERATION_SECONDS in record:
+                iterations.append(float(record[ITERATION_SECONDS]))
+                waits.append(float(record.get(DATA_WAIT_SECONDS, 0.0)))
+    if not iterations or sum(iterations) <= 0:
+        return {}
+    return {
+        "seconds_per_iteration": sum(iterations) / len(iterations),
+        "data_wait_share": sum(waits) / sum(iterations),
+    }
 
 
 # ---------------------------------------------------------------------- checkpoint identity

@@ -16,7 +16,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 
 from flows.run_config import TRAIN_DIRNAME, RunPlan, prepare_run, run_folder_for
-from flows.run_folder import LaunchError, TorchrunLaunch, finished_result, launch, loss_summary
+from flows.run_folder import (
+    LaunchError,
+    TorchrunLaunch,
+    finished_result,
+    launch,
+    loss_summary,
+    timing_summary,
+)
 from flows.run_lock import hold_run_folder
 from flows.train_reuse import reuse_run_name
 from flows.train_run import MlflowRun, finish_mlflow_run, start_mlflow_run
@@ -126,6 +133,7 @@ def train(
         "tracking_uri": tracking.tracking_uri,
         **result,
         **loss_summary(plan.run_dir),
+        **timing_summary(plan.run_dir),
         "reused": False,
     }
     logger.info("training done: %s", summary)

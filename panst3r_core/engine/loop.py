@@ -51,14 +51,12 @@ from panst3r_core.engine.schedule import learning_rate_at, set_learning_rate
 from panst3r_core.losses.criterion import PanopticCriterion
 from panst3r_core.losses.distributed import all_reduce_mean, is_distributed, rank, world_size
 from panst3r_core.pretrained import resolve_weights
+from panst3r_core.training_timings import DATA_WAIT_SECONDS, ITERATION_SECONDS
 
 logger = logging.getLogger(__name__)
 
 InitWeightsFn = Callable[[nn.Module, TrainingConfig], None]
 
-ITERATION_SECONDS = "iteration_s"
-DATA_WAIT_SECONDS = "data_wait_s"
-"""Keys of the per-window timings in the logged metrics (metrics.jsonl, MLflow), beside the losses."""
 
 
 @dataclass

@@ -570,6 +570,8 @@ def trained_model(run: Path) -> tuple[Path, bool]:
 
 
 def _training_summary(stage: TrainingStage, config: dict, steps: int, nproc: int) -> dict:
+    from flows.run_folder import timing_summary
+
     calls = training_calls(stage)
     training = config["training"]
     return {
@@ -580,6 +582,7 @@ def _training_summary(stage: TrainingStage, config: dict, steps: int, nproc: int
         "samples_seen": steps * training["batch_size"] * training["accum_iter"] * nproc,
         "views_per_sample": config["data"]["num_views"],
         "steps_per_second": measured_steps_per_second(calls),
+        **timing_summary(stage.run),  # seconds per iteration and the share spent waiting for the loader
     }
 
 

@@ -108,6 +108,7 @@ def test_toy_run_stops_resumes_finishes_evaluates_and_then_skips(tmp_path):
     assert accuracy["training_finished"] is True
     training = accuracy["training"]
     assert (training["steps"], training["calls"], training["samples_seen"]) == (8, 2, 16)
+    assert training["seconds_per_iteration"] > 0 and 0.0 <= training["data_wait_share"] <= 1.0
     assert [(r["postprocess"], r["keyframes"]) for r in accuracy["results"]] == [
         ("standard_v2", "all"),
         ("qubo", "all"),

@@ -241,3 +241,15 @@ def test_loss_summary_reads_first_and_last_logged_loss(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     assert run_folder.loss_summary(tmp_path) == {"first_loss": 5.0, "last_loss": 2.5}
     assert run_folder.loss_summary(Path(tmp_path / "none")) == {}
+
+
+def test_timing_summary_reads_the_share_of_time_waiting_for_data(tmp_path):
+    records = [
+        {"kind": "log", "panoptic_loss": 5.0, "iteration_s": 0.5, "data_wait_s": 0.25},
+        {"kind": "epoch", "panoptic_loss": 9.0},
+        {"kind": "log", "panoptic_loss": 2.5, "iteration_s": 1.5, "data_wait_s": 0.25},
+        {"kind": "log", "panoptic_loss": 2.0},  # a window logged before the timings existed
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert run_folder.timing_summary(tmp_path) == {"seconds_per_iteration": 1.0, "data_wait_share": 0.25}
+    assert run_folder.timing_summary(Path(tmp_path / "none")) == {}

@@ -11,7 +11,8 @@ from panst3r_core.engine.checkpointing import (
     read_training_state,
 )
 from panst3r_core.engine.config import TrainConfig
-from panst3r_core.engine.loop import DATA_WAIT_SECONDS, ITERATION_SECONDS, TrainData, seed_everything, train
+from panst3r_core.engine.loop import TrainData, seed_everything, train
+from panst3r_core.training_timings import DATA_WAIT_SECONDS, ITERATION_SECONDS
 
 from .toy import Recorder, ToyPanSt3R, ToyViewDataset, class_embeddings, loop_config, loop_data
 
