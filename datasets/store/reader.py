@@ -33,7 +33,8 @@ def read_scene_attrs(store: StoreRef, scene_id: str) -> dict[str, Any]:
 class StoreReader:
     """Committed scenes of one store, at one version: a directory as it is, an object store at its pinned
     snapshot or at the newest one when the reader opens. Array handles are opened once per scene and
-    cached, so random frame reads cost only the chunk reads (about 3 ms a frame on the CPU machines).
+    cached, so random frame reads cost only the chunk reads (about 0.8 ms a frame of 256x192 from a directory
+    store, read straight from its shard files; about 3.4 ms through zarr, as object stores are read).
 
     Frame indices are in the scene's selection order (`frame_order`), the order the pairs refer to."""
 
