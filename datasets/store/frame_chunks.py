@@ -7,13 +7,14 @@ decoding at 256x192, which made the reads over half of a loader worker's time.
 The store writes every per-frame array with one layout (`datasets.store.writer`): a `sharding_indexed` codec
 over one-frame inner chunks, inner codecs `bytes` (little endian) then `zstd` with its content checksum, the
 shard index (`bytes` little endian, then `crc32c`) at the end of the shard, the default chunk key encoding
-with "/". `frame_layout` accepts exactly that layout from an array's metadata and returns None for anything
+with "/". `frame_layout` accepts exactly that layout from an array's zarr.json and returns None for anything
 else; `read_frame` follows the Zarr v3 sharding specification for it. Callers read through zarr whenever
 this returns None or raises, so damaged bytes still get the store's own error (`integrity.read_chunk`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,6 @@ from typing import Any
 
 import google_crc32c
 import numpy as np
-import zarr
 from numcodecs import Zstd
 
 EMPTY_CHUNK = np.uint64(2**64 - 1)
@@ -53,17 +53,21 @@ class FrameLayout:
         return self.shard_frames * INDEX_ENTRY_BYTES + CHECKSUM_BYTES
 
 
-def frame_layout(array: zarr.Array, directory: Path) -> FrameLayout | None:
-    """The array's layout when it is exactly the store's (see the module's docstring), else None."""
-    meta = _as_json(array.metadata.to_dict())
+def frame_layout(directory: Path) -> FrameLayout | None:
+    """The layout of the array in `directory` when its zarr.json describes exactly the store's (see the
+    module's docstring), else None (also for a missing or unreadable zarr.json: zarr then names it)."""
+    try:
+        meta = json.loads((Path(directory) / "zarr.json").read_text())
+        shape, dtype = tuple(meta["shape"]), np.dtype(meta["data_type"])
+        shard_shape = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
     codecs = meta.get("codecs") or []
     if meta.get("zarr_format") != 3 or len(codecs) != 1 or codecs[0].get("name") != "sharding_indexed":
         return None
     if meta.get("chunk_key_encoding") != {"name": "default", "configuration": {"separator": "/"}}:
         return None
     sharding = codecs[0].get("configuration", {})
-    shape, dtype = tuple(array.shape), np.dtype(array.dtype)
-    shard_shape = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
     if not shape or tuple(sharding.get("chunk_shape", ())) != (1, *shape[1:]) or shard_shape[1:] != shape[1:]:
         return None
     if sharding.get("index_location") != "end" or not _is_little_endian_crc32c_index(sharding):
@@ -71,15 +75,6 @@ def frame_layout(array: zarr.Array, directory: Path) -> FrameLayout | None:
     if not _is_bytes_then_zstd(sharding.get("codecs") or [], dtype) or not _is_zero_fill(meta):
         return None
     return FrameLayout(Path(directory), int(shard_shape[0]), shape[1:], dtype.newbyteorder("<"))
-
-
-def _as_json(value: Any) -> Any:
-    """zarr's metadata dict with lists for its tuples, as zarr.json spells it."""
-    if isinstance(value, dict):
-        return {key: _as_json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_as_json(item) for item in value]
-    return value
 
 
 def _is_little_endian_crc32c_index(sharding: dict[str, Any]) -> bool:

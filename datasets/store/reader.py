@@ -139,7 +139,7 @@ class StoreReader:
             if isinstance(self.backend, LocalBackend):
                 relative = f"{SCENES_GROUP}/{scene_id}/{camera}/{name}"
                 directory = self.backend.layout.zarr_root / relative
-                self._layouts[key] = frame_layout(self.array(scene_id, camera, name), directory)
+                self._layouts[key] = frame_layout(directory)
         layout = self._layouts[key]
         if layout is None or not 0 <= index < self.array(scene_id, camera, name).shape[0]:
             return None

@@ -58,7 +58,6 @@ logger = logging.getLogger(__name__)
 InitWeightsFn = Callable[[nn.Module, TrainingConfig], None]
 
 
-
 @dataclass
 class TrainData:
     """What the loop needs from the data side."""

@@ -2,8 +2,8 @@
 
 Each step is what the training loop does per iteration: forward (DINOv2 and MUSt3R without gradients
 unless --finetune, panoptic decoder with gradients) under the chosen autocast, targets from the id maps,
-Hungarian matching + losses with deep supervision, backward, AdamW step. Batches are random images with rectangle instances built once
-on the device (so the loader is not measured; see tests/benchmarks/loader.py). Reports training samples
+Hungarian matching + losses with deep supervision, backward, AdamW step. Batches are random images with
+rectangle instances built once on the device (so the loader is not measured; see tests/benchmarks/loader.py). Reports training samples
 per second (samples = multi-view tuples; all ranks together), seconds per step and peak GPU memory; prints a
 table and writes JSON (default runs/benchmarks/train.json).
 

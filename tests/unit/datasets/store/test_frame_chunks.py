@@ -25,7 +25,7 @@ def test_every_frame_of_every_array_reads_as_zarr_reads_it(store):
     for camera, frames in (("dslr", 20), ("iphone", 3)):
         for name in FRAME_ARRAYS:
             array = reader.array("aaa", camera, name)
-            layout = frame_layout(array, _array_dir(store, camera, name))
+            layout = frame_layout(_array_dir(store, camera, name))
             assert layout is not None, (camera, name)
             for frame in range(frames):
                 direct, through_zarr = read_frame(layout, frame), np.asarray(array[frame])
@@ -57,8 +57,15 @@ def test_the_reader_reads_pixels_without_zarr(store, monkeypatch):
     ],
 )
 def test_other_layouts_are_left_to_zarr(tmp_path, settings):
-    array = zarr.create_array(tmp_path / "a.zarr", shape=(8, 4, 4), dtype="uint16", **settings)
-    assert frame_layout(array, tmp_path / "a.zarr") is None
+    zarr.create_array(tmp_path / "a.zarr", shape=(8, 4, 4), dtype="uint16", **settings)
+    assert frame_layout(tmp_path / "a.zarr") is None
+
+
+def test_a_missing_or_broken_zarr_json_is_left_to_zarr(tmp_path):
+    assert frame_layout(tmp_path / "absent") is None
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "zarr.json").write_text("{ not json")
+    assert frame_layout(tmp_path / "broken") is None
 
 
 def _store_layout_array(path, frames=8):
@@ -75,7 +82,7 @@ def _store_layout_array(path, frames=8):
 def test_unwritten_frames_read_as_the_fill_value_and_missing_shards_raise(tmp_path):
     array = _store_layout_array(tmp_path / "a.zarr")
     array[0] = np.arange(16, dtype=np.uint32).reshape(4, 4)
-    layout = frame_layout(array, tmp_path / "a.zarr")
+    layout = frame_layout(tmp_path / "a.zarr")
     assert layout is not None
     np.testing.assert_array_equal(read_frame(layout, 0), array[0])
     np.testing.assert_array_equal(read_frame(layout, 2), np.zeros((4, 4), np.uint32))  # in a written shard
@@ -84,7 +91,7 @@ def test_unwritten_frames_read_as_the_fill_value_and_missing_shards_raise(tmp_pa
 
 
 def test_damaged_chunks_and_indexes_raise(store):
-    layout = frame_layout(StoreReader(store).array("aaa", "dslr", "depth_mm"), _array_dir(store, "dslr", "depth_mm"))
+    layout = frame_layout(_array_dir(store, "dslr", "depth_mm"))
     shard = layout.shard_path(0)
     original = shard.read_bytes()
     data = bytearray(original)
