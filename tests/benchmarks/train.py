@@ -20,9 +20,11 @@ CPU smoke:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -62,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--finetune", action="store_true", help="train MUSt3R and DINOv2 too (default: frozen)"
+    )
+    parser.add_argument(
+        "--train-dino",
+        action="store_true",
+        help="train the DINO branch with the head, MUSt3R frozen (stage 2 of the synthetic recipe)",
     )
     parser.add_argument("--num-classes", type=int, default=100, help="vocabulary size (ScanNet++: 100)")
     parser.add_argument("--num-points", type=int, default=12288, help="loss points per view (official 12288)")
@@ -106,6 +113,36 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class PhaseClock:
+    """Names a step's phases for the profiler and, when asked, times each one with a synchronisation around it
+    (so that a phase is charged its own GPU work; the timed steps above run without these syncs)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.seconds: dict[str, list[float]] | None = None
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        with torch.profiler.record_function(f"phase/{name}"):
+            if self.seconds is None:
+                yield
+                return
+            sync(self.device)
+            started = time.perf_counter()
+            yield
+            sync(self.device)
+            self.seconds.setdefault(name, []).append(time.perf_counter() - started)
+
+    def timed(self, step, steps: int) -> dict[str, float]:
+        """Median seconds of each phase over `steps` synchronised steps."""
+        self.seconds = {}
+        for _ in range(steps):
+            step()
+        medians = {name: statistics.median(values) for name, values in self.seconds.items()}
+        self.seconds = None
+        return medians
+
+
 def profile_steps(step, device: torch.device, path: Path, steps: int = 3) -> None:
     """Profile a few more steps (after the timed ones) and write the operator tables: where a step's time
     goes (GPU kernels, host-side launches and synchronisations)."""
@@ -117,9 +154,14 @@ def profile_steps(step, device: torch.device, path: Path, steps: int = 3) -> Non
             step()
         sync(device)
     averages = prof.key_averages()
-    tables = [f"{steps} profiled steps\n", averages.table(sort_by="cpu_time_total", row_limit=30)]
+    calls = sum(event.count for event in averages if event.key.startswith("aten::"))
+    tables = [
+        f"{steps} profiled steps; {calls / steps:.0f} aten operator calls a step (nested included)\n",
+        averages.table(sort_by="cpu_time_total", row_limit=40),
+        averages.table(sort_by="self_cpu_time_total", row_limit=30),
+    ]
     if device.type == "cuda":
-        tables.append(averages.table(sort_by="self_cuda_time_total", row_limit=30))
+        tables.append(averages.table(sort_by="self_cuda_time_total", row_limit=40))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(tables))
     print(f"profile: {path}")
@@ -130,7 +172,7 @@ def run_precision(args, precision: str, model: nn.Module, device: torch.device, 
         amp=PRECISION_TO_AMP[precision],
         finetune_must3r_encoder=args.finetune,
         finetune_must3r_decoder=args.finetune,
-        finetune_dino=args.finetune,
+        finetune_dino=args.finetune or args.train_dino,
     )
     apply_freezing(model, build_objective(TrainConfig(training=config), []), config)
     ddp = model
@@ -150,14 +192,19 @@ def run_precision(args, precision: str, model: nn.Module, device: torch.device, 
     generator = torch.Generator().manual_seed(int(os.environ.get("RANK", "0")))
     batch = synthetic_batch(args, device, generator)
 
+    phases = PhaseClock(device)
+
     def step() -> float:
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with phases("forward"), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             outputs = default_forward(ddp, batch, embeddings, config)
-        loss = objective.loss(outputs, batch)[TOTAL_LOSS_NAME]  # targets from the id maps, as in the loop
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+        with phases("loss"):  # targets from the id maps, matching and losses, as in the loop
+            loss = objective.loss(outputs, batch)[TOTAL_LOSS_NAME]
+        with phases("backward"):
+            scaler.scale(loss).backward()
+        with phases("optimizer"):
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
         return float(loss.detach())
 
     if device.type == "cuda":
@@ -173,12 +220,14 @@ def run_precision(args, precision: str, model: nn.Module, device: torch.device, 
     seconds = time.perf_counter() - started
     if args.profile:
         profile_steps(step, device, args.profile / f"profile_{precision}.txt")
+    phase_seconds = phases.timed(step, args.steps)
     samples = args.steps * args.batch_size * world
     return {
         "precision": precision,
         "samples_per_s": samples / seconds,
         "seconds_per_step": seconds / args.steps,
         "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+        "phase_seconds": phase_seconds,
         "last_loss": losses[-1],
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
     }
@@ -210,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             "batch_size_per_rank": args.batch_size,
             "world_size": world,
             "finetune_backbones": args.finetune,
+            "train_dino": args.finetune or args.train_dino,
             "num_points": args.num_points,
             "device": torch.cuda.get_device_name(device)
             if device.type == "cuda"
@@ -227,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{row['precision']:>9} {row['samples_per_s']:>10.3f} {row['seconds_per_step']:>8.3f} {peak:>9}"
             )
+            phases = ", ".join(f"{name} {seconds:.3f} s" for name, seconds in row["phase_seconds"].items())
+            print(f"{'':>9} synchronised phases: {phases}")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")
         print(f"results: {args.out}")
