@@ -35,6 +35,7 @@ class SweepPlan:
     scenes: list[str]
     checkpoints: list[str]
     postprocess: list[str]
+    """Post-processing configurations in canonical form (`panst3r_core.postprocess.spec`)."""
     keyframes: list[int | None]
     """None = all views."""
     max_views: int | None
@@ -83,7 +84,7 @@ class SweepPlan:
             names.STORE: str(self.store),
             names.SPLIT: self.split,
             names.CHECKPOINTS: ",".join(str(Path(c).resolve()) for c in self.checkpoints),
-            names.POSTPROCESS: ",".join(self.postprocess),
+            names.POSTPROCESS: " ".join(self.postprocess),  # a configuration may contain commas
             names.KEYFRAMES: ",".join(keyframes_label(k) for k in self.keyframes),
             names.MAX_VIEWS: "all" if self.max_views is None else str(self.max_views),
             names.DEVICE: self.device,
@@ -104,7 +105,7 @@ def plan_sweep(
     query_vocabulary: str = "store",
 ) -> SweepPlan:
     """Check every input (one clear error naming it) and resolve the scenes, device and input sizes."""
-    from panst3r_core.predictor import check_postprocess
+    from panst3r_core.postprocess.spec import canonical_spec
 
     store_path = pinned_store(store)  # an object store: its newest snapshot, read by every configuration
     if not checkpoints:
@@ -115,9 +116,7 @@ def plan_sweep(
                 f"checkpoint {checkpoint} does not exist; pass a model folder (e.g. RUNS/train/<run>/model-final)"
                 " or an official .pth"
             )
-    postprocess = list(postprocess or ["standard_v2"])
-    for name in postprocess:
-        check_postprocess(name)
+    postprocess = [canonical_spec(text) for text in postprocess or ["standard_v2"]]
     keyframes = list(keyframes) if keyframes else [None]
     for count in keyframes:
         EvalSettings(keyframes=count, max_views=max_views, query_vocabulary=query_vocabulary).validate()

@@ -16,6 +16,7 @@ from datasets.evaluation.scene_scores import SceneScores, ViewMaps, score_scene
 from datasets.evaluation.visualize import comparison_grid, matched_colors
 from datasets.store.reader import StoreReader
 from panst3r_core.metrics.scene_pq import ScenePQOptions
+from panst3r_core.postprocess.spec import PostprocessSpec
 from panst3r_core.predictor import Predictor
 
 QUERY_VOCABULARIES = ("store", "checkpoint")
@@ -26,7 +27,8 @@ class EvalSettings:
     """One configuration of a sweep (besides the checkpoint)."""
 
     postprocess: str = "standard_v2"
-    """Post-processor name (panst3r_core.postprocess registry)."""
+    """Post-processor name (panst3r_core.postprocess registry), optionally with option overrides
+    (`standard_v2:mask_threshold=0.0`, `panst3r_core.postprocess.spec`)."""
     keyframes: int | None = None
     """Keyframes of the memory and the query decoding; None = all views (up to the predictor's cap)."""
     max_views: int | None = None
@@ -73,12 +75,14 @@ def evaluate_scene(
     indices = view_indices(reader.num_frames(scene_id), settings.max_views)
     frames = [reader.read_frame(scene_id, i) for i in indices]
     query = list(vocabulary.names) if settings.query_vocabulary == "store" else None
+    postprocess = PostprocessSpec.parse(settings.postprocess)
     started = time.perf_counter()
     recon = predictor.predict(
         [frame["image"] for frame in frames],
         class_names=query,
         num_keyframes=settings.keyframes,
-        postprocess=settings.postprocess,
+        postprocess=postprocess.name,
+        postprocess_options=postprocess.option_dict() or None,
         image_size=settings.image_size,
         view_names=[frame["name"] for frame in frames],
         seed=settings.seed,

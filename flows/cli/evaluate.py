@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--postprocess",
         nargs="+",
         default=["standard_v2"],
-        help="post-processings to sweep: standard_v1, standard_v2, qubo (default standard_v2)",
+        help="post-processings to sweep: standard_v1, standard_v2, qubo, each optionally with option "
+        "overrides, e.g. standard_v2:mask_threshold=0.0,cls_threshold=0.3 (default standard_v2)",
     )
     parser.add_argument(
         "--keyframes",

@@ -175,12 +175,6 @@ def export_class_sets(args: argparse.Namespace) -> tuple[str, ...]:
 
 def parse_postprocess_options(items: list[str]) -> dict:
     """`--postprocess-option KEY=VALUE` items -> {key: YAML value}."""
-    import yaml
+    from panst3r_core.postprocess.spec import parse_option_items
 
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--postprocess-option {item!r}: expected KEY=VALUE, e.g. cls_threshold=0.2")
-        options[key.strip()] = yaml.safe_load(value)
-    return options
+    return parse_option_items(items, "--postprocess-option")

@@ -11,7 +11,7 @@ from _preprocess_support import REPO, cli_command, cli_env
 
 pytestmark = pytest.mark.slow
 
-POSTPROCESS = ("standard_v2", "qubo")
+POSTPROCESS = ("standard_v2:mask_threshold=0.0", "qubo")  # canonical forms
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_sweep_logs_parent_and_child_runs_with_params_metrics_and_artifacts(
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert (
-        parent.data.params["postprocess"] == ",".join(POSTPROCESS) and parent.data.params["num_scenes"] == "2"
+        parent.data.params["postprocess"] == " ".join(POSTPROCESS) and parent.data.params["num_scenes"] == "2"
     )
     assert parent.data.tags["best_run_id"] in {c.info.run_id for c in children}
     parent_artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "tables")}

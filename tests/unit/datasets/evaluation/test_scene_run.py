@@ -71,3 +71,30 @@ def test_store_ids_are_split_with_the_store_cls_sep(tmp_path, ground_truth_predi
     predictor = ground_truth_predictor(reader, scene_id)
     scores, _ = evaluate_scene(predictor, reader, scene_id, EvalSettings(), vocabulary)
     assert reader.cls_sep() == 1000 and scores.scene.all.pq == pytest.approx(1.0)
+
+
+def test_post_processing_options_of_the_settings_reach_the_predictor(toy_store, tmp_path):
+    from panst3r_core.checkpoint.ours import save_checkpoint
+    from panst3r_core.model.variants import build_model
+    from panst3r_core.predictor import Predictor
+
+    class RecordingPredictor(Predictor):
+        def predict(self, images, **kwargs):
+            recon = super().predict(images, **kwargs)
+            self.seen = (kwargs["postprocess"], kwargs["postprocess_options"], len(recon.segments))
+            return recon
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(
+        build_model("tiny_v1"), tmp_path / "model", metadata={"text_embeddings": "hashed"}
+    )
+    reader = StoreReader(toy_store)
+    scene_id = reader.scene_ids()[0]
+    vocabulary = EvalVocabulary.from_categories(reader.categories())
+    predictor = RecordingPredictor(weights=checkpoint)
+    # no class probability is above 1: every query is dropped, every pixel void
+    settings = EvalSettings(postprocess="standard_v2:cls_threshold=1.0", max_views=2, image_size=160)
+    scores, _ = evaluate_scene(predictor, reader, scene_id, settings, vocabulary)
+    assert predictor.seen == ("standard_v2", {"cls_threshold": 1.0}, 0)
+    assert scores.coco.all.pq == 0.0 and all(s.tp == 0 for s in scores.coco_stats.per_class.values())
