@@ -1,15 +1,18 @@
 """Prefect flow `evaluate`: checkpoints x post-processings x keyframe counts x scenes of a store split.
 
-The inputs are checked and resolved first (`flows.sweep_plan`). Each configuration (checkpoint,
-post-processing, keyframes) is one task that runs the library's sweep of one configuration (`datasets.evaluation.sweep`: predict every scene of the split, score both PQ modes,
-time and memory) and logs it as one MLflow child run; the sweep is the parent run (`flows.sweep_tracking`).
-Configurations run one after the other, never concurrently, so that seconds and memory are their own.
+The inputs are checked and resolved first (`flows.sweep_plan`). Each (checkpoint, keyframes) pair is one
+task that runs the library's sweep of its configurations (`datasets.evaluation.sweep`: predict every scene
+of the split once, post-process it each way, score both PQ modes, time and memory) and logs every
+configuration (checkpoint, post-processing, keyframes) as one MLflow child run; the sweep is the parent run
+(`flows.sweep_tracking`). Tasks run one after the other, never concurrently, so that seconds and memory are
+their own; a configuration's seconds are the shared inference plus its own post-processing.
 
 Import this module only after `flows.prefect_env.configure_prefect_env` (Prefect reads settings at import).
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from datasets.evaluation.label_maps import EvalVocabulary
 from datasets.evaluation.predictors import load_predictor, model_variant
 from datasets.evaluation.scene_run import EvalSettings
-from datasets.evaluation.sweep import evaluate_configuration
+from datasets.evaluation.sweep import evaluate_configurations
 from datasets.store.location import StoreLocation
 from datasets.store.queries import store_version
 from datasets.store.reader import StoreReader
@@ -34,16 +37,16 @@ from flows.sweep_plan import keyframes_label, plan_sweep
 
 
 @task(
-    name="evaluate-configuration",
-    task_run_name="{label}-{postprocess}-kf{keyframes_text}",
+    name="evaluate-configurations",
+    task_run_name="{label}-kf{keyframes_text}",
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def configuration_task(
+def configuration_group_task(
     store: str,
     checkpoint: str,
     label: str,
-    postprocess: str,
+    postprocess: list[str],
     keyframes: int | None,
     keyframes_text: str,
     scenes: list[str],
@@ -56,24 +59,28 @@ def configuration_task(
     tracking_uri: str,
     experiment_id: str,
     parent_run_id: str,
-) -> dict[str, Any]:
-    """Evaluate one configuration over the scenes and log it as a child run. Returns its summary."""
+) -> list[dict[str, Any]]:
+    """Evaluate one checkpoint and keyframe count with every post-processing over the scenes (each scene's
+    inference once, shared by the post-processings) and log each configuration as a child run. Returns
+    their summaries, in the order of `postprocess`."""
     logger = get_run_logger()
-    settings = EvalSettings(
-        postprocess=postprocess,
-        keyframes=keyframes,
-        max_views=max_views,
-        image_size=image_size,
-        query_vocabulary=query_vocabulary,
-    )
+    settings = [
+        EvalSettings(
+            postprocess=name,
+            keyframes=keyframes,
+            max_views=max_views,
+            image_size=image_size,
+            query_vocabulary=query_vocabulary,
+        )
+        for name in postprocess
+    ]
     reader = StoreReader(store)
     vocabulary = EvalVocabulary.from_categories(reader.categories(), store)
     predictor = load_predictor(checkpoint, device)
-    params = {
+    shared = {
         names.CHECKPOINT: str(Path(checkpoint).resolve()),
         names.CHECKPOINT_LABEL: label,
         names.VARIANT: model_variant(predictor),
-        names.POSTPROCESS: postprocess,
         names.KEYFRAMES: keyframes_text,
         names.SPLIT: split,
         names.MAX_VIEWS: "all" if max_views is None else str(max_views),
@@ -84,31 +91,51 @@ def configuration_task(
         names.NUM_SCENES: str(len(scenes)),
     }
     client = MlflowClient(tracking_uri=tracking_uri)
-    run_name = f"{label} | {postprocess} | kf={keyframes_text}"
-    run_id = sweep_tracking.start_configuration_run(client, experiment_id, parent_run_id, params, run_name)
     version = store_version(reader.backend)
-    client.set_tag(run_id, names.STORE_VERSION_TAG, version.id)
-    client.set_tag(run_id, names.STORE_VERSION_KIND_TAG, version.kind)
-    with run_status_on_exit(client, run_id), tempfile.TemporaryDirectory(prefix="panst3r-eval-") as tmp:
-
-        def on_scene(scores, picture) -> None:
-            logger.info(
-                "%s | scene %s: PQ %.3f (coco %.3f), %d views, %.2f s",
-                run_name,
-                scores.scene_id,
-                scores.scene.all.pq or 0.0,
-                scores.coco.all.pq or 0.0,
-                scores.num_views,
-                scores.extra["seconds"],
-            )
-            if picture is not None:
-                sweep_tracking.log_picture(client, run_id, picture, scores.scene_id, Path(tmp))
-
-        result = evaluate_configuration(
-            predictor, reader, scenes, settings, vocabulary, visual_scenes, on_scene
+    params = [{**shared, names.POSTPROCESS: name} for name in postprocess]
+    run_names = [f"{label} | {name} | kf={keyframes_text}" for name in postprocess]
+    run_ids = []
+    for one, run_name in zip(params, run_names, strict=True):
+        run_id = sweep_tracking.start_configuration_run(client, experiment_id, parent_run_id, one, run_name)
+        client.set_tag(run_id, names.STORE_VERSION_TAG, version.id)
+        client.set_tag(run_id, names.STORE_VERSION_KIND_TAG, version.kind)
+        run_ids.append(run_id)
+    with contextlib.ExitStack() as stack:
+        for run_id in run_ids:
+            stack.enter_context(run_status_on_exit(client, run_id))
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="panst3r-eval-")))
+        callbacks = [
+            _scene_logger(logger, client, run_id, run_name, tmp)
+            for run_id, run_name in zip(run_ids, run_names, strict=True)
+        ]
+        results = evaluate_configurations(
+            predictor, reader, scenes, settings, vocabulary, visual_scenes, callbacks
         )
-        sweep_tracking.log_configuration(client, run_id, result, vocabulary, Path(tmp))
-    return sweep_tracking.configuration_summary(run_id, params, result.metrics)
+        for run_id, result in zip(run_ids, results, strict=True):
+            sweep_tracking.log_configuration(client, run_id, result, vocabulary, tmp / run_id)
+    return [
+        sweep_tracking.configuration_summary(run_id, one, result.metrics)
+        for run_id, one, result in zip(run_ids, params, results, strict=True)
+    ]
+
+
+def _scene_logger(logger, client: MlflowClient, run_id: str, run_name: str, folder: Path):
+    """The per-scene callback of one configuration: a log line, and its picture as an artifact."""
+
+    def on_scene(scores, picture) -> None:
+        logger.info(
+            "%s | scene %s: PQ %.3f (coco %.3f), %d views, %.2f s",
+            run_name,
+            scores.scene_id,
+            scores.scene.all.pq or 0.0,
+            scores.coco.all.pq or 0.0,
+            scores.num_views,
+            scores.extra["seconds"],
+        )
+        if picture is not None:
+            sweep_tracking.log_picture(client, run_id, picture, scores.scene_id, folder / run_id)
+
+    return on_scene
 
 
 @flow(name="evaluate")
@@ -162,11 +189,13 @@ def evaluate(
     logger.info("sweep %s: %s", parent_id, plan.describe())
     with run_status_on_exit(client, parent_id):
         summaries = [
-            configuration_task(
+            summary
+            for checkpoint, count in plan.inference_groups()
+            for summary in configuration_group_task(
                 str(plan.store),
                 checkpoint,
                 checkpoint_label(checkpoint),
-                name,
+                plan.postprocess,
                 count,
                 keyframes_label(count),
                 plan.scenes,
@@ -180,7 +209,6 @@ def evaluate(
                 experiment_id,
                 parent_id,
             )
-            for checkpoint, name, count in plan.configurations()
         ]
         with tempfile.TemporaryDirectory(prefix="panst3r-sweep-") as tmp:
             sweep_tracking.log_sweep_result(client, parent_id, summaries, Path(tmp))

@@ -48,6 +48,10 @@ class SweepPlan:
         """(checkpoint, post-processing, keyframes), checkpoint by checkpoint (one model in memory)."""
         return list(itertools.product(self.checkpoints, self.postprocess, self.keyframes))
 
+    def inference_groups(self) -> list[tuple[str, int | None]]:
+        """(checkpoint, keyframes): the configurations of one pair share each scene's inference."""
+        return list(itertools.product(self.checkpoints, self.keyframes))
+
     def describe(self) -> str:
         return (
             f"{len(self.checkpoints)} checkpoint(s) x {len(self.postprocess)} post-processing(s) x "

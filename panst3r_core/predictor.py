@@ -179,8 +179,58 @@ class Predictor:
                 scene, num_keyframes, keyframe_mode, seed, image_size, report, timings, sink, duplicated
             )
 
+        whole = _WholeScene(images, names, embeddings, view_names, duplicated)
+        choices = [(postprocess, postprocess_options)]
+        run = (num_keyframes, keyframe_mode, seed, image_size, report, timings, return_raw)
+        return self._predict_whole(whole, choices, *run)[0]
+
+    @torch.no_grad()
+    def predict_postprocessings(
+        self,
+        images: Sequence[np.ndarray | torch.Tensor],
+        postprocessings: Sequence[tuple[str, dict[str, Any] | None]],
+        class_names: Sequence[str] | None = None,
+        num_keyframes: int | None = None,
+        image_size: int = 512,
+        view_names: Sequence[str] | None = None,
+        seed: int = 0,
+    ) -> list[PanopticReconstruction]:
+        """One scene post-processed in several ways, (name, options) each: one reconstruction per entry.
+
+        The inference runs once and each post-processor reads its outputs (what a sweep over
+        post-processings needs). Each reconstruction's timings hold the shared stages and its own
+        post-processing and copy to the CPU. A streaming predictor (`chunk_views`) post-processes inside its
+        chunks, so it predicts once per entry instead."""
+        if self.chunk_views is not None:
+            return [
+                self.predict(
+                    images, class_names, num_keyframes=num_keyframes, postprocess=name,
+                    postprocess_options=options, image_size=image_size, view_names=view_names, seed=seed,
+                )
+                for name, options in postprocessings
+            ]  # fmt: skip
+        if len(images) == 0:
+            raise ValueError("no images given; pass at least one view")
+        if not postprocessings:
+            raise ValueError("no post-processing given; pass at least one (name, options)")
+        choices = [self._postprocess_choice(name, options, seed) for name, options in postprocessings]
+        report = lambda stage, done, total: None  # noqa: E731
+        timings: dict[str, float] = {}
+        names, embeddings = self._vocabulary(class_names, None, report, timings)
+        duplicated = len(images) == 1
+        views = [images[0], images[0]] if duplicated else list(images)
+        whole = _WholeScene(views, names, embeddings, list(view_names or []), duplicated)
+        return self._predict_whole(
+            whole, choices, num_keyframes, "linspace", seed, image_size, report, timings, False
+        )
+
+    def _predict_whole(
+        self, scene, choices, num_keyframes, keyframe_mode, seed, image_size, report, timings, return_raw
+    ) -> list[PanopticReconstruction]:
+        """Every view at once: one inference, then each (post-processor, options) of `choices` on its
+        outputs; the stages before the post-processing are timed once and shared by every result."""
         with _stage("preprocess", report, timings, self.device):
-            views, images_uint8 = prepare_views(images, image_size, self.model.patch_size, self.device)
+            views, images_uint8 = prepare_views(scene.images, image_size, self.model.patch_size, self.device)
         true_shapes = [tuple(int(d) for d in view.shape[-2:]) for view in views]
         num_keyframes = _keyframe_count(num_keyframes, len(views))
 
@@ -188,26 +238,31 @@ class Predictor:
             from panst3r_core.inference.engine import run_inference
 
             options = self._inference_options(num_keyframes, keyframe_mode, seed)
-            output = run_inference(self.model, views, embeddings, options)
+            output = run_inference(self.model, views, scene.embeddings, options)
+        if output.clock is not None:  # device time of each inference stage (events, read after the sync)
+            timings.update({f"inference.{k}": v for k, v in output.clock.seconds().items()})
+        return [
+            self._postprocessed(scene, output, name, options, images_uint8, true_shapes, report, dict(timings), return_raw)
+            for name, options in choices
+        ]  # fmt: skip
 
+    def _postprocessed(
+        self, scene, output, postprocess, options, images_uint8, true_shapes, report, timings, return_raw
+    ) -> PanopticReconstruction:
         with _stage("postprocess", report, timings, self.device):
             from panst3r_core.postprocess import run_postprocessor
 
             panoptic = run_postprocessor(
-                postprocess, output.class_logits, output.mask_logits, true_shapes, postprocess_options
+                postprocess, output.class_logits, output.mask_logits, true_shapes, options
             )
 
         with _stage("to_cpu", report, timings, self.device):
             recon = assemble_reconstruction(
-                output, panoptic, names, images_uint8, true_shapes, postprocess, return_raw
+                output, panoptic, scene.names, images_uint8, true_shapes, postprocess, return_raw
             )
-        if output.clock is not None:  # device time of each inference stage (events, read after the sync)
-            timings.update({f"inference.{k}": v for k, v in output.clock.seconds().items()})
         recon.timings = timings
-        recon.view_names = view_names
-        if duplicated:
-            recon = _first_view_only(recon)
-        return recon
+        recon.view_names = scene.view_names
+        return _first_view_only(recon) if scene.duplicated else recon
 
     def _predict_streamed(
         self, scene, num_keyframes, keyframe_mode, seed, image_size, report, timings, sink, duplicated
@@ -390,6 +445,18 @@ def assemble_reconstruction(
         postprocess=postprocess,
         raw=raw,
     )
+
+
+@dataclass
+class _WholeScene:
+    """What the whole-scene path needs of a call besides the run options."""
+
+    images: Sequence[np.ndarray | torch.Tensor]
+    names: list[str]
+    embeddings: torch.Tensor
+    view_names: list[str]
+    duplicated: bool
+    """One input view was paired with itself: results keep only the first copy."""
 
 
 @dataclass

@@ -7,7 +7,8 @@ loads each checkpoint once.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,6 +21,8 @@ from panst3r_core.postprocess.spec import PostprocessSpec
 from panst3r_core.predictor import Predictor
 
 QUERY_VOCABULARIES = ("store", "checkpoint")
+OWN_STAGES = ("postprocess", "to_cpu")
+"""Stages of a prediction that each post-processing of a shared inference runs for itself."""
 
 
 @dataclass(frozen=True)
@@ -71,23 +74,56 @@ def evaluate_scene(
     """Scores of one scene (extras: seconds, views, inference stage timings) and, when `visual_views` > 0,
     an (H, W, 3) uint8 picture of that many views (image | GT | prediction). Store ids are split into
     instance and class with the store's own `cls_sep`."""
+    return evaluate_scene_postprocessings(
+        predictor, reader, scene_id, [settings], vocabulary, visual_views, options
+    )[0]
+
+
+def shared_inference_key(settings: EvalSettings) -> EvalSettings:
+    """Settings that give the same inference: all of a configuration's but its post-processing."""
+    return replace(settings, postprocess="")
+
+
+def evaluate_scene_postprocessings(
+    predictor: Predictor,
+    reader: StoreReader,
+    scene_id: str,
+    settings: Sequence[EvalSettings],
+    vocabulary: EvalVocabulary,
+    visual_views: int = 0,
+    options: ScenePQOptions = ScenePQOptions(),
+) -> list[tuple[SceneScores, np.ndarray | None]]:
+    """`evaluate_scene` for settings that differ only in their post-processing: the views are read and the
+    inference runs once, then each post-processing is scored. A result's seconds are the shared stages plus
+    its own post-processing (what predicting with it alone takes)."""
+    if len({shared_inference_key(s) for s in settings}) != 1:
+        raise ValueError("settings evaluated together may differ only in their post-processing")
+    first = settings[0]
     cls_sep = reader.cls_sep()
-    indices = view_indices(reader.num_frames(scene_id), settings.max_views)
+    indices = view_indices(reader.num_frames(scene_id), first.max_views)
     frames = [reader.read_frame(scene_id, i) for i in indices]
-    query = list(vocabulary.names) if settings.query_vocabulary == "store" else None
-    postprocess = PostprocessSpec.parse(settings.postprocess)
+    query = list(vocabulary.names) if first.query_vocabulary == "store" else None
+    specs = [PostprocessSpec.parse(s.postprocess) for s in settings]
     started = time.perf_counter()
-    recon = predictor.predict(
+    recons = predictor.predict_postprocessings(
         [frame["image"] for frame in frames],
+        [(spec.name, spec.option_dict() or None) for spec in specs],
         class_names=query,
-        num_keyframes=settings.keyframes,
-        postprocess=postprocess.name,
-        postprocess_options=postprocess.option_dict() or None,
-        image_size=settings.image_size,
+        num_keyframes=first.keyframes,
+        image_size=first.image_size,
         view_names=[frame["name"] for frame in frames],
-        seed=settings.seed,
+        seed=first.seed,
     )
-    seconds = time.perf_counter() - started
+    wall = time.perf_counter() - started
+    own = [sum(r.timings.get(stage, 0.0) for stage in OWN_STAGES) for r in recons]
+    return [
+        _scored(scene_id, frames, recon, wall - (sum(own) - mine), cls_sep, vocabulary, visual_views, options)
+        for recon, mine in zip(recons, own)
+    ]
+
+
+def _scored(scene_id, frames, recon, seconds, cls_sep, vocabulary, visual_views, options):
+    """(scores, picture) of one reconstruction of the scene's frames."""
     segment_ids = [segment.id for segment in recon.segments]
     segment_names = [segment.class_name for segment in recon.segments]
     views = []
@@ -103,14 +139,17 @@ def evaluate_scene(
         "seconds": seconds,
         **{f"seconds_{stage}": value for stage, value in recon.timings.items()},
     }
-    picture = None
-    if visual_views > 0:
-        shown = view_indices(len(views), visual_views)
-        colors = [matched_colors(v.gt_class, v.gt_instance, v.pred_class, v.pred_instance) for v in views]
-        picture = comparison_grid(
-            [recon.images[i] for i in shown],
-            [colors[i][0] for i in shown],
-            [colors[i][1] for i in shown],
-            [f"{scene_id} / {frames[i]['name']}" for i in shown],
-        )
+    picture = _picture(scene_id, frames, recon, views, visual_views) if visual_views > 0 else None
     return scores, picture
+
+
+def _picture(scene_id, frames, recon, views: list[ViewMaps], count: int) -> np.ndarray:
+    """Image | GT | prediction of `count` views spread over the scene, matched segments in equal colours."""
+    shown = view_indices(len(views), count)
+    colors = [matched_colors(v.gt_class, v.gt_instance, v.pred_class, v.pred_instance) for v in views]
+    return comparison_grid(
+        [recon.images[i] for i in shown],
+        [colors[i][0] for i in shown],
+        [colors[i][1] for i in shown],
+        [f"{scene_id} / {frames[i]['name']}" for i in shown],
+    )

@@ -11,7 +11,7 @@ import numpy as np
 
 from datasets.evaluation.label_maps import EvalVocabulary
 from datasets.evaluation.memory import PeakMemory
-from datasets.evaluation.scene_run import EvalSettings, evaluate_scene
+from datasets.evaluation.scene_run import EvalSettings, evaluate_scene_postprocessings
 from datasets.evaluation.scene_scores import DatasetScores, SceneScores, aggregate, summary_metrics
 from datasets.store.reader import StoreReader
 from panst3r_core.predictor import Predictor
@@ -50,17 +50,46 @@ def evaluate_configuration(
 ) -> ConfigurationResult:
     """Predict and score every scene (in order) with one configuration. `on_scene(scores, picture)` follows
     each scene; the picture (image | GT | prediction, (H, W, 3) uint8) comes for the first `visual_scenes`."""
-    settings.validate()
+    callbacks = None if on_scene is None else [on_scene]
+    return evaluate_configurations(
+        predictor, reader, scene_ids, [settings], vocabulary, visual_scenes, callbacks
+    )[0]
+
+
+def evaluate_configurations(
+    predictor: Predictor,
+    reader: StoreReader,
+    scene_ids: Sequence[str],
+    settings: Sequence[EvalSettings],
+    vocabulary: EvalVocabulary,
+    visual_scenes: int = 0,
+    on_scene: Sequence[SceneCallback] | None = None,
+) -> list[ConfigurationResult]:
+    """`evaluate_configuration` for configurations that differ only in their post-processing: each scene's
+    inference runs once and every post-processing reads it (`evaluate_scene_postprocessings`). One result
+    and one callback per configuration, in order; the peak memory is the group's."""
+    for one in settings:
+        one.validate()
     if not scene_ids:
         raise ValueError("no scenes to evaluate; check the split and the store")
-    results = []
+    per_configuration: list[list[SceneScores]] = [[] for _ in settings]
     with PeakMemory(str(predictor.device)) as memory:
         for index, scene_id in enumerate(scene_ids):
             views = VISUAL_VIEWS if index < visual_scenes else 0
-            scores, picture = evaluate_scene(predictor, reader, scene_id, settings, vocabulary, views)
-            results.append(scores)
-            if on_scene is not None:
-                on_scene(scores, picture)
+            scored = evaluate_scene_postprocessings(predictor, reader, scene_id, settings, vocabulary, views)
+            for position, (scores, picture) in enumerate(scored):
+                per_configuration[position].append(scores)
+                if on_scene is not None:
+                    on_scene[position](scores, picture)
+    return [
+        _result(one, results, vocabulary, memory)
+        for one, results in zip(settings, per_configuration, strict=True)
+    ]
+
+
+def _result(
+    settings: EvalSettings, results: list[SceneScores], vocabulary: EvalVocabulary, memory: PeakMemory
+) -> ConfigurationResult:
     dataset = aggregate(results, vocabulary)
     metrics = summary_metrics(dataset)
     metrics[SECONDS_PER_SCENE] = sum(s.extra["seconds"] for s in results) / len(results)

@@ -242,6 +242,37 @@ def test_chunk_views_gives_the_same_reconstruction(postprocess, chunk_views):
     assert np.array_equal(streamed.cam_to_world, whole.cam_to_world)
 
 
+@pytest.mark.parametrize("chunk_views", [None, 2])
+def test_several_post_processings_of_one_inference_equal_separate_predictions(chunk_views):
+    """The shipped model, so that the post-processings differ: each result equals its own `predict`."""
+    images = _views(3, seed=4)
+    choices = [("standard_v2", None), ("standard_v2", {"mask_threshold": 0.0}), ("standard_v1", {})]
+    predictor = Predictor("shipped:compact_smooth_v2_synthetic", chunk_views=chunk_views)
+    results = predictor.predict_postprocessings(images, choices, num_keyframes=2, image_size=128)
+    assert [r.postprocess for r in results] == ["standard_v2", "standard_v2", "standard_v1"]
+    for result, (name, options) in zip(results, choices, strict=True):
+        alone = predictor.predict(
+            images, num_keyframes=2, postprocess=name, postprocess_options=options, image_size=128
+        )
+        assert [s.to_dict() for s in result.segments] == [s.to_dict() for s in alone.segments]
+        for a, b in zip(result.panoptic, alone.panoptic, strict=True):
+            assert np.array_equal(a, b)
+        assert np.array_equal(result.pts3d[1], alone.pts3d[1])
+        assert {"inference", "postprocess"} <= set(result.timings) or "inference+postprocess" in result.timings
+    assert not np.array_equal(results[0].panoptic[0] == 0, results[1].panoptic[0] == 0)  # void differs
+
+
+def test_several_post_processings_of_a_single_view_and_their_errors(tiny_predictor):
+    results = tiny_predictor.predict_postprocessings(
+        _views(1), [("standard_v2", None), ("qubo", {"num_iters": 50})], class_names=["a"], image_size=128
+    )
+    assert [r.num_views for r in results] == [1, 1]
+    with pytest.raises(ValueError, match="no post-processing"):
+        tiny_predictor.predict_postprocessings(_views(2), [], image_size=128)
+    with pytest.raises(ValueError, match="mask_treshold"):
+        tiny_predictor.predict_postprocessings(_views(2), [("standard_v2", {"mask_treshold": 0})])
+
+
 class _RecordingSink(ReconstructionSink):
     """Logs every call of the streamed path, and the reads of the image source in the same log."""
 

@@ -79,10 +79,10 @@ def test_post_processing_options_of_the_settings_reach_the_predictor(toy_store, 
     from panst3r_core.predictor import Predictor
 
     class RecordingPredictor(Predictor):
-        def predict(self, images, **kwargs):
-            recon = super().predict(images, **kwargs)
-            self.seen = (kwargs["postprocess"], kwargs["postprocess_options"], len(recon.segments))
-            return recon
+        def predict_postprocessings(self, images, postprocessings, **kwargs):
+            recons = super().predict_postprocessings(images, postprocessings, **kwargs)
+            self.seen = (list(postprocessings), [len(recon.segments) for recon in recons])
+            return recons
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -96,5 +96,5 @@ def test_post_processing_options_of_the_settings_reach_the_predictor(toy_store, 
     # no class probability is above 1: every query is dropped, every pixel void
     settings = EvalSettings(postprocess="standard_v2:cls_threshold=1.0", max_views=2, image_size=160)
     scores, _ = evaluate_scene(predictor, reader, scene_id, settings, vocabulary)
-    assert predictor.seen == ("standard_v2", {"cls_threshold": 1.0}, 0)
+    assert predictor.seen == ([("standard_v2", {"cls_threshold": 1.0})], [0])
     assert scores.coco.all.pq == 0.0 and all(s.tp == 0 for s in scores.coco_stats.per_class.values())
