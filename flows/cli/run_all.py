@@ -3,7 +3,8 @@
 synth (6 small scenes: 4 train + 2 held out) -> the Prefect flow `pipeline` (flows/pipeline.py: preprocess
 on a local Dask cluster -> train with config synthetic_finetune_cpu, one process: the official "fine-tune from
 PanSt3R" of the shipped synthetic model -> evaluate the shipped model and the fine-tuned one on the held-out
-scenes, standard_v2 and standard_v1, two keyframe settings) -> compare; then it prints where to look.
+scenes, standard_v2 as released and without its mask threshold, standard_v1, two keyframe settings) ->
+compare; then it prints where to look.
 
 Idempotent: the synthetic scenes are written once per setting (a marker file records them), and the
 pipeline skips what is up to date: unchanged scenes, a model trained on the same store content with the
@@ -25,7 +26,7 @@ from flows.cli._common import (
     prepare_prefect,
 )
 from flows.mlflow_names import PARENT_RUN_TAG
-from panst3r_core.pretrained import SHIPPED_PREFIX, SYNTHETIC_MODEL, resolve_weights
+from panst3r_core.pretrained import DENSE_POSTPROCESS, SHIPPED_PREFIX, SYNTHETIC_MODEL, resolve_weights
 
 HELP = "the whole pipeline on embedded defaults (what `make run` calls)"
 EXPERIMENT = "panst3r-run-all"
@@ -72,9 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--postprocess",
         nargs="+",
-        default=["standard_v2", "standard_v1"],
-        help="post-processings of the evaluation sweep (default standard_v2 standard_v1; qubo takes about "
-        "100 s per 16-view scene of the 100-query model on two CPU cores)",
+        default=["standard_v2", DENSE_POSTPROCESS, "standard_v1"],
+        help=f"post-processings of the evaluation sweep (default standard_v2 {DENSE_POSTPROCESS} standard_v1;"
+        " qubo takes about 100 s per 16-view scene of the 100-query model on two CPU cores)",
     )
     parser.add_argument("--device", default="auto", help="evaluation device (default auto)")
     add_prefect_port_argument(parser)

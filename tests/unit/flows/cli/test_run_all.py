@@ -7,6 +7,7 @@ import argparse
 import pytest
 
 from flows.cli import run_all
+from panst3r_core.pretrained import DENSE_POSTPROCESS
 
 
 def _args(**changes) -> argparse.Namespace:
@@ -21,7 +22,8 @@ def _args(**changes) -> argparse.Namespace:
 def test_defaults_are_the_documented_chain():
     args = _args()
     assert (args.scenes, args.val_scenes, args.config) == (6, 2, "synthetic_finetune_cpu")
-    assert args.postprocess == ["standard_v2", "standard_v1"] and args.keyframes == ["4", "all"]
+    assert args.postprocess == ["standard_v2", DENSE_POSTPROCESS, "standard_v1"]
+    assert args.keyframes == ["4", "all"]
     # the shipped model is fine-tuned and evaluated beside the fine-tuned one, on frames of its own aspect
     assert args.baseline == "shipped:compact_smooth_v2_synthetic" and tuple(args.image_size) == (320, 240)
 

@@ -33,3 +33,9 @@ def test_option_items_name_their_source():
     assert parse_option_items(["seed=3", "label_mode=sigmoid"], "--x") == {"seed": 3, "label_mode": "sigmoid"}
     with pytest.raises(ValueError, match="--x 'seed'"):
         parse_option_items(["seed"], "--x")
+
+
+def test_the_shipped_dense_setting_is_written_canonically():
+    from panst3r_core.pretrained import DENSE_POSTPROCESS
+
+    assert canonical_spec(DENSE_POSTPROCESS) == DENSE_POSTPROCESS  # the label a sweep records
