@@ -660,11 +660,10 @@ def _panoptic_scores(
     scenes = sorted(generated["val"])
     rows, per_scene, per_class = [], {}, {}
     for keyframe_text in args.eval_keyframes:
-        for postprocess in args.postprocess:
-            row, result = evaluation.run(scenes, postprocess, keyframe_text)
+        for row, result in evaluation.run(scenes, list(args.postprocess), keyframe_text):
             rows.append(row)
-            per_scene[f"{postprocess}/kf={keyframe_text}"] = per_scene_table(result)
-            per_class[f"{postprocess}/kf={keyframe_text}"] = class_rows(result, vocabulary)
+            per_scene[f"{row['postprocess']}/kf={keyframe_text}"] = per_scene_table(result)
+            per_class[f"{row['postprocess']}/kf={keyframe_text}"] = class_rows(result, vocabulary)
     return {
         **{key: rows[0].get(key) for key in ("PQ", "SQ", "RQ", "PQ_th", "PQ_st", "coco_PQ")},
         "primary": {"postprocess": rows[0]["postprocess"], "keyframes": rows[0]["keyframes"]},
@@ -770,24 +769,38 @@ class Evaluation:
             image_size,
         )
 
-    def run(self, scenes: list[str], postprocess: str, keyframe_text: str) -> tuple[dict, Any]:
-        """(table row, ConfigurationResult) of one setting on `scenes`."""
+    def run(self, scenes: list[str], postprocesses: list[str], keyframe_text: str) -> list[tuple[dict, Any]]:
+        """(table row, ConfigurationResult) of each post-processing at one keyframe setting on `scenes`; each
+        scene's inference runs once for all of them."""
         from datasets.evaluation.scene_run import EvalSettings
-        from datasets.evaluation.sweep import (
-            NUM_SCENES,
-            PEAK_MEMORY_MB,
-            SECONDS_PER_SCENE,
-            VIEWS_PER_SCENE,
-            evaluate_configuration,
-        )
+        from datasets.evaluation.sweep import evaluate_configurations
 
         keyframes = None if keyframe_text == "all" else int(keyframe_text)
-        settings = EvalSettings(postprocess=postprocess, keyframes=keyframes, image_size=self.image_size)
+        settings = [
+            EvalSettings(postprocess=name, keyframes=keyframes, image_size=self.image_size)
+            for name in postprocesses
+        ]
         started = time.perf_counter()
-        result = evaluate_configuration(self.predictor, self.reader, scenes, settings, self.vocabulary)
+        results = evaluate_configurations(self.predictor, self.reader, scenes, settings, self.vocabulary)
+        rows = [
+            self._row(one.postprocess, keyframe_text, scenes, one_result)
+            for one, one_result in zip(settings, results)
+        ]
+        for row in rows:
+            say(
+                f"evaluate: {row['postprocess']} kf={keyframe_text} on {len(scenes)} scenes: PQ {row.get('PQ', 0):.3f} "
+                f"(coco {row.get('coco_PQ', 0):.3f})"
+            )
+        say(f"evaluate: {len(rows)} post-processing(s) in {time.perf_counter() - started:.0f} s")
+        return list(zip(rows, results))
+
+    @staticmethod
+    def _row(postprocess: str, keyframe_text: str, scenes: list[str], result: Any) -> dict:
+        from datasets.evaluation.sweep import NUM_SCENES, PEAK_MEMORY_MB, SECONDS_PER_SCENE, VIEWS_PER_SCENE
+
         metrics = dict(result.metrics)
         views = metrics.pop(VIEWS_PER_SCENE) * metrics.pop(NUM_SCENES)
-        row = {
+        return {
             "postprocess": postprocess,
             "keyframes": keyframe_text,
             "scenes": len(scenes),
@@ -796,24 +809,31 @@ class Evaluation:
             "peak_memory_mb": round(metrics.pop(PEAK_MEMORY_MB), 1),
             **{key: round(value, 5) for key, value in metrics.items()},
         }
-        say(
-            f"evaluate: {postprocess} kf={keyframe_text} on {len(scenes)} scenes: PQ {row.get('PQ', 0):.3f} "
-            f"(coco {row.get('coco_PQ', 0):.3f}) in {time.perf_counter() - started:.0f} s"
-        )
-        return row, result
 
 
 def _training_scenes(
     args: argparse.Namespace, evaluation: Evaluation, generated: dict, primary: dict, vocabulary: Any
 ) -> dict | None:
     """The headline setting on scenes the model trained on: the gap to the held-out score tells over-fitting
-    (more scenes help) from under-fitting (more steps or capacity help)."""
+    (more scenes help) from under-fitting (more steps or capacity help). The other post-processings of the
+    headline's keyframe setting come along (`by_postprocess`): they share its inference."""
     scenes = sorted(generated["train"])[: args.eval_train_scenes]
     if not scenes:
         return None
-    row, result = evaluation.run(scenes, primary["postprocess"], primary["keyframes"])
+    names = [primary["postprocess"], *(p for p in args.postprocess if p != primary["postprocess"])]
+    scored = evaluation.run(scenes, names, primary["keyframes"])
+    row, result = scored[0]
     metrics = {key: value for key, value in row.items() if key not in ("postprocess", "keyframes", "scenes")}
-    return {"scenes": scenes, **metrics, "per_class": class_rows(result, vocabulary)}
+    others = {
+        other["postprocess"]: {key: other.get(key) for key in ("PQ", "PQ_th", "PQ_st", "coco_PQ")}
+        for other, _ in scored
+    }
+    return {
+        "scenes": scenes,
+        **metrics,
+        "per_class": class_rows(result, vocabulary),
+        "by_postprocess": others,
+    }
 
 
 def per_scene_table(result: Any) -> list[dict]:
@@ -1072,7 +1092,9 @@ def _add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-amp", default="none", choices=("none", "bf16"), help="inference autocast")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="evaluation device")
     parser.add_argument(
-        "--ship-name", default="compact_smooth_v2_synthetic", help="folder name of the exported model (export stage)"
+        "--ship-name",
+        default="compact_smooth_v2_synthetic",
+        help="folder name of the exported model (export stage)",
     )
 
 

@@ -135,6 +135,8 @@ def test_toy_run_stops_resumes_finishes_evaluates_and_then_skips(tmp_path):
     seen = accuracy["training_scenes"]
     assert len(seen["scenes"]) == 2 and not set(seen["scenes"]) & set(accuracy["data"]["val_scenes"])
     assert 0.0 <= seen["PQ"] <= 1.0 and seen["per_class"]
+    assert list(seen["by_postprocess"]) == ["standard_v2", "qubo"]  # sharing the headline's inference
+    assert seen["by_postprocess"]["standard_v2"]["PQ"] == seen["PQ"]
     assert "training scenes, same settings" in second.stdout
 
     third = run_script(work, "--train-minutes", "5")
