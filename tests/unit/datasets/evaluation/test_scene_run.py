@@ -41,21 +41,30 @@ def test_the_ground_truth_as_prediction_scores_one_in_both_modes(toy_store, grou
     assert picture.shape[1] > 3 * 80  # three columns of at least the prediction's width
 
 
-def test_a_real_tiny_model_runs_through(toy_store, tmp_path):
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny_v1 checkpoint of fixed random weights."""
     from panst3r_core.checkpoint.ours import save_checkpoint
     from panst3r_core.model.variants import build_model
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    return save_checkpoint(build_model("tiny_v1"), folder, metadata={"text_embeddings": "hashed"})
+
+
+def _first_scene(store):
+    reader = StoreReader(store)
+    return reader, reader.scene_ids()[0], EvalVocabulary.from_categories(reader.categories())
+
+
+def test_a_real_tiny_model_runs_through(toy_store, tiny_checkpoint):
     from panst3r_core.predictor import Predictor
 
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    checkpoint = save_checkpoint(
-        build_model("tiny_v1"), tmp_path / "model", metadata={"text_embeddings": "hashed"}
-    )
-    reader = StoreReader(toy_store)
-    scene_id = reader.scene_ids()[0]
-    vocabulary = EvalVocabulary.from_categories(reader.categories())
+    reader, scene_id, vocabulary = _first_scene(toy_store)
     settings = EvalSettings(postprocess="standard_v1", keyframes=2, max_views=3, image_size=160)
-    scores, picture = evaluate_scene(Predictor(weights=checkpoint), reader, scene_id, settings, vocabulary)
+    predictor = Predictor(weights=tiny_checkpoint)
+    scores, picture = evaluate_scene(predictor, reader, scene_id, settings, vocabulary)
     assert scores.num_views == 3 and picture is None
     assert 0.0 <= scores.scene.all.pq <= 1.0 and 0.0 <= scores.coco.all.pq <= 1.0
     assert scores.coco_stats.per_class  # GT segments were counted (as FN at least)
@@ -73,9 +82,7 @@ def test_store_ids_are_split_with_the_store_cls_sep(tmp_path, ground_truth_predi
     assert reader.cls_sep() == 1000 and scores.scene.all.pq == pytest.approx(1.0)
 
 
-def test_post_processing_options_of_the_settings_reach_the_predictor(toy_store, tmp_path):
-    from panst3r_core.checkpoint.ours import save_checkpoint
-    from panst3r_core.model.variants import build_model
+def test_post_processing_options_of_the_settings_reach_the_predictor(toy_store, tiny_checkpoint):
     from panst3r_core.predictor import Predictor
 
     class RecordingPredictor(Predictor):
@@ -85,14 +92,8 @@ def test_post_processing_options_of_the_settings_reach_the_predictor(toy_store, 
             return recons
 
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    checkpoint = save_checkpoint(
-        build_model("tiny_v1"), tmp_path / "model", metadata={"text_embeddings": "hashed"}
-    )
-    reader = StoreReader(toy_store)
-    scene_id = reader.scene_ids()[0]
-    vocabulary = EvalVocabulary.from_categories(reader.categories())
-    predictor = RecordingPredictor(weights=checkpoint)
+    reader, scene_id, vocabulary = _first_scene(toy_store)
+    predictor = RecordingPredictor(weights=tiny_checkpoint)
     # no class probability is above 1: every query is dropped, every pixel void
     settings = EvalSettings(postprocess="standard_v2:cls_threshold=1.0", max_views=2, image_size=160)
     scores, _ = evaluate_scene(predictor, reader, scene_id, settings, vocabulary)
