@@ -4,8 +4,14 @@ Each step is what the training loop does per iteration: forward (DINOv2 and MUSt
 unless --finetune, panoptic decoder with gradients) under the chosen autocast, targets from the id maps,
 Hungarian matching + losses with deep supervision, backward, AdamW step. Batches are random images with
 rectangle instances built once on the device (so the loader is not measured; see tests/benchmarks/loader.py). Reports training samples
-per second (samples = multi-view tuples; all ranks together), seconds per step and peak GPU memory; prints a
-table and writes JSON (default runs/benchmarks/train.json).
+per second (samples = multi-view tuples; all ranks together), seconds per step, peak GPU memory and the median
+seconds of each phase (forward, loss, backward, optimizer) timed with a synchronisation around it; prints a
+table and writes JSON (default runs/benchmarks/train.json). --profile adds the operator tables (the phases are
+named in them) and the operator calls per step.
+
+Stage 2 of the synthetic recipe on the GPU (MUSt3R frozen, DINO branch and head trained):
+    .venv/bin/python tests/benchmarks/train.py --device cuda --variant compact_smooth_v2 --views 12 \
+        --resolution 256 192 --batch-size 16 --precisions bf16 --train-dino --objects 30 --profile DIR
 
 GPU (full-size v1, 5 views at 512x384, batch 2 per GPU, fp32 and bf16):
     .venv/bin/python tests/benchmarks/train.py --device cuda
