@@ -91,15 +91,13 @@ def configuration_group_task(
         names.NUM_SCENES: str(len(scenes)),
     }
     client = MlflowClient(tracking_uri=tracking_uri)
-    version = store_version(reader.backend)
     params = [{**shared, names.POSTPROCESS: name} for name in postprocess]
     run_names = [f"{label} | {name} | kf={keyframes_text}" for name in postprocess]
-    run_ids = []
-    for one, run_name in zip(params, run_names, strict=True):
-        run_id = sweep_tracking.start_configuration_run(client, experiment_id, parent_run_id, one, run_name)
-        client.set_tag(run_id, names.STORE_VERSION_TAG, version.id)
-        client.set_tag(run_id, names.STORE_VERSION_KIND_TAG, version.kind)
-        run_ids.append(run_id)
+    version = store_version(reader.backend)
+    run_ids = [
+        _start_child_run(client, experiment_id, parent_run_id, one, run_name, version)
+        for one, run_name in zip(params, run_names, strict=True)
+    ]
     with contextlib.ExitStack() as stack:
         for run_id in run_ids:
             stack.enter_context(run_status_on_exit(client, run_id))
@@ -117,6 +115,14 @@ def configuration_group_task(
         sweep_tracking.configuration_summary(run_id, one, result.metrics)
         for run_id, one, result in zip(run_ids, params, results, strict=True)
     ]
+
+
+def _start_child_run(client: MlflowClient, experiment_id, parent_run_id, params, run_name, version) -> str:
+    """One configuration's child run, tagged with the store version it reads."""
+    run_id = sweep_tracking.start_configuration_run(client, experiment_id, parent_run_id, params, run_name)
+    client.set_tag(run_id, names.STORE_VERSION_TAG, version.id)
+    client.set_tag(run_id, names.STORE_VERSION_KIND_TAG, version.kind)
+    return run_id
 
 
 def _scene_logger(logger, client: MlflowClient, run_id: str, run_name: str, folder: Path):

@@ -162,27 +162,36 @@ class Predictor:
             raise ValueError("a sink receives the outputs chunk by chunk; set chunk_views to stream them")
         if isinstance(images, ImageSource) and (self.chunk_views is None or len(images) == 1):
             images = read_all(images)  # the whole-scene path holds every view at once anyway
-        duplicated = len(images) == 1
-        if duplicated:
-            images = [images[0], images[0]]
         if keyframe_mode not in ("linspace", "retrieval"):
             raise ValueError(f"keyframe_mode {keyframe_mode!r} is not supported; use linspace or retrieval")
         postprocess, postprocess_options = self._postprocess_choice(postprocess, postprocess_options, seed)
         if self.chunk_views is not None and return_raw:
             raise ValueError("return_raw keeps every view's raw outputs; it cannot be used with chunk_views")
-        names, embeddings = self._vocabulary(class_names, class_embeddings, report, timings)
-        view_names = list(view_names) if view_names is not None else []
+        scene = self._scene(images, class_names, class_embeddings, view_names, report, timings)
 
         if self.chunk_views is not None:
-            scene = _StreamedScene(images, names, embeddings, postprocess, postprocess_options, view_names)
-            return self._predict_streamed(
-                scene, num_keyframes, keyframe_mode, seed, image_size, report, timings, sink, duplicated
+            streamed = _StreamedScene(
+                scene.images,
+                scene.names,
+                scene.embeddings,
+                postprocess,
+                postprocess_options,
+                scene.view_names,
             )
-
-        whole = _WholeScene(images, names, embeddings, view_names, duplicated)
+            return self._predict_streamed(
+                streamed,
+                num_keyframes,
+                keyframe_mode,
+                seed,
+                image_size,
+                report,
+                timings,
+                sink,
+                scene.duplicated,
+            )
         choices = [(postprocess, postprocess_options)]
         run = (num_keyframes, keyframe_mode, seed, image_size, report, timings, return_raw)
-        return self._predict_whole(whole, choices, *run)[0]
+        return self._predict_whole(scene, choices, *run)[0]
 
     @torch.no_grad()
     def predict_postprocessings(
@@ -201,14 +210,12 @@ class Predictor:
         post-processings needs). Each reconstruction's timings hold the shared stages and its own
         post-processing and copy to the CPU. A streaming predictor (`chunk_views`) post-processes inside its
         chunks, so it predicts once per entry instead."""
+        common = dict(num_keyframes=num_keyframes, image_size=image_size, view_names=view_names, seed=seed)
         if self.chunk_views is not None:
             return [
-                self.predict(
-                    images, class_names, num_keyframes=num_keyframes, postprocess=name,
-                    postprocess_options=options, image_size=image_size, view_names=view_names, seed=seed,
-                )
+                self.predict(images, class_names, postprocess=name, postprocess_options=options, **common)
                 for name, options in postprocessings
-            ]  # fmt: skip
+            ]
         if len(images) == 0:
             raise ValueError("no images given; pass at least one view")
         if not postprocessings:
@@ -216,13 +223,18 @@ class Predictor:
         choices = [self._postprocess_choice(name, options, seed) for name, options in postprocessings]
         report = lambda stage, done, total: None  # noqa: E731
         timings: dict[str, float] = {}
-        names, embeddings = self._vocabulary(class_names, None, report, timings)
-        duplicated = len(images) == 1
-        views = [images[0], images[0]] if duplicated else list(images)
-        whole = _WholeScene(views, names, embeddings, list(view_names or []), duplicated)
+        scene = self._scene(images, class_names, None, view_names, report, timings)
         return self._predict_whole(
-            whole, choices, num_keyframes, "linspace", seed, image_size, report, timings, False
+            scene, choices, num_keyframes, "linspace", seed, image_size, report, timings, False
         )
+
+    def _scene(self, images, class_names, class_embeddings, view_names, report, timings) -> _WholeScene:
+        """The views (a single one paired with itself, as the official demo does), the embedded vocabulary
+        and the view names of one call."""
+        duplicated = len(images) == 1
+        views = [images[0], images[0]] if duplicated else images
+        names, embeddings = self._vocabulary(class_names, class_embeddings, report, timings)
+        return _WholeScene(views, names, embeddings, list(view_names or []), duplicated)
 
     def _predict_whole(
         self, scene, choices, num_keyframes, keyframe_mode, seed, image_size, report, timings, return_raw
@@ -241,14 +253,17 @@ class Predictor:
             output = run_inference(self.model, views, scene.embeddings, options)
         if output.clock is not None:  # device time of each inference stage (events, read after the sync)
             timings.update({f"inference.{k}": v for k, v in output.clock.seconds().items()})
+        shapes = (images_uint8, true_shapes)
         return [
-            self._postprocessed(scene, output, name, options, images_uint8, true_shapes, report, dict(timings), return_raw)
+            self._postprocessed(scene, output, name, options, shapes, report, dict(timings), return_raw)
             for name, options in choices
-        ]  # fmt: skip
+        ]
 
     def _postprocessed(
-        self, scene, output, postprocess, options, images_uint8, true_shapes, report, timings, return_raw
+        self, scene, output, postprocess, options, shapes, report, timings, return_raw
     ) -> PanopticReconstruction:
+        """One post-processing of the scene's inference output, copied to the CPU as a reconstruction."""
+        images_uint8, true_shapes = shapes
         with _stage("postprocess", report, timings, self.device):
             from panst3r_core.postprocess import run_postprocessor
 
@@ -449,7 +464,7 @@ def assemble_reconstruction(
 
 @dataclass
 class _WholeScene:
-    """What the whole-scene path needs of a call besides the run options."""
+    """A call's views and vocabulary, as every path needs them (the streamed one takes them over)."""
 
     images: Sequence[np.ndarray | torch.Tensor]
     names: list[str]
