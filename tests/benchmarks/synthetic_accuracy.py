@@ -964,6 +964,42 @@ def given_backbone_provenance(accuracy: dict) -> dict:
     }
 
 
+def continued_provenance(accuracy: dict) -> dict:
+    """For a run that continued another model (`training.chkpt`): that model's name and its own shipped
+    record (read from its metadata when it is one of our exports), and the panoptic (stage-2) optimizer
+    steps of the whole lineage (stage 1's are in the nested records). Empty for a run that started from a
+    backbone alone."""
+    from panst3r_core.checkpoint.ours import read_config as read_model_config
+    from panst3r_core.pretrained import resolve_weights
+
+    start = accuracy["config"]["training"].get("chkpt")
+    if not start:
+        return {}
+    try:
+        source = read_model_config(resolve_weights(start))[1]
+    except (FileNotFoundError, KeyError, ValueError):  # an official PanSt3R .pth carries no such record
+        source = {}
+    earlier = source.get("shipped", {})
+    own_steps = accuracy["training"]["steps"]
+    # the backbone (and so its stage 1) is the earlier model's: frozen, or fine-tuned from it
+    inherited = {key: earlier[key] for key in ("recipe", "backbone") if key in earlier}
+    return {
+        **inherited,
+        "stages": {"pretrain": (earlier.get("stages") or {}).get("pretrain"), "train": accuracy["training"]},
+        "continued_from": {"model": shipped_name(start), "shipped": earlier or None},
+        "lineage_train_steps": own_steps
+        + int(earlier.get("lineage_train_steps", source.get("trained_steps", 0))),
+    }
+
+
+def shipped_name(checkpoint: str) -> str:
+    """A checkpoint's name fit for shipped metadata: `shipped:NAME` as given, else the folder's own name
+    (a path names the machine it ran on)."""
+    from panst3r_core.pretrained import SHIPPED_PREFIX
+
+    return checkpoint if checkpoint.startswith(SHIPPED_PREFIX) else Path(checkpoint).name
+
+
 def stage_export(args: argparse.Namespace, layout: WorkLayout) -> Path:
     """The evaluated model as a shipped checkpoint: float16 weights in our format, with how it was made and
     what it scored (from accuracy.json) in its metadata: WORK/shipped/<--ship-name>."""
@@ -994,6 +1030,7 @@ def stage_export(args: argparse.Namespace, layout: WorkLayout) -> Path:
         },
     }
     metadata["shipped"].update(given_backbone_provenance(accuracy))
+    metadata["shipped"].update(continued_provenance(accuracy))
     if accuracy.get("training_scenes"):
         scored = accuracy["training_scenes"]
         metadata["shipped"]["train_scenes_PQ"] = {"PQ": scored["PQ"], "scenes": len(scored["scenes"])}

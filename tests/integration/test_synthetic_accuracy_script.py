@@ -209,3 +209,25 @@ def test_a_stage_2_on_a_given_backbone_exports_as_two_stage_with_that_backbones_
     assert provenance["stages"]["pretrain"]["steps"] > 0  # the shipped model's own stage 1
     assert provenance["stages"]["train"] == trained
     assert script.given_backbone_provenance({"config": {"training": {"must3r_chkpt": None}}}) == {}
+
+
+def test_a_run_that_continues_a_shipped_model_records_its_lineage():
+    script = _script_module()
+    accuracy = {
+        "config": {"training": {"chkpt": "shipped:compact_smooth_v2_synthetic"}},
+        "training": {"steps": 10, "seconds": 5.0},
+    }
+    provenance = script.continued_provenance(accuracy)
+    earlier = provenance["continued_from"]["shipped"]
+    assert provenance["continued_from"]["model"] == "shipped:compact_smooth_v2_synthetic"
+    assert provenance["recipe"] == earlier["recipe"] == "two-stage"
+    assert earlier["stages"]["pretrain"]["steps"] > 0  # the lineage's stage 1 stays on record
+    assert provenance["stages"]["pretrain"] == earlier["stages"]["pretrain"]  # the inherited backbone's
+    assert provenance["lineage_train_steps"] > 10  # this run's steps on top of the earlier ones
+    assert script.continued_provenance({"config": {"training": {"chkpt": None}}}) == {}
+
+
+def test_a_checkpoint_given_as_a_path_is_recorded_by_its_folder_name_only(tmp_path):
+    script = _script_module()
+    assert script.shipped_name(str(tmp_path / "runs" / "model-final")) == "model-final"
+    assert script.shipped_name("shipped:some_model") == "shipped:some_model"
