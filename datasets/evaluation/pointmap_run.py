@@ -43,7 +43,8 @@ def scene_views(
         view = crop_resize_view(
             frame["image"], frame["depth_mm"], [], frame["intrinsics"], settings.resolution, 0, rng
         )
-        images.append(torch.from_numpy(np.ascontiguousarray(view.image)).permute(2, 0, 1).float() / 127.5 - 1)
+        # a writable copy: a frame read from the store can be a read-only view
+        images.append(torch.from_numpy(np.array(view.image)).permute(2, 0, 1).float() / 127.5 - 1)
         depths.append(torch.from_numpy(view.depth.astype(np.float32) / 1000.0))
         intrinsics.append(torch.from_numpy(view.intrinsics.astype(np.float32)))
         poses.append(torch.from_numpy(view_pose(frame["cam_to_world"], view).astype(np.float32)))

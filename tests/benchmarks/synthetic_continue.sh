@@ -8,6 +8,14 @@
 #
 #   SEED=3000 TRAIN_SCENES=1200 bash tests/benchmarks/synthetic_continue.sh
 #
+# Many scenes take longer to make than one call can spare (about 18 s per 100 on 16 cores): then spread the
+# schedule over calls on one warm machine. FINAL=0 makes the data and trains this call's share of a schedule
+# of TOTAL_MINUTES at the assumed STEPS_PER_S (checkpoint-last stays in WORK); the next call, FINAL=1 (the
+# default), resumes, re-plans at the measured rate to end inside the call, scores and exports:
+#
+#   SEED=3000 TRAIN_SCENES=2000 FINAL=0 TOTAL_MINUTES=12 bash tests/benchmarks/synthetic_continue.sh
+#   SEED=3000 TRAIN_SCENES=2000 bash tests/benchmarks/synthetic_continue.sh
+#
 # Held-out sets of other seeds afterwards, on any machine: `synthetic_accuracy.py --work runs/eSEED --seed SEED
 # --train-scenes N --val-scenes 16 --stages generate,preprocess` (N as that seed's run used), then
 # `panst3r evaluate --store runs/eSEED/store --checkpoints A B ...`.
@@ -19,14 +27,18 @@ WORK=${WORK:-runs/synthetic_continue_$SEED}
 CALL_SECONDS=${CALL_SECONDS:-570}     # what this call may take, start-up of this script included
 PYTHON=${PYTHON:-python3}
 read -r -a EXTRA <<< "${EXTRA_ARGS:-}"  # appended last, so they override (the CPU rehearsal shrinks the run)
+if [[ "${FINAL:-1}" == 1 ]]; then
+  CALL=(--stages generate,preprocess,train,evaluate,export --final-call)
+else
+  CALL=(--stages generate,preprocess,train)
+fi
 minutes_left=$("$PYTHON" -c "print(($CALL_SECONDS - ($(date +%s) - $started)) / 60)")
 "$PYTHON" tests/benchmarks/synthetic_accuracy.py --work "$WORK" --seed "$SEED" \
   --train-scenes "${TRAIN_SCENES:-640}" --val-scenes 16 --frames 16 --image-size 320 240 \
   --target-resolution 256 --recipe scratch --config synthetic_head \
   --set training.chkpt="${FROM:-shipped:compact_smooth_v2_synthetic}" --set training.lr="${LR:-3e-4}" \
   --set training.batch_size=16 --set data.samples_per_epoch=800 \
-  --total-train-minutes 60 --assumed-steps-per-s "${STEPS_PER_S:-2.66}" \
+  --total-train-minutes "${TOTAL_MINUTES:-60}" --assumed-steps-per-s "${STEPS_PER_S:-2.66}" \
   --postprocess standard_v2 "standard_v2:cls_threshold=0.3,mask_threshold=0.0" \
   --eval-keyframes all --eval-train-scenes 8 \
-  --stages generate,preprocess,train,evaluate,export --final-call --train-minutes 60 \
-  --call-minutes "$minutes_left" "${EXTRA[@]}"
+  "${CALL[@]}" --train-minutes 60 --call-minutes "$minutes_left" "${EXTRA[@]}"

@@ -242,13 +242,7 @@ CONTINUE_TOY = [
 ]  # fmt: skip
 
 
-@pytest.mark.slow
-def test_the_continue_script_trains_the_shipped_model_on_fresh_scenes_and_exports_its_lineage(tmp_path):
-    """tests/benchmarks/synthetic_continue.sh at toy size on the CPU: one call that generates, trains the
-    shipped model on a seed's scenes within the call, scores it and exports it with the shipped lineage."""
-    from panst3r_core.checkpoint.ours import read_config
-
-    work = tmp_path / "work"
+def run_continue_script(tmp_path: Path, work: Path, **settings: str) -> subprocess.CompletedProcess:
     blocked = without_prefect_and_mlflow(tmp_path / "blocked_imports")
     env = {
         **os.environ,
@@ -260,14 +254,36 @@ def test_the_continue_script_trains_the_shipped_model_on_fresh_scenes_and_export
         "WORK": str(work),
         "TRAIN_SCENES": "2",
         "CALL_SECONDS": "600",
+        "TOTAL_MINUTES": "0.3",
         "EXTRA_ARGS": " ".join(CONTINUE_TOY),
+        **settings,
     }
-    done = subprocess.run(
-        ["bash", str(CONTINUE_SCRIPT)], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+    command = ["bash", str(CONTINUE_SCRIPT)]
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_the_continue_script_trains_the_shipped_model_on_fresh_scenes_and_exports_its_lineage(tmp_path):
+    """tests/benchmarks/synthetic_continue.sh at toy size on the CPU: a first call (FINAL=0) makes the data and
+    trains one step of the shipped model on a seed's scenes; the final call resumes, ends the schedule inside
+    the call, scores the model and exports it with the shipped lineage."""
+    from panst3r_core.checkpoint.ours import read_config
+
+    work = tmp_path / "work"
+    first = run_continue_script(
+        tmp_path, work, FINAL="0", EXTRA_ARGS=" ".join([*CONTINUE_TOY, "--train-minutes", "0.001"])
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    calls = [json.loads(line) for line in (work / "train_calls.jsonl").read_text().splitlines()]
+    assert [(c["start_step"], c["end_step"], c["finished"]) for c in calls] == [(0, 1, False)]
+    assert not (work / "accuracy.json").exists()
+
+    final = run_continue_script(tmp_path, work)
+    assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
+    calls = [json.loads(line) for line in (work / "train_calls.jsonl").read_text().splitlines()]
+    assert calls[1]["start_step"] == 1 and calls[1]["finished"] is True
     accuracy = json.loads((work / "accuracy.json").read_text())
-    assert accuracy["training_finished"] is True and accuracy["training"]["steps"] >= 2
+    assert accuracy["training_finished"] is True and accuracy["training"]["steps"] == calls[1]["end_step"]
     assert accuracy["data"]["generated"]["seed"] == 5
     assert accuracy["config"]["training"]["chkpt"] == "shipped:compact_smooth_v2_synthetic"
     shipped = read_config(work / "shipped" / "compact_smooth_v2_synthetic")[1]["shipped"]
