@@ -944,23 +944,29 @@ def training_metadata(layout: WorkLayout) -> dict:
     }
 
 
+def model_metadata(weights: str) -> dict:
+    """The metadata of a model given as a weights setting when it is one of our exports, else empty (an
+    official .pth carries none)."""
+    from panst3r_core.checkpoint.ours import read_config as read_model_config
+    from panst3r_core.pretrained import resolve_weights
+
+    try:
+        return read_model_config(resolve_weights(weights))[1]
+    except (FileNotFoundError, KeyError, ValueError):
+        return {}
+
+
 def given_backbone_provenance(accuracy: dict) -> dict:
     """For a stage 2 trained on a backbone given as `training.must3r_chkpt` (another model's stage 1): the
     two-stage recipe, that backbone's name and its own stage-1 record (read from its metadata when it is one
     of our exports). Empty when the run trained its backbone itself."""
-    from panst3r_core.checkpoint.ours import read_config as read_model_config
-    from panst3r_core.pretrained import resolve_weights
-
     backbone = accuracy["config"]["training"].get("must3r_chkpt")
     if not backbone:
         return {}
-    try:
-        source = read_model_config(resolve_weights(backbone))[1].get("shipped", {})
-    except (FileNotFoundError, KeyError, ValueError):  # an official MUSt3R .pth carries no such record
-        source = {}
+    source = model_metadata(backbone).get("shipped", {})
     return {
         "recipe": "two-stage",
-        "backbone": str(backbone),
+        "backbone": shipped_name(str(backbone)),
         "stages": {"pretrain": (source.get("stages") or {}).get("pretrain"), "train": accuracy["training"]},
     }
 
@@ -970,16 +976,10 @@ def continued_provenance(accuracy: dict) -> dict:
     record (read from its metadata when it is one of our exports), and the panoptic (stage-2) optimizer
     steps of the whole lineage (stage 1's are in the nested records). Empty for a run that started from a
     backbone alone."""
-    from panst3r_core.checkpoint.ours import read_config as read_model_config
-    from panst3r_core.pretrained import resolve_weights
-
     start = accuracy["config"]["training"].get("chkpt")
     if not start:
         return {}
-    try:
-        source = read_model_config(resolve_weights(start))[1]
-    except (FileNotFoundError, KeyError, ValueError):  # an official PanSt3R .pth carries no such record
-        source = {}
+    source = model_metadata(start)
     earlier = source.get("shipped", {})
     own_steps = accuracy["training"]["steps"]
     # the backbone (and so its stage 1) is the earlier model's: frozen, or fine-tuned from it

@@ -292,3 +292,13 @@ def test_the_continue_script_trains_the_shipped_model_on_fresh_scenes_and_export
     assert shipped["lineage_train_steps"] == accuracy["training"]["steps"] + int(
         shipped["continued_from"]["shipped"]["lineage_train_steps"]
     )
+
+
+def test_a_backbone_given_as_a_path_is_recorded_without_the_path(tmp_path):
+    script = _script_module()
+    accuracy = {
+        "config": {"training": {"must3r_chkpt": str(tmp_path / "pretrain" / "model-final")}},
+        "training": {"steps": 10},
+    }
+    provenance = script.given_backbone_provenance(accuracy)
+    assert provenance["backbone"] == "model-final" and provenance["stages"]["pretrain"] is None
