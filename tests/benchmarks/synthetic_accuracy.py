@@ -171,6 +171,8 @@ def stage_generate(args: argparse.Namespace, layout: WorkLayout) -> dict:
         "image_size": list(args.image_size),
         "seed": args.seed,
     }
+    if args.held_out_only:
+        settings["held_out_only"] = True  # only then: the markers of full runs keep their settings
     done = finished_stage(layout.generated_marker, settings, "generated")
     if done is not None:
         say(f"generate: skipped ({len(done['train'])} train + {len(done['val'])} val scenes exist)")
@@ -184,9 +186,13 @@ def stage_generate(args: argparse.Namespace, layout: WorkLayout) -> dict:
     config.validate()
     ids = scene_ids(args.seed, config.num_scenes)
     train, val = ids[: args.train_scenes], ids[args.train_scenes :]
+    if args.held_out_only:
+        # The held-out scenes keep the indices (so the content) of a full run; no training scene is made.
+        train = []
     (layout.root / "data").mkdir(parents=True, exist_ok=True)
     write_metadata(layout.root)
     write_splits(layout.root, train, val)
+    wanted = {*train, *val}
     todo = [
         {
             "config": asdict(config),
@@ -196,11 +202,14 @@ def stage_generate(args: argparse.Namespace, layout: WorkLayout) -> dict:
             "pairs": str(layout.pairs),
         }
         for index, scene_id in enumerate(ids)
-        if not scene_pairs_path(layout.pairs, scene_id).is_file()
-        or not (layout.root / "data" / scene_id).is_dir()
+        if scene_id in wanted
+        and (
+            not scene_pairs_path(layout.pairs, scene_id).is_file()
+            or not (layout.root / "data" / scene_id).is_dir()
+        )
     ]
     started = time.perf_counter()
-    say(f"generate: {len(todo)} of {len(ids)} scenes to render with {args.workers} processes")
+    say(f"generate: {len(todo)} of {len(wanted)} scenes to render with {args.workers} processes")
     with _pool(min(args.workers, max(len(todo), 1))) as pool:
         for count, (scene_id, seconds) in enumerate(pool.imap_unordered(_generate_scene, todo), 1):
             if count % 8 == 0 or count == len(todo):
@@ -1047,6 +1056,12 @@ def stage_export(args: argparse.Namespace, layout: WorkLayout) -> Path:
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-scenes", type=int, default=480, help="training scenes (default 480)")
     parser.add_argument("--val-scenes", type=int, default=16, help="held-out scenes (default 16)")
+    parser.add_argument(
+        "--held-out-only",
+        action="store_true",
+        help="generate and preprocess only the held-out scenes (the same ones a full run of these flags makes): "
+        "another seed's held-out set to score models on, in seconds instead of minutes",
+    )
     parser.add_argument("--frames", type=int, default=16, help="DSLR frames per scene (default 16)")
     parser.add_argument(
         "--image-size", type=int, nargs=2, default=[640, 480], metavar=("W", "H"), help="generated size"
@@ -1167,6 +1182,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--eval-keyframes: {text!r} is neither 'all' nor a positive number")
     if args.train_scenes < 1 or args.val_scenes < 1:
         parser.error("--train-scenes and --val-scenes must be at least 1")
+    beyond_data = sorted(set(args.stages) - {"generate", "preprocess"})
+    if args.held_out_only and beyond_data:
+        parser.error(
+            f"--held-out-only makes no training scenes: run it with --stages generate,preprocess, not "
+            f"{','.join(beyond_data)} (score models on its store with `panst3r evaluate`)"
+        )
     return args
 
 

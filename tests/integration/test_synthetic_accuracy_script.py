@@ -302,3 +302,30 @@ def test_a_backbone_given_as_a_path_is_recorded_without_the_path(tmp_path):
     }
     provenance = script.given_backbone_provenance(accuracy)
     assert provenance["backbone"] == "model-final" and provenance["stages"]["pretrain"] is None
+
+
+def test_held_out_only_makes_the_same_held_out_scenes_as_a_full_run_and_nothing_else(tmp_path):
+    data_only = ["--stages", "generate,preprocess"]
+    full = tmp_path / "full"
+    held_out = tmp_path / "held_out"
+    assert run_script(full, "--stages", "generate").returncode == 0
+    result = run_script(held_out, *data_only, "--held-out-only")
+    assert result.returncode == 0, result.stderr[-2000:]
+    full_split = json.loads((full / "generated.json").read_text())
+    marker = json.loads((held_out / "generated.json").read_text())
+    assert marker["train"] == [] and marker["val"] == full_split["val"]
+    assert marker["settings"]["held_out_only"] is True
+    scene = full_split["val"][0]
+    made = sorted(p.name for p in (held_out / "scannetpp" / "data").iterdir())
+    assert made == [scene]  # no training scene was rendered
+    for file in sorted((full / "scannetpp" / "data" / scene).rglob("*")):
+        twin = held_out / "scannetpp" / "data" / scene / file.relative_to(full / "scannetpp" / "data" / scene)
+        assert file.is_dir() or file.read_bytes() == twin.read_bytes(), file.name
+    preprocessed = json.loads((held_out / "preprocessed.json").read_text())
+    assert preprocessed["scenes"] == 1 and preprocessed["frames"] == 6
+
+
+def test_held_out_only_refuses_stages_that_need_training_scenes(tmp_path):
+    result = run_script(tmp_path / "w", "--stages", "generate,preprocess,train", "--held-out-only")
+    assert result.returncode == 2
+    assert "--held-out-only makes no training scenes" in result.stderr
