@@ -59,7 +59,9 @@ class Predictor:
         cuda_graphs: on CUDA, replay CUDA graphs for the keyframe-memory updates (off: plain eager).
         encoder_autocast: with `amp`, run the MUSt3R encoder in that precision too instead of float32 (the
             official encoder's precision): faster, outputs close but not identical.
-        xformers: xformers' memory-efficient attention on CUDA where it is installed (else SDPA).
+        attention: the attention kernel on CUDA (`panst3r_core.model.attention_kernels.KERNELS`; `auto`: the
+            fastest measured); one that cannot run here falls back to PyTorch's SDPA with a warning.
+        tf32: on CUDA, float32 matmuls in TF32, as the official demo sets them (False: IEEE float32).
         chunk_views: stream the views in chunks of this many (`panst3r_core.inference.streaming`): each
             chunk's outputs leave the device before the next one runs, so device memory no longer grows with
             the number of views; results are identical. None: every view at once.
@@ -79,7 +81,8 @@ class Predictor:
         cuda_graphs: bool = True,
         chunk_views: int | None = None,
         encoder_autocast: bool = False,
-        xformers: bool = True,
+        attention: str = "auto",
+        tf32: bool = True,
     ) -> None:
         if (weights is None) == (model is None):
             raise ValueError("Predictor needs exactly one of `weights` (a checkpoint path) or `model`")
@@ -98,7 +101,11 @@ class Predictor:
         self.max_batch_size = max_batch_size
         self.cuda_graphs = cuda_graphs
         self.encoder_autocast = encoder_autocast
-        self.xformers = xformers
+        from panst3r_core.model.attention_kernels import check_kernel
+
+        check_kernel(attention)
+        self.attention = attention
+        self.tf32 = tf32
         from panst3r_core.inference.streaming import check_chunk_views
 
         check_chunk_views(chunk_views)
@@ -329,7 +336,8 @@ class Predictor:
             output_device=None,  # stay on the device until the end
             cuda_graphs=self.cuda_graphs,
             encoder_autocast=self.encoder_autocast,
-            xformers=self.xformers,
+            attention=self.attention,
+            tf32=self.tf32,
         )
         if self.max_batch_size is not None:
             options.max_batch = self.max_batch_size

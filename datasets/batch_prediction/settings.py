@@ -36,6 +36,10 @@ class PredictionSettings:
     """Mixed precision on CUDA: none, bf16 or fp16."""
     encoder_autocast: bool = False
     """With `amp`, the MUSt3R encoder in that precision too (the official encoder runs in float32)."""
+    attention: str = "auto"
+    """Attention kernel on CUDA (`panst3r_core.model.attention_kernels.KERNELS`)."""
+    tf32: bool = True
+    """TF32 float32 matmuls on CUDA, as the official demo (False: IEEE float32)."""
     class_names: tuple[str, ...] | None = None
     """The vocabulary the model is queried with; None: the checkpoint's names, else ScanNet++ top-100."""
     class_embeddings: str | None = None
@@ -77,8 +81,10 @@ class PredictionSettings:
         values = dataclasses.asdict(self)
         values.pop("chunk_views")
         values.pop("siglip")  # where SigLIP is read from does not change its embeddings
-        if not values["encoder_autocast"]:  # the default: keys recorded before the setting existed still hold
-            values.pop("encoder_autocast")
+        # at their defaults, settings added later stay out: manifests recorded before them still match
+        for name, default in (("encoder_autocast", False), ("attention", "auto"), ("tf32", True)):
+            if values[name] == default:
+                values.pop(name)
         for name in ("class_names", "class_sets"):
             if values[name] is not None:
                 values[name] = list(values[name])
@@ -89,6 +95,8 @@ class PredictionSettings:
         return {
             "amp": self.amp,
             "encoder_autocast": self.encoder_autocast,
+            "attention": self.attention,
+            "tf32": self.tf32,
             "dino_config": self.dino_config,
             "text_embeddings": self.text_embeddings,
             "siglip": self.siglip,

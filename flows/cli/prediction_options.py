@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from panst3r_core.model.attention_kernels import KERNELS
+
 
 def add_vocabulary_arguments(parser: argparse.ArgumentParser) -> None:
     """The class vocabulary and how its names become embeddings."""
@@ -93,6 +95,19 @@ def add_prediction_settings_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --amp: the MUSt3R encoder in that precision too, not float32 as the official encoder "
         "(about twice the encoder's speed; outputs close, not identical)",
+    )
+    parser.add_argument(
+        "--attention",
+        choices=list(KERNELS),
+        default="auto",
+        help="attention kernel on CUDA: auto (the fastest measured), sdpa, cudnn, fa3 (FlashAttention-3 from "
+        "an installed xformers, Hopper) or xformers; one that cannot run falls back to sdpa with a warning",
+    )
+    parser.add_argument(
+        "--no-tf32",
+        dest="tf32",
+        action="store_false",
+        help="IEEE float32 matmuls on CUDA (default: TF32, as the official demo)",
     )
     parser.add_argument("--raw", action="store_true", help="also write raw.npz with every raw model output")
     parser.add_argument(

@@ -31,9 +31,10 @@ from typing import Any
 import torch
 
 from panst3r_core.inference.geometry import activate_pointmaps, camera_to_world, estimate_focal_weiszfeld
+from panst3r_core.inference.kernel_scope import kernel_scope
 from panst3r_core.inference.keyframes import linspace_keyframes, retrieval_keyframes
 from panst3r_core.inference.stage_clock import StageClock
-from panst3r_core.model.blocks import set_memory_efficient_attention
+from panst3r_core.model.attention_kernels import check_kernel
 from panst3r_core.model.must3r_kv_memory import KVMemory
 from panst3r_core.model.panst3r import PanSt3R, memory_batches
 from panst3r_core.model.text_encoder import normalize_class_embeddings
@@ -55,8 +56,10 @@ class InferenceOptions:
     encoder_autocast: bool = False
     """Run the MUSt3R encoder under `amp` too (not the official float32 encoder): about twice its speed in
     bf16 on an H100/H200, outputs close to but not identical with the default (README "Inference speed")."""
-    xformers: bool = True
-    """Use xformers' memory-efficient attention for unmasked attention when it is installed (CUDA only)."""
+    attention: str = "auto"
+    """Attention kernel on CUDA (`panst3r_core.model.attention_kernels.KERNELS`); `auto` is the fastest measured."""
+    tf32: bool = True
+    """On CUDA, float32 matmuls in TF32 as the official demo runs them (False: IEEE float32)."""
     cuda_graphs: bool = True
     """On CUDA under amp, replay captured graphs for the single-keyframe memory updates (launch-bound
     otherwise); float32 runs stay eager, where graphs would be slower."""
@@ -83,6 +86,8 @@ class InferenceResult:
     intermediates: dict[str, Any] = field(default_factory=dict)
     clock: StageClock | None = None
     """Per-stage device time (`clock.seconds()`: encoder, memory, render, dino, ..., geometry)."""
+    attention_kernel: str = "sdpa"
+    """The attention kernel that ran (`InferenceOptions.attention` resolved on the device)."""
 
     def stacked(self, name: str) -> torch.Tensor:
         return torch.stack(getattr(self, name))
@@ -143,6 +148,7 @@ def check_options(opts: InferenceOptions) -> None:
         raise ValueError(f"keyframe_mode={opts.keyframe_mode!r}: choose linspace or retrieval")
     if opts.max_batch < 1:
         raise ValueError(f"max_batch={opts.max_batch} must be at least 1")
+    check_kernel(opts.attention)
 
 
 def prepare_views(
@@ -373,7 +379,6 @@ def run_inference(
     check_options(opts)
     views = prepare_views(model, images, opts.max_batch)
     device = views.images[0].device
-    set_memory_efficient_attention(opts.xformers and device.type == "cuda")
     cls = model.panoptic_decoder.head_class_embeddings(
         normalize_class_embeddings(class_embeddings).to(device)
     )
@@ -382,7 +387,7 @@ def run_inference(
     )
     compute_dtype = AMP_DTYPES[opts.amp] if opts.amp else torch.float32
     clock = StageClock(device)
-    with autocast:
+    with kernel_scope(opts.attention, opts.tf32, device) as kernel, autocast:
         features = encode(model, views, opts.encoder_autocast)
         keyframes = select_keyframes(opts, features)
         non_keyframes = sorted(set(range(len(views))) - set(keyframes))
@@ -401,9 +406,9 @@ def run_inference(
             model, views, features, non_keyframes, queries, panoptic, compute_dtype, opts.return_intermediates
         )
         clock.mark("non_keyframes")
-    pointmaps_out, masks_out = _original_orientation(views.transposed, features.raw, panoptic.masks)
-    geo = geometry(pointmaps_out, opts.max_batch)
-    clock.mark("geometry")
+        pointmaps_out, masks_out = _original_orientation(views.transposed, features.raw, panoptic.masks)
+        geo = geometry(pointmaps_out, opts.max_batch)
+        clock.mark("geometry")
     result = InferenceResult(
         keyframes=list(keyframes),
         true_shape=torch.tensor([tuple(img.shape[-2:]) for img in images], dtype=torch.int64),
@@ -417,6 +422,7 @@ def run_inference(
         mask_logits=masks_out,
         out_queries=queries[:, 0].float(),
         clock=clock,
+        attention_kernel=kernel,
     )
     if opts.return_intermediates:
         result.intermediates = {

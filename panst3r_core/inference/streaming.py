@@ -39,10 +39,10 @@ from panst3r_core.inference.engine import (
     pixel_features,
     render,
 )
+from panst3r_core.inference.kernel_scope import kernel_scope
 from panst3r_core.inference.keyframes import linspace_keyframes, retrieval_keyframes
 from panst3r_core.inference.stage_clock import StageClock
 from panst3r_core.inference.view_source import NetworkViews, to_uint8_tensor
-from panst3r_core.model.blocks import set_memory_efficient_attention
 from panst3r_core.model.panst3r import PanSt3R
 from panst3r_core.model.text_encoder import normalize_class_embeddings
 
@@ -147,7 +147,6 @@ def stream_inference(
     check_chunk_views(chunk_views)
     lazy = _LazyViews(model, images)
     device = lazy.device
-    set_memory_efficient_attention(opts.xformers and device.type == "cuda")
     cls = model.panoptic_decoder.head_class_embeddings(
         normalize_class_embeddings(class_embeddings).to(device)
     )
@@ -158,8 +157,12 @@ def stream_inference(
             torch.autocast(device.type, dtype=AMP_DTYPES[opts.amp]) if opts.amp else contextlib.nullcontext()
         )
 
+    def kernels():
+        # entered around each piece of work, never across a `yield`: the consumer runs with its own settings
+        return kernel_scope(opts.attention, opts.tf32, device)
+
     clock = StageClock(device)
-    with autocast():
+    with kernels(), autocast():
         keyframes = _keyframes(model, lazy, opts, chunk_views)
         kf_views = lazy.scene(keyframes, opts.max_batch)
         kf_features = encode(model, kf_views, opts.encoder_autocast)
@@ -188,22 +191,23 @@ def stream_inference(
         indices = list(range(start, min(start + chunk_views, len(lazy))))
         others = [i for i in indices if i not in kf_raw]
         raw, masks, shown = dict(kf_raw), dict(kf_masks), dict(kf_images)
-        if others:
-            with autocast():
-                raw_o, masks_o, shown_o = _non_keyframe_chunk(
-                    model, lazy, others, memory_kv, queries, compute_dtype, opts
-                )
-            raw.update(raw_o)
-            masks.update(masks_o)
-            shown.update(shown_o)
-        pointmaps, mask_logits = _original_orientation(
-            [lazy.transposed[i] for i in indices],
-            [raw[i] for i in indices],
-            {j: masks[i] for j, i in enumerate(indices)},
-            # bf16 logits stay bf16: post-processing takes float32 of them, the same values at half the bytes
-            float_masks=False,
-        )
-        geo = geometry(pointmaps, opts.max_batch)
+        with kernels():
+            if others:
+                with autocast():
+                    raw_o, masks_o, shown_o = _non_keyframe_chunk(
+                        model, lazy, others, memory_kv, queries, compute_dtype, opts
+                    )
+                raw.update(raw_o)
+                masks.update(masks_o)
+                shown.update(shown_o)
+            pointmaps, mask_logits = _original_orientation(
+                [lazy.transposed[i] for i in indices],
+                [raw[i] for i in indices],
+                {j: masks[i] for j, i in enumerate(indices)},
+                # bf16 logits stay bf16: post-processing takes float32 of them, the same values at half the bytes
+                float_masks=False,
+            )
+            geo = geometry(pointmaps, opts.max_batch)
         yield ViewChunk(
             indices=indices,
             true_shapes=[lazy.true_shapes[i] for i in indices],

@@ -1,25 +1,19 @@
 """Transformer building blocks shared by the MUSt3R encoder/decoder, the input mixer and LoftUp.
 
-Attention goes through `torch.nn.functional.scaled_dot_product_attention`. xformers' memory-efficient
-attention is used only when it is importable, the tensors are on CUDA, no mask is given and it has been
-enabled with `set_memory_efficient_attention(True)`; it is never required.
+Attention goes through `torch.nn.functional.scaled_dot_product_attention`, or through xformers' memory-efficient
+attention for unmasked attention while the `xformers` kernel is in scope (`attention_kernels.py`, CUDA only).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from panst3r_core.model.attention_kernels import active_xformers_ops
 from panst3r_core.model.rope import RoPE2D, RotaryTables
-
-_USE_XFORMERS = False
-_XFORMERS_OPS = None
-_XFORMERS_PROBED = None  # None: not probed yet; False: unusable here; else xformers.ops
-_log = logging.getLogger(__name__)
 
 
 def autocast_disabled(device: torch.device):
@@ -29,53 +23,15 @@ def autocast_disabled(device: torch.device):
     return contextlib.nullcontext()
 
 
-def set_memory_efficient_attention(enabled: bool) -> bool:
-    """Enable xformers attention on CUDA when it imports and its kernel runs here; returns whether it is
-    now active. A build without CUDA kernels (PyPI's xformers 0.0.35 wheel) imports fine but fails at the
-    first call: a one-time probe catches that, and attention stays on SDPA with a warning."""
-    global _USE_XFORMERS, _XFORMERS_OPS, _XFORMERS_PROBED
-    if not enabled:
-        _USE_XFORMERS = False
-        return False
-    if _XFORMERS_PROBED is None:
-        _XFORMERS_PROBED = _probe_xformers()
-    _XFORMERS_OPS = _XFORMERS_PROBED or None
-    _USE_XFORMERS = _XFORMERS_OPS is not None
-    return _USE_XFORMERS
-
-
-def memory_efficient_attention_active() -> bool:
-    """Whether attention currently runs through xformers (else SDPA)."""
-    return _USE_XFORMERS
-
-
-def _probe_xformers(device: str = "cuda"):
-    """xformers.ops when its memory-efficient attention runs on `device`, else False."""
-    try:
-        import xformers.ops as xops  # noqa: PLC0415 - optional GPU extra
-    except Exception:  # noqa: BLE001 - any import failure means "not available"
-        return False
-    if device == "cuda" and not torch.cuda.is_available():
-        return False
-    try:
-        q = torch.zeros(1, 16, 1, 64, device=device, dtype=torch.bfloat16)
-        xops.memory_efficient_attention(q, q, q)
-    except Exception as exc:  # noqa: BLE001 - NotImplementedError, missing kernels, driver errors
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        _log.warning("xformers is installed but its attention does not run here (%s); using SDPA", first_line)
-        return False
-    return xops
-
-
 def attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None = None
 ) -> torch.Tensor:
     """q (B, heads, Nq, d), k/v (B, heads, Nk, d); `allowed` bool broadcastable to (B, heads, Nq, Nk),
     True where attention is allowed. Returns (B, heads, Nq, d)."""
-    if _USE_XFORMERS and allowed is None and q.is_cuda and _XFORMERS_OPS is not None:
-        out = _XFORMERS_OPS.memory_efficient_attention(
-            q.transpose(1, 2).contiguous(), k.transpose(1, 2).contiguous(), v.transpose(1, 2).contiguous()
-        )
+    xops = active_xformers_ops()
+    if xops is not None and allowed is None and q.is_cuda:
+        # xformers takes (B, N, heads, d): the transposes are views, no copies
+        out = xops.memory_efficient_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return out.transpose(1, 2)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
 

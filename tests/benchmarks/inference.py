@@ -17,8 +17,10 @@ render, dino, pixel_features, mask_transformer, non_keyframes, geometry: CUDA ev
 add --profile runs/benchmarks/profiles for one op table per configuration.
 
 Rows also vary the encoder's precision (--encoder fp32 autocast: the official float32 MUSt3R encoder, or the
-run's autocast) and the attention kernel (--attention sdpa xformers; a row says which one ran). With kept
-outputs, each autocast-encoder row reports its deviation from the float32-encoder row of the same views.
+run's autocast), the attention kernel (--attention sdpa cudnn fa3 xformers auto; a row says which one ran)
+and float32 matmuls (--fp32-matmul tf32 ieee: TF32 as the official demo, or IEEE). With kept outputs, each
+row reports its deviation from the first configuration of the same precision and views (list the
+reference first, e.g. --encoder fp32 autocast --attention sdpa fa3).
 Random weights make every query a post-processing candidate; --candidate-queries N gives the other queries
 the class logits of a trained model's unused ones (the shipped synthetic model keeps 50-52 of its 100
 queries as candidates on 16-view scenes), so that the kept mask logits scale as they would in use.
@@ -37,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from panst3r_core.model.attention_kernels import KERNELS, resolve_kernel
 
 PRECISION_TO_AMP = {"fp32": "none", "bf16": "bf16", "fp16": "fp16"}
 
@@ -64,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         choices=list(PRECISION_TO_AMP),
         default=["fp32", "bf16"],
-        help="fp32 (TF32 matmuls unless --no-tf32), bf16 or fp16 autocast",
+        help="fp32 (matmuls per --fp32-matmul), bf16 or fp16 autocast",
     )
     parser.add_argument("--width", type=int, default=512, help="view width (multiple of 16)")
     parser.add_argument("--height", type=int, default=384, help="view height (multiple of 16)")
@@ -76,7 +80,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (CUDA kernels, allocator)")
     parser.add_argument("--max-batch-size", type=int, default=None, help="views per batched forward")
-    parser.add_argument("--no-tf32", action="store_true", help="disable TF32 matmuls in fp32")
+    parser.add_argument(
+        "--fp32-matmul",
+        nargs="+",
+        choices=["tf32", "ieee"],
+        default=["tf32"],
+        help="float32 matmuls on CUDA: tf32 (the official demo's and the predictor's default) and/or ieee",
+    )
     parser.add_argument(
         "--no-cuda-graphs", action="store_true", help="keyframe-memory updates without CUDA graphs"
     )
@@ -108,9 +118,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--attention",
         nargs="+",
-        choices=["sdpa", "xformers"],
+        choices=list(KERNELS),
         default=["sdpa"],
-        help="attention kernels to time (xformers where it imports; the row records what ran)",
+        help="attention kernels to time (one that cannot run falls back to sdpa; the row records what ran)",
     )
     parser.add_argument(
         "--candidate-queries",
@@ -164,16 +174,12 @@ def build_random_model(
 
         def trained_like_logits(queries, class_embeddings):
             logits = random_logits(queries, class_embeddings)
-            return torch.cat([logits[:, :candidate_queries], torch.full_like(logits[:, candidate_queries:], -20.0)], 1)
+            return torch.cat(
+                [logits[:, :candidate_queries], torch.full_like(logits[:, candidate_queries:], -20.0)], 1
+            )
 
         head.class_logits = trained_like_logits
     return model
-
-
-def attention_in_use() -> str:
-    from panst3r_core.model.blocks import memory_efficient_attention_active
-
-    return "xformers" if memory_efficient_attention_active() else "sdpa"
 
 
 def deviation(reference, recon) -> dict:
@@ -181,7 +187,9 @@ def deviation(reference, recon) -> dict:
     the world points, and the share of pixels whose owning query (the panoptic id's query) is the same."""
     points = np.stack(recon.pts3d).reshape(-1, 3)
     ref_points = np.stack(reference.pts3d).reshape(-1, 3)
-    relative = np.linalg.norm(points - ref_points, axis=1) / np.maximum(np.linalg.norm(ref_points, axis=1), 1e-6)
+    relative = np.linalg.norm(points - ref_points, axis=1) / np.maximum(
+        np.linalg.norm(ref_points, axis=1), 1e-6
+    )
 
     def owners(r):
         query_of = np.zeros(max((s.id for s in r.segments), default=0) + 1, dtype=np.int64) - 1
@@ -270,7 +278,6 @@ def measure(args, predictor, views, embeddings, class_names, num_keyframes: int,
         "peak_gpu_mem_gib": (
             round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
         ),
-        "attention": attention_in_use(),
         "recon": None if discard else runs[-1]["recon"],
     }
 
@@ -279,8 +286,6 @@ def benchmark(args: argparse.Namespace) -> dict:
     from panst3r_core.predictor import Predictor
 
     device = torch.device(args.device)
-    # TF32 for fp32 matmuls, as in the official measurement (the stable API; bf16 runs are unaffected)
-    torch.set_float32_matmul_precision("highest" if args.no_tf32 else "high")
     rng = np.random.default_rng(args.seed)
     class_names = [f"class_{i:03d}" for i in range(args.num_classes)]
     embeddings = rng.standard_normal((args.num_classes, 768)).astype(np.float32)
@@ -288,9 +293,15 @@ def benchmark(args: argparse.Namespace) -> dict:
     for variant in args.variants:
         model = build_random_model(variant, args.seed, device, args.candidate_queries)
         num_params = sum(p.numel() for p in model.parameters())
-        settings = [(p, e, a) for p in args.precisions for e in args.encoder for a in args.attention]
-        references: dict[tuple, object] = {}  # (precision, attention, views) -> fp32-encoder reconstruction
-        for precision, encoder, attention in settings:
+        settings = [
+            (p, e, a, m)
+            for p in args.precisions
+            for e in args.encoder
+            for a in args.attention
+            for m in args.fp32_matmul
+        ]
+        references: dict[tuple, tuple] = {}  # (precision, views) -> (its first configuration, reconstruction)
+        for precision, encoder, attention, matmul in settings:
             predictor = Predictor(
                 model=model,
                 device=device,
@@ -299,7 +310,8 @@ def benchmark(args: argparse.Namespace) -> dict:
                 cuda_graphs=not args.no_cuda_graphs,
                 chunk_views=args.chunk_views,
                 encoder_autocast=encoder == "autocast",
-                xformers=attention == "xformers",
+                attention=attention,
+                tf32=matmul == "tf32",
             )
             for num_views in args.views:
                 distinct = min(num_views, args.distinct_views or num_views)
@@ -312,6 +324,8 @@ def benchmark(args: argparse.Namespace) -> dict:
                     "precision": precision,
                     "encoder": encoder,
                     "attention_asked": attention,
+                    "attention": resolve_kernel(attention, device),
+                    "fp32_matmul": matmul if device.type == "cuda" else "ieee",
                     "views": num_views,
                     "keyframes": num_keyframes,
                     "chunk_views": args.chunk_views,
@@ -322,15 +336,22 @@ def benchmark(args: argparse.Namespace) -> dict:
                 }
                 row.update(measure(args, predictor, views, embeddings, class_names, num_keyframes, device))
                 recon = row.pop("recon", None)
-                key = (precision, attention, num_views)
-                if recon is not None and encoder == "fp32":
-                    references[key] = recon
-                elif recon is not None and key in references:
-                    row["deviation_from_fp32_encoder"] = deviation(references[key], recon)
+                key = (precision, num_views)
+                if recon is not None and key not in references:
+                    references[key] = ((encoder, attention, matmul), recon)
+                elif recon is not None:
+                    reference, reference_recon = references[key]
+                    row["deviation"] = {
+                        "from": dict(zip(("encoder", "attention", "fp32_matmul"), reference)),
+                        **deviation(reference_recon, recon),
+                    }
                 if "error" in row:
                     torch.cuda.empty_cache()
                 elif args.profile:
-                    table = Path(args.profile) / f"profile_{variant}_{precision}_{encoder}_{attention}_{num_views}views.txt"
+                    name = (
+                        f"profile_{variant}_{precision}_{encoder}_{attention}_{matmul}_{num_views}views.txt"
+                    )
+                    table = Path(args.profile) / name
                     profile_one(
                         predictor,
                         views,
@@ -354,8 +375,8 @@ def benchmark(args: argparse.Namespace) -> dict:
         else platform.processor() or "cpu",
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "tf32": device.type == "cuda" and not args.no_tf32,
         "cuda_graphs": device.type == "cuda" and not args.no_cuda_graphs,
+        "cudnn": torch.backends.cudnn.version() if device.type == "cuda" else None,
         "postprocess": args.postprocess,
         "num_classes": args.num_classes,
         "repeats": args.repeats,
@@ -369,6 +390,7 @@ COLUMNS = [
     ("precision", "prec", 5),
     ("encoder", "enc", 8),
     ("attention", "attn", 8),
+    ("fp32_matmul", "mm", 4),
     ("views", "views", 5),
     ("keyframes", "kf", 3),
     ("chunk_views", "chunk", 5),
@@ -401,8 +423,8 @@ def print_row(row: dict) -> None:
     outer = [f"{k} {v:.3f}" for k, v in stages.items() if not k.startswith("inference.")]
     inner = [f"{k.split('.', 1)[1]} {v:.3f}" for k, v in stages.items() if k.startswith("inference.")]
     print(f"    stages s: {' | '.join(outer)}", flush=True)
-    if "deviation_from_fp32_encoder" in row:
-        print(f"    deviation from the fp32 encoder: {row['deviation_from_fp32_encoder']}", flush=True)
+    if "deviation" in row:
+        print(f"    deviation: {row['deviation']}", flush=True)
     if inner:
         print(f"    inference stages s: {' | '.join(inner)}", flush=True)
 

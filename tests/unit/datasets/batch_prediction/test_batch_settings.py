@@ -64,3 +64,13 @@ def test_the_identity_holds_the_class_embeddings_content(tmp_path):
     second = prediction_identity(folder, settings, DigestCache())
     assert first.settings["class_embeddings_hash"] != second.settings["class_embeddings_hash"]
     assert first.key("input") != second.key("input")
+
+
+def test_kernel_settings_enter_the_record_only_away_from_their_defaults():
+    """Manifests written before the attention and TF32 settings existed still match at the defaults."""
+    recorded = PredictionSettings().recorded()
+    assert "attention" not in recorded and "tf32" not in recorded
+    changed = PredictionSettings(attention="fa3", tf32=False)
+    assert changed.recorded()["attention"] == "fa3" and changed.recorded()["tf32"] is False
+    assert changed.predictor_options()["attention"] == "fa3"
+    assert changed.predictor_options()["tf32"] is False

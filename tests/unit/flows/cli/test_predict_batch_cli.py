@@ -56,3 +56,17 @@ def test_bad_input_is_one_clear_error_before_anything_starts(tmp_path, capsys):
         assert main(["predict-batch", "--out", str(tmp_path / "out"), *extra]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_kernel_flags_reach_the_settings(tmp_path):
+    weights = tmp_path / "model.pth"
+    weights.write_bytes(b"w")
+    args = _parse(
+        "--weights", str(weights), "--out", "o", "--folders", "a", "--attention", "fa3", "--no-tf32"
+    )
+    settings = batch_cli._settings(args)
+    assert (settings.attention, settings.tf32) == ("fa3", False)
+    defaults = batch_cli._settings(_parse("--weights", str(weights), "--out", "o", "--folders", "a"))
+    assert (defaults.attention, defaults.tf32) == ("auto", True)
+    with pytest.raises(SystemExit):
+        _parse("--weights", "w", "--out", "o", "--folders", "a", "--attention", "flash9")

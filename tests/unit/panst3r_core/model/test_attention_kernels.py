@@ -1,0 +1,79 @@
+"""Choosing the attention kernel: names checked, `auto` resolved, unusable kernels fall back to SDPA."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+
+import pytest
+import torch
+
+from panst3r_core.model import attention_kernels as kernels
+from panst3r_core.model.blocks import attention
+
+
+@pytest.fixture(autouse=True)
+def _fresh_probes(monkeypatch):
+    monkeypatch.setattr(kernels, "_probed", {})
+    monkeypatch.setattr(kernels, "_xformers_ops", None)
+
+
+def _fake_xformers(monkeypatch, kernel):
+    package = types.ModuleType("xformers")
+    ops = types.ModuleType("xformers.ops")
+    ops.memory_efficient_attention = kernel
+    package.ops = ops
+    monkeypatch.setitem(sys.modules, "xformers", package)
+    monkeypatch.setitem(sys.modules, "xformers.ops", ops)
+    return ops
+
+
+def test_unknown_kernel_names_are_refused_with_the_choices():
+    with pytest.raises(ValueError, match="flash9.*auto, sdpa, cudnn, fa3, xformers"):
+        kernels.check_kernel("flash9")
+
+
+@pytest.mark.parametrize("name", kernels.KERNELS)
+def test_every_kernel_runs_sdpa_on_the_cpu_with_the_same_result(name):
+    q = torch.randn(2, 3, 7, 8)
+    with kernels.attention_kernel(name, torch.device("cpu")) as ran:
+        out = attention(q, q, q)
+    assert ran == "sdpa"
+    assert torch.equal(out, torch.nn.functional.scaled_dot_product_attention(q, q, q))
+
+
+def test_auto_on_cuda_is_the_measured_default(monkeypatch):
+    monkeypatch.setattr(kernels, "_usable", lambda name, device: True)
+    assert kernels.resolve_kernel("auto", torch.device("cuda")) == kernels.DEFAULT_CUDA_KERNEL
+
+
+def test_a_kernel_without_cuda_code_falls_back_to_sdpa_with_one_warning(monkeypatch, caplog):
+    def no_kernel(q, k, v):
+        raise NotImplementedError("No operator found for `memory_efficient_attention_forward`")
+
+    _fake_xformers(monkeypatch, no_kernel)
+    cpu = torch.device("cpu")  # the probe's small attention runs on the CPU here, on CUDA on a GPU machine
+    with caplog.at_level(logging.WARNING, logger=kernels.__name__):
+        assert kernels._usable("xformers", cpu) is False
+        assert kernels._usable("xformers", cpu) is False  # probed once
+        assert kernels.resolve_kernel("xformers", torch.device("cuda")) == "sdpa"
+    assert caplog.text.count("'xformers' does not run here (No operator found") == 1
+
+
+def test_fa3_needs_a_hopper_gpu(monkeypatch, caplog):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    with caplog.at_level(logging.WARNING, logger=kernels.__name__):
+        assert kernels.resolve_kernel("fa3", torch.device("cuda")) == "sdpa"
+    assert "needs a Hopper GPU" in caplog.text
+
+
+def test_a_working_xformers_kernel_is_used_in_scope_and_released_after(monkeypatch):
+    ops = _fake_xformers(monkeypatch, lambda q, k, v: v)
+    assert kernels._probe("xformers", torch.device("cpu")) is ops
+    kernels._probed["xformers"] = ops
+    device = torch.device("cuda")
+    with kernels.attention_kernel("xformers", device) as ran:
+        assert ran == "xformers"
+        assert kernels.active_xformers_ops() is ops
+    assert kernels.active_xformers_ops() is None
