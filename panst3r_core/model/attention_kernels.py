@@ -12,7 +12,8 @@
 
 Float32 attention (the official float32 encoder) has no flash or cuDNN kernel: SDPA takes its
 memory-efficient kernel there under every choice. A kernel that cannot run here (no GPU, no Hopper chip, an
-xformers build without CUDA kernels) falls back to `sdpa` with one warning, never an error.
+xformers build without CUDA kernels) falls back to `sdpa`, never an error: with one warning when it was asked
+for by name, quietly when `auto` chose it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ DEFAULT_CUDA_KERNEL = "sdpa"
 
 _log = logging.getLogger(__name__)
 _probed: dict[str, object] = {}  # kernel name -> its module (or True) when usable, False when not
+_unusable_reasons: dict[str, str] = {}
+_warned: set[str] = set()
 _xformers_ops = None  # xformers.ops while the `xformers` kernel is in scope, read by `blocks.attention`
 
 
@@ -49,11 +52,15 @@ def resolve_kernel(name: str, device: torch.device) -> str:
     check_kernel(name)
     if device.type != "cuda":
         return "sdpa"
+    asked = name
     if name == "auto":
         name = DEFAULT_CUDA_KERNEL
-    if name in ("sdpa", "cudnn"):
+    if name in ("sdpa", "cudnn") or _usable(name, device):
         return name
-    return name if _usable(name, device) else "sdpa"
+    if asked != "auto" and name not in _warned:
+        _warned.add(name)
+        _log.warning("attention kernel %r does not run here (%s); using SDPA", name, _unusable_reasons[name])
+    return "sdpa"
 
 
 @contextlib.contextmanager
@@ -122,8 +129,7 @@ def _probe(name: str, device: torch.device):
         return module
     except Exception as exc:  # noqa: BLE001 - missing package, missing kernels, wrong chip, driver errors
         text = str(exc).strip()
-        reason = text.splitlines()[0] if text else type(exc).__name__
-        _log.warning("attention kernel %r does not run here (%s); using SDPA", name, reason)
+        _unusable_reasons[name] = text.splitlines()[0] if text else type(exc).__name__
         return False
 
 

@@ -16,6 +16,7 @@ from panst3r_core.model.blocks import attention
 @pytest.fixture(autouse=True)
 def _fresh_probes(monkeypatch):
     monkeypatch.setattr(kernels, "_probed", {})
+    monkeypatch.setattr(kernels, "_warned", set())
     monkeypatch.setattr(kernels, "_xformers_ops", None)
 
 
@@ -58,6 +59,7 @@ def test_a_kernel_without_cuda_code_falls_back_to_sdpa_with_one_warning(monkeypa
         assert kernels._usable("xformers", cpu) is False
         assert kernels._usable("xformers", cpu) is False  # probed once
         assert kernels.resolve_kernel("xformers", torch.device("cuda")) == "sdpa"
+        assert kernels.resolve_kernel("xformers", torch.device("cuda")) == "sdpa"
     assert caplog.text.count("'xformers' does not run here (No operator found") == 1
 
 
@@ -66,6 +68,18 @@ def test_fa3_needs_a_hopper_gpu(monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger=kernels.__name__):
         assert kernels.resolve_kernel("fa3", torch.device("cuda")) == "sdpa"
     assert "needs a Hopper GPU" in caplog.text
+
+
+def test_auto_falls_back_quietly(monkeypatch, caplog):
+    monkeypatch.setattr(kernels, "DEFAULT_CUDA_KERNEL", "fa3")
+    monkeypatch.setattr(kernels, "_probed", {"fa3": False})
+    monkeypatch.setattr(kernels, "_unusable_reasons", {"fa3": "no FlashAttention-3 build"})
+    with caplog.at_level(logging.WARNING, logger=kernels.__name__):
+        assert kernels.resolve_kernel("auto", torch.device("cuda")) == "sdpa"
+    assert caplog.text == ""
+    with caplog.at_level(logging.WARNING, logger=kernels.__name__):
+        assert kernels.resolve_kernel("fa3", torch.device("cuda")) == "sdpa"
+    assert "'fa3' does not run here (no FlashAttention-3 build)" in caplog.text
 
 
 def test_a_working_xformers_kernel_is_used_in_scope_and_released_after(monkeypatch):
