@@ -148,6 +148,9 @@ def _load(name: str, device: torch.device):
         raise RuntimeError("the installed xformers has no FlashAttention-3 build")
     from torch.nn.attention import _fa3  # noqa: PLC0415 - PyTorch's FA3 registration for SDPA
 
+    if not hasattr(_fa3, "_fa3_scaled_dot_product_flash_attention_forward_impl_default"):
+        # earlier PyTorch prototypes route only fp8 attention to FA3; bf16 would silently stay on FA2
+        raise RuntimeError(f"PyTorch {torch.__version__} routes only fp8 SDPA to FlashAttention-3")
     torch.nn.attention.register_flash_attention_impl(
         "FA3", register_fn=lambda: _fa3.register_flash_attention_fa3(module_path=flash3.__name__)
     )

@@ -67,6 +67,15 @@ def time_calls(fn, iterations: int) -> float:
     return statistics.median(times)
 
 
+def xformers_operator(q, k, v) -> str:
+    """The operator xformers' dispatcher picks for these inputs (e.g. fa3F@..., fa2F@..., cutlassF-pt)."""
+    from xformers.ops.fmha import _dispatch_fw  # noqa: PLC0415 - GPU extra
+    from xformers.ops.fmha.common import Inputs  # noqa: PLC0415
+
+    inputs = Inputs(query=q.transpose(1, 2), key=k.transpose(1, 2), value=v.transpose(1, 2))
+    return _dispatch_fw(inputs, False).NAME
+
+
 def measure_shape(name: str, kernels: list[str], iterations: int, device: torch.device) -> list[dict]:
     batch, heads, nq, nk, dim, dtype = SHAPES[name]
     generator = torch.Generator(device=device).manual_seed(0)
@@ -81,6 +90,7 @@ def measure_shape(name: str, kernels: list[str], iterations: int, device: torch.
             ms = time_calls(lambda: attention(q, k, v), iterations)
         if reference is None:
             reference = out
+        op = xformers_operator(q, k, v) if ran == "xformers" else None
         rows.append(
             {
                 "shape": name,
@@ -89,6 +99,7 @@ def measure_shape(name: str, kernels: list[str], iterations: int, device: torch.
                 "ms": round(ms, 3),
                 "tflops": round(flops / ms / 1e9, 1),
                 "max_abs_diff_from_first": float((out.float() - reference.float()).abs().max()),
+                "xformers_operator": op,
             }
         )
         print(
