@@ -103,7 +103,7 @@ def measure_shape(name: str, kernels: list[str], iterations: int, device: torch.
             }
         )
         print(
-            f"{name:>20} {kernel:>9} ({ran:>8}) {ms:9.3f} ms {rows[-1]['tflops']:7.1f} TFLOP/s "
+            f"{name:>20} {kernel:>9} ({op or ran:>8}) {ms:9.3f} ms {rows[-1]['tflops']:7.1f} TFLOP/s "
             f"max|diff| {rows[-1]['max_abs_diff_from_first']:.2e}",
             flush=True,
         )
