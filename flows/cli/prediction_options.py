@@ -100,8 +100,8 @@ def add_prediction_settings_arguments(parser: argparse.ArgumentParser) -> None:
         "--attention",
         choices=list(KERNELS),
         default="auto",
-        help="attention kernel on CUDA: auto (the fastest measured), sdpa, cudnn, fa3 (FlashAttention-3 from "
-        "an installed xformers, Hopper) or xformers; one that cannot run falls back to sdpa with a warning",
+        help="attention kernel on CUDA: auto (xformers where it runs, else sdpa: the fastest measured), sdpa "
+        "(PyTorch's choice), cudnn or xformers; one asked for that cannot run falls back to sdpa with a warning",
     )
     parser.add_argument(
         "--no-tf32",

@@ -1,6 +1,6 @@
 """Attention kernels at PanSt3R v1's shapes (512x384 views, 50 keyframes): time and deviation per kernel.
 
-Each kernel of `panst3r_core.model.attention_kernels` (sdpa, cudnn, fa3, xformers) runs the model's own
+Each kernel of `panst3r_core.model.attention_kernels` (sdpa, cudnn, xformers) runs the model's own
 `blocks.attention` inside `attention_kernel(name)`, on the shapes inference gives it:
 
 - encoder self-attention: 32 views x 16 heads x 768 tokens, head dim 64, float32 (the official encoder) and
@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--kernels", nargs="+", default=["sdpa", "cudnn", "fa3", "xformers"])
+    parser.add_argument("--kernels", nargs="+", default=["sdpa", "cudnn", "xformers"])
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--iterations", type=int, default=20, help="timed calls per kernel and shape")
     parser.add_argument("--out", default="runs/benchmarks/attention_kernels.json")

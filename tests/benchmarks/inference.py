@@ -17,10 +17,10 @@ render, dino, pixel_features, mask_transformer, non_keyframes, geometry: CUDA ev
 add --profile runs/benchmarks/profiles for one op table per configuration.
 
 Rows also vary the encoder's precision (--encoder fp32 autocast: the official float32 MUSt3R encoder, or the
-run's autocast), the attention kernel (--attention sdpa cudnn fa3 xformers auto; a row says which one ran)
+run's autocast), the attention kernel (--attention sdpa cudnn xformers auto; a row says which one ran)
 and float32 matmuls (--fp32-matmul tf32 ieee: TF32 as the official demo, or IEEE). With kept outputs, each
 row reports its deviation from the first configuration of the same precision and views (list the
-reference first, e.g. --encoder fp32 autocast --attention sdpa fa3).
+reference first, e.g. --encoder fp32 autocast --attention sdpa xformers).
 Random weights make every query a post-processing candidate; --candidate-queries N gives the other queries
 the class logits of a trained model's unused ones (the shipped synthetic model keeps 50-52 of its 100
 queries as candidates on 16-view scenes), so that the kept mask logits scale as they would in use.

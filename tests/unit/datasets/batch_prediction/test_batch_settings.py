@@ -70,7 +70,7 @@ def test_kernel_settings_enter_the_record_only_away_from_their_defaults():
     """Manifests written before the attention and TF32 settings existed still match at the defaults."""
     recorded = PredictionSettings().recorded()
     assert "attention" not in recorded and "tf32" not in recorded
-    changed = PredictionSettings(attention="fa3", tf32=False)
-    assert changed.recorded()["attention"] == "fa3" and changed.recorded()["tf32"] is False
-    assert changed.predictor_options()["attention"] == "fa3"
+    changed = PredictionSettings(attention="sdpa", tf32=False)
+    assert changed.recorded()["attention"] == "sdpa" and changed.recorded()["tf32"] is False
+    assert changed.predictor_options()["attention"] == "sdpa"
     assert changed.predictor_options()["tf32"] is False

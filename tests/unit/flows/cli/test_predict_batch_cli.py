@@ -62,10 +62,10 @@ def test_kernel_flags_reach_the_settings(tmp_path):
     weights = tmp_path / "model.pth"
     weights.write_bytes(b"w")
     args = _parse(
-        "--weights", str(weights), "--out", "o", "--folders", "a", "--attention", "fa3", "--no-tf32"
+        "--weights", str(weights), "--out", "o", "--folders", "a", "--attention", "cudnn", "--no-tf32"
     )
     settings = batch_cli._settings(args)
-    assert (settings.attention, settings.tf32) == ("fa3", False)
+    assert (settings.attention, settings.tf32) == ("cudnn", False)
     defaults = batch_cli._settings(_parse("--weights", str(weights), "--out", "o", "--folders", "a"))
     assert (defaults.attention, defaults.tf32) == ("auto", True)
     with pytest.raises(SystemExit):
