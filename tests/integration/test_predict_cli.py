@@ -268,3 +268,19 @@ def test_streaming_flags_give_one_clear_error(tmp_path, capsys):
     video = ["--video", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "x")]
     assert main(["predict", *_tiny_model_flags(), *video]) == 2
     assert "clip.mp4" in capsys.readouterr().err
+
+
+def test_kernel_flags_leave_cpu_results_unchanged(tmp_path, capsys):
+    """--attention and --no-tf32 choose CUDA kernels: on the CPU every choice gives the default's files."""
+    _synthetic_images(tmp_path / "images", count=3)
+    common = [*_tiny_model_flags(), "--images", str(tmp_path / "images")]
+    assert main(["predict", *common, "--out", str(tmp_path / "default")]) == 0
+    flags = ["--attention", "xformers", "--no-tf32", "--out", str(tmp_path / "chosen")]
+    assert main(["predict", *common, *flags]) == 0
+    assert "does not run here" not in capsys.readouterr().err  # the CPU takes SDPA without a warning
+    for name in ("segments.json", "cameras.json"):
+        default, chosen = (json.loads((tmp_path / d / name).read_text()) for d in ("default", "chosen"))
+        default.pop("timings_s", None), chosen.pop("timings_s", None)
+        assert default == chosen, name
+    for path in sorted((tmp_path / "default" / "panoptic").iterdir()):
+        assert path.read_bytes() == (tmp_path / "chosen" / "panoptic" / path.name).read_bytes()
