@@ -30,10 +30,21 @@ def attention(
     True where attention is allowed. Returns (B, heads, Nq, d)."""
     xops = active_xformers_ops()
     if xops is not None and allowed is None and q.is_cuda:
+        out = xformers_attention(xops, q, k, v)
+        if out is not None:
+            return out
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+
+
+def xformers_attention(xops, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor | None:
+    """xformers' attention of (B, heads, N, d) tensors, or None where none of its operators takes them (a
+    head size or dtype it was not built for): the caller then uses SDPA."""
+    try:
         # xformers takes (B, N, heads, d): the transposes are views, no copies
         out = xops.memory_efficient_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        return out.transpose(1, 2)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+    except NotImplementedError:  # "No operator found for `memory_efficient_attention_forward`"
+        return None
+    return out.transpose(1, 2)
 
 
 class Mlp(nn.Module):

@@ -32,7 +32,8 @@ def test_tiny_checkpoint_parity_on_cuda_float32():
     from panst3r_core.checkpoint.official import load_official_checkpoint
     from panst3r_core.inference.engine import InferenceOptions, run_inference
 
-    # TF32 convolutions/matmuls would cost ~1e-3 relative; parity is a float32 statement.
+    # TF32 convolutions/matmuls would cost ~1e-3 relative; parity is a float32 statement (the inference
+    # default is TF32 matmuls, as the official demo: `tf32=False` below keeps IEEE float32).
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     model = load_official_checkpoint(
@@ -41,7 +42,10 @@ def test_tiny_checkpoint_parity_on_cuda_float32():
     ref = {**np.load(PARITY_DIR / "shared_must3r_dino.npz"), **np.load(PARITY_DIR / "tiny_v1_outputs.npz")}
     images = list(torch.from_numpy(np.load(PARITY_DIR / "inputs.npz")["images"]))
     result = run_inference(
-        model, images, torch.from_numpy(ref["class_emb_raw"]), InferenceOptions(num_keyframes=2)
+        model,
+        images,
+        torch.from_numpy(ref["class_emb_raw"]),
+        InferenceOptions(num_keyframes=2, tf32=False, attention="sdpa"),
     )
     assert _rel(result.stacked("pointmaps"), ref["b2_pointmaps"]) < 1e-4
     assert _rel(result.class_logits[None], ref["b2_pred_logits"]) < 1e-4

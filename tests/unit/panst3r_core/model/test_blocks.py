@@ -25,3 +25,27 @@ def test_cpu_tensors_never_take_the_xformers_path(monkeypatch):
     )
     q = torch.randn(1, 2, 4, 8)
     assert torch.equal(blocks.attention(q, q, q), torch.nn.functional.scaled_dot_product_attention(q, q, q))
+
+
+def test_inputs_no_xformers_operator_takes_fall_back_to_sdpa():
+    class Ops:
+        @staticmethod
+        def memory_efficient_attention(q, k, v):
+            raise NotImplementedError("No operator found for `memory_efficient_attention_forward`")
+
+    q = torch.randn(1, 2, 4, 8)
+    assert blocks.xformers_attention(Ops, q, q, q) is None
+
+
+def test_xformers_attention_takes_and_returns_the_heads_first_layout():
+    seen = {}
+
+    class Ops:
+        @staticmethod
+        def memory_efficient_attention(q, k, v):
+            seen["shape"] = tuple(q.shape)
+            return q * 2
+
+    q = torch.randn(1, 2, 4, 8)  # (B, heads, N, d)
+    out = blocks.xformers_attention(Ops, q, q, q)
+    assert seen["shape"] == (1, 4, 2, 8) and torch.equal(out, q * 2)
