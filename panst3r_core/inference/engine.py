@@ -86,8 +86,6 @@ class InferenceResult:
     intermediates: dict[str, Any] = field(default_factory=dict)
     clock: StageClock | None = None
     """Per-stage device time (`clock.seconds()`: encoder, memory, render, dino, ..., geometry)."""
-    attention_kernel: str = "sdpa"
-    """The attention kernel that ran (`InferenceOptions.attention` resolved on the device)."""
 
     def stacked(self, name: str) -> torch.Tensor:
         return torch.stack(getattr(self, name))
@@ -387,7 +385,7 @@ def run_inference(
     )
     compute_dtype = AMP_DTYPES[opts.amp] if opts.amp else torch.float32
     clock = StageClock(device)
-    with kernel_scope(opts.attention, opts.tf32, device) as kernel, autocast:
+    with kernel_scope(opts.attention, opts.tf32, device), autocast:
         features = encode(model, views, opts.encoder_autocast)
         keyframes = select_keyframes(opts, features)
         non_keyframes = sorted(set(range(len(views))) - set(keyframes))
@@ -422,7 +420,6 @@ def run_inference(
         mask_logits=masks_out,
         out_queries=queries[:, 0].float(),
         clock=clock,
-        attention_kernel=kernel,
     )
     if opts.return_intermediates:
         result.intermediates = {

@@ -29,9 +29,9 @@ DEFAULT_CUDA_KERNEL = "xformers"
 2 % over SDPA at 100 and 1,000 views, from the render pass; README "Attention kernels")."""
 
 _log = logging.getLogger(__name__)
-_probed: dict[str, object] = {}  # kernel name -> its module when usable, False when not
-_unusable_reasons: dict[str, str] = {}
-_warned: set[str] = set()
+_xformers_probe: object = None  # None: not probed yet; False: cannot run here; else xformers.ops
+_xformers_reason = ""  # why it cannot run here, for the warning
+_warned = False
 _xformers_ops = None  # xformers.ops while the `xformers` kernel is in scope, read by `blocks.attention`
 
 
@@ -46,18 +46,18 @@ def active_xformers_ops():
 
 
 def resolve_kernel(name: str, device: torch.device) -> str:
-    """The kernel that will run for `name` on `device`: `auto` resolved, unusable kernels replaced by sdpa."""
+    """The kernel that will run for `name` on `device`: `auto` resolved, xformers replaced by sdpa where it
+    cannot run."""
+    global _warned
     check_kernel(name)
     if device.type != "cuda":
         return "sdpa"
-    asked = name
-    if name == "auto":
-        name = DEFAULT_CUDA_KERNEL
-    if name in ("sdpa", "cudnn") or _usable(name, device):
-        return name
-    if asked != "auto" and name not in _warned:
-        _warned.add(name)
-        _log.warning("attention kernel %r does not run here (%s); using SDPA", name, _unusable_reasons[name])
+    kernel = DEFAULT_CUDA_KERNEL if name == "auto" else name
+    if kernel != "xformers" or xformers_ops(device) is not False:
+        return kernel
+    if name != "auto" and not _warned:
+        _warned = True
+        _log.warning("attention kernel 'xformers' does not run here (%s); using SDPA", _xformers_reason)
     return "sdpa"
 
 
@@ -67,49 +67,41 @@ def attention_kernel(name: str, device: torch.device) -> Iterator[str]:
     global _xformers_ops
     kernel = resolve_kernel(name, device)
     saved_ops = _xformers_ops
-    with contextlib.ExitStack() as stack:
-        if kernel == "cudnn":
-            from torch.nn.attention import SDPBackend  # noqa: PLC0415
-
-            stack.enter_context(_sdpa_priority(SDPBackend.CUDNN_ATTENTION))
-        elif kernel == "xformers":
-            _xformers_ops = _probed["xformers"]
-        try:
+    if kernel == "xformers":
+        _xformers_ops = _xformers_probe
+    try:
+        with _cudnn_first() if kernel == "cudnn" else contextlib.nullcontext():
             yield kernel
-        finally:
-            _xformers_ops = saved_ops
+    finally:
+        _xformers_ops = saved_ops
 
 
-def _sdpa_priority(first) -> contextlib.AbstractContextManager:
+def _cudnn_first() -> contextlib.AbstractContextManager:
     from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: PLC0415
 
     order = [
-        first,
+        SDPBackend.CUDNN_ATTENTION,
         SDPBackend.FLASH_ATTENTION,
         SDPBackend.EFFICIENT_ATTENTION,
-        SDPBackend.CUDNN_ATTENTION,
         SDPBackend.MATH,
     ]
-    return sdpa_kernel(list(dict.fromkeys(order)), set_priority=True)
+    return sdpa_kernel(order, set_priority=True)
 
 
-def _usable(name: str, device: torch.device) -> bool:
-    if name not in _probed:
-        _probed[name] = _probe(name, device)
-    return _probed[name] is not False
+def xformers_ops(device: torch.device):
+    """xformers.ops when one small bf16 attention runs with it on `device` (probed once), else False."""
+    global _xformers_probe, _xformers_reason
+    if _xformers_probe is None:
+        import torch  # noqa: PLC0415
 
+        try:
+            import xformers.ops as xops  # noqa: PLC0415 - optional GPU extra
 
-def _probe(name: str, device: torch.device):
-    """xformers.ops when one small bf16 attention runs with it on `device`, else False."""
-    import torch  # noqa: PLC0415
-
-    try:
-        import xformers.ops as xops  # noqa: PLC0415 - optional GPU extra
-
-        q = torch.zeros(1, 16, 2, 64, device=device, dtype=torch.bfloat16)
-        xops.memory_efficient_attention(q, q, q)
-        return xops
-    except Exception as exc:  # noqa: BLE001 - missing package, missing kernels, wrong chip, driver errors
-        text = str(exc).strip()
-        _unusable_reasons[name] = text.splitlines()[0] if text else type(exc).__name__
-        return False
+            q = torch.zeros(1, 16, 2, 64, device=device, dtype=torch.bfloat16)
+            xops.memory_efficient_attention(q, q, q)
+            _xformers_probe = xops
+        except Exception as exc:  # noqa: BLE001 - missing package, missing kernels, wrong chip, driver errors
+            text = str(exc).strip()
+            _xformers_reason = text.splitlines()[0] if text else type(exc).__name__
+            _xformers_probe = False
+    return _xformers_probe

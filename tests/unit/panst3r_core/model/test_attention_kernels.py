@@ -14,9 +14,10 @@ from panst3r_core.model.blocks import attention
 
 
 @pytest.fixture(autouse=True)
-def _fresh_probes(monkeypatch):
-    monkeypatch.setattr(kernels, "_probed", {})
-    monkeypatch.setattr(kernels, "_warned", set())
+def _fresh_probe(monkeypatch):
+    monkeypatch.setattr(kernels, "_xformers_probe", None)
+    monkeypatch.setattr(kernels, "_xformers_reason", "")
+    monkeypatch.setattr(kernels, "_warned", False)
     monkeypatch.setattr(kernels, "_xformers_ops", None)
 
 
@@ -44,20 +45,22 @@ def test_every_kernel_runs_sdpa_on_the_cpu_with_the_same_result(name):
     assert torch.equal(out, torch.nn.functional.scaled_dot_product_attention(q, q, q))
 
 
-def test_auto_on_cuda_is_the_measured_default(monkeypatch):
-    monkeypatch.setattr(kernels, "_usable", lambda name, device: True)
-    assert kernels.resolve_kernel("auto", torch.device("cuda")) == kernels.DEFAULT_CUDA_KERNEL
+def test_auto_on_cuda_is_xformers_where_it_runs(monkeypatch):
+    ops = _fake_xformers(monkeypatch, lambda q, k, v: v)
+    assert kernels.xformers_ops(torch.device("cpu")) is ops  # the probe's attention runs on CUDA on a GPU
+    assert kernels.resolve_kernel("auto", torch.device("cuda")) == "xformers"
+    assert kernels.resolve_kernel("cudnn", torch.device("cuda")) == "cudnn"
 
 
-def test_a_kernel_without_cuda_code_falls_back_to_sdpa_with_one_warning(monkeypatch, caplog):
+def test_a_build_without_cuda_kernels_falls_back_to_sdpa_with_one_warning(monkeypatch, caplog):
     def no_kernel(q, k, v):
         raise NotImplementedError("No operator found for `memory_efficient_attention_forward`")
 
     _fake_xformers(monkeypatch, no_kernel)
     cpu = torch.device("cpu")  # the probe's small attention runs on the CPU here, on CUDA on a GPU machine
     with caplog.at_level(logging.WARNING, logger=kernels.__name__):
-        assert kernels._usable("xformers", cpu) is False
-        assert kernels._usable("xformers", cpu) is False  # probed once
+        assert kernels.xformers_ops(cpu) is False
+        assert kernels.xformers_ops(cpu) is False  # probed once
         assert kernels.resolve_kernel("xformers", torch.device("cuda")) == "sdpa"
         assert kernels.resolve_kernel("xformers", torch.device("cuda")) == "sdpa"
     assert caplog.text.count("'xformers' does not run here (No operator found") == 1
@@ -65,9 +68,8 @@ def test_a_kernel_without_cuda_code_falls_back_to_sdpa_with_one_warning(monkeypa
 
 def test_auto_falls_back_quietly(monkeypatch, caplog):
     """Without xformers, `auto` is plain SDPA and says nothing; asking for xformers by name warns."""
-    assert kernels.DEFAULT_CUDA_KERNEL == "xformers"
-    monkeypatch.setattr(kernels, "_probed", {"xformers": False})
-    monkeypatch.setattr(kernels, "_unusable_reasons", {"xformers": "No module named 'xformers'"})
+    monkeypatch.setattr(kernels, "_xformers_probe", False)
+    monkeypatch.setattr(kernels, "_xformers_reason", "No module named 'xformers'")
     with caplog.at_level(logging.WARNING, logger=kernels.__name__):
         assert kernels.resolve_kernel("auto", torch.device("cuda")) == "sdpa"
     assert caplog.text == ""
@@ -78,10 +80,8 @@ def test_auto_falls_back_quietly(monkeypatch, caplog):
 
 def test_a_working_xformers_kernel_is_used_in_scope_and_released_after(monkeypatch):
     ops = _fake_xformers(monkeypatch, lambda q, k, v: v)
-    assert kernels._probe("xformers", torch.device("cpu")) is ops
-    kernels._probed["xformers"] = ops
-    device = torch.device("cuda")
-    with kernels.attention_kernel("xformers", device) as ran:
+    assert kernels.xformers_ops(torch.device("cpu")) is ops
+    with kernels.attention_kernel("xformers", torch.device("cuda")) as ran:
         assert ran == "xformers"
         assert kernels.active_xformers_ops() is ops
     assert kernels.active_xformers_ops() is None
