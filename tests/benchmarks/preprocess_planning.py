@@ -17,11 +17,11 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from code_trees import parse_code, run_in_tree
 
 
 def measure(root: Path, pairs: Path | None) -> dict:
@@ -51,26 +51,6 @@ def measure(root: Path, pairs: Path | None) -> dict:
     }
 
 
-def run_in_tree(tree: Path, root: Path, pairs: Path | None) -> dict:
-    command = [sys.executable, str(Path(__file__).resolve()), "--inner", "--root", str(root)]
-    command += ["--pairs", str(pairs)] if pairs else []
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    done = subprocess.run(
-        command, cwd=tree, env=env, capture_output=True, text=True, check=True, timeout=1800
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def parse_code(items: list[str]) -> dict[str, Path]:
-    trees = {}
-    for item in items:
-        label, _, folder = item.partition("=")
-        if not folder:
-            raise SystemExit(f"--code {item!r}: give LABEL=FOLDER")
-        trees[label] = Path(folder).resolve()
-    return trees
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -91,7 +71,8 @@ def main() -> None:
     trees, rows = parse_code(args.code), []
     for run in range(args.runs):
         for label, tree in trees.items():
-            rows.append({"code": label, "run": run, **run_in_tree(tree, root, pairs)})
+            arguments = ["--root", str(root), *(["--pairs", str(pairs)] if pairs else [])]
+            rows.append({"code": label, "run": run, **run_in_tree(__file__, tree, arguments)})
             print(json.dumps(rows[-1]), flush=True)
     medians = {
         label: {

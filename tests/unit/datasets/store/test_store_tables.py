@@ -101,6 +101,33 @@ def test_rebuild_picks_up_a_recommitted_scene(store, make_scene):
     assert len(builder.build()["frames"]) == 9
 
 
+def test_scenes_read_ahead_are_not_read_again_by_the_build(store, make_scene, monkeypatch):
+    from datasets.store import tables as tables_module
+
+    reads = []
+    real = tables_module._frame_columns
+    monkeypatch.setattr(
+        tables_module,
+        "_frame_columns",
+        lambda reader, scene_id, attrs: reads.append(scene_id) or real(reader, scene_id, attrs),
+    )
+    builder = TableBuilder(store)
+    assert builder.read_new_scenes() == 2
+    assert builder.read_new_scenes() == 0
+    writer.write_scene(store, make_scene("ddd", seed=4, dslr=2, iphone=0), split="train", **HASHES)
+    tables = builder.build()
+    assert reads == ["aaa", "bbb", "ddd"]
+    # The same tables as a cold build's, dtypes included.
+    cold = TableBuilder(store).build()
+    for name in ("scenes", "frames", "pairs"):
+        pd.testing.assert_frame_equal(tables[name], cold[name])
+    assert list(tables["frames"]["scene_id"].unique()) == ["aaa", "bbb", "ddd"]
+
+
+def test_read_new_scenes_on_a_missing_store_reads_nothing(tmp_path):
+    assert TableBuilder(tmp_path / "nowhere").read_new_scenes() == 0
+
+
 def test_empty_store_gives_typed_empty_tables(tmp_path):
     store = tmp_path / "store"
     writer.open_or_create_store(store)
