@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from code_trees import parse_code, run_in_tree
+import code_trees
 
 
 def measure(root: Path, pairs: Path | None) -> dict:
@@ -57,37 +54,16 @@ def main() -> None:
     )
     parser.add_argument("--root", required=True, help="ScanNet++ v2 root (e.g. of `panst3r synth`)")
     parser.add_argument("--pairs", default=None, help="its pairs folder (optional)")
-    parser.add_argument(
-        "--code", nargs="+", default=["this=."], metavar="LABEL=FOLDER", help="trees to compare"
-    )
-    parser.add_argument("--runs", type=int, default=3, help="runs per tree (default 3)")
-    parser.add_argument("--json", default=None, help="write the rows and medians to this file")
-    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    code_trees.add_arguments(parser)
     args = parser.parse_args()
     root, pairs = Path(args.root).resolve(), Path(args.pairs).resolve() if args.pairs else None
     if args.inner:
         print(json.dumps(measure(root, pairs)))
         return
-    trees, rows = parse_code(args.code), []
-    for run in range(args.runs):
-        for label, tree in trees.items():
-            arguments = ["--root", str(root), *(["--pairs", str(pairs)] if pairs else [])]
-            rows.append({"code": label, "run": run, **run_in_tree(__file__, tree, arguments)})
-            print(json.dumps(rows[-1]), flush=True)
-    medians = {
-        label: {
-            key: statistics.median(r[key] for r in rows if r["code"] == label)
-            for key in ("first_plan", "all_plans")
-        }
-        for label in trees
-    }
+    arguments = ["--root", str(root), *(["--pairs", str(pairs)] if pairs else [])]
+    medians = code_trees.compare(__file__, args, arguments, ("first_plan", "all_plans"))
     for label, values in medians.items():
         print(f"{label}: first plan {values['first_plan']:.2f} s, all plans {values['all_plans']:.2f} s")
-    if args.json:
-        settings = {"runs": args.runs, "cpus": os.cpu_count(), "python": platform.python_version()}
-        Path(args.json).write_text(
-            json.dumps({"settings": settings, "medians": medians, "rows": rows}, indent=1)
-        )
 
 
 if __name__ == "__main__":

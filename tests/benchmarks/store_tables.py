@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import statistics
 import time
 from pathlib import Path
 
-from code_trees import parse_code, run_in_tree
+import code_trees
 
 
 def measure(store: Path) -> dict:
@@ -43,36 +40,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--store", required=True, help="a preprocessed store")
-    parser.add_argument(
-        "--code", nargs="+", default=["this=."], metavar="LABEL=FOLDER", help="trees to compare"
-    )
-    parser.add_argument("--runs", type=int, default=3, help="runs per tree (default 3)")
-    parser.add_argument("--json", default=None, help="write the rows and medians to this file")
-    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    code_trees.add_arguments(parser)
     args = parser.parse_args()
     store = Path(args.store).resolve()
     if args.inner:
         print(json.dumps(measure(store)))
         return
-    trees, rows = parse_code(args.code), []
-    for run in range(args.runs):
-        for label, tree in trees.items():
-            rows.append({"code": label, "run": run, **run_in_tree(__file__, tree, ["--store", str(store)])})
-            print(json.dumps(rows[-1]), flush=True)
-    medians = {
-        label: {
-            key: statistics.median(r[key] for r in rows if r["code"] == label)
-            for key in ("seconds", "ms_per_scene")
-        }
-        for label in trees
-    }
+    medians = code_trees.compare(__file__, args, ["--store", str(store)], ("seconds", "ms_per_scene"))
     for label, values in medians.items():
         print(f"{label}: {values['seconds']:.2f} s, {values['ms_per_scene']:.1f} ms per scene")
-    if args.json:
-        settings = {"runs": args.runs, "cpus": os.cpu_count(), "python": platform.python_version()}
-        Path(args.json).write_text(
-            json.dumps({"settings": settings, "medians": medians, "rows": rows}, indent=1)
-        )
 
 
 if __name__ == "__main__":
