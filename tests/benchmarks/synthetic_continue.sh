@@ -43,6 +43,6 @@ minutes_left=$("$PYTHON" -c "print(($CALL_SECONDS - ($(date +%s) - $started)) / 
   --set training.chkpt="${FROM:-shipped:compact_smooth_v2_synthetic}" --set training.lr="${LR:-3e-4}" \
   --set training.batch_size=16 --set data.samples_per_epoch=800 \
   --total-train-minutes "${TOTAL_MINUTES:-60}" --assumed-steps-per-s "${STEPS_PER_S:-2.66}" \
-  --postprocess standard_v2 "standard_v2:cls_threshold=0.3,mask_threshold=0.0" \
+  --postprocess standard_v2 "standard_v2:mask_threshold=0.0" \
   --eval-keyframes all --eval-train-scenes 8 \
   "${CALL[@]}" --train-minutes 60 --call-minutes "$minutes_left" "${EXTRA[@]}"
