@@ -1,20 +1,14 @@
 """Smoke test of the GPU inference benchmark script, run on the CPU with the tiny variant."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "inference.py"
+from benchmark_scripts import load_benchmark
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("inference_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("inference")
 
 
 def test_benchmark_runs_tiny_on_cpu_and_writes_results(tmp_path, capsys):

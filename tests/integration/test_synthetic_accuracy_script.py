@@ -4,7 +4,6 @@ Prefect and MLflow cannot be imported in these runs (torchrun's workers included
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from benchmark_scripts import load_benchmark
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "tests" / "benchmarks" / "synthetic_accuracy.py"
@@ -30,11 +30,7 @@ TOY = [
 
 
 def _script_module():
-    spec = importlib.util.spec_from_file_location("synthetic_accuracy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("synthetic_accuracy", "synthetic_accuracy")
 
 
 def without_prefect_and_mlflow(folder: Path) -> str:

@@ -3,17 +3,11 @@ consecutive scenes, its first scene (the one that also loaded the model) left ou
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "predict_batch.py"
+from benchmark_scripts import load_benchmark
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("predict_batch_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("predict_batch")
 
 
 def test_steady_seconds_are_the_gaps_between_one_workers_scenes():

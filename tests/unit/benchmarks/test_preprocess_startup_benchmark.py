@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import datetime
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "preprocess_startup.py"
+from benchmark_scripts import load_benchmark
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("preprocess_startup", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("preprocess_startup")
 
 
 LOG = """\
@@ -55,5 +50,9 @@ def test_a_deployment_run_is_timed_from_its_request_by_its_flow_run_logs():
         (started + 7.0, "scene b done: 24 frames, 3.5 s"),
     ]
     phases = _script().phases_of(entries, started)
-    assert phases["flow_run"] == 3.25 and phases["first_scene_start"] == 3.5 and phases["first_scene_done"] == 7.0
+    assert (
+        phases["flow_run"] == 3.25
+        and phases["first_scene_start"] == 3.5
+        and phases["first_scene_done"] == 7.0
+    )
     assert phases["imports"] is None and phases["cluster"] is None

@@ -4,19 +4,13 @@ see it."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
-from _preprocess_support import REPO, make_root, preprocess_in_process
-
-SCRIPT = REPO / "tests" / "benchmarks" / "class_breakdown.py"
+from _preprocess_support import make_root, preprocess_in_process
+from benchmark_scripts import load_benchmark
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("class_breakdown_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("class_breakdown")
 
 
 def test_object_areas_of_a_real_store(tmp_path):
