@@ -9,13 +9,16 @@ state (after the final LayerNorm) without the CLS token.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import Dinov2Config, Dinov2Model
 
 from panst3r_core.model.config import DinoConfig
+
+if TYPE_CHECKING:
+    from transformers import Dinov2Config
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -24,6 +27,10 @@ _WRAPPER_FIELDS = ("model_id", "output_stride", "landscape_only")
 
 
 def to_hf_config(cfg: DinoConfig) -> Dinov2Config:
+    # transformers is imported where a model is built, not with the module: it takes about 2 s, and the
+    # processes that only resolve a training config (a launch's parent) never build one.
+    from transformers import Dinov2Config
+
     fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _WRAPPER_FIELDS}
     hf = Dinov2Config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, drop_path_rate=0.0, **fields)
     hf._attn_implementation = "sdpa"
@@ -35,6 +42,8 @@ class DinoEncoder(nn.Module):
 
     def __init__(self, cfg: DinoConfig) -> None:
         super().__init__()
+        from transformers import Dinov2Model
+
         self.cfg = cfg
         self.dinov2 = Dinov2Model(to_hf_config(cfg))
         self.register_buffer("_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
