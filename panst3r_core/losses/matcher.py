@@ -30,20 +30,21 @@ class Match:
 
 
 def pairwise_sigmoid_bce_cost(pred_logits: torch.Tensor, target_values: torch.Tensor) -> torch.Tensor:
-    """(Q, M) mean BCE between every prediction row (Q, S) and every target row (M, S).
+    """(..., Q, M) mean BCE between every prediction row (..., Q, S) and every target row (..., M, S).
 
     BCE(x, t) = softplus(x) - x * t, so the sum over S is softplus(x).sum() - x @ t: one softplus and one
     product instead of the BCE against all-ones and all-zeros targets and two products (a third of a CPU
     training step went to the matcher's costs)."""
-    num_samples = pred_logits.shape[1]
-    return (F.softplus(pred_logits).sum(dim=1, keepdim=True) - pred_logits @ target_values.T) / num_samples
+    num_samples = pred_logits.shape[-1]
+    products = pred_logits @ target_values.transpose(-1, -2)
+    return (F.softplus(pred_logits).sum(dim=-1, keepdim=True) - products) / num_samples
 
 
 def pairwise_dice_cost(pred_logits: torch.Tensor, target_values: torch.Tensor) -> torch.Tensor:
-    """(Q, M) dice cost 1 - (2|p.t| + 1) / (|p| + |t| + 1) between rows of (Q, S) and (M, S)."""
+    """(..., Q, M) dice cost 1 - (2|p.t| + 1) / (|p| + |t| + 1) between rows of (..., Q, S) and (..., M, S)."""
     probs = pred_logits.sigmoid()
-    numerator = 2 * probs @ target_values.T
-    denominator = probs.sum(dim=1, keepdim=True) + target_values.sum(dim=1).unsqueeze(0)
+    numerator = 2 * probs @ target_values.transpose(-1, -2)
+    denominator = probs.sum(dim=-1, keepdim=True) + target_values.sum(dim=-1).unsqueeze(-2)
     return 1 - (numerator + 1) / (denominator + 1)
 
 
@@ -51,7 +52,9 @@ class HungarianMatcher:
     """cost = class_weight * (-softmax prob of the target class) + mask_weight * BCE + dice_weight * dice.
 
     The class cost uses a softmax over all classes even though the classifier is trained with sigmoids (as
-    the official code does).
+    the official code does). A batch's costs are computed together (one point draw, one sampling of the
+    predictions, batched products) and copied to the host once: per-sample loops launched a few hundred small
+    kernels per decoder layer.
     """
 
     def __init__(
@@ -74,42 +77,122 @@ class HungarianMatcher:
 
         pred_logits: (Q, C); pred_masks: (V, Q, h, w) mask logits; targets.masks: (M, V, H, W).
         """
-        num_views, num_queries = pred_masks.shape[:2]
-        class_cost = -pred_logits.float().softmax(dim=-1)[:, targets.labels]  # (Q, M)
-        points = random_points(num_views, self.num_points, device=pred_masks.device)  # (V, P, 2)
-        pred_values = sample_points(pred_masks.float(), points)  # (V, Q, P)
-        target_values = sample_binary_masks(targets.masks.transpose(0, 1), points)  # (V, M, P)
-        pred_values = pred_values.transpose(0, 1).reshape(num_queries, -1)  # (Q, V*P)
-        target_values = target_values.transpose(0, 1).reshape(targets.num_objects, -1)  # (M, V*P)
+        labels, masks = padded_targets([targets])
+        costs = self.batch_costs(pred_logits[None], pred_masks[None], labels, masks, [targets.num_objects])
+        return costs[0]
+
+    @torch.no_grad()
+    def batch_costs(
+        self,
+        pred_logits: torch.Tensor,
+        pred_masks: torch.Tensor,
+        labels: torch.Tensor,
+        masks: torch.Tensor,
+        counts: Sequence[int],
+    ) -> torch.Tensor:
+        """Costs (B, Q, M) of B samples, zero in the columns past a sample's count.
+
+        pred_logits: (B, Q, C); pred_masks: (B, V, Q, h, w); labels: (B, M) and masks: (B, V, M, H, W), the
+        targets as `padded_targets` lays them out. One point draw serves the batch (on the CPU the same points
+        as one draw per sample in order), each (sample, view) row samples all of its objects' masks at once.
+        """
+        num_samples, num_views, num_queries = pred_masks.shape[:3]
+        width = masks.shape[2]
+        device = pred_masks.device
+        points = random_points(num_samples * num_views, self.num_points, device=device)  # (B*V, P, 2)
+        pred_values = sample_points(pred_masks.float().flatten(0, 1), points)  # (B*V, Q, P)
+        pred_values = _per_sample_rows(pred_values, num_samples)  # (B, Q, V*P)
+        target_values = _sample_view_major(masks.flatten(0, 1), points)  # (B*V, M, P)
+        target_values = _per_sample_rows(target_values, num_samples)  # (B, M, V*P)
+        probabilities = pred_logits.float().softmax(dim=-1)  # (B, Q, C)
+        class_cost = -probabilities.gather(2, labels[:, None, :].expand(-1, num_queries, -1))
         cost = (
             self.mask_weight * pairwise_sigmoid_bce_cost(pred_values, target_values)
             + self.class_weight * class_cost
             + self.dice_weight * pairwise_dice_cost(pred_values, target_values)
         )
-        return torch.nan_to_num(cost, nan=_FINITE_LIMIT, posinf=_FINITE_LIMIT, neginf=-_FINITE_LIMIT)
+        cost = torch.nan_to_num(cost, nan=_FINITE_LIMIT, posinf=_FINITE_LIMIT, neginf=-_FINITE_LIMIT)
+        valid = torch.arange(width, device=device) < torch.as_tensor(counts, device=device)[:, None]  # (B, M)
+        return cost * valid[:, None, :]
 
     @torch.no_grad()
     def __call__(
         self, pred_logits: torch.Tensor, pred_masks: torch.Tensor, targets: Sequence[MultiViewTargets]
     ) -> list[Match]:
         """One `Match` per sample. pred_logits: (B, Q, C); pred_masks: (B, V, Q, h, w)."""
-        costs: dict[int, torch.Tensor] = {}
-        for b, sample_targets in enumerate(targets):
-            if sample_targets.num_objects:
-                costs[b] = self.cost_matrix(pred_logits[b], pred_masks[b], sample_targets)
+        labels, masks = padded_targets(targets)
+        return self.match_padded(pred_logits, pred_masks, labels, masks, [t.num_objects for t in targets])
+
+    @torch.no_grad()
+    def match_padded(
+        self,
+        pred_logits: torch.Tensor,
+        pred_masks: torch.Tensor,
+        labels: torch.Tensor,
+        masks: torch.Tensor,
+        counts: Sequence[int],
+    ) -> list[Match]:
+        """`__call__` for targets laid out by `padded_targets` (labels (B, M), masks (B, V, M, H, W), counts[b]
+        objects of sample b): the criterion lays its batch out once for every decoder layer."""
+        present = [b for b, count in enumerate(counts) if count]
+        matches = [_empty_match() for _ in counts]
+        if not present:
+            return matches
+        if len(present) < len(counts):
+            pred_logits, pred_masks = pred_logits[present], pred_masks[present]
+            labels, masks = labels[present], masks[present]
+        present_counts = [counts[b] for b in present]
         # One device -> host copy for the whole batch: a copy per sample synchronises the stream each time.
-        host = torch.cat([cost.flatten() for cost in costs.values()]).cpu() if costs else None
-        matches, start = [], 0
-        for b in range(len(targets)):
-            if b not in costs:
-                empty = torch.zeros(0, dtype=torch.int64)
-                matches.append(Match(empty, empty.clone()))
-                continue
-            shape = costs[b].shape
-            cost = host[start : start + shape.numel()].view(shape)
-            start += shape.numel()
-            rows, cols = linear_sum_assignment(cost.numpy())
-            matches.append(
-                Match(torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64))
+        host = self.batch_costs(pred_logits, pred_masks, labels, masks, present_counts).cpu()
+        for row, (b, count) in enumerate(zip(present, present_counts)):
+            rows, cols = linear_sum_assignment(host[row, :, :count].numpy())
+            matches[b] = Match(
+                torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)
             )
         return matches
+
+
+def padded_targets(targets: Sequence[MultiViewTargets]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch's targets as the matcher reads them: labels (B, M) and view-major masks (B, V, M, H, W),
+    M the largest object count, padded with class 0 and empty masks (never matched: their costs are zeroed
+    and cut off per sample)."""
+    reference = targets[0].masks
+    num_views, height, width = reference.shape[1:]
+    most = max(t.num_objects for t in targets)
+    labels = torch.zeros((len(targets), most), dtype=torch.int64, device=reference.device)
+    masks = torch.zeros(
+        (len(targets), num_views, most, height, width), dtype=torch.bool, device=reference.device
+    )
+    for b, sample_targets in enumerate(targets):
+        count = sample_targets.num_objects
+        labels[b, :count] = sample_targets.labels
+        masks[b, :, :count] = sample_targets.masks.transpose(0, 1)
+    return labels, masks
+
+
+def _empty_match() -> Match:
+    empty = torch.zeros(0, dtype=torch.int64)
+    return Match(empty, empty.clone())
+
+
+def _per_sample_rows(values: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """(B*V, K, P) values of (sample, view) rows -> (B, K, V*P): each of the K maps over all its views."""
+    rows, channels, points = values.shape
+    values = values.view(num_samples, rows // num_samples, channels, points).transpose(1, 2)
+    return values.reshape(num_samples, channels, -1)
+
+
+# (sample, view) rows sampled at a time: bounds the float copy of the binary masks (with the channel chunks
+# of `sample_binary_masks`, 16 x 16 maps: about 50 MB at 256x192) whatever the batch size.
+_TARGET_ROWS_PER_CHUNK = 16
+
+
+def _sample_view_major(masks: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """(R, M, H, W) bool masks of R (sample, view) rows at each row's points (R, P, 2) -> (R, M, P)."""
+    parts = [
+        sample_binary_masks(
+            masks[start : start + _TARGET_ROWS_PER_CHUNK], points[start : start + _TARGET_ROWS_PER_CHUNK]
+        )
+        for start in range(0, masks.shape[0], _TARGET_ROWS_PER_CHUNK)
+    ]
+    return torch.cat(parts)

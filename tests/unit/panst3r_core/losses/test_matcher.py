@@ -1,6 +1,11 @@
 import torch
 
-from panst3r_core.losses.matcher import HungarianMatcher, pairwise_dice_cost, pairwise_sigmoid_bce_cost
+from panst3r_core.losses.matcher import (
+    HungarianMatcher,
+    padded_targets,
+    pairwise_dice_cost,
+    pairwise_sigmoid_bce_cost,
+)
 from panst3r_core.losses.targets import MultiViewTargets
 
 BIG = 30.0
@@ -76,3 +81,55 @@ def test_empty_sample_gives_empty_match():
     )
     (match,) = HungarianMatcher(num_points=8)(torch.randn(1, 5, 3), torch.randn(1, 2, 5, 2, 2), [targets])
     assert match.query_indices.numel() == 0 and match.target_indices.numel() == 0
+
+
+def _random_batch(counts, views=3, queries=12, classes=6, size=(16, 12)):
+    height, width = size
+    logits = torch.randn(len(counts), queries, classes)
+    masks = torch.randn(len(counts), views, queries, height // 2, width // 2) * 3
+    targets = [
+        MultiViewTargets(
+            masks=torch.rand(count, views, height, width) > 0.6,
+            labels=torch.randint(0, classes, (count,)),
+            output_mask=torch.ones(classes, dtype=torch.bool),
+        )
+        for count in counts
+    ]
+    return logits, masks, targets
+
+
+def test_a_batch_matches_as_its_samples_do_one_by_one():
+    # One point draw for the batch equals one draw per sample in order (CPU generator), so the batched
+    # costs, their padding and the sample of each object must reproduce the per-sample results exactly.
+    torch.manual_seed(0)
+    counts = [3, 0, 5, 1]
+    logits, masks, targets = _random_batch(counts)
+    matcher = HungarianMatcher(num_points=40)
+    torch.manual_seed(1)
+    batched = matcher(logits, masks, targets)
+    torch.manual_seed(1)
+    one_by_one = [matcher(logits[b : b + 1], masks[b : b + 1], [targets[b]])[0] for b in range(len(counts))]
+    for got, expected in zip(batched, one_by_one):
+        assert torch.equal(got.query_indices, expected.query_indices)
+        assert torch.equal(got.target_indices, expected.target_indices)
+    assert [m.target_indices.numel() for m in batched] == counts
+
+
+def test_batch_costs_equal_each_samples_cost_matrix_and_pad_with_zeros():
+    torch.manual_seed(2)
+    counts = [2, 4]
+    logits, masks, targets = _random_batch(counts)
+    matcher = HungarianMatcher(num_points=32)
+    labels, padded_masks = padded_targets(targets)
+    assert labels.shape == (2, 4) and padded_masks.shape == (2, 3, 4, 16, 12)
+    assert not padded_masks[0, :, 2:].any() and torch.equal(padded_masks[1, :, 3], targets[1].masks[3])
+    torch.manual_seed(3)
+    costs = matcher.batch_costs(logits, masks, labels, padded_masks, counts)
+    assert costs.shape == (2, 12, 4)
+    assert torch.all(costs[0, :, 2:] == 0)
+    torch.manual_seed(3)
+    first = matcher.cost_matrix(logits[0], masks[0], targets[0])
+    second = matcher.cost_matrix(logits[1], masks[1], targets[1])
+    # equal up to float32 rounding: the batched product's blocking depends on the padded width
+    torch.testing.assert_close(costs[0, :, :2], first)
+    torch.testing.assert_close(costs[1], second)
