@@ -16,7 +16,7 @@ from torch import nn
 from panst3r_core.losses.distributed import average_num_masks
 from panst3r_core.losses.focal import sigmoid_focal_loss
 from panst3r_core.losses.mask_losses import dice_loss, sigmoid_bce_loss
-from panst3r_core.losses.matcher import HungarianMatcher, Match, padded_targets
+from panst3r_core.losses.matcher import HungarianMatcher, Match, PaddedTargets, padded_targets
 from panst3r_core.losses.point_sampling import random_points, sample_binary_masks, sample_points
 from panst3r_core.losses.targets import MultiViewTargets
 
@@ -116,13 +116,7 @@ class PanopticCriterion(nn.Module):
             raise ValueError(
                 f"pred_masks has batch {pred_masks.shape[0]} but {len(targets)} targets were given"
             )
-        matches = self.matcher.match_padded(
-            pred_logits,
-            pred_masks,
-            batch_targets.padded_labels,
-            batch_targets.padded_masks,
-            batch_targets.counts,
-        )
+        matches = self.matcher.match_padded(pred_logits, pred_masks, batch_targets.padded)
         pairs = batch_targets.matched_pairs(matches, pred_masks.device)
         return {
             "loss_ce": self._class_loss(pred_logits, batch_targets, pairs, num_masks),
@@ -197,9 +191,7 @@ class _BatchTargets:
     masks: torch.Tensor  # (M_total, V, H, W)
     output_masks: torch.Tensor  # (B, C)
     offsets: list[int]  # first row of each sample
-    counts: list[int]  # rows of each sample
-    padded_labels: torch.Tensor  # (B, M_max), the matcher's layout (`padded_targets`)
-    padded_masks: torch.Tensor  # (B, V, M_max, H, W)
+    padded: PaddedTargets  # the matcher's layout
 
     @classmethod
     def of(cls, targets: Sequence[MultiViewTargets]) -> _BatchTargets:
@@ -207,15 +199,12 @@ class _BatchTargets:
         for sample_targets in targets:
             offsets.append(total)
             total += sample_targets.num_objects
-        padded_labels, padded_masks = padded_targets(targets)
         return cls(
             labels=torch.cat([t.labels for t in targets]),
             masks=torch.cat([t.masks for t in targets]),
             output_masks=torch.stack([t.output_mask for t in targets]),
             offsets=offsets,
-            counts=[t.num_objects for t in targets],
-            padded_labels=padded_labels,
-            padded_masks=padded_masks,
+            padded=padded_targets(targets),
         )
 
     def matched_pairs(self, matches: Sequence[Match], device: torch.device) -> _MatchedPairs | None:

@@ -77,26 +77,20 @@ class HungarianMatcher:
 
         pred_logits: (Q, C); pred_masks: (V, Q, h, w) mask logits; targets.masks: (M, V, H, W).
         """
-        labels, masks = padded_targets([targets])
-        costs = self.batch_costs(pred_logits[None], pred_masks[None], labels, masks, [targets.num_objects])
-        return costs[0]
+        return self.batch_costs(pred_logits[None], pred_masks[None], padded_targets([targets]))[0]
 
     @torch.no_grad()
     def batch_costs(
-        self,
-        pred_logits: torch.Tensor,
-        pred_masks: torch.Tensor,
-        labels: torch.Tensor,
-        masks: torch.Tensor,
-        counts: Sequence[int],
+        self, pred_logits: torch.Tensor, pred_masks: torch.Tensor, targets: PaddedTargets
     ) -> torch.Tensor:
         """Costs (B, Q, M) of B samples, zero in the columns past a sample's count.
 
-        pred_logits: (B, Q, C); pred_masks: (B, V, Q, h, w); labels: (B, M) and masks: (B, V, M, H, W), the
-        targets as `padded_targets` lays them out. One point draw serves the batch (on the CPU the same points
-        as one draw per sample in order), each (sample, view) row samples all of its objects' masks at once.
+        pred_logits: (B, Q, C); pred_masks: (B, V, Q, h, w). One point draw serves the batch (on the CPU the
+        same points as one draw per sample in order); each (sample, view) row samples all of its objects' masks
+        at once.
         """
         num_samples, num_views, num_queries = pred_masks.shape[:3]
+        labels, masks = targets.labels, targets.masks
         width = masks.shape[2]
         device = pred_masks.device
         points = random_points(num_samples * num_views, self.num_points, device=device)  # (B*V, P, 2)
@@ -112,7 +106,8 @@ class HungarianMatcher:
             + self.dice_weight * pairwise_dice_cost(pred_values, target_values)
         )
         cost = torch.nan_to_num(cost, nan=_FINITE_LIMIT, posinf=_FINITE_LIMIT, neginf=-_FINITE_LIMIT)
-        valid = torch.arange(width, device=device) < torch.as_tensor(counts, device=device)[:, None]  # (B, M)
+        counts = torch.as_tensor(targets.counts, device=device)
+        valid = torch.arange(width, device=device) < counts[:, None]  # (B, M)
         return cost * valid[:, None, :]
 
     @torch.no_grad()
@@ -120,31 +115,24 @@ class HungarianMatcher:
         self, pred_logits: torch.Tensor, pred_masks: torch.Tensor, targets: Sequence[MultiViewTargets]
     ) -> list[Match]:
         """One `Match` per sample. pred_logits: (B, Q, C); pred_masks: (B, V, Q, h, w)."""
-        labels, masks = padded_targets(targets)
-        return self.match_padded(pred_logits, pred_masks, labels, masks, [t.num_objects for t in targets])
+        return self.match_padded(pred_logits, pred_masks, padded_targets(targets))
 
     @torch.no_grad()
     def match_padded(
-        self,
-        pred_logits: torch.Tensor,
-        pred_masks: torch.Tensor,
-        labels: torch.Tensor,
-        masks: torch.Tensor,
-        counts: Sequence[int],
+        self, pred_logits: torch.Tensor, pred_masks: torch.Tensor, targets: PaddedTargets
     ) -> list[Match]:
-        """`__call__` for targets laid out by `padded_targets` (labels (B, M), masks (B, V, M, H, W), counts[b]
-        objects of sample b): the criterion lays its batch out once for every decoder layer."""
-        present = [b for b, count in enumerate(counts) if count]
-        matches = [_empty_match() for _ in counts]
+        """`__call__` for targets already laid out by `padded_targets`: the criterion lays its batch out once
+        for every decoder layer."""
+        present = [b for b, count in enumerate(targets.counts) if count]
+        matches = [_empty_match() for _ in targets.counts]
         if not present:
             return matches
-        if len(present) < len(counts):
+        if len(present) < len(targets.counts):
             pred_logits, pred_masks = pred_logits[present], pred_masks[present]
-            labels, masks = labels[present], masks[present]
-        present_counts = [counts[b] for b in present]
+            targets = targets.select(present)
         # One device -> host copy for the whole batch: a copy per sample synchronises the stream each time.
-        host = self.batch_costs(pred_logits, pred_masks, labels, masks, present_counts).cpu()
-        for row, (b, count) in enumerate(zip(present, present_counts)):
+        host = self.batch_costs(pred_logits, pred_masks, targets).cpu()
+        for row, (b, count) in enumerate(zip(present, targets.counts)):
             rows, cols = linear_sum_assignment(host[row, :, :count].numpy())
             matches[b] = Match(
                 torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)
@@ -152,10 +140,22 @@ class HungarianMatcher:
         return matches
 
 
-def padded_targets(targets: Sequence[MultiViewTargets]) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch's targets as the matcher reads them: labels (B, M) and view-major masks (B, V, M, H, W),
-    M the largest object count, padded with class 0 and empty masks (never matched: their costs are zeroed
-    and cut off per sample)."""
+@dataclass(frozen=True)
+class PaddedTargets:
+    """A batch's targets as the matcher reads them: labels (B, M) and view-major masks (B, V, M, H, W), M the
+    largest object count, padded with class 0 and empty masks (never matched: their costs are zeroed and cut
+    off per sample); counts[b] real objects in sample b."""
+
+    labels: torch.Tensor
+    masks: torch.Tensor
+    counts: list[int]
+
+    def select(self, samples: list[int]) -> PaddedTargets:
+        return PaddedTargets(self.labels[samples], self.masks[samples], [self.counts[b] for b in samples])
+
+
+def padded_targets(targets: Sequence[MultiViewTargets]) -> PaddedTargets:
+    """The matcher's layout of a batch's targets (`PaddedTargets`)."""
     reference = targets[0].masks
     num_views, height, width = reference.shape[1:]
     most = max(t.num_objects for t in targets)
@@ -167,7 +167,7 @@ def padded_targets(targets: Sequence[MultiViewTargets]) -> tuple[torch.Tensor, t
         count = sample_targets.num_objects
         labels[b, :count] = sample_targets.labels
         masks[b, :, :count] = sample_targets.masks.transpose(0, 1)
-    return labels, masks
+    return PaddedTargets(labels, masks, [t.num_objects for t in targets])
 
 
 def _empty_match() -> Match:

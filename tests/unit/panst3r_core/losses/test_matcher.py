@@ -120,11 +120,12 @@ def test_batch_costs_equal_each_samples_cost_matrix_and_pad_with_zeros():
     counts = [2, 4]
     logits, masks, targets = _random_batch(counts)
     matcher = HungarianMatcher(num_points=32)
-    labels, padded_masks = padded_targets(targets)
-    assert labels.shape == (2, 4) and padded_masks.shape == (2, 3, 4, 16, 12)
-    assert not padded_masks[0, :, 2:].any() and torch.equal(padded_masks[1, :, 3], targets[1].masks[3])
+    padded = padded_targets(targets)
+    assert padded.labels.shape == (2, 4) and padded.masks.shape == (2, 3, 4, 16, 12)
+    assert padded.counts == counts
+    assert not padded.masks[0, :, 2:].any() and torch.equal(padded.masks[1, :, 3], targets[1].masks[3])
     torch.manual_seed(3)
-    costs = matcher.batch_costs(logits, masks, labels, padded_masks, counts)
+    costs = matcher.batch_costs(logits, masks, padded)
     assert costs.shape == (2, 12, 4)
     assert torch.all(costs[0, :, 2:] == 0)
     torch.manual_seed(3)

@@ -67,7 +67,9 @@ def test_batch_targets_and_output_masks_per_dataset():
 
 def test_random_samples_match_a_per_object_reading():
     generator = torch.Generator().manual_seed(4)
-    inst = torch.randint(0, 40, (6, 24, 32), generator=generator, dtype=torch.int32) * 1000  # sparse, large ids
+    inst = (
+        torch.randint(0, 40, (6, 24, 32), generator=generator, dtype=torch.int32) * 1000
+    )  # sparse, large ids
     class_of = torch.randint(0, 3, (40 * 1000,), generator=generator)
     cls = class_of[inst.long()].to(torch.int32)
     targets = prepare_targets(inst, cls, "table;wall;chair", VOCABULARY)
