@@ -137,7 +137,7 @@ class PanopticCriterion(nn.Module):
         """
         one_hot = torch.zeros_like(pred_logits)
         if pairs is not None:
-            one_hot[pairs.sample, pairs.query, batch_targets.labels[pairs.target]] = 1.0
+            one_hot[pairs.sample, pairs.query, batch_targets.padded.labels[pairs.sample, pairs.target]] = 1.0
         focal = sigmoid_focal_loss(pred_logits, one_hot, self.config.focal_alpha, self.config.focal_gamma)
         output_masks = batch_targets.output_masks.to(pred_logits.dtype)
         return (focal * output_masks.unsqueeze(1)).sum() / num_masks
@@ -161,7 +161,7 @@ class PanopticCriterion(nn.Module):
             return {"loss_mask": zero, "loss_dice": zero.clone()}
         # Rows ordered (matched pair, view), samples one after another: (K*V, 1, h, w) and (K*V, 1, H, W).
         pred_rows_t = pred_masks[pairs.sample, :, pairs.query].flatten(0, 1).unsqueeze(1)
-        target_rows_t = batch_targets.masks[pairs.target].flatten(0, 1).unsqueeze(1)
+        target_rows_t = batch_targets.padded.masks[pairs.sample, :, pairs.target].flatten(0, 1).unsqueeze(1)
         points = random_points(pred_rows_t.shape[0], self.config.num_points, device=pred_masks.device)
         point_logits = sample_points(pred_rows_t, points).squeeze(1)  # (R, P)
         with torch.no_grad():
@@ -175,7 +175,8 @@ class PanopticCriterion(nn.Module):
 
 @dataclass
 class _MatchedPairs:
-    """Every matched (sample, query, target) of a batch, on the device; `target` indexes `_BatchTargets`."""
+    """Every matched (sample, query, target) of a batch, on the device; `target` is the object's index within
+    its sample (its slot in the padded targets)."""
 
     sample: torch.Tensor
     query: torch.Tensor
@@ -184,35 +185,23 @@ class _MatchedPairs:
 
 @dataclass
 class _BatchTargets:
-    """The batch's targets concatenated once (not per decoder layer), so that every layer gathers its matched
-    rows with one indexing operation instead of one per sample; and padded once to the matcher's layout."""
+    """The batch's targets laid out once (not per decoder layer) in the matcher's padded layout: every layer
+    matches on it and gathers its matched rows from it with one indexing operation instead of one per sample."""
 
-    labels: torch.Tensor  # (M_total,)
-    masks: torch.Tensor  # (M_total, V, H, W)
     output_masks: torch.Tensor  # (B, C)
-    offsets: list[int]  # first row of each sample
-    padded: PaddedTargets  # the matcher's layout
+    padded: PaddedTargets  # labels (B, M), masks (B, V, M, H, W)
 
     @classmethod
     def of(cls, targets: Sequence[MultiViewTargets]) -> _BatchTargets:
-        offsets, total = [], 0
-        for sample_targets in targets:
-            offsets.append(total)
-            total += sample_targets.num_objects
         return cls(
-            labels=torch.cat([t.labels for t in targets]),
-            masks=torch.cat([t.masks for t in targets]),
             output_masks=torch.stack([t.output_mask for t in targets]),
-            offsets=offsets,
             padded=padded_targets(targets),
         )
 
     def matched_pairs(self, matches: Sequence[Match], device: torch.device) -> _MatchedPairs | None:
         """The matches (host index tensors) as device indices, sent in one copy; None when nothing matched."""
         parts = [
-            torch.stack(
-                [torch.full_like(m.query_indices, b), m.query_indices, m.target_indices + self.offsets[b]]
-            )
+            torch.stack([torch.full_like(m.query_indices, b), m.query_indices, m.target_indices])
             for b, m in enumerate(matches)
             if m.query_indices.numel()
         ]

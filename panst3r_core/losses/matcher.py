@@ -83,7 +83,7 @@ class HungarianMatcher:
     def batch_costs(
         self, pred_logits: torch.Tensor, pred_masks: torch.Tensor, targets: PaddedTargets
     ) -> torch.Tensor:
-        """Costs (B, Q, M) of B samples, zero in the columns past a sample's count.
+        """Costs (B, Q, M) of B samples; the columns past a sample's count are padding, to be cut off.
 
         pred_logits: (B, Q, C); pred_masks: (B, V, Q, h, w). One point draw serves the batch (on the CPU the
         same points as one draw per sample in order); each (sample, view) row samples all of its objects' masks
@@ -91,7 +91,6 @@ class HungarianMatcher:
         """
         num_samples, num_views, num_queries = pred_masks.shape[:3]
         labels, masks = targets.labels, targets.masks
-        width = masks.shape[2]
         device = pred_masks.device
         points = random_points(num_samples * num_views, self.num_points, device=device)  # (B*V, P, 2)
         pred_values = sample_points(pred_masks.float().flatten(0, 1), points)  # (B*V, Q, P)
@@ -105,10 +104,7 @@ class HungarianMatcher:
             + self.class_weight * class_cost
             + self.dice_weight * pairwise_dice_cost(pred_values, target_values)
         )
-        cost = torch.nan_to_num(cost, nan=_FINITE_LIMIT, posinf=_FINITE_LIMIT, neginf=-_FINITE_LIMIT)
-        counts = torch.as_tensor(targets.counts, device=device)
-        valid = torch.arange(width, device=device) < counts[:, None]  # (B, M)
-        return cost * valid[:, None, :]
+        return torch.nan_to_num(cost, nan=_FINITE_LIMIT, posinf=_FINITE_LIMIT, neginf=-_FINITE_LIMIT)
 
     @torch.no_grad()
     def __call__(
@@ -143,7 +139,7 @@ class HungarianMatcher:
 @dataclass(frozen=True)
 class PaddedTargets:
     """A batch's targets as the matcher reads them: labels (B, M) and view-major masks (B, V, M, H, W), M the
-    largest object count, padded with class 0 and empty masks (never matched: their costs are zeroed and cut
+    largest object count, padded with class 0 and empty masks (never matched: the matcher cuts their columns
     off per sample); counts[b] real objects in sample b."""
 
     labels: torch.Tensor
