@@ -3,7 +3,8 @@
 Each step is what the training loop does per iteration: forward (DINOv2 and MUSt3R without gradients
 unless --finetune, panoptic decoder with gradients) under the chosen autocast, targets from the id maps,
 Hungarian matching + losses with deep supervision, backward, AdamW step. Batches are random images with
-rectangle instances built once on the device (so the loader is not measured; see tests/benchmarks/loader.py). Reports training samples
+rectangle instances built once on the device, or with --store one batch of a preprocessed store's real samples (its
+object counts vary per sample, as training's do); the loader is not measured (see tests/benchmarks/loader.py). Reports training samples
 per second (samples = multi-view tuples; all ranks together), seconds per step, peak GPU memory and the median
 seconds of each phase (forward, loss, backward, optimizer) timed with a synchronisation around it; prints a
 table and writes JSON (default runs/benchmarks/train.json). --profile adds the operator tables (the phases are
@@ -79,6 +80,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-classes", type=int, default=100, help="vocabulary size (ScanNet++: 100)")
     parser.add_argument("--num-points", type=int, default=12288, help="loss points per view (official 12288)")
     parser.add_argument("--objects", type=int, default=20, help="instances per sample")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=None,
+        help="draw the batch from this preprocessed store (real samples; its vocabulary replaces --num-classes)",
+    )
     parser.add_argument("--no-tf32", action="store_true", help="exact fp32 matmuls (TF32 is on officially)")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/train.json"))
     parser.add_argument(
@@ -112,6 +119,26 @@ def synthetic_batch(args, device: torch.device, generator: torch.Generator) -> T
     true_shape = torch.tensor([height, width]).expand(batch, views, 2).clone()
     class_sets = [[f"class {i}" for i in range(args.num_classes)]] * batch
     return TrainBatch(images, true_shape, inst, cls, class_sets).to(device)
+
+
+def store_batch(args, device: torch.device) -> tuple[TrainBatch, list[str]]:
+    """A batch of the store's samples as training draws them (views, crop, resolution), seeded, and the
+    store's vocabulary."""
+    from datasets.training.collate import collate_views
+    from datasets.training.dataset import StoreViewDataset
+
+    dataset = StoreViewDataset(
+        stores=[args.store], num_views=args.views, resolutions=[tuple(args.resolution)], aug_crop=16, seed=0
+    )
+    generator = torch.Generator().manual_seed(0)
+    indices = torch.randperm(len(dataset), generator=generator)[: args.batch_size].tolist()
+    batch = TrainBatch.from_any(collate_views([dataset[index] for index in indices]))
+    return batch.to(device), list(dataset.classes)
+
+
+def objects_per_sample(batch: TrainBatch) -> list[int]:
+    """Distinct instances over each sample's views: the matcher pads a batch's targets to the largest."""
+    return [int((ids.unique() != 0).sum()) for ids in batch.pan_inst_id]
 
 
 def sync(device: torch.device) -> None:
@@ -191,12 +218,15 @@ def run_precision(args, precision: str, model: nn.Module, device: torch.device, 
     optimizer = build_optimizer(model, config, lr=1e-5)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     criterion = PanopticCriterion(CriterionConfig(num_points=args.num_points))
-    vocabulary = [f"class {i}" for i in range(args.num_classes)]
+    if args.store is None:
+        vocabulary = [f"class {i}" for i in range(args.num_classes)]
+        generator = torch.Generator().manual_seed(int(os.environ.get("RANK", "0")))
+        batch = synthetic_batch(args, device, generator)
+    else:
+        batch, vocabulary = store_batch(args, device)
     objective = build_objective(TrainConfig(training=config), vocabulary, criterion)
     embeddings = hashed_class_embeddings(vocabulary).to(device)
     dtype = autocast_dtype(config.amp, device)
-    generator = torch.Generator().manual_seed(int(os.environ.get("RANK", "0")))
-    batch = synthetic_batch(args, device, generator)
 
     phases = PhaseClock(device)
 
@@ -235,6 +265,7 @@ def run_precision(args, precision: str, model: nn.Module, device: torch.device, 
         "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         "phase_seconds": phase_seconds,
         "last_loss": losses[-1],
+        "objects_per_sample": objects_per_sample(batch),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
     }
 
@@ -267,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
             "finetune_backbones": args.finetune,
             "train_dino": args.finetune or args.train_dino,
             "num_points": args.num_points,
+            "batch_source": str(args.store)
+            if args.store
+            else f"synthetic, {args.objects} rectangles a sample",
             "device": torch.cuda.get_device_name(device)
             if device.type == "cuda"
             else platform.processor() or "cpu",
