@@ -42,7 +42,7 @@ from torch import nn
 
 from flows.run_folder import NCCL_SAFE_ENV
 from panst3r_core.engine.batch import TrainBatch
-from panst3r_core.engine.config import TrainConfig, TrainingConfig
+from panst3r_core.engine.config import DataConfig, TrainConfig, TrainingConfig
 from panst3r_core.engine.loop import autocast_dtype
 from panst3r_core.engine.objectives import apply_freezing, build_objective, default_forward
 from panst3r_core.engine.optim import build_optimizer
@@ -122,13 +122,17 @@ def synthetic_batch(args, device: torch.device, generator: torch.Generator) -> T
 
 
 def store_batch(args, device: torch.device) -> tuple[TrainBatch, list[str]]:
-    """A batch of the store's samples as training draws them (views, crop, resolution), seeded, and the
-    store's vocabulary."""
+    """A batch of the store's samples as training draws them (views, the default crop jitter, resolution),
+    seeded, and the store's vocabulary."""
     from datasets.training.collate import collate_views
     from datasets.training.dataset import StoreViewDataset
 
     dataset = StoreViewDataset(
-        stores=[args.store], num_views=args.views, resolutions=[tuple(args.resolution)], aug_crop=16, seed=0
+        stores=[args.store],
+        num_views=args.views,
+        resolutions=[tuple(args.resolution)],
+        aug_crop=DataConfig().aug_crop,
+        seed=0,
     )
     generator = torch.Generator().manual_seed(0)
     indices = torch.randperm(len(dataset), generator=generator)[: args.batch_size].tolist()
