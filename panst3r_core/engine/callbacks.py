@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
 @dataclass
 class IterationRecord:
-    """One loader batch on this rank: local (not all-reduced) loss values."""
+    """One loader batch on this rank: local (not all-reduced) loss values. Reading `losses` waits for the
+    device to finish the iteration (they stay there until read), so a callback that needs them only now and
+    then should read them only then."""
 
     epoch: int
     batch: int
@@ -17,7 +20,7 @@ class IterationRecord:
     """Optimizer steps done after this iteration."""
     optimizer_stepped: bool
     lr: float
-    losses: dict[str, float] = field(default_factory=dict)
+    losses: Mapping[str, float] = field(default_factory=dict)
 
 
 class TrainCallback:

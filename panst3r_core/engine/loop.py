@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -44,6 +43,7 @@ from panst3r_core.engine.checkpointing import (
     save_checkpoint,
 )
 from panst3r_core.engine.config import TrainConfig, TrainingConfig
+from panst3r_core.engine.loss_values import LossValues, NonFiniteLossGuard, RunningMeans
 from panst3r_core.engine.objectives import ForwardFn, apply_freezing, build_objective
 from panst3r_core.engine.optim import base_learning_rate, build_optimizer
 from panst3r_core.engine.sampler import BatchedViewSampler
@@ -184,22 +184,6 @@ def _is_our_format(path: Path) -> bool:
     return path.is_dir() or path.suffix == ".safetensors"
 
 
-class _MeanTracker:
-    """Running sums of loss values for windowed / per-epoch means."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.count = 0
-
-    def add(self, values: dict[str, float]) -> None:
-        for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0.0) + value
-        self.count += 1
-
-    def means(self) -> dict[str, float]:
-        return {key: value / max(self.count, 1) for key, value in self.sums.items()}
-
-
 class Trainer:
     """Holds the state of one run; `train()` is the usual entry point."""
 
@@ -239,6 +223,7 @@ class Trainer:
 
         self.base_lr = base_learning_rate(self.training, self.world)
         self.optimizer = build_optimizer(self.model, self.training, self.base_lr)
+        self.nonfinite_guard = NonFiniteLossGuard()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.training.amp == "fp16")
         self.sampler = build_sampler(config, data.dataset_size)
         self.batches_per_epoch = self.sampler.batches_per_epoch
@@ -321,6 +306,7 @@ class Trainer:
 
     def _save_last(self, epoch: int, batch: int) -> Path | None:
         """Write checkpoint-last at (epoch, batch done); collective (RNG states gathered from every rank)."""
+        self.nonfinite_guard.check()  # never a checkpoint of weights updated by a non-finite loss
         rng_states = _gather_rng_states()
         if self.rank != 0:
             return None
@@ -444,7 +430,7 @@ class Trainer:
         when the time budget stopped it early (checkpoint-last written at the stopping step)."""
         training = self.training
         accum = training.accum_iter
-        window, epoch_means = _MeanTracker(), _MeanTracker()
+        window, epoch_means = RunningMeans(), RunningMeans()
         lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.zero_grad(set_to_none=True)
         for batch_index in range(first_batch, self.batches_per_epoch):
@@ -479,7 +465,7 @@ class Trainer:
                 self.progress.global_step += 1
                 if self.progress.global_step == self._steady_from_step:
                     self._steady_since = time.monotonic()
-            window.add({**losses, **self._timings(data_wait)})
+            window.add(losses, self._timings(data_wait))
             epoch_means.add(losses)
             record = IterationRecord(epoch, batch_index, self.progress.global_step, step_now, lr, losses)
             for callback in self.callbacks:
@@ -488,7 +474,7 @@ class Trainer:
                 continue
             if training.print_freq and self.progress.global_step % training.print_freq == 0:
                 self._log(window, lr, epoch + (batch_index + 1) / self.batches_per_epoch)
-                window = _MeanTracker()
+                window = RunningMeans()
             done = batch_index + 1
             if done >= self.batches_per_epoch:
                 continue  # the epoch end below writes checkpoint-last
@@ -498,6 +484,7 @@ class Trainer:
                 self._save_last(epoch, done)
             if stop:
                 return True
+        self.nonfinite_guard.check()
         epoch_metrics = all_reduce_mean(epoch_means.means(), device=self.device)
         if self.rank == 0:
             for callback in self.callbacks:
@@ -509,7 +496,7 @@ class Trainer:
                 callback.on_checkpoint(kept, epoch + 1, self.progress.global_step)
         return False
 
-    def _forward_backward(self, batch: TrainBatch, accum: int, sync: bool) -> dict[str, float]:
+    def _forward_backward(self, batch: TrainBatch, accum: int, sync: bool) -> LossValues:
         batch = batch.to(self.device)
         no_sync = (
             self.ddp_model.no_sync()
@@ -521,13 +508,9 @@ class Trainer:
                 outputs = self.objective.forward(self.ddp_model, batch, self.class_embeddings)
             losses = self.objective.loss(outputs, batch)
             total = losses[self.objective.total_name]
-            if not math.isfinite(total.item()):
-                raise FloatingPointError(
-                    f"loss is {total.item()} at step {self.progress.global_step}; stopping (lower training.lr, "
-                    "or try amp=false)"
-                )
+            self.nonfinite_guard.note(self.progress.global_step, total)
             self.scaler.scale(total / accum).backward()
-        return {name: float(value.detach().item()) for name, value in losses.items()}
+        return LossValues(losses)
 
     def _timings(self, data_wait: float) -> dict[str, float]:
         """Seconds of this iteration (since the previous one ended, checkpoints included) and of it spent
@@ -536,7 +519,8 @@ class Trainer:
         iteration, self._iteration_ended = now - self._iteration_ended, now
         return {ITERATION_SECONDS: iteration, DATA_WAIT_SECONDS: data_wait}
 
-    def _log(self, window: _MeanTracker, lr: float, epoch_f: float) -> None:
+    def _log(self, window: RunningMeans, lr: float, epoch_f: float) -> None:
+        self.nonfinite_guard.check()
         metrics = all_reduce_mean(window.means(), device=self.device)
         if self.rank != 0:
             return

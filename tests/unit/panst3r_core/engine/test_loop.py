@@ -233,3 +233,30 @@ def test_fp16_on_cpu_is_refused_and_bf16_runs(tmp_path):
     recorder, _, result = _run(tmp_path, "bf16", amp="bf16", epochs=1)
     assert result.global_step == 2
     assert all(torch.isfinite(torch.tensor(it[3]["panoptic_loss"])) for it in recorder.iterations)
+
+
+class _NonFiniteAtCall(ToyPanSt3R):
+    """The toy model whose masks become NaN from its `bad_call`-th forward (0-based) on."""
+
+    def __init__(self, bad_call: int) -> None:
+        super().__init__()
+        self.bad_call, self.calls = bad_call, 0
+
+    def forward(self, *args, **kwargs):
+        out = super().forward(*args, **kwargs)
+        if self.calls >= self.bad_call:
+            out["pred_masks"] = out["pred_masks"] * float("nan")
+        self.calls += 1
+        return out
+
+
+def test_a_non_finite_loss_stops_the_run_before_any_later_checkpoint(tmp_path):
+    torch.set_num_threads(1)
+    seed_everything(0)
+    model = _NonFiniteAtCall(bad_call=2)  # iteration 2 is the first of optimizer step 1 (accum 2)
+    config = make_config(tmp_path / "run")
+    recorder = Recorder()
+    with pytest.raises(FloatingPointError, match=r"loss is nan at step 1; stopping"):
+        train(config, model, make_data(), callbacks=[recorder], device="cpu")
+    assert [step for step, _ in recorder.logs] == [1]
+    assert read_progress(tmp_path / "run" / "checkpoint-last").global_step == 1
