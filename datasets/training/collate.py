@@ -6,6 +6,9 @@ from typing import Any
 
 import torch
 
+from panst3r_core.losses.sample_objects import BatchObjects, SampleObjects, find_sample_objects
+from panst3r_core.losses.targets import split_class_set
+
 # Per-view tensor key -> batch key; stacked to (B, N, ...).
 STACKED = {
     "img": "images",
@@ -21,7 +24,8 @@ STACKED = {
 def collate_views(samples: list[list[dict[str, Any]]]) -> dict[str, Any]:
     """B samples of N views -> images (B, N, 3, H, W), true_shape (B, N, 2), pan_inst_id / pan_cls_id /
     depth (B, N, H, W), camera_pose (B, N, 4, 4), camera_intrinsics (B, N, 3, 3), frame_index (B, N),
-    duplicate (B, N) bool, memory_num_views (B,), and per-sample lists class_set, dataset, scene_id.
+    duplicate (B, N) bool, memory_num_views (B,), per-sample lists class_set, dataset, scene_id, and objects
+    (each sample's objects, found here in the loader's worker so that the training step need not).
 
     All views of a batch must share one shape (the sampler draws one resolution per batch)."""
     if not samples:
@@ -34,7 +38,9 @@ def collate_views(samples: list[list[dict[str, Any]]]) -> dict[str, Any]:
         )
     views_per_sample = {len(sample) for sample in samples}
     if len(views_per_sample) != 1:
-        raise ValueError(f"collate_views: samples of one batch have different view counts {sorted(views_per_sample)}")
+        raise ValueError(
+            f"collate_views: samples of one batch have different view counts {sorted(views_per_sample)}"
+        )
     layout = (len(samples), views_per_sample.pop())
     # One stack of all B*N views (one copy), viewed as (B, N, ...).
     batch: dict[str, Any] = {
@@ -46,4 +52,15 @@ def collate_views(samples: list[list[dict[str, Any]]]) -> dict[str, Any]:
     batch["memory_num_views"] = torch.tensor([sample[0]["memory_num_views"] for sample in samples])
     for key in ("class_set", "dataset", "scene_id"):
         batch[key] = [sample[0][key] for sample in samples]
+    batch["objects"] = BatchObjects.pack([_sample_objects(batch, b) for b in range(layout[0])])
     return batch
+
+
+def _sample_objects(batch: dict[str, Any], b: int) -> SampleObjects:
+    # The scene named in an error is the one whose preprocessing to check.
+    try:
+        return find_sample_objects(
+            batch["pan_inst_id"][b], batch["pan_cls_id"][b], len(split_class_set(batch["class_set"][b]))
+        )
+    except ValueError as error:
+        raise ValueError(f"sample of {batch['dataset'][b]} scene {batch['scene_id'][b]}: {error}") from error

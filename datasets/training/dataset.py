@@ -26,8 +26,7 @@ from datasets.training.crop import crop_resize_view, view_pose
 from datasets.training.pair_index import PairIndex, build_pair_index
 from datasets.training.view_tuples import select_view_tuple
 from datasets.training.vocabulary import class_names_from_categories, global_vocabulary
-
-CLASS_SET_SEPARATOR = ";"
+from panst3r_core.losses.targets import CLASS_SET_SEPARATOR
 
 ImageTransform = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]
 

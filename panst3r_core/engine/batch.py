@@ -8,8 +8,11 @@ from typing import Any
 
 import torch
 
+from panst3r_core.losses.sample_objects import BatchObjects
+
 REQUIRED_KEYS = ("images", "true_shape", "pan_inst_id", "pan_cls_id", "class_set")
 GEOMETRY_KEYS = ("depth", "camera_intrinsics", "camera_pose", "memory_num_views")
+OBJECTS_KEY = "objects"
 
 
 @dataclass
@@ -22,6 +25,9 @@ class TrainBatch:
     Geometry, needed by the pointmap objective only: depth (B, N, H, W) metres (0 = invalid),
     camera_intrinsics (B, N, 3, 3) (COLMAP pixel convention: pixel centres at +0.5), camera_pose (B, N, 4, 4) camera-to-world (OpenCV axes), memory_num_views
     (B,) int (the sampler's draw for the batch).
+    objects: each sample's objects, found by the loader's workers (the store loader's collate does); they stay
+    on the host, and without them the panoptic loss finds the objects on the device, at a cost of device
+    synchronisations.
     """
 
     images: torch.Tensor
@@ -33,6 +39,7 @@ class TrainBatch:
     camera_intrinsics: torch.Tensor | None = None
     camera_pose: torch.Tensor | None = None
     memory_num_views: torch.Tensor | None = None
+    objects: BatchObjects | None = None
 
     @classmethod
     def from_any(cls, batch: TrainBatch | Mapping[str, Any]) -> TrainBatch:
@@ -51,7 +58,8 @@ class TrainBatch:
             raise ValueError(
                 f"training batch: missing key(s) {', '.join(missing)}; the loader must yield {', '.join(REQUIRED_KEYS)}"
             )
-        return cls(**{key: data[key] for key in REQUIRED_KEYS + GEOMETRY_KEYS if key in data})
+        optional = GEOMETRY_KEYS + (OBJECTS_KEY,)
+        return cls(**{key: data[key] for key in REQUIRED_KEYS + optional if key in data})
 
     def require_geometry(self) -> None:
         """Raise when a geometry field is missing (the loader must be the store dataset or provide them)."""

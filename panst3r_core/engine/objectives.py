@@ -28,7 +28,7 @@ from panst3r_core.engine.batch import TrainBatch
 from panst3r_core.engine.config import TrainConfig, TrainingConfig
 from panst3r_core.losses.criterion import TOTAL_LOSS_NAME, PanopticCriterion
 from panst3r_core.losses.pointmap import TOTAL_POINTMAP_LOSS, PointmapCriterion, pointmap_targets
-from panst3r_core.losses.targets import prepare_batch_targets
+from panst3r_core.losses.targets import MultiViewTargets, batch_targets_from_objects, prepare_batch_targets
 from panst3r_core.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,14 @@ def default_forward(
     )
 
 
+def panoptic_targets(batch: TrainBatch, vocabulary: Sequence[str]) -> list[MultiViewTargets]:
+    """From the objects the loader found when the batch carries them (no device synchronisation), else from
+    the id maps where they are (a batch built by hand)."""
+    if batch.objects is not None:
+        return batch_targets_from_objects(batch.pan_inst_id, batch.objects, batch.class_set, vocabulary)
+    return prepare_batch_targets(batch.pan_inst_id, batch.pan_cls_id, batch.class_set, vocabulary)
+
+
 @dataclass
 class PanopticObjective:
     criterion: PanopticCriterion
@@ -94,8 +102,7 @@ class PanopticObjective:
         return self.forward_fn(module, batch, class_embeddings, self.training)
 
     def loss(self, outputs: dict, batch: TrainBatch) -> dict[str, torch.Tensor]:
-        targets = prepare_batch_targets(batch.pan_inst_id, batch.pan_cls_id, batch.class_set, self.vocabulary)
-        return self.criterion(outputs, targets)
+        return self.criterion(outputs, panoptic_targets(batch, self.vocabulary))
 
 
 @dataclass

@@ -15,6 +15,7 @@ from torch import nn
 
 from panst3r_core.losses.distributed import average_num_masks
 from panst3r_core.losses.focal import sigmoid_focal_loss
+from panst3r_core.losses.host_to_device import host_to_device
 from panst3r_core.losses.mask_losses import dice_loss, sigmoid_bce_loss
 from panst3r_core.losses.matcher import HungarianMatcher, Match, PaddedTargets, padded_targets
 from panst3r_core.losses.point_sampling import random_points, sample_binary_masks, sample_points
@@ -207,9 +208,5 @@ class _BatchTargets:
         ]
         if not parts:
             return None
-        indices = torch.cat(parts, dim=1)
-        if device.type == "cuda":
-            indices = indices.pin_memory().to(device, non_blocking=True)
-        else:
-            indices = indices.to(device)
+        indices = host_to_device(torch.cat(parts, dim=1), device)
         return _MatchedPairs(indices[0], indices[1], indices[2])

@@ -4,6 +4,9 @@ Every non-zero instance id of a sample is one target: a binary mask over all of 
 which the object is absent get an all-false mask, so the loss teaches per-view visibility) and one class,
 resolved by name through the sample dataset's class set into the global vocabulary. Instance id 0 is void;
 void is never tested on the class id because class 0 is a real class ("wall" in ScanNet++).
+
+Training finds each sample's objects in the loader's workers (`sample_objects`) and builds the targets with
+`batch_targets_from_objects`; `prepare_targets` finds them where the ids are, for batches built without them.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
-CLASS_SET_SEPARATOR = ";"
+from panst3r_core.losses.host_to_device import host_to_device
+from panst3r_core.losses.sample_objects import BatchObjects, check_id_maps, find_sample_objects
 
-_PAIR_KEY_BASE = 2**31
-"""key = instance * base + class: exact in int64 for |instance| < 2**31 and 0 <= class < 2**31 (ids are int32)."""
+CLASS_SET_SEPARATOR = ";"
 
 
 @dataclass
@@ -73,9 +76,18 @@ def local_to_global_classes(class_set: str | Sequence[str], vocabulary: Sequence
 
 def output_mask_for(class_set: str | Sequence[str], vocabulary: Sequence[str]) -> torch.Tensor:
     """(C,) bool: True for the global classes of this dataset (others get no class loss)."""
-    mask = torch.zeros(len(vocabulary), dtype=torch.bool)
-    mask[local_to_global_classes(class_set, vocabulary)] = True
+    return _output_mask(local_to_global_classes(class_set, vocabulary), len(vocabulary))
+
+
+def _output_mask(local_to_global: torch.Tensor, num_classes: int) -> torch.Tensor:
+    mask = torch.zeros(num_classes, dtype=torch.bool)
+    mask[local_to_global] = True
     return mask
+
+
+def object_masks(inst_ids: torch.Tensor, object_ids: torch.Tensor) -> torch.Tensor:
+    """(M, V, H, W) bool: one multi-view mask per object id, from (V, H, W) instance ids."""
+    return inst_ids.unsqueeze(0) == object_ids.view(-1, 1, 1, 1).to(inst_ids.dtype)
 
 
 def prepare_targets(
@@ -84,44 +96,19 @@ def prepare_targets(
     class_set: str | Sequence[str],
     vocabulary: Sequence[str],
 ) -> MultiViewTargets:
-    """Targets of one sample.
+    """Targets of one sample, its objects found where the ids are (on a GPU: device synchronisations).
 
     inst_ids: (V, H, W) integer instance ids, 0 = void; ids are shared across the views of a scene.
     cls_ids: (V, H, W) integer local class ids (index into `class_set`).
     """
-    if inst_ids.shape != cls_ids.shape or inst_ids.dim() != 3:
-        raise ValueError(
-            f"pan_inst_id {tuple(inst_ids.shape)} and pan_cls_id {tuple(cls_ids.shape)} must both be (V, H, W)"
-        )
-    local_to_global = local_to_global_classes(class_set, vocabulary).to(inst_ids.device)
-    output_mask = torch.zeros(len(vocabulary), dtype=torch.bool, device=inst_ids.device)
-    output_mask[local_to_global] = True
-
-    inst_flat = inst_ids.reshape(-1).long()
-    cls_flat = cls_ids.reshape(-1).long()
-    labelled = inst_flat != 0
-    instances, classes = inst_flat[labelled], cls_flat[labelled]
-    if classes.numel():
-        lowest, highest = torch.stack([classes.min(), classes.max()]).tolist()  # one device sync
-        if lowest < 0 or highest >= local_to_global.numel():
-            raise ValueError(
-                f"pan_cls_id: class id {highest if highest >= local_to_global.numel() else lowest} is "
-                f"outside the sample's class_set of {local_to_global.numel()} names"
-            )
-    # The distinct (instance, class) pairs as one 1-D unique of packed keys, sorted by instance then class:
-    # torch.unique(dim=1) over the pixels' pairs took 0.4 s a sample of 12 views on the CPU.
-    pair_keys = torch.unique(instances * _PAIR_KEY_BASE + classes)
-    local_classes = pair_keys % _PAIR_KEY_BASE
-    object_ids, classes_per_object = torch.unique_consecutive(pair_keys // _PAIR_KEY_BASE, return_counts=True)
-    if object_ids.numel() != pair_keys.numel():
-        bad = object_ids[classes_per_object > 1].tolist()
-        raise ValueError(
-            f"pan_cls_id: instance id(s) {bad[:5]} carry more than one class id; every pixel of an instance "
-            "must have the same class (check the preprocessing of this scene)"
-        )
-    labels = local_to_global[local_classes]
-    masks = inst_ids.unsqueeze(0) == object_ids.view(-1, 1, 1, 1).to(inst_ids.dtype)
-    return MultiViewTargets(masks=masks, labels=labels, output_mask=output_mask)
+    check_id_maps(inst_ids, cls_ids)
+    local_to_global = local_to_global_classes(class_set, vocabulary)
+    objects = find_sample_objects(inst_ids, cls_ids, local_to_global.numel())
+    return MultiViewTargets(
+        masks=object_masks(inst_ids, objects.ids),
+        labels=local_to_global.to(inst_ids.device)[objects.local_classes],
+        output_mask=_output_mask(local_to_global, len(vocabulary)).to(inst_ids.device),
+    )
 
 
 def prepare_batch_targets(
@@ -131,8 +118,43 @@ def prepare_batch_targets(
     vocabulary: Sequence[str],
 ) -> list[MultiViewTargets]:
     """Targets of a batch: inst_ids / cls_ids (B, V, H, W), one class set per sample."""
-    if len(class_sets) != inst_ids.shape[0]:
-        raise ValueError(f"class_set: got {len(class_sets)} class sets for a batch of {inst_ids.shape[0]}")
+    _check_class_sets(class_sets, inst_ids.shape[0])
     return [
         prepare_targets(inst_ids[b], cls_ids[b], class_sets[b], vocabulary) for b in range(inst_ids.shape[0])
     ]
+
+
+def batch_targets_from_objects(
+    inst_ids: torch.Tensor,
+    objects: BatchObjects,
+    class_sets: Sequence[str | Sequence[str]],
+    vocabulary: Sequence[str],
+) -> list[MultiViewTargets]:
+    """The targets of `prepare_batch_targets`, from objects found beforehand on the host: every size is known
+    to the host, so the device only compares ids (no synchronisation).
+
+    inst_ids: (B, V, H, W) on the training device; objects: the host's `BatchObjects` of these samples.
+    """
+    batch = inst_ids.shape[0]
+    _check_class_sets(class_sets, batch)
+    if len(objects.counts) != batch:
+        raise ValueError(
+            f"objects: found for {len(objects.counts)} samples, the batch has {batch}; pack the objects of "
+            "this batch's samples"
+        )
+    lookups = [local_to_global_classes(class_set, vocabulary) for class_set in class_sets]
+    local_classes = objects.local_classes.split(objects.counts)
+    labels = torch.cat([lookup[classes] for lookup, classes in zip(lookups, local_classes)])
+    output_masks = torch.stack([_output_mask(lookup, len(vocabulary)) for lookup in lookups])
+    device = inst_ids.device
+    ids = host_to_device(objects.ids.to(inst_ids.dtype), device).split(objects.counts)
+    labels = host_to_device(labels, device).split(objects.counts)
+    output_masks = host_to_device(output_masks, device)
+    return [
+        MultiViewTargets(object_masks(inst_ids[b], ids[b]), labels[b], output_masks[b]) for b in range(batch)
+    ]
+
+
+def _check_class_sets(class_sets: Sequence[str | Sequence[str]], batch: int) -> None:
+    if len(class_sets) != batch:
+        raise ValueError(f"class_set: got {len(class_sets)} class sets for a batch of {batch}")

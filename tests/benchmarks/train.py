@@ -1,7 +1,8 @@
 """Training throughput benchmark: optimizer steps of PanSt3R (random weights) on synthetic batches.
 
 Each step is what the training loop does per iteration: forward (DINOv2 and MUSt3R without gradients
-unless --finetune, panoptic decoder with gradients) under the chosen autocast, targets from the id maps,
+unless --finetune, panoptic decoder with gradients) under the chosen autocast, targets from the objects the
+loader found (or, with --objects-in-step, from the id maps on the device),
 Hungarian matching + losses with deep supervision, backward, AdamW step. Batches are random images with
 rectangle instances built once on the device, or with --store one batch of a preprocessed store's real samples (its
 object counts vary per sample, as training's do); the loader is not measured (see tests/benchmarks/loader.py). Reports training samples
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -47,6 +49,7 @@ from panst3r_core.engine.loop import autocast_dtype
 from panst3r_core.engine.objectives import apply_freezing, build_objective, default_forward
 from panst3r_core.engine.optim import build_optimizer
 from panst3r_core.losses.criterion import TOTAL_LOSS_NAME, CriterionConfig, PanopticCriterion
+from panst3r_core.losses.sample_objects import BatchObjects, find_sample_objects
 from panst3r_core.model.hashed_text_embedding import hashed_class_embeddings
 from panst3r_core.model.variants import build_model
 
@@ -86,6 +89,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="draw the batch from this preprocessed store (real samples; its vocabulary replaces --num-classes)",
     )
+    parser.add_argument(
+        "--objects-in-step",
+        action="store_true",
+        help="drop the batch's objects found by the loader: the step finds them on the device (device syncs), "
+        "as for a batch built by hand; for A/B",
+    )
     parser.add_argument("--no-tf32", action="store_true", help="exact fp32 matmuls (TF32 is on officially)")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/train.json"))
     parser.add_argument(
@@ -118,7 +127,11 @@ def synthetic_batch(args, device: torch.device, generator: torch.Generator) -> T
                 cls[b, v, y0 : y0 + height // 4, x0 : x0 + width // 4] = label
     true_shape = torch.tensor([height, width]).expand(batch, views, 2).clone()
     class_sets = [[f"class {i}" for i in range(args.num_classes)]] * batch
-    return TrainBatch(images, true_shape, inst, cls, class_sets).to(device)
+    # As the store loader's collate does: each sample's objects found on the host.
+    objects = BatchObjects.pack(
+        [find_sample_objects(inst[b], cls[b], args.num_classes) for b in range(batch)]
+    )
+    return TrainBatch(images, true_shape, inst, cls, class_sets, objects=objects).to(device)
 
 
 def store_batch(args, device: torch.device) -> tuple[TrainBatch, list[str]]:
@@ -228,6 +241,8 @@ def run_precision(args, precision: str, model: nn.Module, device: torch.device, 
         batch = synthetic_batch(args, device, generator)
     else:
         batch, vocabulary = store_batch(args, device)
+    if args.objects_in_step:
+        batch = dataclasses.replace(batch, objects=None)
     objective = build_objective(TrainConfig(training=config), vocabulary, criterion)
     embeddings = hashed_class_embeddings(vocabulary).to(device)
     dtype = autocast_dtype(config.amp, device)
@@ -237,7 +252,7 @@ def run_precision(args, precision: str, model: nn.Module, device: torch.device, 
     def step() -> float:
         with phases("forward"), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             outputs = default_forward(ddp, batch, embeddings, config)
-        with phases("loss"):  # targets from the id maps, matching and losses, as in the loop
+        with phases("loss"):  # targets, matching and losses, as in the loop
             loss = objective.loss(outputs, batch)[TOTAL_LOSS_NAME]
         with phases("backward"):
             scaler.scale(loss).backward()
@@ -302,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             "finetune_backbones": args.finetune,
             "train_dino": args.finetune or args.train_dino,
             "num_points": args.num_points,
+            "objects_found_in": "step" if args.objects_in_step else "loader",
             "batch_source": str(args.store)
             if args.store
             else f"synthetic, {args.objects} rectangles a sample",

@@ -12,7 +12,7 @@ from datasets.store.tables import read_table
 from datasets.training.collate import collate_views
 from datasets.training.dataset import StoreViewDataset
 from panst3r_core.engine.sampler import BatchedViewSampler, SampleKey
-from panst3r_core.losses.targets import prepare_batch_targets
+from panst3r_core.losses.targets import batch_targets_from_objects, prepare_batch_targets
 
 RESOLUTIONS = [(64, 48), (64, 32)]
 OTHER_CLASSES = ["wall", "floor", "chair", "bed", "lamp", "tv", "shelf", "sink"]
@@ -91,6 +91,21 @@ def test_several_stores_share_one_global_vocabulary(stores):
     assert not second.output_mask[dataset.classes.index("sofa")]
     assert second.output_mask[dataset.classes.index("bed")]
     assert targets[0].output_mask[dataset.classes.index("sofa")]
+
+
+def test_objects_found_by_the_collate_give_the_targets_of_the_id_maps(stores):
+    dataset = StoreViewDataset([stores[0], stores[1]], 3, [(64, 48)], seed=0)
+    batch = collate_views([dataset[(index, 0, 3, index)] for index in range(len(dataset))])
+    assert sum(batch["objects"].counts) > 0
+    old = prepare_batch_targets(
+        batch["pan_inst_id"], batch["pan_cls_id"], batch["class_set"], dataset.classes
+    )
+    new = batch_targets_from_objects(
+        batch["pan_inst_id"], batch["objects"], batch["class_set"], dataset.classes
+    )
+    for a, b in zip(new, old):
+        assert torch.equal(a.masks, b.masks) and torch.equal(a.labels, b.labels)
+        assert torch.equal(a.output_mask, b.output_mask)
 
 
 def test_split_selects_scenes_and_unknown_splits_fail(stores):

@@ -1,11 +1,16 @@
 """Training objectives: each registered one builds, says what trains, and refuses what cannot work."""
 
+from dataclasses import fields, replace
+
 import pytest
 import torch
 
+from panst3r_core.engine import objectives
 from panst3r_core.engine.batch import TrainBatch
 from panst3r_core.engine.config import TrainConfig, TrainingConfig
 from panst3r_core.engine.objectives import OBJECTIVES, apply_freezing, build_objective
+from panst3r_core.losses.sample_objects import BatchObjects, find_sample_objects
+from panst3r_core.losses.targets import split_class_set
 from panst3r_core.model.variants import build_model
 
 
@@ -128,3 +133,38 @@ def test_panoptic_pointmap_needs_the_geometry_in_the_batch():
     batch.depth = None
     with pytest.raises(ValueError, match="depth"):
         objective.forward(build_model("tiny_v2"), batch, torch.zeros(1, 768))
+
+
+def _with_objects(batch: TrainBatch) -> TrainBatch:
+    """The batch as the store loader's collate yields it: each sample's objects found on the host."""
+    samples = [
+        find_sample_objects(batch.pan_inst_id[b], batch.pan_cls_id[b], len(split_class_set(class_set)))
+        for b, class_set in enumerate(batch.class_set)
+    ]
+    return replace(batch, objects=BatchObjects.pack(samples))
+
+
+def test_panoptic_loss_from_the_loader_objects_equals_the_loss_from_the_id_maps(monkeypatch):
+    config = TrainConfig()
+    config.criterion.num_points = 64
+    objective = build_objective(config, ["wall"])
+    batch = _geometry_batch()
+    generator = torch.Generator().manual_seed(0)
+    outputs = {
+        "pred_logits": torch.randn(1, 5, 1, generator=generator),
+        "pred_masks": torch.randn(1, 2, 5, 16, 16, generator=generator),
+    }
+    torch.manual_seed(0)
+    from_id_maps = objective.loss(outputs, batch)
+    monkeypatch.setattr(objectives, "prepare_batch_targets", None)  # the objects path must not call it
+    torch.manual_seed(0)
+    from_objects = objective.loss(outputs, _with_objects(batch))
+    assert from_objects.keys() == from_id_maps.keys()
+    assert all(torch.equal(from_objects[name], from_id_maps[name]) for name in from_objects)
+
+
+def test_batch_objects_come_through_from_any_and_stay_on_the_host():
+    batch = _with_objects(_geometry_batch())
+    mapping = {field.name: getattr(batch, field.name) for field in fields(batch)}
+    moved = TrainBatch.from_any(mapping).to(torch.device("cpu"))
+    assert moved.objects is batch.objects
