@@ -43,7 +43,6 @@ from panst3r_core.engine.checkpointing import (
     save_checkpoint,
 )
 from panst3r_core.engine.config import TrainConfig, TrainingConfig
-from panst3r_core.engine.frozen_casts import cache_frozen_linear_casts
 from panst3r_core.engine.loss_values import LossValues, NonFiniteLossGuard, RunningMeans
 from panst3r_core.engine.objectives import ForwardFn, apply_freezing, build_objective
 from panst3r_core.engine.optim import base_learning_rate, build_optimizer
@@ -216,8 +215,6 @@ class Trainer:
 
         self.model = model.to(self.device)
         apply_freezing(self.model, self.objective, self.training)
-        if self.amp_dtype is not None:
-            cache_frozen_linear_casts(self.model)
         self.resume_path = find_resume_checkpoint(self.output_dir) if self.training.resume else None
         if self.resume_path is not None:
             load_weights(self.model, self.resume_path, strict=True)

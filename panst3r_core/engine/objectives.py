@@ -26,6 +26,7 @@ from torch import nn
 
 from panst3r_core.engine.batch import TrainBatch
 from panst3r_core.engine.config import TrainConfig, TrainingConfig
+from panst3r_core.engine.frozen_casts import cache_frozen_linear_casts
 from panst3r_core.losses.criterion import TOTAL_LOSS_NAME, PanopticCriterion
 from panst3r_core.losses.pointmap import TOTAL_POINTMAP_LOSS, PointmapCriterion, pointmap_targets
 from panst3r_core.losses.targets import MultiViewTargets, batch_targets_from_objects, prepare_batch_targets
@@ -224,7 +225,7 @@ def build_objective(
 
 def apply_freezing(model: nn.Module, objective: Objective, training: TrainingConfig) -> None:
     """requires_grad per submodule as the objective says (a submodule the model lacks is only warned about
-    when it would have trained)."""
+    when it would have trained); the model's Linear layers then cache their autocast casts while frozen."""
     for module_name, trains in objective.trainable_modules(training).items():
         module = getattr(model, module_name, None)
         if module is None:
@@ -232,3 +233,4 @@ def apply_freezing(model: nn.Module, objective: Objective, training: TrainingCon
                 logger.warning("model has no submodule %r to train", module_name)
             continue
         module.requires_grad_(trains)
+    cache_frozen_linear_casts(model)

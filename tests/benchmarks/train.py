@@ -249,7 +249,7 @@ def run_precision(args, precision: str, model: nn.Module, device: torch.device, 
 
     phases = PhaseClock(device)
 
-    def step() -> float:
+    def step() -> torch.Tensor:
         with phases("forward"), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             outputs = default_forward(ddp, batch, embeddings, config)
         with phases("loss"):  # targets, matching and losses, as in the loop
@@ -260,7 +260,7 @@ def run_precision(args, precision: str, model: nn.Module, device: torch.device, 
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
-        return float(loss.detach())
+        return loss.detach()  # read after the timed steps, as the loop reads its losses once per window
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -283,7 +283,7 @@ def run_precision(args, precision: str, model: nn.Module, device: torch.device, 
         "seconds_per_step": seconds / args.steps,
         "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         "phase_seconds": phase_seconds,
-        "last_loss": losses[-1],
+        "last_loss": float(losses[-1]),
         "objects_per_sample": objects_per_sample(batch),
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
     }

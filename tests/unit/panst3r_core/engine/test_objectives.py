@@ -8,6 +8,7 @@ import torch
 from panst3r_core.engine import objectives
 from panst3r_core.engine.batch import TrainBatch
 from panst3r_core.engine.config import TrainConfig, TrainingConfig
+from panst3r_core.engine.frozen_casts import CastCachingLinear
 from panst3r_core.engine.objectives import OBJECTIVES, apply_freezing, build_objective
 from panst3r_core.losses.sample_objects import BatchObjects, find_sample_objects
 from panst3r_core.losses.targets import split_class_set
@@ -44,6 +45,8 @@ def test_pointmap_trains_only_the_must3r_backbone():
     apply_freezing(model, objective, training)
     trainable = {name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"must3r_encoder", "must3r_decoder"}
+    assert any(isinstance(module, CastCachingLinear) for module in model.modules())
+    assert not any(type(module) is torch.nn.Linear for module in model.modules())  # subclasses stay theirs
 
 
 def test_pointmap_with_a_frozen_backbone_has_nothing_to_train():
