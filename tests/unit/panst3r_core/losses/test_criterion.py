@@ -127,3 +127,54 @@ def test_gradient_flows_to_matched_masks_and_logits():
 def test_unsupported_label_mode_is_a_clear_error():
     with pytest.raises(ValueError, match="label_mode"):
         CriterionConfig(label_mode="softmax")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_every_layer_scores_as_if_the_layers_were_matched_and_scored_one_after_the_other(dtype):
+    """The criterion matches every layer first (one device -> host copy), drawing its random points in the
+    order a layer-by-layer loop draws them: each layer's terms equal that layer scored alone, in turn."""
+    torch.manual_seed(6)
+    targets = [_targets(), _targets(), _targets()]
+    targets[1] = MultiViewTargets(targets[1].masks[:0], targets[1].labels[:0], targets[1].output_mask)
+    layers = [
+        {
+            "pred_logits": torch.randn(3, 6, 4).to(dtype),
+            "pred_masks": torch.randn(3, NUM_VIEWS, 6, 4, 4).to(dtype),
+        }
+        for _ in range(3)
+    ]
+    torch.manual_seed(7)
+    together = _criterion()({**layers[0], "aux_outputs": layers[1:]}, targets)
+    torch.manual_seed(7)
+    for suffix, layer in zip(("", "_0", "_1"), layers):
+        alone = _criterion(deep_supervision=False)(layer, targets)
+        for name in ("loss_ce", "loss_mask", "loss_dice"):
+            assert torch.equal(together[f"{name}{suffix}"], alone[name]), f"{name}{suffix}"
+
+
+def test_random_points_are_drawn_per_layer_matching_first_then_its_mask_losses(monkeypatch):
+    """The draw order of a loop that matches and scores one layer after the other, which keeps every value of
+    that loop (checked against it when the layers' matching was batched into one device -> host copy)."""
+    from panst3r_core.losses import criterion as criterion_module
+    from panst3r_core.losses import matcher as matcher_module
+
+    drawn = []
+
+    def recording(where):
+        def draw(num_rows, num_points, device="cpu", generator=None):
+            drawn.append((where, num_rows, num_points))
+            return torch.rand(num_rows, num_points, 2, device=device, generator=generator)
+
+        return draw
+
+    monkeypatch.setattr(matcher_module, "random_points", recording("match"))
+    monkeypatch.setattr(criterion_module, "random_points", recording("loss"))
+    empty = MultiViewTargets(_targets().masks[:0], _targets().labels[:0], _targets().output_mask)
+    targets = [_targets(), empty, _targets()]  # 2 samples with 3 objects each, 6 queries
+    layers = [
+        {"pred_logits": torch.randn(3, 6, 4), "pred_masks": torch.randn(3, NUM_VIEWS, 6, 4, 4)}
+        for _ in range(3)
+    ]
+    _criterion()({**layers[0], "aux_outputs": layers[1:]}, targets)
+    one_layer = [("match", 2 * NUM_VIEWS, 256), ("loss", 6 * NUM_VIEWS, 256)]
+    assert drawn == one_layer * 3
