@@ -148,12 +148,11 @@ class HungarianMatcher:
             return [[_empty_match() for _ in targets.counts] for _ in layers]
         subset = len(present) < len(targets.counts)
         selected = targets.select(present) if subset else targets
-        costs = [
-            self.batch_costs(logits[present], masks[present], selected, points)
-            if subset
-            else self.batch_costs(logits, masks, selected, points)
-            for logits, masks, points in layers
-        ]
+        costs = []
+        for logits, masks, points in layers:
+            if subset:
+                logits, masks = logits[present], masks[present]
+            costs.append(self.batch_costs(logits, masks, selected, points))
         host = torch.stack(costs).cpu()
         return [
             self._assign(layer_costs, present, selected.counts, len(targets.counts)) for layer_costs in host

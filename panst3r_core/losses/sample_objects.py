@@ -47,7 +47,7 @@ class BatchObjects:
         )
 
 
-def check_id_maps(inst_ids: torch.Tensor, cls_ids: torch.Tensor) -> None:
+def _check_id_maps(inst_ids: torch.Tensor, cls_ids: torch.Tensor) -> None:
     if inst_ids.shape != cls_ids.shape or inst_ids.dim() != 3:
         raise ValueError(
             f"pan_inst_id {tuple(inst_ids.shape)} and pan_cls_id {tuple(cls_ids.shape)} must both be (V, H, W)"
@@ -60,7 +60,7 @@ def find_sample_objects(inst_ids: torch.Tensor, cls_ids: torch.Tensor, num_class
     inst_ids: (V, H, W) integer instance ids, 0 = void; ids are shared across the views of a scene.
     cls_ids: (V, H, W) integer local class ids, each below `num_classes` (the size of the sample's class_set).
     """
-    check_id_maps(inst_ids, cls_ids)
+    _check_id_maps(inst_ids, cls_ids)
     inst_flat = inst_ids.reshape(-1).long()
     cls_flat = cls_ids.reshape(-1).long()
     labelled = inst_flat != 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from panst3r_core.losses.host_to_device import host_to_device
-from panst3r_core.losses.sample_objects import BatchObjects, check_id_maps, find_sample_objects
+from panst3r_core.losses.sample_objects import BatchObjects, find_sample_objects
 
 CLASS_SET_SEPARATOR = ";"
 
@@ -101,7 +101,6 @@ def prepare_targets(
     inst_ids: (V, H, W) integer instance ids, 0 = void; ids are shared across the views of a scene.
     cls_ids: (V, H, W) integer local class ids (index into `class_set`).
     """
-    check_id_maps(inst_ids, cls_ids)
     local_to_global = local_to_global_classes(class_set, vocabulary)
     objects = find_sample_objects(inst_ids, cls_ids, local_to_global.numel())
     return MultiViewTargets(
