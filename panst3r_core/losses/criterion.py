@@ -94,57 +94,35 @@ class PanopticCriterion(nn.Module):
         total = pred_masks.new_zeros((), dtype=torch.float32)
         # Losses in fp32 whatever the forward's autocast dtype.
         with torch.autocast(device_type=device.type, enabled=False):
-            predictions = [
-                self._layer_predictions(layer_outputs, len(targets)) for _, layer_outputs in layers
-            ]
-            # Every layer is matched first, with one device -> host copy of the costs (each copy waits for the
-            # device); the random points are drawn beforehand in the order of matching and scoring one layer
-            # after the other, so no value changes.
-            points = [self._layer_points(masks, batch_targets) for _, masks in predictions]
-            matches = self.matcher.match_layers(
-                [
-                    (logits, masks, cost_points)
-                    for (logits, masks), (cost_points, _) in zip(predictions, points)
-                ],
-                batch_targets.padded,
-            )
-            for (suffix, _), (logits, masks), (_, loss_points), layer_matches in zip(
-                layers, predictions, points, matches
-            ):
-                pairs = batch_targets.matched_pairs(layer_matches, device)
-                terms = {
-                    "loss_ce": self._class_loss(logits.float(), batch_targets, pairs, num_masks),
-                    **self._mask_losses(masks, batch_targets, pairs, num_masks, loss_points),
-                }
-                for name, value in terms.items():
+            for suffix, layer_outputs in layers:
+                for name, value in self._layer_losses(
+                    layer_outputs, targets, batch_targets, num_masks
+                ).items():
                     losses[f"{name}{suffix}"] = value
                     total = total + self.weights[name] * value
         losses[TOTAL_LOSS_NAME] = total
         return losses
 
-    @staticmethod
-    def _layer_predictions(outputs: Mapping[str, Any], batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """One decoder layer's (pred_logits, pred_masks), as the forward computed them."""
-        pred_logits, pred_masks = outputs["pred_logits"], outputs["pred_masks"]
-        if pred_masks.shape[0] != batch_size:
+    def _layer_losses(
+        self,
+        outputs: Mapping[str, Any],
+        targets: Sequence[MultiViewTargets],
+        batch_targets: _BatchTargets,
+        num_masks: float,
+    ) -> dict[str, torch.Tensor]:
+        """Unweighted `loss_ce`, `loss_mask`, `loss_dice` of one decoder layer, with its own matching."""
+        pred_logits = outputs["pred_logits"].float()
+        pred_masks = outputs["pred_masks"].float()
+        if pred_masks.shape[0] != len(targets):
             raise ValueError(
-                f"pred_masks has batch {pred_masks.shape[0]} but {batch_size} targets were given"
+                f"pred_masks has batch {pred_masks.shape[0]} but {len(targets)} targets were given"
             )
-        return pred_logits, pred_masks
-
-    def _layer_points(
-        self, pred_masks: torch.Tensor, batch_targets: _BatchTargets
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """One layer's random points: the matcher's, then its mask losses' (one row per matched object and
-        view: every object of a sample is matched while it has no more objects than queries)."""
-        num_views, num_queries = pred_masks.shape[1:3]
-        device = pred_masks.device
-        cost_points = self.matcher.cost_points(batch_targets.padded, num_views, device)
-        matched = sum(min(count, num_queries) for count in batch_targets.padded.counts)
-        loss_points = (
-            random_points(matched * num_views, self.config.num_points, device=device) if matched else None
-        )
-        return cost_points, loss_points
+        matches = self.matcher.match_padded(pred_logits, pred_masks, batch_targets.padded)
+        pairs = batch_targets.matched_pairs(matches, pred_masks.device)
+        return {
+            "loss_ce": self._class_loss(pred_logits, batch_targets, pairs, num_masks),
+            **self._mask_losses(pred_masks, batch_targets, pairs, num_masks),
+        }
 
     def _class_loss(
         self,
@@ -171,27 +149,21 @@ class PanopticCriterion(nn.Module):
         batch_targets: _BatchTargets,
         pairs: _MatchedPairs | None,
         num_masks: float,
-        points: torch.Tensor | None,
     ) -> dict[str, torch.Tensor]:
         """BCE and dice over (matched object, view) rows, / num_masks / V.
 
-        Each row gets its own P uniform points, `points` (rows, P, 2) (the official importance sampling with
-        oversample and importance ratios of 1 keeps every random point, so it reduces to this).
+        Each row gets its own P uniform points (the official importance sampling with oversample and
+        importance ratios of 1 keeps every random point, so it reduces to this).
         """
         num_views = pred_masks.shape[1]
         if pairs is None:
             # Keep the graph connected (DDP expects every parameter to receive a gradient).
-            zero = pred_masks.float().sum() * 0.0
+            zero = pred_masks.sum() * 0.0
             return {"loss_mask": zero, "loss_dice": zero.clone()}
         # Rows ordered (matched pair, view), samples one after another: (K*V, 1, h, w) and (K*V, 1, H, W).
-        # Gathered, then cast: the matched rows alone in float32, not every query's masks (the same values).
-        pred_rows_t = pred_masks[pairs.sample, :, pairs.query].float().flatten(0, 1).unsqueeze(1)
+        pred_rows_t = pred_masks[pairs.sample, :, pairs.query].flatten(0, 1).unsqueeze(1)
         target_rows_t = batch_targets.padded.masks[pairs.sample, :, pairs.target].flatten(0, 1).unsqueeze(1)
-        if points is None or points.shape[0] != pred_rows_t.shape[0]:
-            raise RuntimeError(
-                f"mask loss points: {None if points is None else points.shape[0]} rows drawn for "
-                f"{pred_rows_t.shape[0]} matched (object, view) rows"
-            )
+        points = random_points(pred_rows_t.shape[0], self.config.num_points, device=pred_masks.device)
         point_logits = sample_points(pred_rows_t, points).squeeze(1)  # (R, P)
         with torch.no_grad():
             point_labels = sample_binary_masks(target_rows_t, points).squeeze(1)  # (R, P)

@@ -79,33 +79,20 @@ class HungarianMatcher:
         """
         return self.batch_costs(pred_logits[None], pred_masks[None], padded_targets([targets]))[0]
 
-    def cost_points(
-        self, targets: PaddedTargets, num_views: int, device: torch.device
-    ) -> torch.Tensor | None:
-        """The points (B'*V, P, 2) that matching these targets samples, B' the samples with an object (None
-        when there is none): drawn apart, a caller matching several layers at once keeps its random order."""
-        present = sum(1 for count in targets.counts if count)
-        return random_points(present * num_views, self.num_points, device=device) if present else None
-
     @torch.no_grad()
     def batch_costs(
-        self,
-        pred_logits: torch.Tensor,
-        pred_masks: torch.Tensor,
-        targets: PaddedTargets,
-        points: torch.Tensor | None = None,
+        self, pred_logits: torch.Tensor, pred_masks: torch.Tensor, targets: PaddedTargets
     ) -> torch.Tensor:
         """Costs (B, Q, M) of B samples; the columns past a sample's count are padding, to be cut off.
 
         pred_logits: (B, Q, C); pred_masks: (B, V, Q, h, w). One point draw serves the batch (on the CPU the
-        same points as one draw per sample in order), or `points` (B*V, P, 2) given; each (sample, view) row
-        samples all of its objects' masks at once.
+        same points as one draw per sample in order); each (sample, view) row samples all of its objects' masks
+        at once.
         """
         num_samples, num_views, num_queries = pred_masks.shape[:3]
         labels, masks = targets.labels, targets.masks
         device = pred_masks.device
-        if points is None:
-            points = random_points(num_samples * num_views, self.num_points, device=device)  # (B*V, P, 2)
+        points = random_points(num_samples * num_views, self.num_points, device=device)  # (B*V, P, 2)
         pred_values = sample_points(pred_masks.float().flatten(0, 1), points)  # (B*V, Q, P)
         pred_values = _per_sample_rows(pred_values, num_samples)  # (B, Q, V*P)
         target_values = _sample_view_major(masks.flatten(0, 1), points)  # (B*V, M, P)
@@ -132,38 +119,17 @@ class HungarianMatcher:
     ) -> list[Match]:
         """`__call__` for targets already laid out by `padded_targets`: the criterion lays its batch out once
         for every decoder layer."""
-        return self.match_layers([(pred_logits, pred_masks, None)], targets)[0]
-
-    @torch.no_grad()
-    def match_layers(
-        self,
-        layers: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]],
-        targets: PaddedTargets,
-    ) -> list[list[Match]]:
-        """`match_padded` for several predictions of one batch (pred_logits, pred_masks, points from
-        `cost_points` or None to draw them), e.g. a decoder's layers: one device -> host copy of every cost,
-        since each copy waits for the device to finish what it was given."""
         present = [b for b, count in enumerate(targets.counts) if count]
+        matches = [_empty_match() for _ in targets.counts]
         if not present:
-            return [[_empty_match() for _ in targets.counts] for _ in layers]
-        subset = len(present) < len(targets.counts)
-        selected = targets.select(present) if subset else targets
-        costs = []
-        for logits, masks, points in layers:
-            if subset:
-                logits, masks = logits[present], masks[present]
-            costs.append(self.batch_costs(logits, masks, selected, points))
-        host = torch.stack(costs).cpu()
-        return [
-            self._assign(layer_costs, present, selected.counts, len(targets.counts)) for layer_costs in host
-        ]
-
-    @staticmethod
-    def _assign(costs: torch.Tensor, present: list[int], counts: list[int], num_samples: int) -> list[Match]:
-        """Hungarian assignment of each present sample's (Q, count) host costs."""
-        matches = [_empty_match() for _ in range(num_samples)]
-        for row, (b, count) in enumerate(zip(present, counts)):
-            rows, cols = linear_sum_assignment(costs[row, :, :count].numpy())
+            return matches
+        if len(present) < len(targets.counts):
+            pred_logits, pred_masks = pred_logits[present], pred_masks[present]
+            targets = targets.select(present)
+        # One device -> host copy for the whole batch: a copy per sample synchronises the stream each time.
+        host = self.batch_costs(pred_logits, pred_masks, targets).cpu()
+        for row, (b, count) in enumerate(zip(present, targets.counts)):
+            rows, cols = linear_sum_assignment(host[row, :, :count].numpy())
             matches[b] = Match(
                 torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)
             )

@@ -133,33 +133,3 @@ def test_batch_costs_equal_each_samples_cost_matrix():
     # equal up to float32 rounding: the batched product's blocking depends on the padded width
     torch.testing.assert_close(costs[0, :, :2], first)
     torch.testing.assert_close(costs[1], second)
-
-
-def test_matching_several_layers_at_once_equals_matching_each_with_its_points():
-    torch.manual_seed(4)
-    counts = [3, 0, 5]
-    layers = [_random_batch(counts)[:2] for _ in range(3)]
-    targets = _random_batch(counts)[2]
-    padded = padded_targets(targets)
-    matcher = HungarianMatcher(num_points=24)
-    torch.manual_seed(5)
-    points = [matcher.cost_points(padded, num_views=3, device=torch.device("cpu")) for _ in layers]
-    assert all(p.shape == (2 * 3, 24, 2) for p in points)  # the two samples with objects, 3 views each
-    together = matcher.match_layers(
-        [(logits, masks, p) for (logits, masks), p in zip(layers, points)], padded
-    )
-    torch.manual_seed(5)
-    for (logits, masks), layer_matches in zip(layers, together):
-        alone = matcher.match_padded(logits, masks, padded)  # draws the same points itself
-        for got, expected in zip(layer_matches, alone):
-            assert torch.equal(got.query_indices, expected.query_indices)
-            assert torch.equal(got.target_indices, expected.target_indices)
-
-
-def test_layers_without_objects_get_empty_matches_and_no_points():
-    logits, masks, targets = _random_batch([0, 0])
-    padded = padded_targets(targets)
-    matcher = HungarianMatcher(num_points=8)
-    assert matcher.cost_points(padded, num_views=3, device=torch.device("cpu")) is None
-    matches = matcher.match_layers([(logits, masks, None)] * 2, padded)
-    assert [[m.query_indices.numel() for m in layer] for layer in matches] == [[0, 0], [0, 0]]
