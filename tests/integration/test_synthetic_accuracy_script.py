@@ -325,3 +325,38 @@ def test_held_out_only_refuses_stages_that_need_training_scenes(tmp_path):
     result = run_script(tmp_path / "w", "--stages", "generate,preprocess,train", "--held-out-only")
     assert result.returncode == 2
     assert "--held-out-only makes no training scenes" in result.stderr
+
+
+OVERFIT_SCRIPT = REPO / "tests" / "benchmarks" / "synthetic_overfit.sh"
+
+
+@pytest.mark.slow
+def test_the_overfit_check_trains_on_eight_scenes_alone_and_scores_them(tmp_path):
+    """tests/benchmarks/synthetic_overfit.sh at toy size on the CPU: 8 training scenes of its seed, the shipped
+    model continued on them in one call, and those same 8 scenes scored beside the held-out ones."""
+    dropped = {"--train-scenes", "--eval-train-scenes"}  # the script's own 8 scenes stay, with their values
+    toy = [
+        arg for i, arg in enumerate(CONTINUE_TOY) if dropped.isdisjoint(CONTINUE_TOY[max(i - 1, 0) : i + 1])
+    ]
+    work = tmp_path / "work"
+    env = {
+        **os.environ,
+        "PYOPENGL_PLATFORM": "egl",
+        "OMP_NUM_THREADS": "1",
+        "PYTHON": sys.executable,
+        "WORK": str(work),
+        "MINUTES": "0.3",
+        "CALL_SECONDS": "600",
+        "EXTRA_ARGS": " ".join(toy),
+    }
+    done = subprocess.run(
+        ["bash", str(OVERFIT_SCRIPT)], cwd=REPO, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    accuracy = json.loads((work / "accuracy.json").read_text())
+    assert (
+        accuracy["data"]["generated"]["train_scenes"] == 8 and accuracy["data"]["generated"]["seed"] == 11000
+    )
+    assert len(accuracy["training_scenes"]["scenes"]) == 8
+    assert accuracy["config"]["training"]["chkpt"] == "shipped:compact_smooth_v2_synthetic"
+    assert accuracy["training_finished"] is True and accuracy["training"]["steps"] > 0
