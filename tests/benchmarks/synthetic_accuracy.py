@@ -80,10 +80,11 @@ TRAIN_GRACE_S = 150.0
 # Share of the measured step rate a final call relies on (checkpoint writes, loader start-up, rate noise).
 FINAL_CALL_RATE_MARGIN = 0.9
 # With --call-minutes: seconds kept for torchrun's start-up and the last checkpoint and export, and for the
-# evaluation when it follows in the same call (measured on an H100 and an H200, 2026-12-05: about 22 s of
-# start-up and exit around a training loop, 49 s to score 16 + 8 scenes with two post-processings and export).
-TRAIN_OVERHEAD_S = 60.0
-EVALUATION_RESERVE_S = 90.0
+# evaluation when it follows in the same call. Measured on an H100 and an H200 (2026-12-05 and -06): 14-22 s of
+# start-up and exit around a training loop, 47-49 s to score 16 + 8 scenes with two post-processings and
+# export; about twice that was kept before, which left two minutes of a final call unused.
+TRAIN_OVERHEAD_S = 40.0
+EVALUATION_RESERVE_S = 70.0
 # While preprocessing workers run, the committed scenes' table rows are read this often.
 TABLE_READ_SECONDS = 5.0
 
