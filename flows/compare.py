@@ -20,6 +20,7 @@ import pandas as pd
 
 from flows import mlflow_names as names
 from flows.mlflow_tracking import default_tracking_uri
+from flows.paired_comparison import paired_table
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class CompareReport:
     plots: dict[str, Path] = field(default_factory=dict)
     best_run_id: str | None = None
     per_class: pd.DataFrame | None = None
+    paired: pd.DataFrame | None = None
+    """With a paired baseline: every other checkpoint against it, scene by scene."""
 
 
 # ---------------------------------------------------------------------- reading runs
@@ -117,8 +120,8 @@ def latest_per_configuration(table: pd.DataFrame) -> pd.DataFrame:
     return latest.sort_values("PQ", ascending=False, na_position="last").reset_index(drop=True)
 
 
-def read_per_class(run_id: str, tracking_uri: str | None) -> pd.DataFrame | None:
-    """The per-class table artifact of a run (None when it has none)."""
+def read_table(run_id: str, table: str, tracking_uri: str | None) -> pd.DataFrame | None:
+    """A table artifact of a run (None, with a warning, when it has none)."""
     import os
 
     import mlflow
@@ -126,14 +129,28 @@ def read_per_class(run_id: str, tracking_uri: str | None) -> pd.DataFrame | None
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         path = mlflow.artifacts.download_artifacts(
-            run_id=run_id,
-            artifact_path=names.table_artifact(names.PER_CLASS_TABLE),
-            tracking_uri=tracking_uri,
+            run_id=run_id, artifact_path=names.table_artifact(table), tracking_uri=tracking_uri
         )
-    except Exception as exc:  # noqa: BLE001 - a missing artifact only drops one plot
-        log.warning("run %s has no per-class table (%s); skipping the per-class plot", run_id, exc)
+    except Exception as exc:  # noqa: BLE001 - a missing artifact only drops what it feeds
+        log.warning("run %s has no %s table (%s); leaving it out", run_id, table, exc)
         return None
     return pd.read_parquet(path)
+
+
+def read_per_class(run_id: str, tracking_uri: str | None) -> pd.DataFrame | None:
+    """The per-class table artifact of a run (None when it has none)."""
+    return read_table(run_id, names.PER_CLASS_TABLE, tracking_uri)
+
+
+def paired_with(table: pd.DataFrame, baseline: str, tracking_uri: str | None) -> pd.DataFrame:
+    """Every other checkpoint against `baseline`, scene by scene (flows.paired_comparison), from the
+    per-scene table artifacts of the compared runs."""
+    tables = {}
+    for run_id in table["run_id"]:
+        scenes = read_table(str(run_id), names.PER_SCENE_TABLE, tracking_uri)
+        if scenes is not None:
+            tables[str(run_id)] = scenes
+    return paired_table(table, tables, baseline)
 
 
 # ---------------------------------------------------------------------- plots
@@ -170,6 +187,14 @@ def _keyframe_order(values) -> list[str]:
     return sorted({str(v) for v in values}, key=key)
 
 
+def _first(label: str, labelled: set[str]) -> str | None:
+    """`label` the first time it is asked for, None after (matplotlib leaves None out of the legend)."""
+    if label in labelled:
+        return None
+    labelled.add(label)
+    return label
+
+
 def plot_pq_by_configuration(latest: pd.DataFrame, path: Path) -> Path:
     """Grouped bars: scene PQ per keyframe setting (groups) and post-processing (bars), one panel per
     checkpoint; COCO PQ as a dark tick on each bar."""
@@ -186,6 +211,7 @@ def plot_pq_by_configuration(latest: pd.DataFrame, path: Path) -> Path:
     )
     width = 0.8 / max(1, len(methods))
     top = max(0.05, float(latest[["PQ", "coco_PQ"]].max().max() or 0))
+    labelled: set[str] = set()  # each legend entry once, from whichever bar draws it first
     for ax, checkpoint in zip(axes[0], checkpoints):
         rows = latest[latest["checkpoint"].astype(str) == checkpoint]
         for m, method in enumerate(methods):
@@ -195,7 +221,7 @@ def plot_pq_by_configuration(latest: pd.DataFrame, path: Path) -> Path:
                     continue
                 x = k + (m - (len(methods) - 1) / 2) * width
                 pq = float(match["PQ"].iloc[0])
-                ax.bar(x, pq, width * 0.92, color=_COLORS[m % len(_COLORS)], label=method if k == 0 else None)
+                ax.bar(x, pq, width * 0.92, color=_COLORS[m % len(_COLORS)], label=_first(method, labelled))
                 ax.text(x, pq + top * 0.015, f"{pq:.3f}", ha="center", va="bottom", fontsize=9)
                 coco = match["coco_PQ"].iloc[0]
                 if pd.notna(coco):
@@ -204,7 +230,7 @@ def plot_pq_by_configuration(latest: pd.DataFrame, path: Path) -> Path:
                         [coco, coco],
                         color="#222222",
                         lw=2,
-                        label="COCO PQ (per image)" if (m == 0 and k == 0) else None,
+                        label=_first("COCO PQ (per image)", labelled),
                     )
         ax.set_xticks(
             range(len(keyframes)), [f"{f} keyframes" if f != "all" else "all views" for f in keyframes]
@@ -214,15 +240,20 @@ def plot_pq_by_configuration(latest: pd.DataFrame, path: Path) -> Path:
     axes[0][0].set_ylabel("scene PQ (PanLift protocol)")
     # headroom above the bars for the legend, which sits inside the first panel
     axes[0][0].set_ylim(0, min(1.25, top * 1.4 + 0.02))
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    handles, labels = [], []
+    for ax in axes[0]:
+        panel_handles, panel_labels = ax.get_legend_handles_labels()
+        handles += panel_handles
+        labels += panel_labels
     order = sorted(range(len(labels)), key=lambda i: labels[i].startswith("COCO"))  # methods first
-    axes[0][0].legend(
-        [handles[i] for i in order],
-        [labels[i] for i in order],
-        loc="upper left",
-        ncol=len(labels),
-        fontsize=10,
-    )
+    if labels:
+        axes[0][0].legend(
+            [handles[i] for i in order],
+            [labels[i] for i in order],
+            loc="upper left",
+            ncol=len(labels),
+            fontsize=10,
+        )
     fig.suptitle("Scene PQ by post-processing and keyframes", fontsize=14, fontweight="bold")
     fig.tight_layout()
     fig.savefig(path)
@@ -345,6 +376,14 @@ def _format_table(table: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+def _format_floats(table: pd.DataFrame) -> pd.DataFrame:
+    shown = table.copy()
+    for column in shown.columns:
+        if shown[column].dtype.kind == "f":
+            shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    return shown
+
+
 _STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1200px;
        color: #222; padding: 0 1em; }
@@ -374,8 +413,10 @@ def write_html(
     per_class: pd.DataFrame | None,
     best_title: str | None,
     filter_string: str | None,
+    paired: pd.DataFrame | None = None,
 ) -> Path:
-    """One self-contained HTML file: the table, the plots (embedded PNG) and the best run's class table."""
+    """One self-contained HTML file: the table, the plots (embedded PNG), the paired comparison when asked
+    for and the best run's class table."""
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>PanSt3R evaluation: {html.escape(experiment)}</title><style>{_STYLE}</style></head><body>",
@@ -396,16 +437,20 @@ def write_html(
         if name in plots:
             parts += [f"<h2>{titles[name]}</h2>", _embedded_png(plots[name], titles[name])]
     parts += ["<h2>All runs (best PQ first)</h2>", _format_table(table).to_html(index=False, border=0)]
+    if paired is not None:
+        parts += [
+            "<h2>Paired with the baseline, scene by scene</h2>",
+            "<p class='note'>Mean gain in scene PQ over the scenes both checkpoints scored, with its 95% "
+            "bootstrap interval; significant when the interval excludes zero.</p>",
+            _format_floats(paired).to_html(index=False, border=0),
+        ]
     if "per_class" in plots:
         parts += [
             f"<h2>{html.escape(titles['per_class'])}</h2>",
             _embedded_png(plots["per_class"], "per-class PQ"),
         ]
     if per_class is not None:
-        shown = per_class.copy()
-        for column in shown.columns:
-            if shown[column].dtype.kind == "f":
-                shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+        shown = _format_floats(per_class)
         parts += ["<h2>Per-class table of the best run</h2>", shown.to_html(index=False, border=0)]
     parts.append("</body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")
@@ -421,9 +466,11 @@ def compare(
     out: str | Path | None = None,
     tracking_uri: str | None = None,
     runs_dir: str | Path = "runs",
+    paired_baseline: str | None = None,
 ) -> CompareReport:
     """Read the runs, write `OUT/{runs.csv, pq_by_configuration.png, per_class.png, pq_vs_speed.png,
-    report.html}` (OUT default RUNS/compare/<experiment>) and return the table and paths."""
+    report.html}` (OUT default RUNS/compare/<experiment>) and return the table and paths; with
+    `paired_baseline` (a checkpoint label) also `OUT/paired.csv`, each other checkpoint against it."""
     uri = tracking_uri or default_tracking_uri(runs_dir)
     table = load_runs(experiment, filter_string, uri)
     out_dir = Path(out) if out is not None else Path(runs_dir) / "compare" / experiment
@@ -452,7 +499,11 @@ def compare(
         )
         if per_class is not None and not per_class.empty:
             plots["per_class"] = plot_per_class(per_class, best_title, out_dir / "per_class.png")
+    paired = None
+    if paired_baseline is not None and not table.empty:
+        paired = paired_with(table, paired_baseline, uri)
+        paired.to_csv(out_dir / "paired.csv", index=False)
     report = write_html(
-        out_dir / "report.html", experiment, uri, table, plots, per_class, best_title, filter_string
+        out_dir / "report.html", experiment, uri, table, plots, per_class, best_title, filter_string, paired
     )
-    return CompareReport(table, out_dir, report, plots, best_run_id, per_class)
+    return CompareReport(table, out_dir, report, plots, best_run_id, per_class, paired)

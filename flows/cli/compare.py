@@ -21,6 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", default=None, help="output folder (default RUNS/compare/<experiment>)")
     parser.add_argument("--top", type=int, default=20, help="rows of the printed table (default 20)")
+    parser.add_argument(
+        "--paired",
+        default=None,
+        metavar="CHECKPOINT",
+        help="also compare every other checkpoint with this one scene by scene, pooled over every store the "
+        "runs scored: mean PQ gain with its 95%% bootstrap interval (OUT/paired.csv and the report)",
+    )
     parser.add_argument("--runs-dir", default="runs", help="state folder (default ./runs)")
     parser.add_argument(
         "--tracking-uri", default=None, help="MLflow tracking URI (default sqlite RUNS/mlflow.db)"
@@ -41,8 +48,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--top must be >= 1, got {args.top}")
     from flows.compare import compare
 
-    report = compare(args.experiment, args.filter, args.out, args.tracking_uri, args.runs_dir)
+    report = compare(
+        args.experiment, args.filter, args.out, args.tracking_uri, args.runs_dir, paired_baseline=args.paired
+    )
     print_table(report.table, args.experiment, args.top)
+    if report.paired is not None:
+        print_paired(report.paired)
     print(f"report: {report.html.resolve()}")
     for name, path in report.plots.items():
         print(f"plot {name}: {path.resolve()}")
@@ -89,3 +100,17 @@ def print_table(table, experiment: str, top: int) -> None:
     console.print(shown)
     if len(table) > top:
         console.print(f"... {len(table) - top} more in the report")
+
+
+def print_paired(paired) -> None:
+    """Each checkpoint against the baseline, one line per configuration."""
+    if paired.empty:
+        print("paired: no scene was scored by both the baseline and another checkpoint")
+        return
+    for _, row in paired.iterrows():
+        verdict = "significant" if row["significant"] else "within noise"
+        print(
+            f"paired: {row['checkpoint']} vs {row['baseline']} | {row['postprocess']} | kf={row['keyframes']}: "
+            f"PQ {row['baseline PQ']:.3f} -> {row['PQ']:.3f} on {row['scenes']} scenes, gain {row['gain']:+.4f} "
+            f"(95% {row['low']:+.4f} .. {row['high']:+.4f}; {row['up']} up, {row['down']} down; {verdict})"
+        )

@@ -124,6 +124,10 @@ def test_sweep_logs_parent_and_child_runs_with_params_metrics_and_artifacts(
         tmp_path / "cmp" / "pq_by_configuration.png"
     ).is_file()
     assert "report:" in report.stdout
+    # paired with its own checkpoint: the per-scene tables are read, and no other checkpoint pairs with it
+    label = children[0].data.params["checkpoint_label"]
+    paired = _run(env, "compare", "--experiment", "eval-it", "--runs-dir", str(runs), "--paired", label)
+    assert "paired: no scene was scored by both" in paired.stdout
 
 
 def test_bad_input_is_one_clear_error(store_and_model, prefect_server, tmp_path):

@@ -116,3 +116,55 @@ def test_latest_run_of_each_configuration_wins():
     )
     latest = latest_per_configuration(table)
     assert latest["PQ"].tolist() == [0.7, 0.5]
+
+
+PAIRED_EXPERIMENT = "eval-paired"
+# (checkpoint, keyframes, per-scene PQ of scenes s0..s3): the better checkpoint has no 4-keyframe run, so
+# the first panel of the PQ plot draws no bar at the first keyframe setting
+PAIRED_RUNS = [
+    ("base", "all", [0.70, 0.60, 0.50, 0.40]),
+    ("new", "all", [0.60, 0.55, 0.45, 0.30]),
+    ("new", "4", [0.50, 0.50, 0.40, 0.30]),
+]
+
+
+@pytest.fixture(scope="module")
+def logged_pairs(tmp_path_factory):
+    """runs dir with one sweep over two checkpoints, each child with its per-scene table."""
+    runs_dir = tmp_path_factory.mktemp("paired_runs")
+    client = mlflow.MlflowClient(tracking_uri=default_tracking_uri(runs_dir))
+    experiment_id = ensure_experiment(client, PAIRED_EXPERIMENT, runs_dir / ARTIFACTS_DIRNAME)
+    parent = client.create_run(experiment_id, tags={SWEEP_ROLE_TAG: SWEEP_PARENT}).info.run_id
+    for checkpoint, keyframes, scene_pq in PAIRED_RUNS:
+        run_id = client.create_run(
+            experiment_id, tags={"mlflow.parentRunId": parent, SWEEP_ROLE_TAG: SWEEP_CHILD}
+        ).info.run_id
+        params = {"checkpoint_label": checkpoint, "postprocess": "standard_v2", "keyframes": keyframes}
+        for key, value in params.items():
+            client.log_param(run_id, key, value)
+        client.log_metric(run_id, "PQ", sum(scene_pq) / len(scene_pq))
+        folder = runs_dir / f"tables-{checkpoint}-{keyframes}"
+        folder.mkdir()
+        scenes = pd.DataFrame({"scene_id": [f"s{i}" for i in range(4)], "views": 8, "PQ": scene_pq})
+        scenes.to_parquet(folder / "per_scene.parquet")
+        client.log_artifact(run_id, str(folder / "per_scene.parquet"), artifact_path="tables")
+        client.set_terminated(run_id)
+    client.set_terminated(parent)
+    return runs_dir
+
+
+def test_paired_comparison_pairs_each_scene_and_reports_it(logged_pairs, tmp_path):
+    report = compare(PAIRED_EXPERIMENT, out=tmp_path / "p", runs_dir=logged_pairs, paired_baseline="base")
+    assert len(report.paired) == 1  # the 4-keyframe run has no baseline to pair with
+    row = report.paired.iloc[0]
+    assert (row["checkpoint"], row["keyframes"], row["scenes"]) == ("new", "all", 4)
+    assert row["gain"] == pytest.approx(-0.075) and (row["up"], row["down"]) == (0, 4)
+    assert row["significant"] and row["high"] < 0
+    assert (tmp_path / "p" / "paired.csv").is_file()
+    assert "Paired with the baseline" in report.html.read_text(encoding="utf-8")
+    assert "pq_by_configuration" in report.plots  # drawn although its first panel lacks a 4-keyframe bar
+
+
+def test_a_paired_baseline_that_is_not_a_checkpoint_is_a_clear_error(logged_pairs, tmp_path):
+    with pytest.raises(ValueError, match="names no checkpoint of these runs; they have: base, new"):
+        compare(PAIRED_EXPERIMENT, out=tmp_path / "q", runs_dir=logged_pairs, paired_baseline="old")
