@@ -20,7 +20,7 @@ import pandas as pd
 
 from flows import mlflow_names as names
 from flows.mlflow_tracking import default_tracking_uri
-from flows.paired_comparison import paired_table
+from flows.paired_comparison import CONFIG_KEYS, paired_table
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +144,11 @@ def read_per_class(run_id: str, tracking_uri: str | None) -> pd.DataFrame | None
 
 def paired_with(table: pd.DataFrame, baseline: str, tracking_uri: str | None) -> pd.DataFrame:
     """Every other checkpoint against `baseline`, scene by scene (flows.paired_comparison), from the
-    per-scene table artifacts of the compared runs."""
+    per-scene table artifacts of the runs in the baseline's configurations (none read for a wrong name)."""
+    keys = list(CONFIG_KEYS)
+    baseline_configs = table.loc[table["checkpoint"] == baseline, keys].drop_duplicates()
     tables = {}
-    for run_id in table["run_id"]:
+    for run_id in table.merge(baseline_configs, on=keys)["run_id"]:
         scenes = read_table(str(run_id), names.PER_SCENE_TABLE, tracking_uri)
         if scenes is not None:
             tables[str(run_id)] = scenes

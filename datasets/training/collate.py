@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from panst3r_core.losses.sample_objects import BatchObjects, SampleObjects, find_sample_objects
-from panst3r_core.losses.targets import split_class_set
+from panst3r_core.losses.sample_objects import BatchObjects, SampleObjects
+from panst3r_core.losses.targets import find_class_set_objects
 
 # Per-view tensor key -> batch key; stacked to (B, N, ...).
 STACKED = {
@@ -59,8 +59,6 @@ def collate_views(samples: list[list[dict[str, Any]]]) -> dict[str, Any]:
 def _sample_objects(batch: dict[str, Any], b: int) -> SampleObjects:
     # The scene named in an error is the one whose preprocessing to check.
     try:
-        return find_sample_objects(
-            batch["pan_inst_id"][b], batch["pan_cls_id"][b], len(split_class_set(batch["class_set"][b]))
-        )
+        return find_class_set_objects(batch["pan_inst_id"][b], batch["pan_cls_id"][b], batch["class_set"][b])
     except ValueError as error:
         raise ValueError(f"sample of {batch['dataset'][b]} scene {batch['scene_id'][b]}: {error}") from error

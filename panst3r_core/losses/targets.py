@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from panst3r_core.losses.host_to_device import host_to_device
-from panst3r_core.losses.sample_objects import BatchObjects, find_sample_objects
+from panst3r_core.losses.sample_objects import BatchObjects, SampleObjects, find_sample_objects
 
 CLASS_SET_SEPARATOR = ";"
 
@@ -48,6 +48,13 @@ def split_class_set(class_set: str | Sequence[str]) -> list[str]:
     if isinstance(class_set, str):
         return class_set.split(CLASS_SET_SEPARATOR)
     return list(class_set)
+
+
+def find_class_set_objects(
+    inst_ids: torch.Tensor, cls_ids: torch.Tensor, class_set: str | Sequence[str]
+) -> SampleObjects:
+    """A sample's objects (`find_sample_objects`), its local class ids bounded by its class set's size."""
+    return find_sample_objects(inst_ids, cls_ids, len(split_class_set(class_set)))
 
 
 def vocabulary_lookup(vocabulary: Sequence[str]) -> dict[str, int]:

@@ -10,8 +10,8 @@ from panst3r_core.engine.batch import TrainBatch
 from panst3r_core.engine.config import TrainConfig, TrainingConfig
 from panst3r_core.engine.frozen_casts import CastCachingLinear
 from panst3r_core.engine.objectives import OBJECTIVES, apply_freezing, build_objective
-from panst3r_core.losses.sample_objects import BatchObjects, find_sample_objects
-from panst3r_core.losses.targets import split_class_set
+from panst3r_core.losses.sample_objects import BatchObjects
+from panst3r_core.losses.targets import find_class_set_objects
 from panst3r_core.model.variants import build_model
 
 
@@ -141,7 +141,7 @@ def test_panoptic_pointmap_needs_the_geometry_in_the_batch():
 def _with_objects(batch: TrainBatch) -> TrainBatch:
     """The batch as the store loader's collate yields it: each sample's objects found on the host."""
     samples = [
-        find_sample_objects(batch.pan_inst_id[b], batch.pan_cls_id[b], len(split_class_set(class_set)))
+        find_class_set_objects(batch.pan_inst_id[b], batch.pan_cls_id[b], class_set)
         for b, class_set in enumerate(batch.class_set)
     ]
     return replace(batch, objects=BatchObjects.pack(samples))

@@ -17,8 +17,8 @@ from panst3r_core.engine.config import DataConfig, ModelConfig, TrainConfig, Tra
 from panst3r_core.engine.loop import TrainData
 from panst3r_core.engine.sampler import SampleKey
 from panst3r_core.losses.criterion import CriterionConfig
-from panst3r_core.losses.sample_objects import BatchObjects, find_sample_objects
-from panst3r_core.losses.targets import split_class_set
+from panst3r_core.losses.sample_objects import BatchObjects
+from panst3r_core.losses.targets import find_class_set_objects
 
 VOCABULARY = ["wall", "chair", "table", "lamp", "car", "tree"]
 CLASS_SETS = ["wall;chair;table;lamp", "car;tree;wall"]  # two "datasets" sharing "wall"
@@ -146,10 +146,7 @@ def collate(samples: list[dict]) -> dict:
     batch["class_set"] = [s["class_set"] for s in samples]
     # Each sample's objects, as the store loader's collate finds them: the loop's targets take that path.
     batch["objects"] = BatchObjects.pack(
-        [
-            find_sample_objects(s["pan_inst_id"], s["pan_cls_id"], len(split_class_set(s["class_set"])))
-            for s in samples
-        ]
+        [find_class_set_objects(s["pan_inst_id"], s["pan_cls_id"], s["class_set"]) for s in samples]
     )
     return batch
 

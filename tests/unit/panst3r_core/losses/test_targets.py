@@ -6,6 +6,7 @@ from panst3r_core.losses.matcher import padded_targets
 from panst3r_core.losses.sample_objects import BatchObjects, find_sample_objects
 from panst3r_core.losses.targets import (
     batch_targets_from_objects,
+    find_class_set_objects,
     output_mask_for,
     prepare_batch_targets,
     prepare_targets,
@@ -196,3 +197,13 @@ def test_losses_matches_and_gradients_are_bit_identical_on_both_paths():
         assert torch.equal(a.query_indices, b.query_indices)
         assert torch.equal(a.target_indices, b.target_indices)
     assert all(torch.equal(a, b) for a, b in zip(new_gradients, old_gradients))
+
+
+def test_a_class_set_bounds_the_local_class_ids_of_its_sample():
+    inst = torch.tensor([[[0, 4], [9, 9]]])
+    cls = torch.tensor([[[0, 1], [2, 2]]])
+    objects = find_class_set_objects(inst, cls, "wall;chair;table")
+    assert objects.ids.tolist() == [4, 9] and objects.local_classes.tolist() == [1, 2]
+    assert find_class_set_objects(inst, cls, ["wall", "chair", "table"]).ids.tolist() == [4, 9]
+    with pytest.raises(ValueError, match="outside the sample's class_set of 2 names"):
+        find_class_set_objects(inst, cls, "wall;chair")
