@@ -20,13 +20,14 @@ import numpy as np
 
 from datasets.preprocess.covisibility import overlap_matrix, pairs_from_overlap, symmetric_score
 from datasets.preprocess.errors import BadSceneInput
+from datasets.preprocess.frame_device import frame_ops
 from datasets.preprocess.frame_images import jpeg_round_trip, read_frame_mask, read_frame_rgb
 from datasets.preprocess.panoptic import MAX_ENCODABLE_ID, apply_anon_mask, filter_ids
 from datasets.preprocess.render import IdDepthRenderer
-from datasets.preprocess.rescale import rescale_image, rescale_intrinsics, rescale_mask
+from datasets.preprocess.rescale import rescale_intrinsics, rescale_mask
 from datasets.preprocess.rescale_plan import rescale_plan
 from datasets.preprocess.result import FrameBlock, PreprocessConfig, PreprocessedScene
-from datasets.preprocess.undistort import UndistortMaps, undistort_image, undistort_mask, undistortion_maps
+from datasets.preprocess.undistort import UndistortMaps, undistort_mask, undistortion_maps
 from datasets.preprocess.unknown_labels import UnknownFaceMarker, UnknownLabelReport
 from datasets.scannetpp.ply import read_ply
 from datasets.scannetpp.record import CameraModel, FrameRecord, SceneRecord
@@ -116,12 +117,13 @@ def _process_frame(
         _check_frame_sizes(frame, rgb, mask)
         if mask.min() == 0:  # most frames show nobody: nothing to black out
             rgb[mask == 0] = 0
+    ops = frame_ops()
     with timer.stage("undistort"):
-        rgb = undistort_image(rgb, maps)
+        rgb = ops.undistort(rgb, maps)
         mask = undistort_mask(mask, maps)
     with timer.stage("rescale"):
         plan = rescale_plan(maps.size[0], maps.size[1], config.target_resolution)
-        rgb = rescale_image(rgb, plan)
+        rgb = ops.rescale(rgb, plan)
         mask = rescale_mask(mask, plan)
         K = rescale_intrinsics(maps.intrinsics, plan)
     with timer.stage("jpeg"):

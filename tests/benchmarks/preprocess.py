@@ -107,6 +107,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "in every row)",
     )
     parser.add_argument(
+        "--frame-devices",
+        nargs="+",
+        default=["auto"],
+        choices=("auto", "cpu", "cuda"),
+        help="PANST3R_FRAME_DEVICE of the workers (where they undistort and rescale RGB), one set of rows "
+        "each (default auto)",
+    )
+    parser.add_argument(
         "--baseline",
         default=None,
         help="an earlier result JSON of this script whose rows join the efficiency base (its fewest workers "
@@ -272,6 +280,7 @@ def object_store(args: argparse.Namespace, work: Path):
 
 def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, work: Path, s3) -> list[dict]:
     """The flow into a fresh store per worker count and store kind, all against one Prefect server."""
+    from datasets.preprocess.frame_device import FRAME_DEVICE_ENV
     from datasets.scannetpp.reader import list_scenes
     from datasets.store.tables import read_table
     from flows.prefect_env import LocalServer, drain_prefect_clients, free_port
@@ -288,9 +297,12 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
     try:
         from flows.preprocess import run_preprocess
 
-        runs = itertools.product(range(args.repeat), args.frames_per_task, args.workers, args.stores)
-        for attempt, frames_per_task, workers, kind in runs:
-            name = f"store_w{workers}_{kind}_f{frames_per_task}_{attempt}"
+        runs = itertools.product(
+            range(args.repeat), args.frame_devices, args.frames_per_task, args.workers, args.stores
+        )
+        for attempt, frame_device, frames_per_task, workers, kind in runs:
+            name = f"store_w{workers}_{kind}_f{frames_per_task}_{frame_device}_{attempt}"
+            os.environ[FRAME_DEVICE_ENV] = frame_device  # the row's workers inherit it
             store = str(work / name) if kind == "local" else s3.url(f"bench/{name}-{time.time_ns()}")
             started = time.perf_counter()
             with worker_cluster(workers) as (address, client):
@@ -326,6 +338,8 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
                     "store": kind,
                     "workers": workers,
                     "frames_per_task": frames_per_task,
+                    "frame_device": frame_device,
+                    "frame_devices_used": memory["frame_devices"],
                     "scenes": len(summary["done"]),
                     "frames": frames,
                     "cluster_start_seconds": round(cluster_seconds, 2),
@@ -373,7 +387,12 @@ def worker_memory(client) -> dict:
     MB, and the meshes the workers built (chunked scenes build one per worker that renders them)."""
     peaks = client.run(_peak_rss_mb)
     builds = client.run(_mesh_builds)
-    return {"peak_rss_mb": [round(v, 1) for v in peaks.values()], "mesh_builds": sum(builds.values())}
+    devices = client.run(_frame_device)
+    return {
+        "peak_rss_mb": [round(v, 1) for v in peaks.values()],
+        "mesh_builds": sum(builds.values()),
+        "frame_devices": sorted({d for d in devices.values() if d}),
+    }
 
 
 def _peak_rss_mb() -> float:
@@ -387,6 +406,15 @@ def _mesh_builds() -> int:
 
     module = sys.modules.get("datasets.preprocess.chunk_job")
     return getattr(module, "context_builds", 0)
+
+
+def _frame_device() -> str | None:
+    """Where this worker undistorted and rescaled its frames (None: it processed none)."""
+    import sys
+
+    module = sys.modules.get("datasets.preprocess.frame_device")
+    ops = getattr(module, "_ops", None)
+    return ops.device if ops is not None else None
 
 
 def worker_busy_seconds(client) -> dict[str, float]:
@@ -438,9 +466,9 @@ def add_efficiency(rows: list[dict], earlier: list[dict] = ()) -> list[dict]:
 
 
 def _kind(row: dict) -> tuple:
-    """What a row's efficiency is relative to: the same store kind and task size (older JSONs: one task per
-    scene)."""
-    return row["store"], row.get("frames_per_task", 0)
+    """What a row's efficiency is relative to: the same store kind, task size and frame device (older JSONs:
+    one task per scene, the CPU)."""
+    return row["store"], row.get("frames_per_task", 0), row.get("frame_device", "auto")
 
 
 def median_rows(rows: list[dict]) -> list[dict]:
@@ -468,16 +496,16 @@ def report(args: argparse.Namespace, rows: list[dict], generation: dict | None =
     for row in rows:
         row["speedup"] = round(row["frames_per_second"] / base, 2)
     header = [
-        "store", "frames_per_task", "workers", "scenes", "frames", "flow_seconds", "wall_seconds", "frames_per_second", "speedup",
+        "store", "frame_device", "frames_per_task", "workers", "scenes", "frames", "flow_seconds", "wall_seconds", "frames_per_second", "speedup",
         "scaling_efficiency", "task_seconds_per_frame", "busy_fraction", "commit_seconds_median",
         "commit_seconds_max", "peak_rss_mb_per_worker", "mesh_builds",
     ]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(row.get(h, "")) for h in header) + " |" for row in rows]
     stages = sorted({stage for row in rows for stage in row["task_seconds_per_frame_by_stage"]})
-    lines += ["", "| frames_per_task | workers | " + " | ".join(stages) + " |", "|" + "---|" * (len(stages) + 2)]
+    lines += ["", "| frame_device | frames_per_task | workers | " + " | ".join(stages) + " |", "|" + "---|" * (len(stages) + 3)]
     lines += [
-        f"| {row['frames_per_task']} | {row['workers']} | " + " | ".join(str(row["task_seconds_per_frame_by_stage"].get(s, "")) for s in stages)
+        f"| {row['frame_device']} | {row['frames_per_task']} | {row['workers']} | " + " | ".join(str(row["task_seconds_per_frame_by_stage"].get(s, "")) for s in stages)
         + " |"
         for row in rows
     ]  # fmt: skip
