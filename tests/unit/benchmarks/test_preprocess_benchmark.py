@@ -27,6 +27,27 @@ def test_efficiency_is_throughput_over_workers_times_the_single_worker_throughpu
     assert later[0]["scaling_efficiency"] == 0.75
 
 
+def test_each_frame_device_is_its_own_efficiency_base(bench):
+    rows = [
+        {"store": "local", "frame_device": device, "workers": w, "frames_per_second": fps}
+        for device, w, fps in (("cpu", 1, 2.0), ("cpu", 4, 6.0), ("cuda", 1, 4.0), ("cuda", 4, 8.0))
+    ]
+    bench.add_efficiency(rows)
+    assert [r["scaling_efficiency"] for r in rows] == [1.0, 0.75, 1.0, 0.5]
+    # Rows written before frame devices existed ran on the CPU's setting "auto".
+    old = [{"store": "local", "workers": 1, "frames_per_second": 1.0}]
+    later = [{"store": "local", "frame_device": "auto", "workers": 2, "frames_per_second": 1.5}]
+    bench.add_efficiency(later, earlier=old)
+    assert later[0]["scaling_efficiency"] == 0.75
+
+
+def test_frame_devices_flag(bench):
+    assert bench.parse_args([]).frame_devices == ["auto"]
+    assert bench.parse_args(["--frame-devices", "cpu", "cuda"]).frame_devices == ["cpu", "cuda"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--frame-devices", "gpu"])
+
+
 def test_preset_settings_and_overrides(bench):
     args = bench.parse_args(
         ["--preset", "scannetpp", "--frames", "10", "--workers", "1", "2", "4", "8", "16"]
