@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,10 @@ FRAME_DEVICE_ENV = "PANST3R_FRAME_DEVICE"
 CHOICES = ("auto", "cpu", "cuda")
 # Present where an NVIDIA driver is loaded: only then is torch worth importing to look for CUDA.
 _NVIDIA_DRIVER = Path("/proc/driver/nvidia")
+
+
+class FrameDeviceError(RuntimeError):
+    """The GPU failed a frame (out of memory, a driver or launch error): the frame can be redone on the CPU."""
 
 
 class CpuFrameOps:
@@ -60,12 +66,24 @@ class TorchFrameOps:
         self._resizes: OrderedDict[tuple, object] = OrderedDict()
 
     def undistort(self, rgb: np.ndarray, maps: UndistortMaps):
-        """-> the undistorted frame as a device tensor (the GPU may still be working on it)."""
-        return self._remap(maps)(self.torch.from_numpy(rgb).to(self._device))
+        """-> the undistorted frame as a device tensor (the GPU may still be working on it); `rgb` is left as
+        it was. FrameDeviceError when the device fails."""
+        with self._device_errors():
+            return self._remap(maps)(self.torch.from_numpy(rgb).to(self._device))
 
     def rescale(self, image, plan: RescalePlan) -> np.ndarray:
-        """Device tensor -> (H', W', 3) uint8 on the host (waits for the device)."""
-        return self._resize(plan)(image).cpu().numpy()
+        """Device tensor -> (H', W', 3) uint8 on the host (waits for the device). FrameDeviceError when it fails."""
+        with self._device_errors():
+            return self._resize(plan)(image).cpu().numpy()
+
+    @contextmanager
+    def _device_errors(self) -> Iterator[None]:
+        # CUDA reports out-of-memory, launch and driver failures as RuntimeError (OutOfMemoryError and
+        # AcceleratorError are subclasses); programming errors in this module would be other types.
+        try:
+            yield
+        except RuntimeError as exc:
+            raise FrameDeviceError(f"{self.device}: {exc}") from exc
 
     def _remap(self, maps: UndistortMaps):
         from datasets.preprocess.opencv_remap import TorchRemap
@@ -99,6 +117,16 @@ def frame_ops() -> CpuFrameOps | TorchFrameOps:
     if _ops is None:
         _ops = choose_frame_ops(os.environ.get(FRAME_DEVICE_ENV, "auto"))
         log.info("frames are undistorted and rescaled on %s", _ops.device)
+    return _ops
+
+
+def fall_back_to_cpu(failure: FrameDeviceError) -> CpuFrameOps:
+    """This process's frames go to the CPU from now on (the same pixels, more CPU time), once the GPU failed."""
+    global _ops
+    log.warning(
+        "the GPU failed a frame (%s); this worker undistorts and rescales on the CPU from now on", failure
+    )
+    _ops = CpuFrameOps()
     return _ops
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from datasets.preprocess.covisibility import overlap_matrix, pairs_from_overlap, symmetric_score
 from datasets.preprocess.errors import BadSceneInput
-from datasets.preprocess.frame_device import frame_ops
+from datasets.preprocess.frame_device import FrameDeviceError, fall_back_to_cpu, frame_ops
 from datasets.preprocess.frame_images import jpeg_round_trip, read_frame_mask, read_frame_rgb
 from datasets.preprocess.panoptic import MAX_ENCODABLE_ID, apply_anon_mask, filter_ids
 from datasets.preprocess.render import IdDepthRenderer
@@ -117,17 +117,18 @@ def _process_frame(
         _check_frame_sizes(frame, rgb, mask)
         if mask.min() == 0:  # most frames show nobody: nothing to black out
             rgb[mask == 0] = 0
-    ops = frame_ops()
+    plan = rescale_plan(maps.size[0], maps.size[1], config.target_resolution)
+    try:
+        image = _undistort_rescale(frame_ops(), rgb, maps, plan, timer)
+    except FrameDeviceError as failure:  # the same pixels from the CPU; the run goes on
+        image = _undistort_rescale(fall_back_to_cpu(failure), rgb, maps, plan, timer)
     with timer.stage("undistort"):
-        rgb = ops.undistort(rgb, maps)
         mask = undistort_mask(mask, maps)
     with timer.stage("rescale"):
-        plan = rescale_plan(maps.size[0], maps.size[1], config.target_resolution)
-        rgb = ops.rescale(rgb, plan)
         mask = rescale_mask(mask, plan)
         K = rescale_intrinsics(maps.intrinsics, plan)
     with timer.stage("jpeg"):
-        rgb = jpeg_round_trip(rgb, config.jpeg_quality)
+        rgb = jpeg_round_trip(image, config.jpeg_quality)
     with timer.stage("render"):
         view = context.renderer.render(K, frame.cam_to_world, plan.out_size[0], plan.out_size[1])
     with timer.stage("depth_and_panoptic"):
@@ -143,6 +144,14 @@ def _process_frame(
         "sees_mesh": view.depth.any(),
         "unknown_pixels": unknown_pixels,
     }
+
+
+def _undistort_rescale(ops, rgb: np.ndarray, maps: UndistortMaps, plan, timer: StageTimer):
+    """The frame's RGB undistorted and rescaled by `ops` (the CPU's or the GPU's, with identical pixels)."""
+    with timer.stage("undistort"):
+        undistorted = ops.undistort(rgb, maps)
+    with timer.stage("rescale"):
+        return ops.rescale(undistorted, plan)
 
 
 class _DepthsInMetres(Sequence):

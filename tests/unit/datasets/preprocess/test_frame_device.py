@@ -113,3 +113,34 @@ def test_a_scene_preprocessed_with_torch_is_identical(mini_scene, monkeypatch, d
                 getattr(got.blocks[camera], field), getattr(block, field), err_msg=field
             )
     np.testing.assert_array_equal(got.pairs, expected.pairs)
+
+
+class FailingGpu(TorchFrameOps):
+    """Torch ops whose device fails on the third frame, as a GPU shared with a training job can run out of
+    memory."""
+
+    def __init__(self):
+        super().__init__("cpu", matching_remap_variant("cpu"))
+        self.frames = 0
+
+    def undistort(self, rgb, maps):
+        self.frames += 1
+        if self.frames == 3:
+            with self._device_errors():
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 48.00 MiB")
+        return super().undistort(rgb, maps)
+
+
+def test_a_gpu_failure_moves_the_worker_to_the_cpu_with_the_same_output(mini_scene, monkeypatch, caplog):
+    root, pairs_dir, _selection = mini_scene
+    record = read_scene(root, SCENE_ID, pairs_dir)
+    monkeypatch.setattr(frame_device, "_ops", CpuFrameOps())
+    expected = preprocess_scene(record, PreprocessConfig())
+    failing = FailingGpu()
+    monkeypatch.setattr(frame_device, "_ops", failing)
+    got = preprocess_scene(record, PreprocessConfig())
+    assert failing.frames == 3  # the failed frame and every later one went to the CPU
+    assert isinstance(frame_device._ops, CpuFrameOps)
+    assert "the GPU failed a frame (cpu: CUDA out of memory" in caplog.text
+    for camera, block in expected.blocks.items():
+        np.testing.assert_array_equal(got.blocks[camera].images, block.images)
