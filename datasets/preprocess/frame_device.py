@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from datasets.preprocess.errors import BadSceneInput
-from datasets.preprocess.rescale import rescale_image
+from datasets.preprocess.rescale import PIL_FILTERS, image_filter, rescale_image
 from datasets.preprocess.rescale_plan import RescalePlan
 from datasets.preprocess.undistort import UndistortMaps, undistort_image
 
@@ -99,10 +99,9 @@ class TorchFrameOps:
     def _resize(self, plan: RescalePlan):
         from datasets.preprocess.pil_resample import TorchResize
 
-        key = (plan.in_size, plan.out_size, plan.upscales)
+        key = (plan.in_size, plan.out_size, image_filter(plan))
         if key not in self._resizes:
-            name = "bicubic" if plan.upscales else "lanczos"
-            self._resizes[key] = TorchResize(plan.in_size, plan.out_size, name, self._device)
+            self._resizes[key] = TorchResize(*key, self._device)
             while len(self._resizes) > self.CACHED:
                 self._resizes.popitem(last=False)
         return self._resizes[key]
@@ -196,11 +195,8 @@ def resize_matches_pillow(device) -> bool:
 
     rng = np.random.default_rng(20261207)
     image = rng.integers(0, 256, (57, 89, 3), dtype=np.uint8)
-    for size, name, resample in (
-        ((53, 31), "lanczos", Image.Resampling.LANCZOS),
-        ((131, 70), "bicubic", Image.Resampling.BICUBIC),
-    ):
-        expected = np.asarray(Image.fromarray(image).resize(size, resample=resample))
+    for size, name in (((53, 31), "lanczos"), ((131, 70), "bicubic")):
+        expected = np.asarray(Image.fromarray(image).resize(size, resample=PIL_FILTERS[name]))
         got = _on_host(TorchResize((89, 57), size, name, device)(_to_device(image, device)))
         if not np.array_equal(got, expected):
             return False

@@ -26,12 +26,20 @@ def rescale_intrinsics(K_colmap: np.ndarray, plan: RescalePlan) -> np.ndarray:
     return K
 
 
+PIL_FILTERS = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BICUBIC}
+
+
+def image_filter(plan: RescalePlan) -> str:
+    """The resampling filter of the image (a key of PIL_FILTERS): LANCZOS when shrinking, BICUBIC when
+    enlarging, as dust3r's rescale."""
+    return "bicubic" if plan.upscales else "lanczos"
+
+
 def rescale_image(image: np.ndarray, plan: RescalePlan) -> Image.Image:
-    """(H, W, 3) uint8 -> (H', W') PIL RGB image: LANCZOS when shrinking, BICUBIC when enlarging. Left as a PIL
-    image because the next step encodes it to JPEG: turning it into an array first would repack PIL's
-    4-byte RGBX rows (about a third of the resize's own time on a 1035x690 frame)."""
-    resample = Image.Resampling.BICUBIC if plan.upscales else Image.Resampling.LANCZOS
-    return Image.fromarray(image).resize(plan.out_size, resample=resample)
+    """(H, W, 3) uint8 -> (H', W') PIL RGB image with `image_filter(plan)`. Left as a PIL image because the next
+    step encodes it to JPEG: turning it into an array first would repack PIL's 4-byte RGBX rows (about a third
+    of the resize's own time on a 1035x690 frame)."""
+    return Image.fromarray(image).resize(plan.out_size, resample=PIL_FILTERS[image_filter(plan)])
 
 
 def rescale_mask(mask: np.ndarray, plan: RescalePlan) -> np.ndarray:

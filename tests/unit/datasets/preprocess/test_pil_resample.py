@@ -8,13 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from datasets.preprocess.pil_resample import PRECISION_BITS, TorchResize, axis_weights
-
-RESAMPLE = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BICUBIC}
+from datasets.preprocess.pil_resample import FILTERS, PRECISION_BITS, TorchResize, axis_weights
+from datasets.preprocess.rescale import PIL_FILTERS
 
 
 def pillow(image: np.ndarray, size: tuple[int, int], name: str) -> np.ndarray:
-    return np.asarray(Image.fromarray(image).resize(size, resample=RESAMPLE[name]))
+    return np.asarray(Image.fromarray(image).resize(size, resample=PIL_FILTERS[name]))
 
 
 def images(height: int, width: int, seed: int) -> list[np.ndarray]:
@@ -44,6 +43,10 @@ def test_equals_pillow(in_size, out_size, name):
         got = resize(torch.from_numpy(image)).numpy()
         assert got.dtype == np.uint8 and got.shape == (out_size[1], out_size[0], 3)
         np.testing.assert_array_equal(got, pillow(image, out_size, name))
+
+
+def test_every_filter_the_rescale_uses_is_ported():
+    assert set(PIL_FILTERS) == set(FILTERS)
 
 
 def test_weights_are_normalised_fixed_point_windows():
