@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 
 FRAME_DEVICE_ENV = "PANST3R_FRAME_DEVICE"
 CHOICES = ("auto", "cpu", "cuda")
-# Present where an NVIDIA driver is loaded: only then is torch worth importing to look for CUDA.
-_NVIDIA_DRIVER = Path("/proc/driver/nvidia")
+# Present where an NVIDIA driver is loaded (the first in a VM or on a host, the device nodes in a container
+# given GPUs): only then is torch worth importing to look for CUDA.
+_NVIDIA_DRIVER = (Path("/proc/driver/nvidia"), Path("/dev/nvidiactl"))
 
 
 class FrameDeviceError(RuntimeError):
@@ -155,7 +156,7 @@ def choose_frame_ops(setting: str) -> CpuFrameOps | TorchFrameOps:
 
 
 def _nvidia_driver_loaded() -> bool:
-    return _NVIDIA_DRIVER.exists()
+    return any(path.exists() for path in _NVIDIA_DRIVER)
 
 
 def _cuda_device() -> str | None:
