@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 FRAME_DEVICE_ENV = "PANST3R_FRAME_DEVICE"
 CHOICES = ("auto", "cpu", "cuda")
-# Present where an NVIDIA driver is loaded (the first in a VM or on a host, the device nodes in a container
-# given GPUs): only then is torch worth importing to look for CUDA.
+# Present where an NVIDIA driver is loaded; CUDA itself opens /dev/nvidiactl, so no machine where CUDA works
+# lacks it. Only then is torch worth importing to look for CUDA.
 _NVIDIA_DRIVER = (Path("/proc/driver/nvidia"), Path("/dev/nvidiactl"))
 
 
