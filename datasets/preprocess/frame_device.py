@@ -120,6 +120,11 @@ def frame_ops() -> CpuFrameOps | TorchFrameOps:
     return _ops
 
 
+def current_frame_device() -> str | None:
+    """Where this process has been undistorting and rescaling frames (None: it has processed none yet)."""
+    return _ops.device if _ops is not None else None
+
+
 def fall_back_to_cpu(failure: FrameDeviceError) -> CpuFrameOps:
     """This process's frames go to the CPU from now on (the same pixels, more CPU time), once the GPU failed."""
     global _ops

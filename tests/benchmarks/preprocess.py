@@ -410,11 +410,9 @@ def _mesh_builds() -> int:
 
 def _frame_device() -> str | None:
     """Where this worker undistorted and rescaled its frames (None: it processed none)."""
-    import sys
+    from datasets.preprocess.frame_device import current_frame_device
 
-    module = sys.modules.get("datasets.preprocess.frame_device")
-    ops = getattr(module, "_ops", None)
-    return ops.device if ops is not None else None
+    return current_frame_device()
 
 
 def worker_busy_seconds(client) -> dict[str, float]:

@@ -144,3 +144,11 @@ def test_a_gpu_failure_moves_the_worker_to_the_cpu_with_the_same_output(mini_sce
     assert "the GPU failed a frame (cpu: CUDA out of memory" in caplog.text
     for camera, block in expected.blocks.items():
         np.testing.assert_array_equal(got.blocks[camera].images, block.images)
+
+
+def test_current_frame_device_names_what_this_process_uses(monkeypatch):
+    monkeypatch.setattr(frame_device, "_ops", None)
+    assert frame_device.current_frame_device() is None
+    monkeypatch.setenv("PANST3R_FRAME_DEVICE", "cpu")
+    frame_device.frame_ops()
+    assert frame_device.current_frame_device() == "cpu"
