@@ -14,7 +14,7 @@ import pyrender  # noqa: F401 - imported by the first render otherwise; PYOPENGL
 import datasets.preprocess.chunk_job  # noqa: F401 - the frame-chunk and commit steps
 import datasets.preprocess.scene_job  # noqa: F401 - the whole-scene step and its readers/writers
 import flows.preprocess  # noqa: F401 - the tasks' module itself (prefect, the store)
-from datasets.preprocess.errors import BadSceneInput  # noqa: E402
+from datasets.preprocess.errors import WorkerSettingError  # noqa: E402
 from datasets.preprocess.frame_device import frame_ops  # noqa: E402
 
 # Where this worker undistorts and rescales frames: on a GPU node this imports torch, makes the CUDA context
@@ -22,5 +22,5 @@ from datasets.preprocess.frame_device import frame_ops  # noqa: E402
 # the worker from starting: each task then fails with the message.
 try:
     frame_ops()
-except BadSceneInput:
+except WorkerSettingError:
     pass

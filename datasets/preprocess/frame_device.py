@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from datasets.preprocess.errors import BadSceneInput
+from datasets.preprocess.errors import WorkerSettingError
 from datasets.preprocess.rescale import PIL_FILTERS, image_filter, rescale_image
 from datasets.preprocess.rescale_plan import RescalePlan
 from datasets.preprocess.undistort import UndistortMaps, undistort_image
@@ -138,13 +138,13 @@ def fall_back_to_cpu(failure: FrameDeviceError) -> CpuFrameOps:
 def choose_frame_ops(setting: str) -> CpuFrameOps | TorchFrameOps:
     setting = setting.strip().lower() or "auto"
     if setting not in CHOICES:
-        raise BadSceneInput(f"{FRAME_DEVICE_ENV}={setting!r}: must be one of {', '.join(CHOICES)}")
+        raise WorkerSettingError(f"{FRAME_DEVICE_ENV}={setting!r}: must be one of {', '.join(CHOICES)}")
     if setting == "cpu" or (setting == "auto" and not _nvidia_driver_loaded()):
         return CpuFrameOps()
     device = _cuda_device()
     if device is None:
         if setting == "cuda":
-            raise BadSceneInput(
+            raise WorkerSettingError(
                 f"{FRAME_DEVICE_ENV}=cuda but this worker sees no CUDA device (torch.cuda.is_available() is "
                 "False); set it to auto or cpu"
             )

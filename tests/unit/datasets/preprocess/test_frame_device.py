@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from datasets.preprocess import frame_device
-from datasets.preprocess.errors import BadSceneInput
+from datasets.preprocess.errors import BadSceneInput, WorkerSettingError
 from datasets.preprocess.frame_device import (
     CpuFrameOps,
     TorchFrameOps,
@@ -41,12 +41,17 @@ def test_auto_without_cuda_keeps_the_cpu_and_cuda_without_it_is_an_error(monkeyp
     monkeypatch.setattr(frame_device, "_nvidia_driver_loaded", lambda: True)
     monkeypatch.setattr(frame_device, "_cuda_device", lambda: None)
     assert isinstance(choose_frame_ops("auto"), CpuFrameOps)
-    with pytest.raises(BadSceneInput, match="PANST3R_FRAME_DEVICE=cuda but this worker sees no CUDA device"):
+    with pytest.raises(
+        WorkerSettingError, match="PANST3R_FRAME_DEVICE=cuda but this worker sees no CUDA device"
+    ):
         choose_frame_ops("cuda")
 
 
 def test_unknown_setting_names_the_variable_and_the_choices():
-    with pytest.raises(BadSceneInput, match=r"PANST3R_FRAME_DEVICE='gpu': must be one of auto, cpu, cuda"):
+    assert issubclass(WorkerSettingError, BadSceneInput)  # not retried, one message per scene
+    with pytest.raises(
+        WorkerSettingError, match=r"PANST3R_FRAME_DEVICE='gpu': must be one of auto, cpu, cuda"
+    ):
         choose_frame_ops("gpu")
 
 
