@@ -59,6 +59,9 @@ class Predictor:
         cuda_graphs: on CUDA, replay CUDA graphs for the keyframe-memory updates (off: plain eager).
         encoder_autocast: with `amp`, run the MUSt3R encoder in that precision too instead of float32 (the
             official encoder's precision): faster, outputs close but not identical.
+        encoder_attention: attention of the float32 encoder on CUDA: "exact" (IEEE float32, as the official
+            encoder) or "tf32" (TF32 precision on tensor cores: faster, outputs close but not identical).
+        compile: `torch.compile` the MUSt3R encoder and DINOv2 (once per process; pays on long sequences).
         attention: the attention kernel on CUDA (`panst3r_core.model.attention_kernels.KERNELS`; `auto`: the
             fastest measured); one that cannot run here falls back to PyTorch's SDPA with a warning.
         tf32: on CUDA, float32 matmuls in TF32, as the official demo sets them (False: IEEE float32).
@@ -83,6 +86,8 @@ class Predictor:
         encoder_autocast: bool = False,
         attention: str = "auto",
         tf32: bool = True,
+        encoder_attention: str = "exact",
+        compile: bool = False,
     ) -> None:
         if (weights is None) == (model is None):
             raise ValueError("Predictor needs exactly one of `weights` (a checkpoint path) or `model`")
@@ -102,9 +107,13 @@ class Predictor:
         self.cuda_graphs = cuda_graphs
         self.encoder_autocast = encoder_autocast
         from panst3r_core.model.attention_kernels import check_kernel
+        from panst3r_core.model.tf32_attention import check_encoder_attention
 
         check_kernel(attention)
+        check_encoder_attention(encoder_attention)
         self.attention = attention
+        self.encoder_attention = encoder_attention
+        self.compile = compile
         self.tf32 = tf32
         from panst3r_core.inference.streaming import check_chunk_views
 
@@ -336,6 +345,8 @@ class Predictor:
             output_device=None,  # stay on the device until the end
             cuda_graphs=self.cuda_graphs,
             encoder_autocast=self.encoder_autocast,
+            encoder_attention=self.encoder_attention,
+            compile=self.compile,
             attention=self.attention,
             tf32=self.tf32,
         )

@@ -36,6 +36,10 @@ class PredictionSettings:
     """Mixed precision on CUDA: none, bf16 or fp16."""
     encoder_autocast: bool = False
     """With `amp`, the MUSt3R encoder in that precision too (the official encoder runs in float32)."""
+    encoder_attention: str = "exact"
+    """Attention of the float32 encoder on CUDA: exact (official) or tf32 (`panst3r_core.model.tf32_attention`)."""
+    compile: bool = False
+    """`torch.compile` the MUSt3R encoder and DINOv2 (float rounding may differ from eager in the last bits)."""
     attention: str = "auto"
     """Attention kernel on CUDA (`panst3r_core.model.attention_kernels.KERNELS`)."""
     tf32: bool = True
@@ -82,7 +86,14 @@ class PredictionSettings:
         values.pop("chunk_views")
         values.pop("siglip")  # where SigLIP is read from does not change its embeddings
         # at their defaults, settings added later stay out: manifests recorded before them still match
-        for name, default in (("encoder_autocast", False), ("attention", "auto"), ("tf32", True)):
+        later = (
+            ("encoder_autocast", False),
+            ("encoder_attention", "exact"),
+            ("compile", False),
+            ("attention", "auto"),
+            ("tf32", True),
+        )
+        for name, default in later:
             if values[name] == default:
                 values.pop(name)
         for name in ("class_names", "class_sets"):
@@ -95,6 +106,8 @@ class PredictionSettings:
         return {
             "amp": self.amp,
             "encoder_autocast": self.encoder_autocast,
+            "encoder_attention": self.encoder_attention,
+            "compile": self.compile,
             "attention": self.attention,
             "tf32": self.tf32,
             "dino_config": self.dino_config,

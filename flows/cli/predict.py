@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             device=args.device,
             amp=args.amp,
             encoder_autocast=args.encoder_autocast,
+            encoder_attention=args.encoder_attention,
+            compile=args.compile,
             attention=args.attention,
             tf32=args.tf32,
             dino_config=args.dino_config,

@@ -124,6 +124,8 @@ def _settings(args: argparse.Namespace):
         image_size=args.image_size,
         amp=args.amp,
         encoder_autocast=args.encoder_autocast,
+        encoder_attention=args.encoder_attention,
+        compile=args.compile,
         attention=args.attention,
         tf32=args.tf32,
         class_names=None if class_names is None else tuple(class_names),

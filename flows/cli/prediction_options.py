@@ -8,6 +8,7 @@ import argparse
 from pathlib import Path
 
 from panst3r_core.model.attention_kernels import KERNELS
+from panst3r_core.model.tf32_attention import ENCODER_ATTENTION
 
 
 def add_vocabulary_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +96,18 @@ def add_prediction_settings_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --amp: the MUSt3R encoder in that precision too, not float32 as the official encoder "
         "(about twice the encoder's speed; outputs close, not identical)",
+    )
+    parser.add_argument(
+        "--encoder-attention",
+        choices=list(ENCODER_ATTENTION),
+        default="exact",
+        help="attention of the float32 encoder on CUDA: exact (IEEE float32, as the official encoder; default) "
+        "or tf32 (TF32 precision on tensor cores, as the encoder's matmuls: faster, outputs close)",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the MUSt3R encoder and DINOv2 (compiling takes a while: for long sequences)",
     )
     parser.add_argument(
         "--attention",

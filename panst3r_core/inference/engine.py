@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from panst3r_core.inference.encoder_pass import compiled, encoder_tokens, resolve_encoder_attention
 from panst3r_core.inference.geometry import activate_pointmaps, camera_to_world, estimate_focal_weiszfeld
 from panst3r_core.inference.kernel_scope import kernel_scope
 from panst3r_core.inference.keyframes import linspace_keyframes, retrieval_keyframes
@@ -38,6 +39,7 @@ from panst3r_core.model.attention_kernels import check_kernel
 from panst3r_core.model.must3r_kv_memory import KVMemory
 from panst3r_core.model.panst3r import PanSt3R, memory_batches
 from panst3r_core.model.text_encoder import normalize_class_embeddings
+from panst3r_core.model.tf32_attention import check_encoder_attention
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -56,6 +58,11 @@ class InferenceOptions:
     encoder_autocast: bool = False
     """Run the MUSt3R encoder under `amp` too (not the official float32 encoder): about twice its speed in
     bf16 on an H100/H200, outputs close to but not identical with the default (README "Inference speed")."""
+    encoder_attention: str = "exact"
+    """Attention of the float32 encoder on CUDA: `exact` (IEEE float32, official) or `tf32` (TF32 precision on
+    tensor cores: `panst3r_core.model.tf32_attention`; outputs close to, not identical with, `exact`)."""
+    compile: bool = False
+    """`torch.compile` the MUSt3R encoder and DINOv2 (compiled once per process: pays on long sequences)."""
     attention: str = "auto"
     """Attention kernel on CUDA (`panst3r_core.model.attention_kernels.KERNELS`); `auto` is the fastest measured."""
     tf32: bool = True
@@ -147,6 +154,7 @@ def check_options(opts: InferenceOptions) -> None:
     if opts.max_batch < 1:
         raise ValueError(f"max_batch={opts.max_batch} must be at least 1")
     check_kernel(opts.attention)
+    check_encoder_attention(opts.encoder_attention)
 
 
 def prepare_views(
@@ -172,13 +180,18 @@ def prepare_views(
 
 
 @torch.no_grad()
-def encode(model: PanSt3R, views: SceneViews, autocast: bool = False) -> ViewFeatures:
-    """1. MUSt3R encoder tokens and positions of every view (float32 unless `autocast`: see
-    `InferenceOptions.encoder_autocast`)."""
+def encode(model: PanSt3R, views: SceneViews, opts: InferenceOptions | None = None) -> ViewFeatures:
+    """1. MUSt3R encoder tokens and positions of every view (float32 unless `opts.encoder_autocast`; its
+    attention and compilation per `opts`: `encoder_pass.py`)."""
+    opts = opts or InferenceOptions()
     enc: list[torch.Tensor] = [None] * len(views)  # type: ignore[list-item]
     pos: list[torch.Tensor] = [None] * len(views)  # type: ignore[list-item]
+    device = views.images[0].device
+    attention = resolve_encoder_attention(opts.encoder_attention, device, opts.encoder_autocast)
+    encoder = compiled(model.must3r_encoder) if opts.compile else model.must3r_encoder
     for chunk in views.chunks(range(len(views))):
-        tokens, positions = model.must3r_encoder(torch.stack([views.images[i] for i in chunk]), autocast)
+        batch = torch.stack([views.images[i] for i in chunk])
+        tokens, positions = encoder_tokens(encoder, batch, opts.encoder_autocast, attention)
         for j, i in enumerate(chunk):
             enc[i], pos[i] = tokens[j], positions[j]
     return ViewFeatures(enc, pos)
@@ -237,11 +250,12 @@ def render(model: PanSt3R, views: SceneViews, features: ViewFeatures, memory_kv:
 
 
 @torch.no_grad()
-def dino_tokens(model: PanSt3R, views: SceneViews, features: ViewFeatures) -> None:
+def dino_tokens(model: PanSt3R, views: SceneViews, features: ViewFeatures, compile: bool = False) -> None:
     """4b. DINOv2 tokens of every view (into `features`); views do not interact here."""
     features.dino = [None] * len(views)  # type: ignore[list-item]
+    dino = compiled(model.dino_encoder) if compile else model.dino_encoder
     for chunk in views.chunks(range(len(views))):
-        tokens = model.dino_encoder(torch.stack([views.images[i] for i in chunk]))
+        tokens = dino(torch.stack([views.images[i] for i in chunk]))
         for j, i in enumerate(chunk):
             features.dino[i] = tokens[j]
 
@@ -386,7 +400,7 @@ def run_inference(
     compute_dtype = AMP_DTYPES[opts.amp] if opts.amp else torch.float32
     clock = StageClock(device)
     with kernel_scope(opts.attention, opts.tf32, device), autocast:
-        features = encode(model, views, opts.encoder_autocast)
+        features = encode(model, views, opts)
         keyframes = select_keyframes(opts, features)
         non_keyframes = sorted(set(range(len(views))) - set(keyframes))
         clock.mark("encoder")
@@ -395,7 +409,7 @@ def run_inference(
         clock.mark("memory")
         render(model, views, features, memory_kv)
         clock.mark("render")
-        dino_tokens(model, views, features)
+        dino_tokens(model, views, features, opts.compile)
         clock.mark("dino")
         out, panoptic = decode_keyframes(model, views, features, keyframes, cls, compute_dtype, clock)
         queries = out["out_queries"]

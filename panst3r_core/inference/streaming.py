@@ -122,7 +122,7 @@ def _keyframes(model: PanSt3R, lazy: _LazyViews, opts: InferenceOptions, chunk_v
     pooled = []
     for start in range(0, len(lazy), chunk_views):
         sub = lazy.scene(range(start, min(start + chunk_views, len(lazy))), opts.max_batch)
-        pooled += [e.float().mean(dim=0) for e in encode(model, sub, opts.encoder_autocast).enc]
+        pooled += [e.float().mean(dim=0) for e in encode(model, sub, opts).enc]
     return retrieval_keyframes(torch.stack(pooled), opts.num_keyframes, opts.retrieval_seed)
 
 
@@ -165,12 +165,12 @@ def stream_inference(
     with kernels(), autocast():
         keyframes = _keyframes(model, lazy, opts, chunk_views)
         kf_views = lazy.scene(keyframes, opts.max_batch)
-        kf_features = encode(model, kf_views, opts.encoder_autocast)
+        kf_features = encode(model, kf_views, opts)
         local = list(range(len(keyframes)))
         kv_memory = build_memory(model, kf_features, local, compute_dtype, opts)
         memory_kv = kv_memory.render_kv()
         render(model, kf_views, kf_features, memory_kv)
-        dino_tokens(model, kf_views, kf_features)
+        dino_tokens(model, kf_views, kf_features, opts.compile)
         out, panoptic = decode_keyframes(model, kf_views, kf_features, local, cls, compute_dtype, clock)
         queries = out["out_queries"]
     kf_raw = {k: kf_features.raw[j] for j, k in enumerate(keyframes)}
@@ -235,9 +235,9 @@ def _non_keyframe_chunk(
     the views as uint8 images)."""
     views = lazy.scene(others, opts.max_batch)
     shown = {i: _shown(views.images[j], lazy.transposed[i]) for j, i in enumerate(others)}
-    features = encode(model, views, opts.encoder_autocast)
+    features = encode(model, views, opts)
     render(model, views, features, memory_kv)
-    dino_tokens(model, views, features)
+    dino_tokens(model, views, features, opts.compile)
     raw = {i: features.raw[j] for j, i in enumerate(others)}
     masks: dict[int, torch.Tensor] = {}
     for batch in views.chunks(range(len(others))):

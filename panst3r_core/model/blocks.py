@@ -1,7 +1,8 @@
 """Transformer building blocks shared by the MUSt3R encoder/decoder, the input mixer and LoftUp.
 
 Attention goes through `torch.nn.functional.scaled_dot_product_attention`, or through xformers' memory-efficient
-attention for unmasked attention while the `xformers` kernel is in scope (`attention_kernels.py`, CUDA only).
+attention for unmasked attention while the `xformers` kernel is in scope (`attention_kernels.py`, CUDA only);
+float32 attention at TF32 precision while `tf32_attention.py`'s scope is entered (the encoder's option).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from torch import nn
 
 from panst3r_core.model.attention_kernels import active_xformers_ops
 from panst3r_core.model.rope import RoPE2D, RotaryTables
+from panst3r_core.model.tf32_attention import attend_tf32, tf32_attention_active
 
 
 def autocast_disabled(device: torch.device):
@@ -28,6 +30,8 @@ def attention(
 ) -> torch.Tensor:
     """q (B, heads, Nq, d), k/v (B, heads, Nk, d); `allowed` bool broadcastable to (B, heads, Nq, Nk),
     True where attention is allowed. Returns (B, heads, Nq, d)."""
+    if q.dtype == torch.float32 and tf32_attention_active():
+        return attend_tf32(q, k, v, allowed)
     xops = active_xformers_ops()
     if xops is not None and allowed is None and q.is_cuda:
         out = xformers_attention(xops, q, k, v)

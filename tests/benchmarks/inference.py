@@ -18,7 +18,9 @@ add --profile runs/benchmarks/profiles for one op table per configuration.
 
 Rows also vary the encoder's precision (--encoder fp32 autocast: the official float32 MUSt3R encoder, or the
 run's autocast), the attention kernel (--attention sdpa cudnn xformers auto; a row says which one ran)
-and float32 matmuls (--fp32-matmul tf32 ieee: TF32 as the official demo, or IEEE). With kept outputs, each
+float32 matmuls (--fp32-matmul tf32 ieee: TF32 as the official demo, or IEEE), the float32 encoder's attention
+(--encoder-attention exact tf32) and torch.compile of the encoder and DINOv2 (--compile off on; compiled during
+the warm-up, so give --warmup 1 or more to time it compiled). With kept outputs, each
 row reports its deviation from the first configuration of the same precision and views (list the
 reference first, e.g. --encoder fp32 autocast --attention sdpa xformers).
 Random weights make every query a post-processing candidate; --candidate-queries N gives the other queries
@@ -40,9 +42,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from panst3r_core.inference.encoder_pass import resolve_encoder_attention
 from panst3r_core.model.attention_kernels import KERNELS, resolve_kernel
+from panst3r_core.model.tf32_attention import ENCODER_ATTENTION
 
 PRECISION_TO_AMP = {"fp32": "none", "bf16": "bf16", "fp16": "fp16"}
+SETTING_NAMES = ("encoder", "attention", "fp32_matmul", "encoder_attention", "compile")
+"""The settings a row varies besides precision and views (a deviation names its reference by them)."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -114,6 +120,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["fp32", "autocast"],
         default=["fp32"],
         help="MUSt3R encoder precision: fp32 (official, default) and/or autocast (the run's bf16/fp16)",
+    )
+    parser.add_argument(
+        "--encoder-attention",
+        nargs="+",
+        choices=list(ENCODER_ATTENTION),
+        default=["exact"],
+        help="attention of the float32 encoder on CUDA: exact (official, default) and/or tf32",
+    )
+    parser.add_argument(
+        "--compile",
+        nargs="+",
+        choices=["off", "on"],
+        default=["off"],
+        help="torch.compile the MUSt3R encoder and DINOv2: off (default) and/or on (compiled in the warm-up)",
     )
     parser.add_argument(
         "--attention",
@@ -294,14 +314,16 @@ def benchmark(args: argparse.Namespace) -> dict:
         model = build_random_model(variant, args.seed, device, args.candidate_queries)
         num_params = sum(p.numel() for p in model.parameters())
         settings = [
-            (p, e, a, m)
+            (p, e, a, m, ea, c)
             for p in args.precisions
             for e in args.encoder
             for a in args.attention
             for m in args.fp32_matmul
+            for ea in args.encoder_attention
+            for c in args.compile
         ]
         references: dict[tuple, tuple] = {}  # (precision, views) -> (its first configuration, reconstruction)
-        for precision, encoder, attention, matmul in settings:
+        for precision, encoder, attention, matmul, encoder_attention, compiled in settings:
             predictor = Predictor(
                 model=model,
                 device=device,
@@ -312,6 +334,8 @@ def benchmark(args: argparse.Namespace) -> dict:
                 encoder_autocast=encoder == "autocast",
                 attention=attention,
                 tf32=matmul == "tf32",
+                encoder_attention=encoder_attention,
+                compile=compiled == "on",
             )
             for num_views in args.views:
                 distinct = min(num_views, args.distinct_views or num_views)
@@ -326,6 +350,10 @@ def benchmark(args: argparse.Namespace) -> dict:
                     "attention_asked": attention,
                     "attention": resolve_kernel(attention, device),
                     "fp32_matmul": matmul if device.type == "cuda" else "ieee",
+                    "encoder_attention": resolve_encoder_attention(
+                        encoder_attention, device, encoder == "autocast"
+                    ),
+                    "compile": compiled,
                     "views": num_views,
                     "keyframes": num_keyframes,
                     "chunk_views": args.chunk_views,
@@ -338,18 +366,19 @@ def benchmark(args: argparse.Namespace) -> dict:
                 recon = row.pop("recon", None)
                 key = (precision, num_views)
                 if recon is not None and key not in references:
-                    references[key] = ((encoder, attention, matmul), recon)
+                    references[key] = ((encoder, attention, matmul, encoder_attention, compiled), recon)
                 elif recon is not None:
                     reference, reference_recon = references[key]
                     row["deviation"] = {
-                        "from": dict(zip(("encoder", "attention", "fp32_matmul"), reference)),
+                        "from": dict(zip(SETTING_NAMES, reference)),
                         **deviation(reference_recon, recon),
                     }
                 if "error" in row:
                     torch.cuda.empty_cache()
                 elif args.profile:
                     name = (
-                        f"profile_{variant}_{precision}_{encoder}_{attention}_{matmul}_{num_views}views.txt"
+                        f"profile_{variant}_{precision}_{encoder}_{attention}_{matmul}_{encoder_attention}"
+                        f"_{compiled}_{num_views}views.txt"
                     )
                     table = Path(args.profile) / name
                     profile_one(
@@ -391,6 +420,8 @@ COLUMNS = [
     ("encoder", "enc", 8),
     ("attention", "attn", 8),
     ("fp32_matmul", "mm", 4),
+    ("encoder_attention", "encattn", 7),
+    ("compile", "comp", 4),
     ("views", "views", 5),
     ("keyframes", "kf", 3),
     ("chunk_views", "chunk", 5),

@@ -52,6 +52,30 @@ def test_tiny_checkpoint_parity_on_cuda_float32():
     assert _rel(result.stacked("mask_logits")[:, None], ref["b2_pred_masks"]) < 1e-4
 
 
+@pytest.mark.parametrize("encoder_attention", ["exact", "tf32"])
+def test_tiny_checkpoint_stays_close_to_the_official_outputs(encoder_attention, capsys):
+    if not (PARITY_DIR / "tiny_v1.pth").is_file():
+        pytest.skip(f"parity fixture not found at {PARITY_DIR}")
+    from panst3r_core.checkpoint.official import load_official_checkpoint
+    from panst3r_core.inference.engine import InferenceOptions, run_inference
+
+    model = load_official_checkpoint(
+        PARITY_DIR / "tiny_v1.pth", PARITY_DIR / "tiny_dino_config.json"
+    ).model.cuda()
+    ref = {**np.load(PARITY_DIR / "shared_must3r_dino.npz"), **np.load(PARITY_DIR / "tiny_v1_outputs.npz")}
+    images = list(torch.from_numpy(np.load(PARITY_DIR / "inputs.npz")["images"]))
+    options = InferenceOptions(num_keyframes=2, attention="sdpa", encoder_attention=encoder_attention)
+    result = run_inference(model, images, torch.from_numpy(ref["class_emb_raw"]), options)
+    errors = {
+        "pointmaps": _rel(result.stacked("pointmaps"), ref["b2_pointmaps"]),
+        "class_logits": _rel(result.class_logits[None], ref["b2_pred_logits"]),
+        "mask_logits": _rel(result.stacked("mask_logits")[:, None], ref["b2_pred_masks"]),
+    }
+    with capsys.disabled():  # the numbers the README reports (TF32 matmuls in both rows)
+        print(f"\nparity fixture, TF32 matmuls, encoder attention {encoder_attention}: {errors}")
+    assert max(errors.values()) < 5e-2
+
+
 @pytest.mark.parametrize("variant", ["panst3r_v1_512", "panst3r_v2_512"])
 def test_full_size_bf16_inference_with_non_keyframes(variant):
     from panst3r_core.inference.engine import InferenceOptions, run_inference

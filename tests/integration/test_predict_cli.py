@@ -271,11 +271,13 @@ def test_streaming_flags_give_one_clear_error(tmp_path, capsys):
 
 
 def test_kernel_flags_leave_cpu_results_unchanged(tmp_path, capsys):
-    """--attention and --no-tf32 choose CUDA kernels: on the CPU every choice gives the default's files."""
+    """--attention, --no-tf32 and --encoder-attention choose CUDA kernels: on the CPU every choice gives the
+    default's files."""
     _synthetic_images(tmp_path / "images", count=3)
     common = [*_tiny_model_flags(), "--images", str(tmp_path / "images")]
     assert main(["predict", *common, "--out", str(tmp_path / "default")]) == 0
-    flags = ["--attention", "xformers", "--no-tf32", "--out", str(tmp_path / "chosen")]
+    flags = ["--attention", "xformers", "--no-tf32", "--encoder-attention", "tf32"]
+    flags += ["--out", str(tmp_path / "chosen")]
     assert main(["predict", *common, *flags]) == 0
     assert "does not run here" not in capsys.readouterr().err  # the CPU takes SDPA without a warning
     for name in ("segments.json", "cameras.json"):

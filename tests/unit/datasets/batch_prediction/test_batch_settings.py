@@ -74,3 +74,13 @@ def test_kernel_settings_enter_the_record_only_away_from_their_defaults():
     assert changed.recorded()["attention"] == "sdpa" and changed.recorded()["tf32"] is False
     assert changed.predictor_options()["attention"] == "sdpa"
     assert changed.predictor_options()["tf32"] is False
+
+
+def test_encoder_attention_and_compile_enter_the_record_only_away_from_their_defaults():
+    """Both may change the last bits of the outputs, so a scene predicted without them is predicted again."""
+    recorded = PredictionSettings().recorded()
+    assert "encoder_attention" not in recorded and "compile" not in recorded
+    changed = PredictionSettings(encoder_attention="tf32", compile=True)
+    assert changed.recorded()["encoder_attention"] == "tf32" and changed.recorded()["compile"] is True
+    assert changed.predictor_options()["encoder_attention"] == "tf32"
+    assert changed.predictor_options()["compile"] is True

@@ -62,11 +62,16 @@ def test_kernel_flags_reach_the_settings(tmp_path):
     weights = tmp_path / "model.pth"
     weights.write_bytes(b"w")
     args = _parse(
-        "--weights", str(weights), "--out", "o", "--folders", "a", "--attention", "cudnn", "--no-tf32"
-    )
+        "--weights", str(weights), "--out", "o", "--folders", "a", "--attention", "cudnn", "--no-tf32",
+        "--encoder-attention", "tf32", "--compile",
+    )  # fmt: skip
     settings = batch_cli._settings(args)
     assert (settings.attention, settings.tf32) == ("cudnn", False)
+    assert (settings.encoder_attention, settings.compile) == ("tf32", True)
     defaults = batch_cli._settings(_parse("--weights", str(weights), "--out", "o", "--folders", "a"))
     assert (defaults.attention, defaults.tf32) == ("auto", True)
+    assert (defaults.encoder_attention, defaults.compile) == ("exact", False)
     with pytest.raises(SystemExit):
         _parse("--weights", "w", "--out", "o", "--folders", "a", "--attention", "flash9")
+    with pytest.raises(SystemExit):
+        _parse("--weights", "w", "--out", "o", "--folders", "a", "--encoder-attention", "bf16")
