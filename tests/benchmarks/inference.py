@@ -86,12 +86,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (CUDA kernels, allocator)")
     parser.add_argument("--max-batch-size", type=int, default=None, help="views per batched forward")
-    parser.add_argument(
+
+    def sweep(flag: str, choices: list[str], description: str, default: str | None = None) -> None:
+        """A setting whose values each give their own rows (default: the first choice)."""
+        parser.add_argument(
+            flag, nargs="+", choices=choices, default=[default or choices[0]], help=description
+        )
+
+    sweep(
         "--fp32-matmul",
-        nargs="+",
-        choices=["tf32", "ieee"],
-        default=["tf32"],
-        help="float32 matmuls on CUDA: tf32 (the official demo's and the predictor's default) and/or ieee",
+        ["tf32", "ieee"],
+        "float32 matmuls on CUDA: tf32 (the official demo's and the predictor's default) and/or ieee",
     )
     parser.add_argument(
         "--no-cuda-graphs", action="store_true", help="keyframe-memory updates without CUDA graphs"
@@ -114,33 +119,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="generate at most this many random views and repeat them (cuts the set-up of 10,000 views)",
     )
-    parser.add_argument(
+    sweep(
         "--encoder",
-        nargs="+",
-        choices=["fp32", "autocast"],
-        default=["fp32"],
-        help="MUSt3R encoder precision: fp32 (official, default) and/or autocast (the run's bf16/fp16)",
+        ["fp32", "autocast"],
+        "MUSt3R encoder precision: fp32 (official, default) and/or autocast (the run's bf16/fp16)",
     )
-    parser.add_argument(
+    sweep(
         "--encoder-attention",
-        nargs="+",
-        choices=list(ENCODER_ATTENTION),
-        default=["exact"],
-        help="attention of the float32 encoder on CUDA: exact (official, default) and/or tf32",
+        list(ENCODER_ATTENTION),
+        "attention of the float32 encoder on CUDA: exact (official, default) and/or tf32",
     )
-    parser.add_argument(
+    sweep(
         "--compile",
-        nargs="+",
-        choices=["off", "on"],
-        default=["off"],
-        help="torch.compile the MUSt3R encoder and DINOv2: off (default) and/or on (compiled in the warm-up)",
+        ["off", "on"],
+        "torch.compile the MUSt3R encoder and DINOv2: off (default) and/or on (compiled in the warm-up)",
     )
-    parser.add_argument(
+    sweep(
         "--attention",
-        nargs="+",
-        choices=list(KERNELS),
-        default=["sdpa"],
-        help="attention kernels to time (one that cannot run falls back to sdpa; the row records what ran)",
+        list(KERNELS),
+        "attention kernels to time (one that cannot run falls back to sdpa; the row records what ran)",
+        default="sdpa",
     )
     parser.add_argument(
         "--candidate-queries",
