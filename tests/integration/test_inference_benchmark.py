@@ -34,3 +34,17 @@ def test_benchmark_runs_tiny_on_cpu_and_writes_results(tmp_path, capsys):
     assert _load_script().main([*argv, "--append", "--chunk-views", "2"]) == 0
     rows = json.loads(out.read_text())["results"]
     assert [r["chunk_views"] for r in rows] == [None, None, 2]
+
+
+def test_rows_per_encoder_setting_with_their_deviation(tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "inference.json"
+    argv = ["--device", "cpu", "--variant", "tiny_v1", "--views", "3", "--precision", "fp32"]
+    argv += ["--encoder-attention", "exact", "tf32", "--repeats", "1", "--warmup", "0", "--out", str(out)]
+    assert _load_script().main(argv) == 0
+    rows = json.loads(out.read_text())["results"]
+    # tf32 attention runs on CUDA only: on the CPU the second row runs (and records) exact attention
+    assert [(r["encoder_attention"], r["compile"]) for r in rows] == [("exact", "off")] * 2
+    assert rows[1]["deviation"]["from"]["encoder_attention"] == "exact"
+    assert rows[1]["deviation"]["pts3d_median_relative_difference"] == 0.0
+    assert rows[1]["deviation"]["panoptic_pixel_agreement"] == 1.0
