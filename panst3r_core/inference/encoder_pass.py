@@ -4,7 +4,8 @@
 - Attention of the float32 encoder: `exact` (IEEE, official) or `tf32` (`panst3r_core.model.tf32_attention`,
   CUDA only). A batch whose tokens come out non-finite under `tf32` (a value beyond float16's range) is encoded
   again with exact attention, so the option never turns a finite result into NaN.
-- `compiled`: the encoder through `torch.compile` (CUDA only; compiled once per model and process).
+- `compiled`: a module through `torch.compile`, built once per module and process (the encoder here, and
+  DINOv2 in `engine.dino_tokens` under the same `compile` option).
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def encoder_tokens(
     return encoder(images, autocast)
 
 
-def compiled(encoder: nn.Module) -> Callable:
-    """`torch.compile(encoder)`, built once per encoder (dynamic shapes after a second batch size)."""
-    if encoder not in _compiled:
-        _compiled[encoder] = torch.compile(encoder)
-    return _compiled[encoder]
+def compiled(module: nn.Module) -> Callable:
+    """`torch.compile(module)`, built once per module (dynamic shapes after a second batch size)."""
+    if module not in _compiled:
+        _compiled[module] = torch.compile(module)
+    return _compiled[module]

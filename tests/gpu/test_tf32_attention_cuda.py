@@ -64,12 +64,13 @@ def test_full_size_encoder_moves_little_under_tf32_attention():
     torch.manual_seed(0)
     encoder = build_model("panst3r_v1_512").must3r_encoder.cuda().eval()
     images = torch.rand(4, 3, 384, 512, device="cuda") * 2 - 1
-    torch.set_float32_matmul_precision("high")
+    saved = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")  # TF32 matmuls, the inference default
     try:
         with torch.no_grad():
             exact, _ = encoder_tokens(encoder, images, attention="exact")
             tf32, _ = encoder_tokens(encoder, images, attention="tf32")
     finally:
-        torch.set_float32_matmul_precision("highest")
+        torch.set_float32_matmul_precision(saved)
     assert torch.isfinite(tf32).all()
     assert _relative(tf32, exact.double()) < 1e-2
