@@ -18,12 +18,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import dask
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect_dask import DaskTaskRunner
 
 from datasets.preprocess.chunk_job import (
-    FrameChunk,
     StagedScene,
     commit_chunked_scene,
     run_frame_chunk,
@@ -42,6 +42,7 @@ from datasets.store.splits import scene_splits
 from datasets.store.staleness import CurrentVersion, committed_by_this_run
 from datasets.store.writer import open_or_create_store, sweep_staging
 from flows.dask_cluster import ClusterChoice, choose_cluster
+from flows.plain_dask_tasks import flow_run_client, plain_outcome, submit_plain
 from flows.preprocess_runner import preprocess_task_runner
 from flows.task_futures import task_outcome as _collect
 
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from datasets.store.tables import TableBuilder
 
 TASK_RETRIES = 2
+RETRY_DELAY_SECONDS = 2
 TABLE_REFRESH_SECONDS = 2.0
 
 
@@ -82,7 +84,7 @@ def _retry_transient(task, task_run, state) -> bool:
 
 _TASK_OPTIONS = {
     "retries": TASK_RETRIES,
-    "retry_delay_seconds": 2,
+    "retry_delay_seconds": RETRY_DELAY_SECONDS,
     "retry_condition_fn": _retry_transient,
     "cache_policy": NO_CACHE,  # skipping is decided from the store's content, see plan_scene
     "persist_result": False,
@@ -96,22 +98,10 @@ def preprocess_scene_task(
     return run_scene(root, store, scene_id, PreprocessConfig(**config), pairs, split, source_hash)
 
 
-# A scene split into frame chunks (datasets.preprocess.chunk_job): its chunk tasks, then one commit task.
-@task(name="preprocess-chunk", task_run_name="chunk-{scene_id}-{camera}-{start}", **_TASK_OPTIONS)
-def preprocess_chunk_task(
-    root: str,
-    store: str,
-    scene_id: str,
-    config: dict,
-    pairs: str | None,
-    source_hash: str,
-    staging: str,
-    camera: str,
-    start: int,
-    stop: int,
-) -> dict:
-    chunk = FrameChunk(camera, start, stop)
-    return run_frame_chunk(root, store, scene_id, PreprocessConfig(**config), pairs, source_hash, staging, chunk)
+# A scene split into frame chunks (datasets.preprocess.chunk_job): its chunks run as plain Dask tasks
+# (flows.plain_dask_tasks: Prefect's per-task cost is paid per scene, not per chunk), then one commit task,
+# ahead of the chunks still queued, so that finished scenes become visible while the run goes on.
+COMMIT_PRIORITY = 1
 
 
 @task(name="commit-scene", task_run_name="commit-{scene_id}", **_TASK_OPTIONS)
@@ -153,7 +143,7 @@ def preprocess(
 ) -> dict[str, Any]:
     """Preprocess every scene of `root` (or `scenes`) into `store`, redoing `redo` even when up to date
     (e.g. after `panst3r status --verify` found a corrupt chunk); a scene of more than `frames_per_task`
-    frames runs as frame-chunk tasks and one commit (0: one task per scene). Returns the run summary
+    frames runs as frame chunks (plain Dask tasks) and one commit task (0: one task per scene). Returns the run summary
     `{done, skipped, failed: {scene: reason}, unknown_labels: {scene: what was left void}, frames, seconds,
     store}`. `unknown_labels`: "void" (official) or "error", see PreprocessConfig."""
     logger = get_run_logger()
@@ -357,7 +347,8 @@ class _SceneWork:
 
 @dataclass(frozen=True)
 class _SceneJobs:
-    """Submits a scene's tasks; every future maps to (its scene, its step: "scene", "commit" or a chunk index)."""
+    """Submits a scene's tasks; every future maps to (its scene, its step: "scene", "commit" or a chunk index).
+    A chunk's future is a plain Dask future, the others Prefect's."""
 
     root: str
     store: str
@@ -369,20 +360,23 @@ class _SceneJobs:
         if work.staged is None:
             args = (self.root, self.store, plan.scene_id, config, self.pairs, work.split, plan.source_hash)
             return {preprocess_scene_task.submit(*args): (work, "scene")}
+        client = flow_run_client()
         return {
-            preprocess_chunk_task.submit(
-                self.root, self.store, plan.scene_id, config, self.pairs, plan.source_hash, work.staged.staging,
-                chunk.camera, chunk.start, chunk.stop,
+            submit_plain(
+                client, f"chunk-{plan.scene_id}-{chunk.camera}-{chunk.start}", run_frame_chunk,
+                self.root, self.store, plan.scene_id, self.config, self.pairs, plan.source_hash, work.staged.staging,
+                chunk, retries=TASK_RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS, is_permanent=is_permanent,
             ): (work, index)
             for index, chunk in enumerate(work.staged.chunks)
         }  # fmt: skip
 
     def submit_commit(self, work: _SceneWork) -> dict:
         results = [work.chunk_results[i] for i in range(len(work.staged.chunks))]
-        future = commit_scene_task.submit(
-            self.root, self.store, work.plan.scene_id, asdict(self.config), self.pairs, work.split,
-            work.plan.source_hash, work.staged.staging, results,
-        )  # fmt: skip
+        with dask.annotate(priority=COMMIT_PRIORITY):
+            future = commit_scene_task.submit(
+                self.root, self.store, work.plan.scene_id, asdict(self.config), self.pairs, work.split,
+                work.plan.source_hash, work.staged.staging, results,
+            )  # fmt: skip
         return {future: (work, "commit")}
 
 
@@ -415,7 +409,8 @@ class _Collector:
         while pending:
             future = ended.get()
             work, step = pending.pop(future)
-            watch(self._finished(work, step, *_collect(future)))
+            outcome = plain_outcome(future) if isinstance(step, int) else _collect(future)
+            watch(self._finished(work, step, *outcome))
             if time.monotonic() - last_tables > TABLE_REFRESH_SECONDS:
                 with _bookkeeping(self.logger, "write the tables"):
                     self.builder.write(self.current)

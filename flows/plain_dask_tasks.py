@@ -1,0 +1,84 @@
+"""Sub-scene work as plain Dask tasks on the flow run's cluster, without Prefect's per-task engine.
+
+A Prefect task on a Dask worker is created, given the flow run's context and reports its states to the
+server: measured on 2 cores, 46 ms to submit and 138 ms end to end for a task that does nothing, against
+3.6 ms for a plain Dask task; on a 16-core machine with every core busy, about 0.5 s of each 3.5-s frame
+chunk. Frame chunks are parts of a scene, so they run here; the scene itself stays one Prefect task (its
+commit), which is what the UI and the run's records show. Retries keep the Prefect tasks' rule: a
+failure is retried after a pause unless `is_permanent` says a retry would fail the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from uuid import uuid4
+
+import distributed
+from prefect.context import FlowRunContext
+
+log = logging.getLogger(__name__)
+
+
+def flow_run_client() -> distributed.Client:
+    """The Dask client of the running flow's task runner (its own cluster or the warm workers it chose)."""
+    context = FlowRunContext.get()
+    if context is None or not hasattr(context.task_runner, "client"):
+        raise RuntimeError("plain Dask tasks need a running flow whose task runner is a DaskTaskRunner")
+    return context.task_runner.client
+
+
+def submit_plain(
+    client: distributed.Client,
+    name: str,
+    fn: Callable[..., Any],
+    *args: Any,
+    retries: int,
+    retry_delay_seconds: float,
+    is_permanent: Callable[[BaseException], bool],
+) -> distributed.Future:
+    """Run `fn(*args)` on a worker under the key `name` (made unique), retried as described above."""
+    return client.submit(
+        run_with_retries,
+        name,
+        fn,
+        args,
+        retries,
+        retry_delay_seconds,
+        is_permanent,
+        key=f"{name}-{uuid4().hex}",
+        pure=False,
+    )
+
+
+def run_with_retries(
+    name: str,
+    fn: Callable[..., Any],
+    args: tuple,
+    retries: int,
+    retry_delay_seconds: float,
+    is_permanent: Callable[[BaseException], bool],
+) -> Any:
+    """`fn(*args)`, tried again up to `retries` times after a failure that is not permanent."""
+    for attempt in range(retries + 1):
+        try:
+            return fn(*args)
+        except Exception as exc:
+            if attempt == retries or is_permanent(exc):
+                raise
+            log.warning(
+                "%s failed (%s: %s); retry %d of %d in %.0f s",
+                name, type(exc).__name__, exc, attempt + 1, retries, retry_delay_seconds,
+            )  # fmt: skip
+            time.sleep(retry_delay_seconds)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def plain_outcome(future: distributed.Future) -> tuple[object | None, BaseException | None]:
+    """The task's result or exception (a cancelled task or a worker Dask gave up on gives its error)."""
+    try:
+        return future.result(), None
+    except BaseException as exc:  # noqa: BLE001 - KilledWorker, CancelledError and the task's own errors
+        return None, exc
