@@ -1,9 +1,9 @@
 """Prefect flow `preprocess`: ScanNet++ scenes -> Zarr store + Parquet tables, tasks on Dask.
 
 The flow process decides what to do (skip scenes whose committed version has the same source hash,
-config hash and code version), creates the store, submits one task per remaining scene (or, for a long
-scene in a directory store, one plain Dask task per frame chunk and a commit task once they all succeeded), records
-failures and rebuilds the tables as tasks finish. Workers only read inputs and commit their own scene.
+config hash and code version), creates the store, submits one task per remaining scene (or, for a
+long scene in a directory store, one plain Dask task per frame chunk and a commit task once they all
+succeeded), records failures and rebuilds the tables as tasks finish. Workers only read inputs and commit their own scene.
 Import this module only after `flows.prefect_env.configure_prefect_env` (Prefect reads settings at import).
 """
 
@@ -144,8 +144,8 @@ def preprocess(
     """Preprocess every scene of `root` (or `scenes`) into `store`, redoing `redo` even when up to date
     (e.g. after `panst3r status --verify` found a corrupt chunk); a scene of more than `frames_per_task`
     frames runs as frame chunks (plain Dask tasks) and one commit task (0: one task per scene). Returns
-    the run summary `{done, skipped, failed: {scene: reason}, unknown_labels: {scene: what was left void}, frames, seconds,
-    store}`. `unknown_labels`: "void" (official) or "error", see PreprocessConfig."""
+    the run summary `{done, skipped, failed: {scene: reason}, unknown_labels: {scene: what was left void},
+    frames, seconds, store}`. `unknown_labels`: "void" (official) or "error", see PreprocessConfig."""
     logger = get_run_logger()
     started = time.perf_counter()
     root_path, store_path = Path(root).resolve(), StoreLocation.parse(store).resolved()
