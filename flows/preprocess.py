@@ -4,7 +4,8 @@ The flow process decides what to do (skip scenes whose committed version has the
 config hash and code version), creates the store, submits one task per remaining scene (or, for a
 long scene in a directory store, one plain Dask task per frame chunk and a commit task once they all
 succeeded), records failures and rebuilds the tables as tasks finish. Workers only read inputs and
-commit their own scene. Import this module only after `flows.prefect_env.configure_prefect_env` (Prefect reads settings at import).
+commit their own scene. Import this module only after `flows.prefect_env.configure_prefect_env`
+(Prefect reads settings at import).
 """
 
 from __future__ import annotations
