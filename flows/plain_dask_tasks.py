@@ -62,18 +62,18 @@ def run_with_retries(
     is_permanent: Callable[[BaseException], bool],
 ) -> Any:
     """`fn(*args)`, tried again up to `retries` times after a failure that is not permanent."""
-    for attempt in range(retries + 1):
+    for attempt in range(1, retries + 1):
         try:
             return fn(*args)
         except Exception as exc:
-            if attempt == retries or is_permanent(exc):
+            if is_permanent(exc):
                 raise
             log.warning(
                 "%s failed (%s: %s); retry %d of %d in %.0f s",
-                name, type(exc).__name__, exc, attempt + 1, retries, retry_delay_seconds,
+                name, type(exc).__name__, exc, attempt, retries, retry_delay_seconds,
             )  # fmt: skip
             time.sleep(retry_delay_seconds)
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    return fn(*args)
 
 
 def plain_outcome(future: distributed.Future) -> tuple[object | None, BaseException | None]:
