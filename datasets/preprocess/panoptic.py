@@ -42,18 +42,45 @@ def apply_anon_mask(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+LOOKUP_TABLE_MAX_ID = 2**22
+"""Largest valid id for which IdFilter indexes by a dense table (16 MB of int32); beyond it, a binary search."""
+
+
+class IdFilter:
+    """`filter_ids` for one scene's valid ids, with the index built once for all of its frames: a dense table
+    from id to slot (a gather per pixel, several times cheaper than a binary search), or the sorted ids when
+    the largest is too big for a table."""
+
+    def __init__(self, valid_ids: np.ndarray):
+        valid = np.unique(np.asarray(valid_ids, dtype=np.uint32))
+        self.valid = valid[valid != 0]
+        self.table = None
+        if self.valid.size and int(self.valid[-1]) <= LOOKUP_TABLE_MAX_ID:
+            # Slot of each id; ids that are not valid, and every id past the last (clipped to it), get the
+            # sentinel slot len(valid).
+            self.table = np.full(int(self.valid[-1]) + 2, self.valid.size, dtype=np.int32)
+            self.table[self.valid] = np.arange(self.valid.size, dtype=np.int32)
+
+    def _slots(self, ids: np.ndarray) -> np.ndarray:
+        """Slot in `valid` of each id, len(valid) for an id that is not valid."""
+        if self.table is not None:
+            return self.table[np.minimum(ids, np.uint32(len(self.table) - 1))]
+        slot = np.minimum(np.searchsorted(self.valid, ids), self.valid.size - 1)
+        return np.where(self.valid[slot] == ids, slot, self.valid.size)
+
+    def __call__(self, ids: np.ndarray, min_area: int = MIN_INST_AREA) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.uint32)
+        if self.valid.size == 0:
+            return np.zeros_like(ids)
+        slot = self._slots(ids)
+        counts = np.bincount(slot.ravel(), minlength=self.valid.size + 1)
+        counts[self.valid.size] = 0  # invalid ids never reach min_area
+        return np.where(counts[slot] >= min_area, ids, np.uint32(0)).astype(np.uint32)
+
+
 def filter_ids(ids: np.ndarray, valid_ids: np.ndarray, min_area: int = MIN_INST_AREA) -> np.ndarray:
     """Set to 0 every id that covers fewer than `min_area` pixels of this image or is not in `valid_ids`.
 
-    ids: (H, W) uint32; valid_ids: (K,) the scene's vertex ids. Returns a new (H, W) uint32 array."""
-    ids = np.asarray(ids, dtype=np.uint32)
-    valid_sorted = np.unique(np.asarray(valid_ids, dtype=np.uint32))
-    valid_sorted = valid_sorted[valid_sorted != 0]
-    if valid_sorted.size == 0:
-        return np.zeros_like(ids)
-    # Index of each pixel's id in the sorted valid list (a binary search is far cheaper than np.unique).
-    slot = np.minimum(np.searchsorted(valid_sorted, ids), valid_sorted.size - 1)
-    is_valid = valid_sorted[slot] == ids
-    counts = np.bincount(slot[is_valid], minlength=valid_sorted.size)
-    keep = is_valid & (counts >= min_area)[slot]
-    return np.where(keep, ids, np.uint32(0)).astype(np.uint32)
+    ids: (H, W) uint32; valid_ids: (K,) the scene's vertex ids. Returns a new (H, W) uint32 array. Many
+    frames of one scene: build an IdFilter once."""
+    return IdFilter(valid_ids)(ids, min_area)

@@ -22,7 +22,7 @@ from datasets.preprocess.covisibility import overlap_matrix, pairs_from_overlap,
 from datasets.preprocess.errors import BadSceneInput
 from datasets.preprocess.frame_device import FrameDeviceError, fall_back_to_cpu, frame_ops
 from datasets.preprocess.frame_images import jpeg_round_trip, read_frame_mask, read_frame_rgb
-from datasets.preprocess.panoptic import MAX_ENCODABLE_ID, apply_anon_mask, filter_ids
+from datasets.preprocess.panoptic import MAX_ENCODABLE_ID, IdFilter, apply_anon_mask
 from datasets.preprocess.render import IdDepthRenderer
 from datasets.preprocess.rescale import rescale_intrinsics, rescale_mask
 from datasets.preprocess.rescale_plan import rescale_plan
@@ -135,7 +135,7 @@ def _process_frame(
         depth_mm = (view.depth * 1000).astype(np.uint16)  # truncating, as the official cast
         depth_mm[mask < 255] = 0
         ids, unknown_pixels = context.marker.clear(view.ids)
-        panoptic = filter_ids(apply_anon_mask(ids, mask), context.valid_ids, config.min_inst_area)
+        panoptic = context.id_filter(apply_anon_mask(ids, mask), config.min_inst_area)
     return {
         "image": rgb,
         "depth_mm": depth_mm,
@@ -220,7 +220,8 @@ class SceneContext:
 
     renderer: IdDepthRenderer
     marker: UnknownFaceMarker
-    valid_ids: np.ndarray
+    id_filter: IdFilter
+    """The scene's valid ids, indexed once for every frame's area / validity filter."""
     labels: VertexPanoptic
     categories: list[dict]
     timings: dict[str, float]
@@ -239,7 +240,7 @@ def load_scene_context(record: SceneRecord, config: PreprocessConfig) -> SceneCo
         renderer = IdDepthRenderer.from_vertex_ids(
             mesh.vertices, mesh.faces, marker.render_ids, znear=config.znear, zfar=config.zfar
         )
-    return SceneContext(renderer, marker, np.unique(labels.pan_ids), labels, categories, dict(timer.totals))
+    return SceneContext(renderer, marker, IdFilter(labels.pan_ids), labels, categories, dict(timer.totals))
 
 
 def process_frames(

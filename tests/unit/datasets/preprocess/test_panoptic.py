@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datasets.preprocess.panoptic import MIN_INST_AREA, apply_anon_mask, filter_ids, id2rgb, rgb2id
+from datasets.preprocess import panoptic
+from datasets.preprocess.panoptic import MIN_INST_AREA, IdFilter, apply_anon_mask, filter_ids, id2rgb, rgb2id
 
 
 def test_id_rgb_round_trip_and_channel_layout():
@@ -64,3 +65,26 @@ def test_filter_threshold_is_inclusive(min_area):
 def test_filter_with_no_valid_ids_is_all_void():
     ids = np.full((4, 4), 3, np.uint32)
     assert not filter_ids(ids, np.array([], dtype=np.int64)).any()
+
+
+def reference_filter(ids: np.ndarray, valid_ids: np.ndarray, min_area: int) -> np.ndarray:
+    """The rule written plainly: keep an id when it is a non-zero valid id covering >= min_area pixels."""
+    values, counts = np.unique(ids, return_counts=True)
+    kept = {int(v) for v, c in zip(values, counts) if v != 0 and v in set(valid_ids.tolist()) and c >= min_area}
+    return np.where(np.isin(ids, list(kept)), ids, 0).astype(np.uint32)
+
+
+@pytest.mark.parametrize("by_table", [True, False])
+def test_id_filter_by_table_and_by_search_equal_the_rule(by_table, monkeypatch):
+    if not by_table:
+        monkeypatch.setattr(panoptic, "LOOKUP_TABLE_MAX_ID", 0)
+    rng = np.random.default_rng(5)
+    valid = (rng.integers(1, 300, 80) * 1000 + rng.integers(0, 100, 80)).astype(np.uint32)
+    ids = valid[rng.integers(0, len(valid), (60, 90))]
+    ids[:5] = 0
+    ids[10:12] = rng.integers(0, 2**24, (2, 90))  # corrupted border ids, many beyond the largest valid id
+    ids[20, :7] = valid.max() + 1
+    id_filter = IdFilter(np.concatenate([valid, [0]]))
+    assert (id_filter.table is not None) == by_table
+    for min_area in (1, 50, 70):
+        np.testing.assert_array_equal(id_filter(ids, min_area), reference_filter(ids, valid, min_area))

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from datasets.preprocess.render import IdDepthRenderer, face_ids_from_vertex_ids
+from datasets.preprocess import render as render_module
+from datasets.preprocess.render import IdDepthRenderer, face_ids_from_vertex_ids, linear_depth
 
 W, H = 160, 120
 K = np.array([[150.0, 0.0, 80.0], [0.0, 150.0, 60.0], [0.0, 0.0, 1.0]])  # COLMAP convention
@@ -195,6 +196,50 @@ def test_renderer_works_from_another_thread():
     here = renderer.render(K, np.eye(4), W, H)
     np.testing.assert_array_equal(results["thread"].ids, here.ids)
     assert (here.ids == 5).sum() > 100
+
+
+def pyrender_own_read(renderer: IdDepthRenderer):
+    """What stock pyrender reads from the framebuffer the last render left: (ids from its RGB, its depth)."""
+    import pyrender
+    from pyrender.renderer import Renderer
+
+    offscreen = render_module._offscreen
+    with render_module._lock:
+        offscreen._platform.make_current()
+        flags = pyrender.RenderFlags.FLAT | pyrender.RenderFlags.OFFSCREEN
+        color, depth = Renderer._read_main_framebuffer(offscreen._renderer, renderer._scene, flags)
+        render_module._release_context(offscreen)
+    color = color.astype(np.uint32)
+    return color[..., 0] | (color[..., 1] << 8) | (color[..., 2] << 16), depth
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_direct_read_equals_pyrenders_own_read_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=1.0)
+    sphere.apply_translation(rng.normal(0, 0.3, 3))
+    face_ids = rng.integers(1, 2**24, size=len(sphere.faces))
+    renderer = IdDepthRenderer(sphere.vertices, sphere.faces, face_ids, znear=0.05, zfar=20.0)
+    direction = rng.normal(size=3)
+    view = renderer.render(K, look_at(2.5 * direction / np.linalg.norm(direction), [0.0, 0.0, 0.0]), W, H)
+    ids, depth = pyrender_own_read(renderer)
+    assert 0 < (view.ids > 0).mean() < 1  # both the mesh and the empty background are compared
+    np.testing.assert_array_equal(view.ids, ids)
+    np.testing.assert_array_equal(view.depth, depth)
+    assert view.ids.dtype == np.uint32 and view.depth.dtype == np.float32
+
+
+def test_linear_depth_is_pyrenders_float32_formula_and_zero_where_nothing_was_drawn():
+    window = np.array([[0.0, 0.5, 0.999], [0.9999, 1.0, 0.25]], dtype=np.float32)
+    near, far = 0.05, 20.0
+    z = 2.0 * window - 1.0
+    expected = (2.0 * near * far) / (far + near - z * (far - near))
+    expected[window == 1.0] = 0.0
+    got = linear_depth(window, near, far)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+    assert got[0, 0] == pytest.approx(near) and got[1, 1] == 0.0
+    assert window[1, 1] == 1.0  # the input is left as it was
 
 
 def test_invalid_inputs_raise():
