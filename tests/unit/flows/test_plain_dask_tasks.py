@@ -6,7 +6,7 @@ import logging
 import time
 
 import pytest
-from distributed import Client, LocalCluster
+from _in_process_dask import in_process_client
 
 from datasets.preprocess.error_kinds import is_permanent
 from datasets.preprocess.errors import BadSceneInput, TransientSceneError
@@ -66,9 +66,8 @@ def _refuse(x: int) -> int:
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        with Client(cluster) as dask_client:
-            yield dask_client
+    with in_process_client(1) as dask_client:
+        yield dask_client
 
 
 def test_a_plain_task_runs_on_the_cluster_under_its_name(client):
@@ -113,12 +112,11 @@ def _where() -> str:
 
 
 def test_a_preferred_worker_runs_the_task_and_a_missing_one_does_not_block_it():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        with Client(cluster) as two:
-            addresses = sorted(two.scheduler_info(n_workers=-1)["workers"])
-            options = {"retries": 0, "retry_delay_seconds": 0, "is_permanent": is_permanent}
-            for address in addresses:
-                futures = [submit_plain(two, "chunk-s", _where, preferred_worker=address, **options) for _ in range(4)]
-                assert {plain_outcome(f)[0] for f in futures} == {address}
-            gone = submit_plain(two, "chunk-s", _where, preferred_worker="tcp://127.0.0.1:9", **options)
-            assert plain_outcome(gone)[0] in addresses, "the preference is loose: any worker may run it"
+    with in_process_client(2) as two:
+        addresses = sorted(two.scheduler_info(n_workers=-1)["workers"])
+        options = {"retries": 0, "retry_delay_seconds": 0, "is_permanent": is_permanent}
+        for address in addresses:
+            futures = [submit_plain(two, "chunk-s", _where, preferred_worker=address, **options) for _ in range(4)]
+            assert {plain_outcome(f)[0] for f in futures} == {address}
+        gone = submit_plain(two, "chunk-s", _where, preferred_worker="tcp://127.0.0.1:9", **options)
+        assert plain_outcome(gone)[0] in addresses, "the preference is loose: any worker may run it"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from _in_process_dask import in_process_client
 from distributed import Client, LocalCluster, Worker
 
 from flows.scene_affinity import SceneHomes
@@ -10,9 +11,8 @@ from flows.scene_affinity import SceneHomes
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        with Client(cluster) as dask_client:
-            yield dask_client
+    with in_process_client(2) as dask_client:
+        yield dask_client
 
 
 def test_scenes_go_to_the_worker_with_the_fewest_outstanding_frames(client):
@@ -29,12 +29,11 @@ def test_scenes_go_to_the_worker_with_the_fewest_outstanding_frames(client):
 
 
 def test_no_worker_yet_means_no_preference():
-    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
-        with Client(cluster) as dask_client:
-            homes = SceneHomes(dask_client)
-            assert homes.choose(100) is None
-            homes.ended(None, 100)  # a scene submitted without a home ends without touching any count
-            assert not any(homes.outstanding.values())
+    with in_process_client(0) as dask_client:
+        homes = SceneHomes(dask_client)
+        assert homes.choose(100) is None
+        homes.ended(None, 100)  # a scene submitted without a home ends without touching any count
+        assert not any(homes.outstanding.values())
 
 
 def test_a_worker_with_more_threads_takes_more_frames():
