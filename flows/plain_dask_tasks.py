@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from uuid import uuid4
 
@@ -57,6 +58,15 @@ def submit_plain(
     )
 
 
+@dataclass(frozen=True)
+class Attempts:
+    """What a plain task returned, and the failures it got past by retrying (`Type: message` each), which
+    the flow reports: the worker's own warnings reach only the worker's log."""
+
+    value: Any
+    retried: tuple[str, ...] = ()
+
+
 def run_with_retries(
     name: str,
     fn: Callable[..., Any],
@@ -64,25 +74,28 @@ def run_with_retries(
     retries: int,
     retry_delay_seconds: float,
     is_permanent: Callable[[BaseException], bool],
-) -> Any:
+) -> Attempts:
     """`fn(*args)`, tried again up to `retries` times after a failure that is not permanent."""
+    retried: list[str] = []
     for attempt in range(1, retries + 1):
         try:
-            return fn(*args)
+            return Attempts(fn(*args), tuple(retried))
         except Exception as exc:
             if is_permanent(exc):
                 raise
+            retried.append(f"{type(exc).__name__}: {exc}")
             log.warning(
-                "%s failed (%s: %s); retry %d of %d in %.0f s",
-                name, type(exc).__name__, exc, attempt, retries, retry_delay_seconds,
-            )  # fmt: skip
+                "%s failed (%s); retry %d of %d in %.0f s", name, retried[-1], attempt, retries, retry_delay_seconds
+            )
             time.sleep(retry_delay_seconds)
-    return fn(*args)
+    return Attempts(fn(*args), tuple(retried))
 
 
-def plain_outcome(future: distributed.Future) -> tuple[object | None, BaseException | None]:
-    """The task's result or exception (a cancelled task or a worker Dask gave up on gives its error)."""
+def plain_outcome(future: distributed.Future) -> tuple[Any, BaseException | None, tuple[str, ...]]:
+    """(result, None, the failures retried before it) or (None, the error, ()): a cancelled task or a worker
+    Dask gave up on gives its error too."""
     try:
-        return future.result(), None
+        attempts = future.result()
     except BaseException as exc:  # noqa: BLE001 - KilledWorker, CancelledError and the task's own errors
-        return None, exc
+        return None, exc, ()
+    return attempts.value, None, attempts.retried

@@ -422,13 +422,23 @@ class _Collector:
         while pending:
             future = ended.get()
             work, step = pending.pop(future)
-            outcome = plain_outcome(future) if isinstance(step, int) else _collect(future)
+            outcome = self._chunk_outcome(work, step, future) if isinstance(step, int) else _collect(future)
             watch(self._finished(work, step, *outcome))
             if time.monotonic() - last_tables > TABLE_REFRESH_SECONDS:
                 with _bookkeeping(self.logger, "write the tables"):
                     self.builder.write(self.current)
                 last_tables = time.monotonic()
         return self.outcome
+
+    def _chunk_outcome(self, work: _SceneWork, index: int, future) -> tuple[dict | None, BaseException | None]:
+        result, exc, retried = plain_outcome(future)
+        if retried:
+            chunk = work.staged.chunks[index]
+            self.logger.warning(
+                "scene %s: %s frames %d-%d succeeded on attempt %d (before: %s)",
+                work.plan.scene_id, chunk.camera, chunk.start, chunk.stop - 1, len(retried) + 1, "; ".join(retried),
+            )  # fmt: skip
+        return result, exc
 
     def _finished(self, work: _SceneWork, step, result: dict | None, exc: BaseException | None) -> dict:
         """Handle one ended task; the futures it leads to (a commit), if any."""

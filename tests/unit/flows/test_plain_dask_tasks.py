@@ -10,7 +10,7 @@ from _in_process_dask import in_process_client
 
 from datasets.preprocess.error_kinds import is_permanent
 from datasets.preprocess.errors import BadSceneInput, TransientSceneError
-from flows.plain_dask_tasks import flow_run_client, plain_outcome, run_with_retries, submit_plain
+from flows.plain_dask_tasks import Attempts, flow_run_client, plain_outcome, run_with_retries, submit_plain
 
 
 class FailsFirst:
@@ -29,7 +29,8 @@ class FailsFirst:
 def test_a_transient_failure_is_retried_with_a_warning(caplog):
     job = FailsFirst(2, TransientSceneError("EGL context lost"))
     with caplog.at_level(logging.WARNING, logger="flows.plain_dask_tasks"):
-        assert run_with_retries("chunk-a-dslr-0", job, (), 2, 0.0, is_permanent) == "done"
+        attempts = run_with_retries("chunk-a-dslr-0", job, (), 2, 0.0, is_permanent)
+    assert attempts == Attempts("done", ("TransientSceneError: EGL context lost",) * 2)
     assert job.calls == 3
     assert [r.getMessage() for r in caplog.records] == [
         "chunk-a-dslr-0 failed (TransientSceneError: EGL context lost); retry 1 of 2 in 0 s",
@@ -74,7 +75,7 @@ def test_a_plain_task_runs_on_the_cluster_under_its_name(client):
     future = submit_plain(
         client, "chunk-s1-dslr-16", _double, 21, retries=2, retry_delay_seconds=0, is_permanent=is_permanent
     )
-    assert plain_outcome(future) == (42, None)
+    assert plain_outcome(future) == (42, None, ())
     assert future.key.startswith("chunk-s1-dslr-16-")
     again = submit_plain(
         client, "chunk-s1-dslr-16", _double, 21, retries=2, retry_delay_seconds=0, is_permanent=is_permanent
@@ -86,7 +87,8 @@ def test_a_failed_plain_task_gives_its_own_error(client):
     future = submit_plain(
         client, "chunk-s1-dslr-0", _refuse, 3, retries=2, retry_delay_seconds=0, is_permanent=is_permanent
     )
-    result, error = plain_outcome(future)
+    result, error, retried = plain_outcome(future)
+    assert retried == ()
     assert result is None
     assert isinstance(error, BadSceneInput) and "frame 3" in str(error)
 
@@ -96,7 +98,8 @@ def test_a_cancelled_plain_task_gives_an_error(client):
         client, "chunk-s1-dslr-0", _slow, 1, retries=0, retry_delay_seconds=0, is_permanent=is_permanent
     )
     future.cancel()
-    result, error = plain_outcome(future)
+    result, error, retried = plain_outcome(future)
+    assert retried == ()
     assert result is None and error is not None
 
 
@@ -120,3 +123,24 @@ def test_a_preferred_worker_runs_the_task_and_a_missing_one_does_not_block_it():
             assert {plain_outcome(f)[0] for f in futures} == {address}
         gone = submit_plain(two, "chunk-s", _where, preferred_worker="tcp://127.0.0.1:9", **options)
         assert plain_outcome(gone)[0] in addresses, "the preference is loose: any worker may run it"
+
+
+def test_a_first_time_success_has_nothing_retried():
+    assert run_with_retries("chunk-a-dslr-0", lambda: 7, (), 2, 0.0, is_permanent) == Attempts(7, ())
+
+
+_flaky_calls: dict[str, int] = {}
+
+
+def _fails_once(name: str) -> str:
+    _flaky_calls[name] = _flaky_calls.get(name, 0) + 1
+    if _flaky_calls[name] == 1:
+        raise TransientSceneError("EGL context lost")
+    return name
+
+
+def test_the_outcome_of_a_retried_plain_task_names_what_was_retried(client):
+    future = submit_plain(
+        client, "chunk-s2-dslr-0", _fails_once, "s2", retries=2, retry_delay_seconds=0, is_permanent=is_permanent
+    )
+    assert plain_outcome(future) == ("s2", None, ("TransientSceneError: EGL context lost",))
