@@ -39,11 +39,8 @@ def submit_plain(
     retries: int,
     retry_delay_seconds: float,
     is_permanent: Callable[[BaseException], bool],
-    preferred_worker: str | None = None,
 ) -> distributed.Future:
-    """Run `fn(*args)` on a worker under the key `name` (made unique), retried as described above; on
-    `preferred_worker` when given, unless Dask moves it to an idle worker (the restriction is loose)."""
-    placement = {"workers": [preferred_worker], "allow_other_workers": True} if preferred_worker else {}
+    """Run `fn(*args)` on a worker under the key `name` (made unique), retried as described above."""
     return client.submit(
         run_with_retries,
         name,
@@ -54,7 +51,6 @@ def submit_plain(
         is_permanent,
         key=f"{name}-{uuid4().hex}",
         pure=False,
-        **placement,
     )
 
 

@@ -45,7 +45,6 @@ from datasets.store.writer import open_or_create_store, sweep_staging
 from flows.dask_cluster import ClusterChoice, choose_cluster
 from flows.plain_dask_tasks import flow_run_client, plain_outcome, submit_plain
 from flows.preprocess_runner import preprocess_task_runner
-from flows.scene_affinity import SceneHomes
 from flows.task_futures import task_outcome as _collect
 
 if TYPE_CHECKING:
@@ -345,11 +344,9 @@ class _SceneWork:
     staged: StagedScene | None = None
     chunk_results: dict[int, dict] = field(default_factory=dict)
     failed: bool = False
-    home: str | None = None
-    """The worker its chunks prefer (flows.scene_affinity)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class _SceneJobs:
     """Submits a scene's tasks; every future maps to (its scene, its step: "scene", "commit" or a chunk index).
     A chunk's future is a plain Dask future, the others Prefect's."""
@@ -358,8 +355,6 @@ class _SceneJobs:
     store: str
     pairs: str | None
     config: PreprocessConfig
-    homes: SceneHomes | None = None
-    """Made with the first chunked scene (the flow run's client exists by then)."""
 
     def submit_scene(self, work: _SceneWork) -> dict:
         plan, config = work.plan, asdict(self.config)
@@ -367,21 +362,14 @@ class _SceneJobs:
             args = (self.root, self.store, plan.scene_id, config, self.pairs, work.split, plan.source_hash)
             return {preprocess_scene_task.submit(*args): (work, "scene")}
         client = flow_run_client()
-        self.homes = self.homes or SceneHomes(client)
-        work.home = self.homes.choose(sum(chunk.frames for chunk in work.staged.chunks))
         return {
             submit_plain(
                 client, f"chunk-{plan.scene_id}-{chunk.camera}-{chunk.start}", run_frame_chunk,
                 self.root, self.store, plan.scene_id, self.config, self.pairs, plan.source_hash, work.staged.staging,
                 chunk, retries=TASK_RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS, is_permanent=is_permanent,
-                preferred_worker=work.home,
             ): (work, index)
             for index, chunk in enumerate(work.staged.chunks)
         }  # fmt: skip
-
-    def chunk_ended(self, work: _SceneWork, index: int) -> None:
-        if self.homes is not None:
-            self.homes.ended(work.home, work.staged.chunks[index].frames)
 
     def submit_commit(self, work: _SceneWork) -> dict:
         results = [work.chunk_results[i] for i in range(len(work.staged.chunks))]
@@ -445,7 +433,6 @@ class _Collector:
         if step in ("scene", "commit"):
             self._scene_ended(work.plan, result, exc)
             return {}
-        self.jobs.chunk_ended(work, step)
         if work.failed:
             return {}  # the scene failed already (another chunk); its staging group is swept at the end
         if exc is not None:

@@ -55,10 +55,6 @@ class FrameChunk:
     start: int
     stop: int
 
-    @property
-    def frames(self) -> int:
-        return self.stop - self.start
-
 
 @dataclass(frozen=True)
 class StagedScene:

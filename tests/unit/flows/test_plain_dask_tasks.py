@@ -108,23 +108,6 @@ def test_outside_a_flow_run_there_is_no_client():
         flow_run_client()
 
 
-def _where() -> str:
-    from distributed import get_worker
-
-    return get_worker().address
-
-
-def test_a_preferred_worker_runs_the_task_and_a_missing_one_does_not_block_it():
-    with in_process_client(2) as two:
-        addresses = sorted(two.scheduler_info(n_workers=-1)["workers"])
-        options = {"retries": 0, "retry_delay_seconds": 0, "is_permanent": is_permanent}
-        for address in addresses:
-            futures = [submit_plain(two, "chunk-s", _where, preferred_worker=address, **options) for _ in range(4)]
-            assert {plain_outcome(f)[0] for f in futures} == {address}
-        gone = submit_plain(two, "chunk-s", _where, preferred_worker="tcp://127.0.0.1:9", **options)
-        assert plain_outcome(gone)[0] in addresses, "the preference is loose: any worker may run it"
-
-
 def test_a_first_time_success_has_nothing_retried():
     assert run_with_retries("chunk-a-dslr-0", lambda: 7, (), 2, 0.0, is_permanent) == Attempts(7, ())
 
