@@ -33,6 +33,12 @@ logger = logging.getLogger(__name__)
 REAL_DSLR_SIZE = (1752, 1168)
 REAL_IPHONE_SIZE = (1920, 1440)
 DSLR_CAMERA_MODELS = ("OPENCV_FISHEYE", "OPENCV")
+DEFAULT_DSLR_FOCAL_RANGE = (0.58, 0.64)
+"""DSLR lens focal length as a fraction of the image width, drawn per scene: a narrow band around the real
+ScanNet++ DSLR's, so that every scene looks alike (a model can learn the focal as a constant)."""
+MIN_DSLR_FOCAL, MAX_DSLR_FOCAL = 0.5, 2.0
+"""Bounds of a focal range: below half the width the fisheye's corners lie beyond ~70 degrees off axis,
+where the undistorted pinhole image grows without bound."""
 
 # Named settings of `panst3r synth --preset`; explicit flags override single values.
 PRESETS: dict[str, dict] = {
@@ -75,6 +81,10 @@ class SynthConfig:
     camera_model: str = "OPENCV_FISHEYE"
     """COLMAP model of the DSLR: OPENCV_FISHEYE (k1 k2 k3 k4, the real ScanNet++ DSLR) or OPENCV
     (k1 k2 p1 p2)."""
+    dslr_focal_range: tuple[float, float] = DEFAULT_DSLR_FOCAL_RANGE
+    """(low, high): each scene's DSLR focal length is width x uniform(low, high). A wide range makes the
+    focal length something a model must read from the images (3-D pretraining); only the value drawn
+    changes, not the draws that follow, so a scene keeps its room, objects and path."""
 
     def validate(self) -> None:
         if self.num_scenes < 1:
@@ -93,6 +103,13 @@ class SynthConfig:
         if self.camera_model not in DSLR_CAMERA_MODELS:
             raise ValueError(
                 f"--camera-model must be one of {', '.join(DSLR_CAMERA_MODELS)}, got {self.camera_model!r}"
+            )
+        low, high = self.dslr_focal_range
+        if not MIN_DSLR_FOCAL <= low <= high <= MAX_DSLR_FOCAL:
+            raise ValueError(
+                f"--dslr-focal-range must satisfy {MIN_DSLR_FOCAL} <= LOW <= HIGH <= {MAX_DSLR_FOCAL} (fractions "
+                f"of the image width; a shorter focal gives the fisheye a view no pinhole image covers), "
+                f"got {low} {high}"
             )
 
 
@@ -116,9 +133,14 @@ def split_scenes(ids: list[str]) -> tuple[list[str], list[str]]:
     return [s for s in ids if s not in val], val
 
 
-def _dslr_lens(rng: np.random.Generator, size: tuple[int, int], model: str = "OPENCV_FISHEYE") -> Lens:
+def _dslr_lens(
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    model: str = "OPENCV_FISHEYE",
+    focal_range: tuple[float, float] = DEFAULT_DSLR_FOCAL_RANGE,
+) -> Lens:
     width, height = size
-    focal = width * rng.uniform(0.58, 0.64)
+    focal = width * rng.uniform(*focal_range)
     params = [
         focal,
         focal * (1 + rng.uniform(-0.002, 0.002)),
@@ -195,7 +217,7 @@ def build_scene(config: SynthConfig, index: int, scene_id: str) -> SyntheticScen
         obj.position = world[:3, :3] @ obj.position + world[:3, 3]
         obj.yaw = float(obj.yaw + np.arctan2(world[1, 0], world[0, 0]))
 
-    dslr_lens = _dslr_lens(rng, config.image_size, config.camera_model)
+    dslr_lens = _dslr_lens(rng, config.image_size, config.camera_model, config.dslr_focal_range)
     iphone_lens = _iphone_lens(rng, config.image_size) if config.iphone else None
     dslr_poses = [world @ pose for pose in scan_path(layout, rng, config.frames)]
     iphone_count = (config.iphone_frames or max(2, config.frames // 2)) if config.iphone else 0
@@ -250,10 +272,12 @@ def generate_dataset(
     mesh_faces: int = 0,
     objects: int = 0,
     camera_model: str = "OPENCV_FISHEYE",
+    dslr_focal_range: tuple[float, float] = DEFAULT_DSLR_FOCAL_RANGE,
 ) -> list[str]:
     """Write `num_scenes` scenes under out_root/data, the metadata and splits, and the pairs folder
     (default out_root/pairs). Returns the scene ids. `on_scene(scene_id, done, total)` reports progress.
-    `mesh_faces`, `objects` and `camera_model` are the SynthConfig fields of the same names."""
+    `mesh_faces`, `objects`, `camera_model` and `dslr_focal_range` are the SynthConfig fields of the same
+    names."""
     config = SynthConfig(
         num_scenes=num_scenes,
         seed=seed,
@@ -264,6 +288,7 @@ def generate_dataset(
         mesh_faces=mesh_faces,
         objects=objects,
         camera_model=camera_model,
+        dslr_focal_range=tuple(float(v) for v in dslr_focal_range),
     )
     config.validate()
     root = Path(out_root)

@@ -51,6 +51,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="OPENCV_FISHEYE",
         help="DSLR lens model in colmap/cameras.txt (default OPENCV_FISHEYE, the real ScanNet++ DSLR)",
     )
+    parser.add_argument(
+        "--dslr-focal-range",
+        nargs=2,
+        type=float,
+        default=None,
+        metavar=("LOW", "HIGH"),
+        help="DSLR focal length per scene, width x uniform(LOW, HIGH) (default 0.58 0.64, like the real "
+        "DSLR; e.g. 0.42 0.84 for 3-D pretraining, where the focal must be read from the images)",
+    )
     parser.add_argument("--iphone", action="store_true", help="also write iPhone frames and select them")
     parser.add_argument("--pairs", type=Path, default=None, help="pairs folder to write (default ROOT/pairs)")
     parser.add_argument(
@@ -74,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     settings["image_size"] = tuple(settings["image_size"])
+    if args.dslr_focal_range is not None:
+        settings["dslr_focal_range"] = tuple(args.dslr_focal_range)
     # Check the arguments before any progress output.
     SynthConfig(
         args.scenes, args.seed, iphone=args.iphone, camera_model=args.camera_model, **settings

@@ -177,6 +177,8 @@ def stage_generate(args: argparse.Namespace, layout: WorkLayout) -> dict:
     }
     if args.held_out_only:
         settings["held_out_only"] = True  # only then: the markers of full runs keep their settings
+    if args.dslr_focal_range is not None:
+        settings["dslr_focal_range"] = list(args.dslr_focal_range)  # likewise
     done = finished_stage(layout.generated_marker, settings, "generated")
     if done is not None:
         say(f"generate: skipped ({len(done['train'])} train + {len(done['val'])} val scenes exist)")
@@ -186,6 +188,7 @@ def stage_generate(args: argparse.Namespace, layout: WorkLayout) -> dict:
         seed=args.seed,
         frames=args.frames,
         image_size=tuple(args.image_size),
+        **({} if args.dslr_focal_range is None else {"dslr_focal_range": tuple(args.dslr_focal_range)}),
     )
     config.validate()
     ids = scene_ids(args.seed, config.num_scenes)
@@ -1092,6 +1095,14 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
         "--image-size", type=int, nargs=2, default=[640, 480], metavar=("W", "H"), help="generated size"
     )
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    parser.add_argument(
+        "--dslr-focal-range",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LOW", "HIGH"),
+        help="DSLR focal length per scene as a fraction of the width (default: the generator's, 0.58 0.64)",
+    )
     parser.add_argument(
         "--target-resolution", type=int, default=512, help="preprocessing resolution (default 512: 512x384)"
     )

@@ -256,8 +256,25 @@ def test_opencv_dslr_camera_model(tmp_path):
         ("mesh_faces", -1, "--mesh-faces"),
         ("objects", -5, "--objects"),
         ("camera_model", "PINHOLE", "--camera-model"),
+        ("dslr_focal_range", (0.4, 0.6), "--dslr-focal-range"),
+        ("dslr_focal_range", (0.8, 0.6), "--dslr-focal-range"),
     ],
 )
 def test_realistic_options_reject_bad_values(field, value, flag):
     with pytest.raises(ValueError, match=flag):
         SynthConfig(**{field: value}).validate()
+
+
+def test_a_focal_range_changes_the_focal_and_nothing_else(tmp_path):
+    kwargs = {"seed": 3, "frames": 2, "image_size": (96, 64)}
+    (plain,) = generate_dataset(tmp_path / "plain", 1, **kwargs)
+    (wide,) = generate_dataset(tmp_path / "wide", 1, dslr_focal_range=(0.88, 0.9), **kwargs)
+    assert plain == wide
+    plain_camera = read_scene(tmp_path / "plain", plain).frames[0].camera
+    wide_camera = read_scene(tmp_path / "wide", wide).frames[0].camera
+    assert 0.58 * 96 <= plain_camera.params[0] <= 0.64 * 96
+    assert 0.88 * 96 <= wide_camera.params[0] <= 0.9 * 96
+    # the focal is drawn in place of the default one: principal point, distortion and room stay
+    assert plain_camera.params[2:] == wide_camera.params[2:]
+    meshes = [tmp_path / run / "data" / plain / "scans/mesh_aligned_0.05.ply" for run in ("plain", "wide")]
+    assert meshes[0].read_bytes() == meshes[1].read_bytes()

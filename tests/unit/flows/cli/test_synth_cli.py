@@ -71,3 +71,17 @@ def test_synth_rejects_an_unknown_camera_model(tmp_path, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--camera-model" in err and "Traceback" not in err
+
+
+def test_synth_dslr_focal_range(tmp_path, capsys):
+    from datasets.scannetpp.reader import list_scenes, read_scene
+
+    out = tmp_path / "root"
+    argv = ["synth", "--out", str(out), "--scenes", "1", "--seed", "2", "--frames", "2"]
+    argv += ["--image-size", "96", "64"]
+    assert main([*argv, "--dslr-focal-range", "0.8", "0.82"]) == 0
+    (scene_id,) = list_scenes(out)
+    assert 0.8 * 96 <= read_scene(out, scene_id).frames[0].camera.params[0] <= 0.82 * 96
+    assert main([*argv, "--dslr-focal-range", "0.3", "0.6"]) == 2
+    err = capsys.readouterr().err
+    assert "--dslr-focal-range" in err and "Traceback" not in err
