@@ -68,14 +68,32 @@ def evaluate_scene_pointmaps(
     return pointmap_accuracy(raw[0].float(), targets, views["intrinsics"][0])
 
 
+def focal_agreement(estimates: list[float], truths: list[float]) -> dict:
+    """Whether focal lengths are read from the images or guessed: the median ratio estimate / truth - 1 (a
+    model that learnt one focal for every scene shows the bias of its training crops) and the correlation of
+    estimates with truths over the views (near 0 for such a model, 1 for one that measures the focal)."""
+    estimate, truth = np.asarray(estimates, dtype=np.float64), np.asarray(truths, dtype=np.float64)
+    if estimate.size == 0:
+        return {"focal_bias": float("nan"), "focal_correlation": float("nan")}
+    spread = estimate.std() * truth.std()
+    correlation = (
+        float(np.mean((estimate - estimate.mean()) * (truth - truth.mean())) / spread)
+        if spread > 0
+        else float("nan")
+    )
+    return {"focal_bias": float(np.median(estimate / truth) - 1), "focal_correlation": correlation}
+
+
 def evaluate_pointmaps(
     model: PanSt3R, reader: StoreReader, scene_ids: list[str], settings: PointmapEvalSettings
 ) -> dict:
     """Per-scene accuracy and the summary over scenes: mean of the per-scene median relative errors, median
-    focal error over all views and the share of views within FOCAL_TOLERANCE."""
+    focal error over all views, the share of views within FOCAL_TOLERANCE and `focal_agreement`."""
     model.eval()
     per_scene = {scene: evaluate_scene_pointmaps(model, reader, scene, settings) for scene in scene_ids}
     focal = [error for result in per_scene.values() for error in result.focal_rel_errors]
+    estimates = [value for result in per_scene.values() for value in result.focal_estimates]
+    truths = [value for result in per_scene.values() for value in result.true_focals]
     return {
         "scenes": len(per_scene),
         "views": len(focal),
@@ -84,11 +102,14 @@ def evaluate_pointmaps(
         "focal_median_rel_error": float(np.median(focal)) if focal else float("nan"),
         "focal_within_tolerance": float(np.mean([e <= FOCAL_TOLERANCE for e in focal])) if focal else 0.0,
         "focal_tolerance": FOCAL_TOLERANCE,
+        **focal_agreement(estimates, truths),
         "per_scene": {
             scene: {
                 "median_rel_error_global": r.median_rel_error_global,
                 "median_rel_error_local": r.median_rel_error_local,
                 "focal_rel_errors": r.focal_rel_errors,
+                "focal_estimates": r.focal_estimates,
+                "true_focals": r.true_focals,
             }
             for scene, r in per_scene.items()
         },

@@ -30,6 +30,10 @@ class PointmapAccuracy:
     focal_rel_errors: list[float]
     """Per view |f_estimated - fx| / fx."""
     valid_pixels: int
+    focal_estimates: list[float]
+    """Per view estimated focal length (pixels)."""
+    true_focals: list[float]
+    """Per view fx (pixels)."""
 
     @property
     def focal_within_tolerance(self) -> float:
@@ -65,4 +69,6 @@ def pointmap_accuracy(raw_pointmaps: torch.Tensor, targets: PointmapTargets, int
         median_rel_error_local=median_relative(pred_local, true_local),
         focal_rel_errors=((focal - true_focal).abs() / true_focal).tolist(),
         valid_pixels=int(valid.sum()),
+        focal_estimates=focal.tolist(),
+        true_focals=true_focal.tolist(),
     )

@@ -331,6 +331,18 @@ def test_held_out_only_refuses_stages_that_need_training_scenes(tmp_path):
     assert "--held-out-only makes no training scenes" in result.stderr
 
 
+def test_a_dslr_focal_range_reaches_the_generated_cameras_and_the_marker(tmp_path):
+    from datasets.scannetpp.reader import read_scene
+
+    work = tmp_path / "w"
+    result = run_script(work, "--stages", "generate", "--held-out-only", "--dslr-focal-range", "0.85", "0.9")
+    assert result.returncode == 0, result.stderr[-2000:]
+    marker = json.loads((work / "generated.json").read_text())
+    assert marker["settings"]["dslr_focal_range"] == [0.85, 0.9]
+    camera = read_scene(work / "scannetpp", marker["val"][0], work / "pairs").frames[0].camera
+    assert 0.85 * 160 <= camera.params[0] <= 0.9 * 160
+
+
 OVERFIT_SCRIPT = REPO / "tests" / "benchmarks" / "synthetic_overfit.sh"
 
 
