@@ -772,7 +772,8 @@ def _pretraining_report(args: argparse.Namespace, layout: WorkLayout, generated:
         f"{after['median_rel_error_global']:.3f} (local {before['median_rel_error_local']:.3f} -> "
         f"{after['median_rel_error_local']:.3f}); focal within {after['focal_tolerance']:.0%} on "
         f"{after['focal_within_tolerance']:.0%} of {after['views']} views (median error "
-        f"{after['focal_median_rel_error']:.3f})"
+        f"{after['focal_median_rel_error']:.3f}, bias {after['focal_bias']:+.3f}, correlation with the truth "
+        f"{after['focal_correlation']:.2f})"
     )
     return report
 
@@ -942,7 +943,8 @@ def print_table(accuracy: dict) -> None:
             f"\nstage 1 ({pretraining['training']['steps']} steps, {pretraining['training']['seconds']:.0f} s): "
             f"held-out median relative pointmap error {before['median_rel_error_global']:.3f} -> "
             f"{after['median_rel_error_global']:.3f}, focal within {after['focal_tolerance']:.0%} on "
-            f"{after['focal_within_tolerance']:.0%} of views",
+            f"{after['focal_within_tolerance']:.0%} of views (bias {after['focal_bias']:+.3f}, correlation "
+            f"{after['focal_correlation']:.2f})",
             flush=True,
         )
     geometry = accuracy.get("geometry")
