@@ -54,8 +54,6 @@ class IdFilter:
     def __init__(self, valid_ids: np.ndarray):
         valid = np.unique(np.asarray(valid_ids, dtype=np.uint32))
         self.valid = valid[valid != 0]
-        # What each slot writes back: its id, and 0 for the sentinel slot of ids that are not valid.
-        self._slot_ids = np.append(self.valid, np.uint32(0))
         self.table = None
         if self.valid.size and int(self.valid[-1]) <= LOOKUP_TABLE_MAX_ID:
             # Slot of each id; ids that are not valid, and every id past the last (clipped to it), get the
@@ -76,8 +74,8 @@ class IdFilter:
             return np.zeros_like(ids)
         slot = self._slots(ids)
         counts = np.bincount(slot.ravel(), minlength=self.valid.size + 1)
-        # The decision is made per slot, then one gather writes every pixel's id or 0.
-        return np.where(counts >= min_area, self._slot_ids, np.uint32(0))[slot]
+        counts[self.valid.size] = 0  # invalid ids never reach min_area
+        return np.where(counts[slot] >= min_area, ids, np.uint32(0)).astype(np.uint32)
 
 
 def filter_ids(ids: np.ndarray, valid_ids: np.ndarray, min_area: int = MIN_INST_AREA) -> np.ndarray:
