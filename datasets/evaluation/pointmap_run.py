@@ -75,12 +75,9 @@ def focal_agreement(estimates: list[float], truths: list[float]) -> dict:
     estimate, truth = np.asarray(estimates, dtype=np.float64), np.asarray(truths, dtype=np.float64)
     if estimate.size == 0:
         return {"focal_bias": float("nan"), "focal_correlation": float("nan")}
+    # undefined (rather than a numpy warning) when either side is constant, e.g. one focal for every view
     spread = estimate.std() * truth.std()
-    correlation = (
-        float(np.mean((estimate - estimate.mean()) * (truth - truth.mean())) / spread)
-        if spread > 0
-        else float("nan")
-    )
+    correlation = float(np.corrcoef(estimate, truth)[0, 1]) if spread > 0 else float("nan")
     return {"focal_bias": float(np.median(estimate / truth) - 1), "focal_correlation": correlation}
 
 

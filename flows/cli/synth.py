@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar=("LOW", "HIGH"),
         help="DSLR focal length per scene, width x uniform(LOW, HIGH) (default 0.58 0.64, like the real "
-        "DSLR; e.g. 0.42 0.84 for 3-D pretraining, where the focal must be read from the images)",
+        "DSLR; e.g. 0.5 0.9 for 3-D pretraining, where the focal must be read from the images; LOW >= 0.5)",
     )
     parser.add_argument("--iphone", action="store_true", help="also write iPhone frames and select them")
     parser.add_argument("--pairs", type=Path, default=None, help="pairs folder to write (default ROOT/pairs)")
