@@ -22,11 +22,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from panst3r_core.checkpoint.official import (
-    load_must3r_backbone,
-    match_dino_key_names,
-    read_official_checkpoint,
-)
 from panst3r_core.engine.batch import TrainBatch
 from panst3r_core.engine.callbacks import IterationRecord, TrainCallback
 from panst3r_core.engine.checkpointing import (
@@ -43,6 +38,7 @@ from panst3r_core.engine.checkpointing import (
     save_checkpoint,
 )
 from panst3r_core.engine.config import TrainConfig, TrainingConfig
+from panst3r_core.engine.initial_weights import load_initial_weights
 from panst3r_core.engine.loss_values import LossValues, NonFiniteLossGuard, RunningMeans
 from panst3r_core.engine.objectives import ForwardFn, apply_freezing, build_objective
 from panst3r_core.engine.optim import base_learning_rate, build_optimizer
@@ -50,7 +46,6 @@ from panst3r_core.engine.sampler import BatchedViewSampler
 from panst3r_core.engine.schedule import learning_rate_at, set_learning_rate
 from panst3r_core.losses.criterion import PanopticCriterion
 from panst3r_core.losses.distributed import all_reduce_mean, is_distributed, rank, world_size
-from panst3r_core.pretrained import resolve_weights
 from panst3r_core.training_timings import DATA_WAIT_SECONDS, ITERATION_SECONDS
 
 logger = logging.getLogger(__name__)
@@ -76,9 +71,6 @@ class TrainData:
     """Extra inference metadata stored with every checkpoint, e.g. {"text_embeddings": "hashed"};
     `class_names` (= vocabulary) is added automatically."""
 
-
-# The submodules a MUSt3R checkpoint (`training.must3r_chkpt`) initialises.
-MUST3R_MODULES = ("must3r_encoder", "must3r_decoder")
 
 # Steps a launch takes before its steady-state rate is timed.
 STEADY_AFTER_STEPS = 10
@@ -180,10 +172,6 @@ def _gather_rng_states() -> list[dict[str, Any]]:
     return gathered
 
 
-def _is_our_format(path: Path) -> bool:
-    return path.is_dir() or path.suffix == ".safetensors"
-
-
 class Trainer:
     """Holds the state of one run; `train()` is the usual entry point."""
 
@@ -246,33 +234,11 @@ class Trainer:
     # -- setup ---------------------------------------------------------------------------------------------
 
     def _initialise_weights(self, init_weights: InitWeightsFn | None) -> None:
-        """Fresh run: MUSt3R backbone first, then a PanSt3R checkpoint on top (official order), both
-        non-strict for the whole model as officially; or the caller's own `init_weights`."""
+        """Fresh run: the run's weights settings (`load_initial_weights`), or the caller's own `init_weights`."""
         if init_weights is not None:
             init_weights(self.model, self.training)
             return
-        if self.training.must3r_chkpt is not None:
-            source = resolve_weights(self.training.must3r_chkpt)
-            if _is_our_format(source):
-                # e.g. the model-final of a pointmap (3-D pretraining) run: only its MUSt3R weights count
-                load_weights(self.model, source, only=MUST3R_MODULES)
-            else:
-                load_must3r_backbone(self.model, source)  # official MUSt3R .pth: 'encoder' + 'decoder'
-            logger.info("initialised the MUSt3R backbone from %s", source)
-        if self.training.chkpt is not None:
-            source = resolve_weights(self.training.chkpt)
-            if _is_our_format(source):
-                load_weights(self.model, source, strict=False)
-            else:
-                weights = match_dino_key_names(
-                    read_official_checkpoint(source).weights, self.model.state_dict().keys()
-                )
-                missing, unexpected = self.model.load_state_dict(weights, strict=False)
-                if missing or unexpected:
-                    logger.warning(
-                        "%s: %d missing and %d unexpected keys", source, len(missing), len(unexpected)
-                    )
-            logger.info("initialised the model from %s", source)
+        load_initial_weights(self.model, self.training.must3r_chkpt, self.training.chkpt)
 
     def _restore(self, path: Path) -> None:
         state = read_training_state(path)

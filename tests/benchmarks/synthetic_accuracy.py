@@ -75,6 +75,8 @@ PREPROCESSED_MARKER = "preprocessed.json"
 CALLS_FILE = "train_calls.jsonl"
 PRETRAIN_CALLS_FILE = "pretrain_calls.jsonl"
 ACCURACY_FILE = "accuracy.json"
+# The weights settings a fresh run starts from (`panst3r_core.engine.initial_weights`).
+INITIAL_WEIGHTS_KEYS = ("must3r_chkpt", "chkpt")
 # Seconds a training call may take beyond its budget (start-up, the last checkpoint, export) before it is killed.
 TRAIN_GRACE_S = 150.0
 # Share of the measured step rate a final call relies on (checkpoint writes, loader start-up, rate noise).
@@ -740,9 +742,11 @@ def _largest_resolution(config: dict) -> tuple[int, int]:
 
 def _pretraining_report(args: argparse.Namespace, layout: WorkLayout, generated: dict) -> dict:
     """Stage 1: its schedule, and the pointmap error and focal estimates on held-out views before (the
-    same variant at the run's initial weights) and after the 3-D pretraining."""
+    same variant at the run's initial weights: random, or the weights it continued) and after the 3-D
+    pretraining."""
     from flows.run_folder import read_config
     from panst3r_core.checkpoint.loading import load_any_checkpoint
+    from panst3r_core.engine.initial_weights import load_initial_weights
     from panst3r_core.engine.loop import seed_everything
     from panst3r_core.model.variants import build_model
 
@@ -751,6 +755,8 @@ def _pretraining_report(args: argparse.Namespace, layout: WorkLayout, generated:
     config = read_config(stage.run)
     seed_everything(config["training"]["seed"])  # the worker's seed before it builds the model (rank 0)
     initial = build_model(config["model"]["variant"])
+    starts = {key: config["training"].get(key) for key in INITIAL_WEIGHTS_KEYS}
+    load_initial_weights(initial, starts["must3r_chkpt"], starts["chkpt"])
     errors = _pointmap_errors(
         args,
         layout,
@@ -763,6 +769,7 @@ def _pretraining_report(args: argparse.Namespace, layout: WorkLayout, generated:
     report = {
         "finished": finished,
         "model": str(model_path),
+        "initial_weights": starts,
         "training": _training_summary(stage, config, steps, args.nproc),
         "before": {key: value for key, value in before.items() if key != "per_scene"},
         "after": after,
@@ -1000,7 +1007,7 @@ def given_backbone_provenance(accuracy: dict) -> dict:
     two-stage recipe, that backbone's name and its own stage-1 record (read from its metadata when it is one
     of our exports). Empty when the run trained its backbone itself."""
     backbone = accuracy["config"]["training"].get("must3r_chkpt")
-    if not backbone:
+    if not backbone or own_pretraining(accuracy, backbone) is not None:
         return {}
     source = model_metadata(backbone).get("shipped", {})
     return {
@@ -1014,22 +1021,52 @@ def continued_provenance(accuracy: dict) -> dict:
     """For a run that continued another model (`training.chkpt`): that model's name and its own shipped
     record (read from its metadata when it is one of our exports), and the panoptic (stage-2) optimizer
     steps of the whole lineage (stage 1's are in the nested records). Empty for a run that started from a
-    backbone alone."""
+    backbone alone. When that model is this work's own stage 1 and stage 1 continued a model, the lineage
+    goes on from the model stage 1 continued."""
     start = accuracy["config"]["training"].get("chkpt")
     if not start:
         return {}
+    own_stage1 = own_pretraining(accuracy, start)
+    if own_stage1 is None:
+        return _lineage(accuracy, start, None)
+    stage1_start = (own_stage1.get("initial_weights") or {}).get("chkpt")
+    # a stage 1 from scratch: the export's own record (this work's stage 1) is the whole story
+    return _lineage(accuracy, stage1_start, own_stage1["training"]) if stage1_start else {}
+
+
+def _lineage(accuracy: dict, start: str, own_stage1: dict | None) -> dict:
+    """The shipped record of a run continuing `start`; `own_stage1`: this work's stage-1 schedule when the
+    backbone is this work's, else the backbone (and its stage 1) is the earlier model's."""
     source = model_metadata(start)
     earlier = source.get("shipped", {})
-    own_steps = accuracy["training"]["steps"]
-    # the backbone (and so its stage 1) is the earlier model's: frozen, or fine-tuned from it
-    inherited = {key: earlier[key] for key in ("recipe", "backbone") if key in earlier}
+    if own_stage1 is None:
+        # frozen, or fine-tuned from the earlier model's backbone
+        inherited = {key: earlier[key] for key in ("recipe", "backbone") if key in earlier}
+        pretrain = (earlier.get("stages") or {}).get("pretrain")
+    else:
+        inherited = {
+            "recipe": "two-stage",
+            "backbone": f"this run's stage 1, continued from {shipped_name(start)}",
+        }
+        pretrain = own_stage1
     return {
         **inherited,
-        "stages": {"pretrain": (earlier.get("stages") or {}).get("pretrain"), "train": accuracy["training"]},
+        "stages": {"pretrain": pretrain, "train": accuracy["training"]},
         "continued_from": {"model": shipped_name(start), "shipped": earlier or None},
-        "lineage_train_steps": own_steps
+        "lineage_train_steps": accuracy["training"]["steps"]
         + int(earlier.get("lineage_train_steps", source.get("trained_steps", 0))),
     }
+
+
+def own_pretraining(accuracy: dict, weights: str) -> dict | None:
+    """This work's stage-1 report when `weights` names the model that stage 1 trained, else None."""
+    from panst3r_core.pretrained import resolve_weights
+
+    pretraining = accuracy.get("pretraining") or {}
+    if not pretraining.get("model"):
+        return None
+    same = Path(resolve_weights(weights)).resolve() == Path(pretraining["model"]).resolve()
+    return pretraining if same else None
 
 
 def shipped_name(checkpoint: str) -> str:

@@ -179,6 +179,7 @@ def test_two_stage_toy_run_pretrains_trains_the_head_on_it_evaluates_and_ships(t
     accuracy = json.loads((work / "accuracy.json").read_text())
     pretraining = accuracy["pretraining"]
     assert pretraining["finished"] and pretraining["training"]["steps"] == 8
+    assert pretraining["initial_weights"] == {"must3r_chkpt": None, "chkpt": None}  # from scratch
     for when in ("before", "after"):
         assert pretraining[when]["views"] == 6 and pretraining[when]["median_rel_error_global"] > 0
     assert "held-out median relative pointmap error" in run.stdout
@@ -186,6 +187,7 @@ def test_two_stage_toy_run_pretrains_trains_the_head_on_it_evaluates_and_ships(t
     config, metadata = read_config(shipped)
     assert metadata["shipped"]["recipe"] == "two-stage" and metadata["variant"] == "tiny_v2"
     assert metadata["shipped"]["held_out"]["PQ"] == accuracy["PQ"]
+    assert metadata["shipped"]["stages"]["pretrain"]["steps"] == 8  # this work's stage 1 is on record
     assert metadata["training_resolutions"] == [[64, 48]]
     weights = load_file(str(shipped / WEIGHTS_FILE))
     assert all(
@@ -225,6 +227,39 @@ def test_a_run_that_continues_a_shipped_model_records_its_lineage():
     assert provenance["stages"]["pretrain"] == earlier["stages"]["pretrain"]  # the inherited backbone's
     assert provenance["lineage_train_steps"] > 10  # this run's steps on top of the earlier ones
     assert script.continued_provenance({"config": {"training": {"chkpt": None}}}) == {}
+
+
+def _continued_stage_1(tmp_path: Path, stage1_start: str | None) -> dict:
+    """accuracy.json of a stage 2 on this work's own stage 1, which started from `stage1_start`."""
+    stage1 = str(tmp_path / "pretrain" / "model-final")
+    return {
+        "config": {"training": {"chkpt": stage1, "must3r_chkpt": stage1}},
+        "training": {"steps": 10, "seconds": 5.0},
+        "pretraining": {
+            "model": stage1,
+            "initial_weights": {"must3r_chkpt": None, "chkpt": stage1_start},
+            "training": {"steps": 7, "seconds": 3.0},
+        },
+    }
+
+
+def test_a_stage_2_on_its_own_continued_stage_1_carries_the_lineage_of_what_stage_1_continued(tmp_path):
+    script = _script_module()
+    accuracy = _continued_stage_1(tmp_path, "shipped:compact_smooth_v2_synthetic")
+    assert script.given_backbone_provenance(accuracy) == {}  # the backbone is this work's stage 1
+    provenance = script.continued_provenance(accuracy)
+    earlier = provenance["continued_from"]["shipped"]
+    assert provenance["continued_from"]["model"] == "shipped:compact_smooth_v2_synthetic"
+    assert provenance["stages"]["pretrain"] == {"steps": 7, "seconds": 3.0}  # this work's, not the earlier's
+    assert provenance["backbone"] == "this run's stage 1, continued from shipped:compact_smooth_v2_synthetic"
+    assert provenance["lineage_train_steps"] == 10 + earlier["lineage_train_steps"]
+    assert str(tmp_path) not in json.dumps(provenance)
+
+
+def test_a_stage_2_on_its_own_stage_1_from_scratch_adds_no_lineage(tmp_path):
+    script = _script_module()
+    accuracy = _continued_stage_1(tmp_path, None)
+    assert script.continued_provenance(accuracy) == {} and script.given_backbone_provenance(accuracy) == {}
 
 
 def test_a_checkpoint_given_as_a_path_is_recorded_by_its_folder_name_only(tmp_path):
