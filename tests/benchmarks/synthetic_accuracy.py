@@ -756,33 +756,39 @@ def _pretraining_report(args: argparse.Namespace, layout: WorkLayout, generated:
     seed_everything(config["training"]["seed"])  # the worker's seed before it builds the model (rank 0)
     initial = build_model(config["model"]["variant"])
     starts = {key: config["training"].get(key) for key in INITIAL_WEIGHTS_KEYS}
-    load_initial_weights(initial, starts["must3r_chkpt"], starts["chkpt"])
-    errors = _pointmap_errors(
-        args,
-        layout,
-        generated,
-        {"before": initial, "after": load_any_checkpoint(model_path).model},
-        _largest_resolution(config),
-    )
-    before, after = errors["before"], errors["after"]
+    models = {"after": load_any_checkpoint(model_path).model}
+    try:
+        load_initial_weights(initial, starts["must3r_chkpt"], starts["chkpt"])
+        models["before"] = initial
+    except (OSError, ValueError) as error:  # e.g. weights carried to the training call but not to this one
+        say(f"pretrain: no 'before' row: the weights stage 1 started from do not load here ({error})")
+    errors = _pointmap_errors(args, layout, generated, models, _largest_resolution(config))
+    before, after = errors.get("before"), errors["after"]
     steps = model_steps(model_path)
     report = {
         "finished": finished,
         "model": str(model_path),
         "initial_weights": starts,
         "training": _training_summary(stage, config, steps, args.nproc),
-        "before": {key: value for key, value in before.items() if key != "per_scene"},
+        "before": None
+        if before is None
+        else {key: value for key, value in before.items() if key != "per_scene"},
         "after": after,
     }
     say(
-        f"pretrain: held-out median relative pointmap error {before['median_rel_error_global']:.3f} -> "
-        f"{after['median_rel_error_global']:.3f} (local {before['median_rel_error_local']:.3f} -> "
+        f"pretrain: held-out median relative pointmap error {_before_arrow(before, 'median_rel_error_global')}"
+        f"{after['median_rel_error_global']:.3f} (local {_before_arrow(before, 'median_rel_error_local')}"
         f"{after['median_rel_error_local']:.3f}); focal within {after['focal_tolerance']:.0%} on "
         f"{after['focal_within_tolerance']:.0%} of {after['views']} views (median error "
         f"{after['focal_median_rel_error']:.3f}, bias {after['focal_bias']:+.3f}, correlation with the truth "
         f"{after['focal_correlation']:.2f})"
     )
     return report
+
+
+def _before_arrow(before: dict | None, key: str) -> str:
+    """'0.812 -> ' for a report line, or nothing when stage 1's starting weights were not scored."""
+    return "" if before is None else f"{before[key]:.3f} -> "
 
 
 def _model_geometry(args: argparse.Namespace, layout: WorkLayout, generated: dict, model_path: Path) -> dict:
@@ -948,7 +954,7 @@ def print_table(accuracy: dict) -> None:
         before, after = pretraining["before"], pretraining["after"]
         print(
             f"\nstage 1 ({pretraining['training']['steps']} steps, {pretraining['training']['seconds']:.0f} s): "
-            f"held-out median relative pointmap error {before['median_rel_error_global']:.3f} -> "
+            f"held-out median relative pointmap error {_before_arrow(before, 'median_rel_error_global')}"
             f"{after['median_rel_error_global']:.3f}, focal within {after['focal_tolerance']:.0%} on "
             f"{after['focal_within_tolerance']:.0%} of views (bias {after['focal_bias']:+.3f}, correlation "
             f"{after['focal_correlation']:.2f})",

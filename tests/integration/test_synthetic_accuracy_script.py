@@ -411,3 +411,9 @@ def test_the_overfit_check_trains_on_eight_scenes_alone_and_scores_them(tmp_path
     assert len(accuracy["training_scenes"]["scenes"]) == 8
     assert accuracy["config"]["training"]["chkpt"] == "shipped:compact_smooth_v2_synthetic"
     assert accuracy["training_finished"] is True and accuracy["training"]["steps"] > 0
+
+
+def test_a_stage_1_whose_starting_weights_are_not_here_reports_without_a_before_row():
+    script = _script_module()
+    assert script._before_arrow({"median_rel_error_global": 0.8123}, "median_rel_error_global") == "0.812 -> "
+    assert script._before_arrow(None, "median_rel_error_global") == ""

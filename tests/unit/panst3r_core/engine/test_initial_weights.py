@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from panst3r_core.checkpoint.ours import load_checkpoint
@@ -43,3 +44,10 @@ def test_no_settings_leave_the_fresh_weights():
     assert all(
         torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values())
     )
+
+
+@pytest.mark.parametrize("setting", ["must3r_chkpt", "chkpt"])
+def test_missing_weights_name_the_setting_and_the_path(tmp_path, setting):
+    missing = tmp_path / "model-final"
+    with pytest.raises(FileNotFoundError, match=f"training.{setting}: .*model-final does not exist"):
+        load_initial_weights(_fresh(), **{"must3r_chkpt": None, "chkpt": None, setting: str(missing)})
