@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from panst3r_core.device import resolve_device
 
 DEFAULT_IMAGE_SIZE = 512
 """Network long side for checkpoints without a training config next to them (the released models')."""
+
+log = logging.getLogger(__name__)
 
 
 def keyframes_label(keyframes: int | None) -> str:
@@ -97,6 +100,22 @@ class SweepPlan:
         }
 
 
+def input_size(checkpoint: str) -> int:
+    """The network long side a checkpoint is evaluated at without --image-size: its training resolution, else
+    the released models' 512, with a warning for a model folder (ours, so it should have recorded one)."""
+    trained = training_image_size(checkpoint)
+    if trained is not None:
+        return trained
+    if Path(checkpoint).is_dir():
+        log.warning(
+            "%s records no training resolution (metadata training_resolutions, or a run config beside it): "
+            "evaluating it at %d px; pass --image-size to choose",
+            checkpoint,
+            DEFAULT_IMAGE_SIZE,
+        )
+    return DEFAULT_IMAGE_SIZE
+
+
 def plan_sweep(
     store: str | Path,
     checkpoints: Sequence[str],
@@ -125,7 +144,7 @@ def plan_sweep(
     for count in keyframes:
         EvalSettings(keyframes=count, max_views=max_views, query_vocabulary=query_vocabulary).validate()
     checkpoints = [str(Path(c)) for c in checkpoints]
-    sizes = {c: image_size or training_image_size(c) or DEFAULT_IMAGE_SIZE for c in checkpoints}
+    sizes = {c: image_size or input_size(c) for c in checkpoints}
     scenes = select_scenes(store_path, split)
     return SweepPlan(
         store_path, split, scenes, checkpoints, postprocess, keyframes, max_views, sizes, query_vocabulary,
