@@ -85,7 +85,7 @@ def check_launchable(config: TrainConfig, world_size: int, resuming: bool) -> No
     from datasets.training.pair_index import build_pair_index
     from panst3r_core.engine.loop import steps_per_epoch
     from panst3r_core.model.variants import VARIANTS
-    from panst3r_core.pretrained import resolve_weights
+    from panst3r_core.pretrained import existing_weights
 
     if config.model.variant not in VARIANTS:
         raise ValueError(
@@ -98,14 +98,7 @@ def check_launchable(config: TrainConfig, world_size: int, resuming: bool) -> No
         weights = getattr(config.training, key)
         if not weights or resuming:
             continue
-        try:
-            path = resolve_weights(weights)  # `shipped:NAME` -> the shipped model's folder
-        except (ValueError, FileNotFoundError) as exc:
-            raise type(exc)(f"training.{key}: {exc}") from None
-        if not path.exists():
-            raise FileNotFoundError(
-                f"training.{key}: {path} does not exist; give a checkpoint file or folder, or shipped:NAME"
-            )
+        existing_weights(weights, f"training.{key}")  # `shipped:NAME` -> the shipped model's folder
 
 
 def write_run_config(run_dir: Path, config: TrainConfig) -> None:

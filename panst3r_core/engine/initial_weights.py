@@ -15,7 +15,7 @@ from panst3r_core.checkpoint.official import (
     read_official_checkpoint,
 )
 from panst3r_core.engine.checkpointing import load_weights
-from panst3r_core.pretrained import resolve_weights
+from panst3r_core.pretrained import existing_weights
 
 logger = logging.getLogger(__name__)
 
@@ -27,20 +27,11 @@ def _is_our_format(path: Path) -> bool:
     return path.is_dir() or path.suffix == ".safetensors"
 
 
-def _existing(setting: str, weights: str) -> Path:
-    source = resolve_weights(weights)
-    if not Path(source).exists():
-        raise FileNotFoundError(
-            f"training.{setting}: {source} does not exist; give a checkpoint file or folder, or shipped:NAME"
-        )
-    return Path(source)
-
-
 def load_initial_weights(model: nn.Module, must3r_chkpt: str | None, chkpt: str | None) -> None:
     """Load the two weights settings into `model`, both non-strict for the whole model as officially. Either
     may be a folder or file of ours, an official `.pth`, or `shipped:NAME`."""
     if must3r_chkpt is not None:
-        source = _existing("must3r_chkpt", must3r_chkpt)
+        source = existing_weights(must3r_chkpt, "training.must3r_chkpt")
         if _is_our_format(source):
             # e.g. the model-final of a pointmap (3-D pretraining) run: only its MUSt3R weights count
             load_weights(model, source, only=MUST3R_MODULES)
@@ -48,7 +39,7 @@ def load_initial_weights(model: nn.Module, must3r_chkpt: str | None, chkpt: str 
             load_must3r_backbone(model, source)  # official MUSt3R .pth: 'encoder' + 'decoder'
         logger.info("initialised the MUSt3R backbone from %s", source)
     if chkpt is not None:
-        source = _existing("chkpt", chkpt)
+        source = existing_weights(chkpt, "training.chkpt")
         if _is_our_format(source):
             load_weights(model, source, strict=False)
         else:

@@ -53,3 +53,17 @@ def resolve_weights(value: str | Path) -> Path:
     if text.startswith(SHIPPED_PREFIX):
         return shipped_model(text[len(SHIPPED_PREFIX) :])
     return Path(value)
+
+
+def existing_weights(value: str | Path, setting: str) -> Path:
+    """`resolve_weights`, checked: one error naming the setting (e.g. `training.chkpt`) when the weights are
+    not there."""
+    try:
+        path = resolve_weights(value)
+    except (ValueError, FileNotFoundError) as exc:
+        raise type(exc)(f"{setting}: {exc}") from None
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{setting}: {path} does not exist; give a checkpoint file or folder, or shipped:NAME"
+        )
+    return path

@@ -32,3 +32,13 @@ def test_weights_settings_name_shipped_models_or_paths(tmp_path):
     assert resolve_weights(tmp_path / "model-final") == tmp_path / "model-final"
     with pytest.raises(FileNotFoundError, match="shipped: compact_smooth_v2_synthetic"):
         resolve_weights("shipped:nothing")
+
+
+def test_existing_weights_name_the_setting_when_they_are_not_there(tmp_path):
+    from panst3r_core.pretrained import existing_weights
+
+    assert existing_weights("shipped:compact_smooth_v2_synthetic", "training.chkpt") == shipped_model()
+    with pytest.raises(FileNotFoundError, match="training.chkpt: .*model-final does not exist"):
+        existing_weights(tmp_path / "model-final", "training.chkpt")
+    with pytest.raises(FileNotFoundError, match="training.must3r_chkpt: no shipped model 'nothing'"):
+        existing_weights("shipped:nothing", "training.must3r_chkpt")
