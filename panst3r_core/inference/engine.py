@@ -6,7 +6,9 @@
    stored tokens projected once into preallocated buffers (`KVMemory`), single-keyframe updates replayed as
    CUDA graphs under amp on a GPU.
 4. Render pass of every view against the frozen keyframe memory; DINOv2 on every view (batched: views do not
-   interact in these stages, so results do not depend on the batch composition).
+   interact in these stages, so results do not depend on the batch composition). On a GPU, DINOv2 runs on a
+   second stream beside the memory and the render pass (`side_stream.py`): the clock's `dino` is its own
+   time there, `dino_wait` what the render pass's stream then waits for it.
 5. Panoptic pixel features (input mixer + upscaler). LoftUp's guidance min-max statistics are taken per image,
    which is what the official inference computes (one image per call).
 6. One joint mask-transformer pass over all keyframes -> scene class logits, keyframe masks, final queries.
@@ -34,6 +36,7 @@ from panst3r_core.inference.encoder_pass import compiled, encoder_tokens, resolv
 from panst3r_core.inference.geometry import activate_pointmaps, camera_to_world, estimate_focal_weiszfeld
 from panst3r_core.inference.kernel_scope import kernel_scope
 from panst3r_core.inference.keyframes import linspace_keyframes, retrieval_keyframes
+from panst3r_core.inference.side_stream import SideStream
 from panst3r_core.inference.stage_clock import StageClock
 from panst3r_core.model.attention_kernels import check_kernel
 from panst3r_core.model.must3r_kv_memory import KVMemory
@@ -236,6 +239,33 @@ def build_memory(
 
 
 @torch.no_grad()
+def memory_beside_dino(
+    model: PanSt3R,
+    views: SceneViews,
+    features: ViewFeatures,
+    keyframes: list[int],
+    compute_dtype: torch.dtype,
+    opts: InferenceOptions,
+    clock: StageClock,
+) -> tuple[KVMemory, SideStream]:
+    """3 and 4b at once: DINOv2 of every view queued on a low-priority stream, then the keyframe memory built
+    on a high-priority one that the current stream joins. The caller joins the returned DINOv2 stream
+    (`join(features.dino)`) before it reads `features.dino`; the memory is ready on return."""
+    device = views.images[0].device
+    dino = SideStream(device, high_priority=False)
+    with dino.running():
+        dino_clock = StageClock(device)
+        dino_tokens(model, views, features, opts.compile)
+        dino_clock.mark("dino")
+    clock.include(dino_clock)
+    memory = SideStream(device, high_priority=True)
+    with memory.running():
+        kv_memory = build_memory(model, features, keyframes, compute_dtype, opts)
+    memory.join([kv_memory.keys, kv_memory.values])
+    return kv_memory, dino
+
+
+@torch.no_grad()
 def render(model: PanSt3R, views: SceneViews, features: ViewFeatures, memory_kv: Any) -> None:
     """4a. Every view against the frozen keyframe memory: decoder tokens and raw pointmaps (into `features`)."""
     features.dec = [None] * len(views)  # type: ignore[list-item]
@@ -404,13 +434,13 @@ def run_inference(
         keyframes = select_keyframes(opts, features)
         non_keyframes = sorted(set(range(len(views))) - set(keyframes))
         clock.mark("encoder")
-        kv_memory = build_memory(model, features, keyframes, compute_dtype, opts)
+        kv_memory, dino = memory_beside_dino(model, views, features, keyframes, compute_dtype, opts, clock)
         memory_kv = kv_memory.render_kv()
         clock.mark("memory")
         render(model, views, features, memory_kv)
         clock.mark("render")
-        dino_tokens(model, views, features, opts.compile)
-        clock.mark("dino")
+        dino.join(features.dino)
+        clock.mark("dino_wait")
         out, panoptic = decode_keyframes(model, views, features, keyframes, cls, compute_dtype, clock)
         queries = out["out_queries"]
         clock.mark("mask_transformer")

@@ -30,12 +30,12 @@ from panst3r_core.inference.engine import (
     InferenceOptions,
     SceneViews,
     _original_orientation,
-    build_memory,
     check_options,
     decode_keyframes,
     dino_tokens,
     encode,
     geometry,
+    memory_beside_dino,
     pixel_features,
     render,
 )
@@ -167,10 +167,10 @@ def stream_inference(
         kf_views = lazy.scene(keyframes, opts.max_batch)
         kf_features = encode(model, kf_views, opts)
         local = list(range(len(keyframes)))
-        kv_memory = build_memory(model, kf_features, local, compute_dtype, opts)
+        kv_memory, dino = memory_beside_dino(model, kf_views, kf_features, local, compute_dtype, opts, clock)
         memory_kv = kv_memory.render_kv()
         render(model, kf_views, kf_features, memory_kv)
-        dino_tokens(model, kf_views, kf_features, opts.compile)
+        dino.join(kf_features.dino)
         out, panoptic = decode_keyframes(model, kf_views, kf_features, local, cls, compute_dtype, clock)
         queries = out["out_queries"]
     kf_raw = {k: kf_features.raw[j] for j, k in enumerate(keyframes)}

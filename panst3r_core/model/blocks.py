@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from panst3r_core.model.attention_kernels import active_xformers_ops
+from panst3r_core.model.prefix_attention import KeyPrefix, attend_prefix
 from panst3r_core.model.rope import RoPE2D, RotaryTables
 from panst3r_core.model.tf32_attention import attend_tf32, tf32_attention_active
 
@@ -26,10 +27,12 @@ def autocast_disabled(device: torch.device):
 
 
 def attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None = None
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | KeyPrefix | None = None
 ) -> torch.Tensor:
     """q (B, heads, Nq, d), k/v (B, heads, Nk, d); `allowed` bool broadcastable to (B, heads, Nq, Nk),
-    True where attention is allowed. Returns (B, heads, Nq, d)."""
+    True where attention is allowed, or a `KeyPrefix` (the first keys only). Returns (B, heads, Nq, d)."""
+    if isinstance(allowed, KeyPrefix):
+        return attend_prefix(q, k, v, allowed)
     if q.dtype == torch.float32 and tf32_attention_active():
         return attend_tf32(q, k, v, allowed)
     xops = active_xformers_ops()

@@ -22,6 +22,7 @@ import torch
 
 from panst3r_core.model.must3r_decoder import DecoderMemory, Must3rDecoder
 from panst3r_core.model.must3r_memory_graphs import MemoryStepGraphs
+from panst3r_core.model.prefix_attention import KeyPrefix
 from panst3r_core.model.rope import RotaryTables
 
 
@@ -134,13 +135,13 @@ class KVMemory:
         x_enc: list[torch.Tensor],
         pos: list[torch.Tensor],
         key_count: int,
-        allowed: torch.Tensor | None,
+        allowed: torch.Tensor | KeyPrefix | None,
         at: int | torch.Tensor,
         attends_new: bool,
     ) -> list[torch.Tensor]:
         """The decoder pass of one update: the new images attend to the first `key_count` stored keys
-        (`allowed`: bool mask broadcastable to (new tokens, key_count), or None), and their stored tokens are
-        written at `at`. With `attends_new` the provisional keys of the new tokens are written first (they
+        (`allowed`: bool mask broadcastable to (new tokens, key_count), a `KeyPrefix`, or None), and their
+        stored tokens are written at `at`. With `attends_new` the provisional keys of the new tokens are written first (they
         are among the attended ones). Does not advance `length`."""
         dec = self.decoder
         n = len(x_enc)

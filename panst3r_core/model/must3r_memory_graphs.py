@@ -5,13 +5,14 @@ small kernels per update, so on a GPU the host's launch overhead sets the pace (
 for ~2 ms of device work). Every update after the first adds one image and differs from the others only in
 how many stored tokens it attends to, so one captured pass per (tokens per image, bucket) is replayed:
 
-- the pass attends to the first `bucket` rows of the key/value buffers with every row at or after the
-  current memory length masked out; the length is a device scalar that the graph reads, and the stored
-  tokens are written with `index_copy_` at rows computed from it. Masked attention weights are exactly
-  zero (the buffers are zero-initialised, so masked rows are finite), so a replay computes what the eager
-  prefix attention computes, up to summation order;
+- the pass attends to the filled prefix of the first `bucket` rows of the key/value buffers; the memory
+  length is a device scalar that the graph reads (`prefix_attention.KeyPrefix`), and the stored tokens are
+  written with `index_copy_` at rows computed from it. On a GPU with a fused prefix kernel the attention
+  stops at that length; elsewhere the rows at or after it are masked out, with attention weights exactly
+  zero (the buffers are zero-initialised, so masked rows are finite). Either way a replay computes what the
+  eager prefix attention computes, up to summation order;
 - the buckets are half of the capacity and all of it (multiples of 16 rows, the alignment of the attention
-  kernels' masks), so masked rows stay below half of the attention work;
+  kernels' masks), so where rows are masked they stay below half of the attention work;
 - the image's encoder tokens and positions are copied into static input buffers before each replay.
 
 The first update of a bucket runs eagerly on a side stream (this warms up cuBLAS/cuDNN, as capture requires,
@@ -26,6 +27,8 @@ import logging
 from typing import TYPE_CHECKING
 
 import torch
+
+from panst3r_core.model.prefix_attention import KeyPrefix, prefix_kernel
 
 if TYPE_CHECKING:
     from panst3r_core.model.must3r_kv_memory import KVMemory
@@ -44,22 +47,21 @@ class _StepGraph:
         self.bucket = bucket
         self.x_enc = torch.empty_like(x_enc)
         self.pos = torch.empty_like(pos)
-        self.start = torch.zeros((), dtype=torch.int64, device=device)
+        self.length = torch.zeros(1, dtype=torch.int32, device=device)
         self.token_rows = torch.arange(x_enc.shape[1], device=device)
-        self.key_rows = torch.arange(bucket, device=device)
         self.graph = torch.cuda.CUDAGraph() if capture else None
         self.output: torch.Tensor | None = None
 
     def set_inputs(self, x_enc: torch.Tensor, pos: torch.Tensor, start: int) -> None:
         self.x_enc.copy_(x_enc)
         self.pos.copy_(pos)
-        self.start.fill_(start)
+        self.length.fill_(start)
 
     def run(self, memory: KVMemory) -> torch.Tensor:
-        """The update of the image in the static inputs, against the first `start` stored tokens."""
-        allowed = (self.key_rows < self.start)[None]  # (1, bucket): only the stored prefix
-        rows = self.token_rows + self.start
-        return memory.update([self.x_enc], [self.pos], self.bucket, allowed, rows, attends_new=False)[0]
+        """The update of the image in the static inputs, against the first `length` stored tokens."""
+        prefix = KeyPrefix(self.length)
+        rows = self.token_rows + self.length
+        return memory.update([self.x_enc], [self.pos], self.bucket, prefix, rows, attends_new=False)[0]
 
 
 class MemoryStepGraphs:
@@ -100,6 +102,7 @@ class MemoryStepGraphs:
         device = x_enc.device
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
+        prefix_kernel(device, memory.keys.dtype)  # its probe syncs the device: never inside a capture
         # Capture must happen off the default stream. The low-level calls skip what `torch.cuda.graph`
         # adds (a device sync and emptying the device and pinned-host caches, which would make the
         # next scene's host copies page-lock their buffers again).

@@ -1,0 +1,125 @@
+"""The memory update's attention: a masked bucket against the fused prefix kernels, at PanSt3R v1's shapes.
+
+A single-keyframe memory update (`panst3r_core.model.must3r_memory_graphs`) attends with one image's 768
+queries (12 heads, head dim 64, bf16) to the stored tokens of the keyframes before it, in a buffer sized for 50
+keyframes (38,400 rows). Per stored length, this times `prefix_attention.attend_prefix` with each kernel:
+
+- `mask`: the graphs' bucket (half the buffer or all of it, `MemoryStepGraphs.buckets`) with unfilled rows
+  masked out, as the graphs attended before the fused kernels;
+- `flash`, `efficient`: the fused kernels that stop at the stored length.
+
+Reports milliseconds (median of CUDA-event timings), TFLOP/s on the stored keys (4 * Nq * length * d * heads)
+and each kernel's relative difference from `mask`, plus the attention time of a whole 50-keyframe memory (its 48
+single updates x 12 layers; the first update adds two keyframes at once) per kernel. CUDA only.
+
+    python tests/benchmarks/prefix_attention.py --out runs/benchmarks/prefix_attention.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+from panst3r_core.model.must3r_memory_graphs import MemoryStepGraphs
+from panst3r_core.model.prefix_attention import PREFIX_KERNELS, KeyPrefix, attend_prefix, prefix_kernel
+
+HEADS, DIM, TOKENS, KEYFRAMES, LAYERS = 12, 64, 768, 50, 12
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--iterations", type=int, default=20, help="timed calls per kernel and length")
+    parser.add_argument("--out", default="runs/benchmarks/prefix_attention.json")
+    return parser.parse_args(argv)
+
+
+def time_calls(fn, iterations: int) -> float:
+    """Median milliseconds of `fn()` over `iterations` calls after three untimed ones."""
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(iterations):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def measure(stored: int, iterations: int, buffers, buckets: list[int]) -> list[dict]:
+    q, keys, values = buffers
+    bucket = next(b for b in buckets if b >= stored)
+    prefix = KeyPrefix(torch.tensor([stored], dtype=torch.int32, device=q.device))
+    k, v = keys[:, :, :bucket], values[:, :, :bucket]
+    reference = attend_prefix(q, k, v, prefix, "mask").float()
+    flops = 4 * HEADS * TOKENS * stored * DIM
+    rows = []
+    for kernel in PREFIX_KERNELS:
+        out = attend_prefix(q, k, v, prefix, kernel).float()
+        ms = time_calls(lambda kernel=kernel: attend_prefix(q, k, v, prefix, kernel), iterations)
+        rows.append(
+            {
+                "stored_tokens": stored,
+                "bucket": bucket,
+                "kernel": kernel,
+                "ms": round(ms, 4),
+                "tflops_on_stored": round(flops / ms / 1e9, 1),
+                "relative_difference_from_mask": float((out - reference).norm() / reference.norm()),
+            }
+        )
+        print(
+            f"{stored:>6} of {bucket:>6} {kernel:>9} {ms:8.4f} ms {rows[-1]['tflops_on_stored']:7.1f} TFLOP/s"
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not torch.cuda.is_available():
+        print("prefix_attention.py times CUDA kernels: no GPU here", file=sys.stderr)
+        return 2
+    device = torch.device("cuda")
+    capacity = KEYFRAMES * TOKENS
+    gen = torch.Generator(device=device).manual_seed(0)
+    shape = (1, HEADS, capacity, DIM)
+    q = torch.randn(1, HEADS, TOKENS, DIM, device=device, dtype=torch.bfloat16, generator=gen)
+    keys = torch.randn(shape, device=device, dtype=torch.bfloat16, generator=gen)
+    values = torch.randn(shape, device=device, dtype=torch.bfloat16, generator=gen)
+    buckets = MemoryStepGraphs(capacity, capture=False).buckets
+    rows = [
+        row
+        for stored in range(2 * TOKENS, capacity, TOKENS)  # the single updates: 2 .. 49 keyframes stored
+        for row in measure(stored, args.iterations, (q, keys, values), buckets)
+    ]
+    memory_ms = {
+        kernel: round(LAYERS * sum(r["ms"] for r in rows if r["kernel"] == kernel), 1)
+        for kernel in PREFIX_KERNELS
+    }
+    print("attention of a 50-keyframe memory's single updates (ms):", memory_ms)
+    report = {
+        "benchmark": "tests/benchmarks/prefix_attention.py",
+        "device": torch.cuda.get_device_name(device),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "kernel_chosen_by_probe": prefix_kernel(device, torch.bfloat16),
+        "memory_attention_ms": memory_ms,
+        "results": rows,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"results written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
