@@ -6,7 +6,9 @@ non-keyframes, standard_v2 post-processing on the same device, copy of the resul
 Keyframes: all views up to 50 (as the official measurement: 100 views -> 50 keyframes).
 Reports images per second (views / end-to-end seconds), end-to-end seconds per scene, the forward and
 post-processing parts, and peak GPU memory; prints a table and writes JSON (default
-runs/benchmarks/inference.json).
+runs/benchmarks/inference.json). A timed run starts after the previous run's result is released, as a caller
+moving from one scene to the next does: the pinned host buffers of its copies are then reused instead of
+page-locked anew (which cost the second of two kept results 0.3-0.6 s at 100 views).
 
 GPU:   python tests/benchmarks/inference.py --device cuda
        (or per variant, within a time limit: --variant panst3r_v1_512, then --variant panst3r_v2_512 --append)
