@@ -6,7 +6,9 @@ keyframes (38,400 rows). Per stored length, this times `prefix_attention.attend_
 
 - `mask`: the graphs' bucket (half the buffer or all of it, `MemoryStepGraphs.buckets`) with unfilled rows
   masked out, as the graphs attended before the fused kernels;
-- `flash`, `efficient`: the fused kernels that stop at the stored length.
+- `flash`: one FlashAttention call that stops at the stored length (and with its own `num_splits`, where
+  this torch takes that argument);
+- `flash_segments` with 2, 4, 8 and 16 segments (split-KV).
 
 Reports milliseconds (median of CUDA-event timings), TFLOP/s on the stored keys (4 * Nq * length * d * heads)
 and each kernel's relative difference from `mask`, plus the attention time of a whole 50-keyframe memory (its 48
@@ -26,9 +28,11 @@ from pathlib import Path
 import torch
 
 from panst3r_core.model.must3r_memory_graphs import MemoryStepGraphs
-from panst3r_core.model.prefix_attention import PREFIX_KERNELS, KeyPrefix, attend_prefix, prefix_kernel
+from panst3r_core.model.prefix_attention import KeyPrefix, attend_prefix, prefix_kernel
 
 HEADS, DIM, TOKENS, KEYFRAMES, LAYERS = 12, 64, 768, 50, 12
+VARIANTS = [("mask", None), ("flash", None), ("flash", 4)] + [("flash_segments", n) for n in (2, 4, 8, 16)]
+"""(kernel, splits) timed at every stored length; the first is the reference of the differences."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,21 +67,28 @@ def measure(stored: int, iterations: int, buffers, buckets: list[int]) -> list[d
     reference = attend_prefix(q, k, v, prefix, "mask").float()
     flops = 4 * HEADS * TOKENS * stored * DIM
     rows = []
-    for kernel in PREFIX_KERNELS:
-        out = attend_prefix(q, k, v, prefix, kernel).float()
-        ms = time_calls(lambda kernel=kernel: attend_prefix(q, k, v, prefix, kernel), iterations)
+    for kernel, splits in VARIANTS:
+        try:
+            out = attend_prefix(q, k, v, prefix, kernel, splits).float()
+        except (RuntimeError, TypeError) as exc:  # e.g. num_splits on a torch without it
+            print(f"{kernel} splits={splits}: {str(exc).splitlines()[0]}")
+            continue
+        ms = time_calls(
+            lambda kernel=kernel, splits=splits: attend_prefix(q, k, v, prefix, kernel, splits), iterations
+        )
         rows.append(
             {
                 "stored_tokens": stored,
                 "bucket": bucket,
                 "kernel": kernel,
+                "splits": splits,
                 "ms": round(ms, 4),
                 "tflops_on_stored": round(flops / ms / 1e9, 1),
                 "relative_difference_from_mask": float((out - reference).norm() / reference.norm()),
             }
         )
         print(
-            f"{stored:>6} of {bucket:>6} {kernel:>9} {ms:8.4f} ms {rows[-1]['tflops_on_stored']:7.1f} TFLOP/s"
+            f"{stored:>6} of {bucket:>6} {kernel:>14} {splits!s:>4} {ms:8.4f} ms {rows[-1]['tflops_on_stored']:7.1f} TFLOP/s"
         )
     return rows
 
@@ -100,10 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         for stored in range(2 * TOKENS, capacity, TOKENS)  # the single updates: 2 .. 49 keyframes stored
         for row in measure(stored, args.iterations, (q, keys, values), buckets)
     ]
-    memory_ms = {
-        kernel: round(LAYERS * sum(r["ms"] for r in rows if r["kernel"] == kernel), 1)
-        for kernel in PREFIX_KERNELS
-    }
+    memory_ms = {}
+    for kernel, splits in VARIANTS:
+        times = [r["ms"] for r in rows if (r["kernel"], r["splits"]) == (kernel, splits)]
+        if times:
+            memory_ms[f"{kernel}/{splits}"] = round(LAYERS * sum(times), 1)
     print("attention of a 50-keyframe memory's single updates (ms):", memory_ms)
     report = {
         "benchmark": "tests/benchmarks/prefix_attention.py",

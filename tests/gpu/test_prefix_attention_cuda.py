@@ -27,22 +27,34 @@ def _qkv(batch: int, dtype: torch.dtype):
 def test_a_fused_kernel_is_chosen_for_half_types(dtype):
     from panst3r_core.model.prefix_attention import prefix_kernel
 
-    assert prefix_kernel(torch.device("cuda"), dtype) in ("flash", "efficient")
+    assert prefix_kernel(torch.device("cuda"), dtype) in ("flash_segments", "flash")
 
 
-@pytest.mark.parametrize("kernel", ["flash", "efficient"])
-@pytest.mark.parametrize("batch", [1, 2])
-@pytest.mark.parametrize("length", [768, 2000, 4096])
+@pytest.mark.parametrize("kernel", ["flash_segments", "flash"])
+@pytest.mark.parametrize("batch", [1, 2])  # batch 2 takes the masked form: the fused kernels take one scene
+@pytest.mark.parametrize("length", [2, 768, 2001, 4096])  # 2: two of the four segments are empty
 def test_fused_kernels_equal_the_masked_form(kernel, batch, length):
     from panst3r_core.model.prefix_attention import KeyPrefix, attend_prefix
 
     q, k, v = _qkv(batch, torch.bfloat16)
     prefix = KeyPrefix(torch.tensor([length], dtype=torch.int32, device="cuda"))
     reference = attend_prefix(q, k, v, prefix, "mask")
-    assert _rel(attend_prefix(q, k, v, prefix, kernel), reference) < 1e-2
+    out = attend_prefix(q, k, v, prefix, kernel)
+    assert torch.isfinite(out).all()
+    assert _rel(out, reference) < 1e-2
 
 
-@pytest.mark.parametrize("kernel", ["flash", "efficient"])
+@pytest.mark.parametrize("segments", [2, 8, 16])
+def test_any_segment_count_gives_the_masked_form(segments):
+    from panst3r_core.model.prefix_attention import KeyPrefix, attend_prefix
+
+    q, k, v = _qkv(1, torch.float16)
+    prefix = KeyPrefix(torch.tensor([3001], dtype=torch.int32, device="cuda"))
+    reference = attend_prefix(q, k, v, prefix, "mask")
+    assert _rel(attend_prefix(q, k, v, prefix, "flash_segments", splits=segments), reference) < 1e-2
+
+
+@pytest.mark.parametrize("kernel", ["flash_segments", "flash"])
 def test_a_captured_graph_replays_at_the_length_written_before(kernel):
     from panst3r_core.model.prefix_attention import KeyPrefix, attend_prefix
 
