@@ -81,6 +81,14 @@ def prefix_kernel(device: torch.device, dtype: torch.dtype) -> str:
     return _chosen[key]
 
 
+def choose_prefix_kernel(device: torch.device, dtype: torch.dtype, kernel: str) -> None:
+    """Use `kernel` on (device, dtype) from now on in this process instead of the probe's choice (to time or
+    compare the kernels)."""
+    if kernel not in PREFIX_KERNELS:
+        raise ValueError(f"prefix attention kernel {kernel!r}: choose one of {', '.join(PREFIX_KERNELS)}")
+    _chosen[(str(device), dtype)] = kernel
+
+
 def _probe(device: torch.device, dtype: torch.dtype) -> str:
     if device.type != "cuda" or dtype not in _FUSED_DTYPES:
         return "mask"

@@ -12,9 +12,14 @@ keyframes (38,400 rows). Per stored length, this times `prefix_attention.attend_
 
 Reports milliseconds (median of CUDA-event timings), TFLOP/s on the stored keys (4 * Nq * length * d * heads)
 and each kernel's relative difference from `mask`, plus the attention time of a whole 50-keyframe memory (its 48
-single updates x 12 layers; the first update adds two keyframes at once) per kernel. CUDA only.
+single updates x 12 layers; the first update adds two keyframes at once) per kernel.
 
-    python tests/benchmarks/prefix_attention.py --out runs/benchmarks/prefix_attention.json
+Timed one call at a time, the small calls are bound by the host's launches; inside the memory's CUDA graphs
+they are not. So `--memory` also times what inference runs: the whole memory of 50 keyframes of random
+tokens built by `KVMemory` with its CUDA graphs (panst3r_v1_512's decoder with random weights, bf16 autocast;
+median of 5 builds after one) with each kernel in turn. CUDA only.
+
+    python tests/benchmarks/prefix_attention.py --memory --out runs/benchmarks/prefix_attention.json
 """
 
 from __future__ import annotations
@@ -23,12 +28,18 @@ import argparse
 import json
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
 
 from panst3r_core.model.must3r_memory_graphs import MemoryStepGraphs
-from panst3r_core.model.prefix_attention import KeyPrefix, attend_prefix, prefix_kernel
+from panst3r_core.model.prefix_attention import (
+    KeyPrefix,
+    attend_prefix,
+    choose_prefix_kernel,
+    prefix_kernel,
+)
 
 HEADS, DIM, TOKENS, KEYFRAMES, LAYERS = 12, 64, 768, 50, 12
 VARIANTS = [("mask", None), ("flash", None), ("flash", 4)] + [("flash_segments", n) for n in (2, 4, 8, 16)]
@@ -40,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--iterations", type=int, default=20, help="timed calls per kernel and length")
+    parser.add_argument("--memory", action="store_true", help="also time whole memory builds per kernel")
     parser.add_argument("--out", default="runs/benchmarks/prefix_attention.json")
     return parser.parse_args(argv)
 
@@ -93,6 +105,46 @@ def measure(stored: int, iterations: int, buffers, buckets: list[int]) -> list[d
     return rows
 
 
+def memory_builds(device: torch.device) -> list[dict]:
+    """Seconds to build a 50-keyframe memory with graphs, per (kernel, segments): `KVMemory` as inference
+    builds it."""
+    from panst3r_core.model import prefix_attention
+    from panst3r_core.model.must3r_encoder import patch_positions
+    from panst3r_core.model.must3r_kv_memory import KVMemory
+    from panst3r_core.model.variants import build_model
+
+    torch.manual_seed(0)
+    decoder = build_model("panst3r_v1_512", device=device).eval().must3r_decoder
+    width = decoder.cfg.enc_embed_dim
+    tokens = [torch.randn(1, TOKENS, width, device=device) for _ in range(KEYFRAMES)]
+    positions = [patch_positions(1, 24, 32, device) for _ in range(KEYFRAMES)]
+    default_segments, rows = prefix_attention.SEGMENTS, []
+    for kernel, segments in [("mask", None), ("flash", None)] + [("flash_segments", n) for n in (2, 4, 8)]:
+        choose_prefix_kernel(device, torch.bfloat16, kernel)
+        prefix_attention.SEGMENTS = segments or default_segments
+        times = []
+        for _ in range(6):
+            torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+                memory = KVMemory(
+                    decoder, TOKENS * KEYFRAMES, dtype=torch.bfloat16, device=device, cuda_graphs=True
+                )
+                memory.add(tokens[:2], positions[:2])
+                for i in range(2, KEYFRAMES):
+                    memory.add(tokens[i : i + 1], positions[i : i + 1])
+            torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - start)
+        rows.append(
+            {"kernel": kernel, "segments": segments, "seconds": round(statistics.median(times[1:]), 4)}
+        )
+        print(
+            f"memory of {KEYFRAMES} keyframes, {kernel} {segments}: {rows[-1]['seconds']:.4f} s", flush=True
+        )
+    prefix_attention.SEGMENTS = default_segments
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not torch.cuda.is_available():
@@ -125,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         "kernel_chosen_by_probe": prefix_kernel(device, torch.bfloat16),
         "memory_attention_ms": memory_ms,
         "results": rows,
+        "memory_builds": memory_builds(device) if args.memory else None,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

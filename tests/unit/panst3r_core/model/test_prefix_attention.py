@@ -47,3 +47,19 @@ def test_an_unknown_kernel_is_named():
     q, k, v = _qkv()
     with pytest.raises(ValueError, match="choose one of " + ", ".join(PREFIX_KERNELS)):
         attend_prefix(q, k, v, KeyPrefix(torch.tensor([4], dtype=torch.int32)), "paged")
+
+
+def test_a_chosen_kernel_replaces_the_probe_and_unknown_ones_are_named():
+    from panst3r_core.model.prefix_attention import choose_prefix_kernel
+
+    device = torch.device("cpu")
+    choose_prefix_kernel(device, torch.float16, "flash")
+    assert prefix_kernel(device, torch.float16) == "flash"
+    # a fused kernel chosen where it cannot run (CPU) still computes through the masked form
+    q, k, v = (t.half() for t in _qkv())
+    prefix = KeyPrefix(torch.tensor([9], dtype=torch.int32))
+    expected = F.scaled_dot_product_attention(q.float(), k[:, :, :9].float(), v[:, :, :9].float())
+    torch.testing.assert_close(attend_prefix(q, k, v, prefix).float(), expected, rtol=1e-2, atol=1e-2)
+    choose_prefix_kernel(device, torch.float16, "mask")
+    with pytest.raises(ValueError, match="choose one of"):
+        choose_prefix_kernel(device, torch.float16, "paged")
