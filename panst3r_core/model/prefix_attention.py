@@ -73,9 +73,17 @@ def attend_prefix(
     return F.scaled_dot_product_attention(q, k, v, attn_mask=prefix.mask(k.shape[-2]))
 
 
+def _key(device: torch.device, dtype: torch.dtype) -> tuple[str, torch.dtype]:
+    """`cuda` and `cuda:0` name one GPU when 0 is the current one: one entry for both."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return str(device), dtype
+
+
 def prefix_kernel(device: torch.device, dtype: torch.dtype) -> str:
     """The kernel `attend_prefix` uses on (device, dtype): probed once per process."""
-    key = (str(device), dtype)
+    key = _key(device, dtype)
     if key not in _chosen:
         _chosen[key] = _probe(device, dtype)
     return _chosen[key]
@@ -86,7 +94,7 @@ def choose_prefix_kernel(device: torch.device, dtype: torch.dtype, kernel: str) 
     compare the kernels)."""
     if kernel not in PREFIX_KERNELS:
         raise ValueError(f"prefix attention kernel {kernel!r}: choose one of {', '.join(PREFIX_KERNELS)}")
-    _chosen[(str(device), dtype)] = kernel
+    _chosen[_key(device, dtype)] = kernel
 
 
 def _probe(device: torch.device, dtype: torch.dtype) -> str:

@@ -75,3 +75,12 @@ def test_a_captured_graph_replays_at_the_length_written_before(kernel):
         torch.cuda.synchronize()
         reference = attend_prefix(q, k, v, prefix, "mask")
         assert _rel(out, reference) < 1e-2
+
+
+def test_a_kernel_chosen_for_cuda_is_the_one_of_the_current_gpu():
+    from panst3r_core.model.prefix_attention import choose_prefix_kernel, prefix_kernel
+
+    probed = prefix_kernel(torch.device("cuda", torch.cuda.current_device()), torch.bfloat16)
+    choose_prefix_kernel(torch.device("cuda"), torch.bfloat16, "mask")
+    assert prefix_kernel(torch.device("cuda", torch.cuda.current_device()), torch.bfloat16) == "mask"
+    choose_prefix_kernel(torch.device("cuda"), torch.bfloat16, probed)
