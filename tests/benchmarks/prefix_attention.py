@@ -6,9 +6,7 @@ keyframes (38,400 rows). Per stored length, this times `prefix_attention.attend_
 
 - `mask`: the graphs' bucket (half the buffer or all of it, `MemoryStepGraphs.buckets`) with unfilled rows
   masked out, as the graphs attended before the fused kernels;
-- `flash`: one FlashAttention call that stops at the stored length (and with its own `num_splits`, where
-  this torch takes that argument);
-- `flash_segments` with 2, 4, 8 and 16 segments (split-KV).
+- `flash`: one FlashAttention call that stops at the stored length.
 
 Reports milliseconds (median of CUDA-event timings), TFLOP/s on the stored keys (4 * Nq * length * d * heads)
 and each kernel's relative difference from `mask`, plus the attention time of a whole 50-keyframe memory (its 48
@@ -35,6 +33,7 @@ import torch
 
 from panst3r_core.model.must3r_memory_graphs import MemoryStepGraphs
 from panst3r_core.model.prefix_attention import (
+    PREFIX_KERNELS,
     KeyPrefix,
     attend_prefix,
     choose_prefix_kernel,
@@ -42,8 +41,6 @@ from panst3r_core.model.prefix_attention import (
 )
 
 HEADS, DIM, TOKENS, KEYFRAMES, LAYERS = 12, 64, 768, 50, 12
-VARIANTS = [("mask", None), ("flash", None), ("flash", 4)] + [("flash_segments", n) for n in (2, 4, 8, 16)]
-"""(kernel, splits) timed at every stored length; the first is the reference of the differences."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -79,36 +76,28 @@ def measure(stored: int, iterations: int, buffers, buckets: list[int]) -> list[d
     reference = attend_prefix(q, k, v, prefix, "mask").float()
     flops = 4 * HEADS * TOKENS * stored * DIM
     rows = []
-    for kernel, splits in VARIANTS:
-        try:
-            out = attend_prefix(q, k, v, prefix, kernel, splits).float()
-        except (RuntimeError, TypeError) as exc:  # e.g. num_splits on a torch without it
-            print(f"{kernel} splits={splits}: {str(exc).splitlines()[0]}")
-            continue
-        ms = time_calls(
-            lambda kernel=kernel, splits=splits: attend_prefix(q, k, v, prefix, kernel, splits), iterations
-        )
+    for kernel in PREFIX_KERNELS:
+        out = attend_prefix(q, k, v, prefix, kernel).float()
+        ms = time_calls(lambda kernel=kernel: attend_prefix(q, k, v, prefix, kernel), iterations)
         rows.append(
             {
                 "stored_tokens": stored,
                 "bucket": bucket,
                 "kernel": kernel,
-                "splits": splits,
                 "ms": round(ms, 4),
                 "tflops_on_stored": round(flops / ms / 1e9, 1),
                 "relative_difference_from_mask": float((out - reference).norm() / reference.norm()),
             }
         )
         print(
-            f"{stored:>6} of {bucket:>6} {kernel:>14} {splits!s:>4} {ms:8.4f} ms {rows[-1]['tflops_on_stored']:7.1f} TFLOP/s"
+            f"{stored:>6} of {bucket:>6} {kernel:>6} {ms:8.4f} ms {rows[-1]['tflops_on_stored']:7.1f} TFLOP/s"
         )
     return rows
 
 
 def memory_builds(device: torch.device) -> list[dict]:
-    """Seconds to build a 50-keyframe memory with graphs, per (kernel, segments): `KVMemory` as inference
+    """Seconds to build a 50-keyframe memory with graphs, per kernel: `KVMemory` as inference
     builds it."""
-    from panst3r_core.model import prefix_attention
     from panst3r_core.model.must3r_encoder import patch_positions
     from panst3r_core.model.must3r_kv_memory import KVMemory
     from panst3r_core.model.variants import build_model
@@ -118,10 +107,9 @@ def memory_builds(device: torch.device) -> list[dict]:
     width = decoder.cfg.enc_embed_dim
     tokens = [torch.randn(1, TOKENS, width, device=device) for _ in range(KEYFRAMES)]
     positions = [patch_positions(1, 24, 32, device) for _ in range(KEYFRAMES)]
-    default_segments, rows = prefix_attention.SEGMENTS, []
-    for kernel, segments in [("mask", None), ("flash", None)] + [("flash_segments", n) for n in (2, 4, 8)]:
+    rows, probed = [], prefix_kernel(device, torch.bfloat16)
+    for kernel in PREFIX_KERNELS:
         choose_prefix_kernel(device, torch.bfloat16, kernel)
-        prefix_attention.SEGMENTS = segments or default_segments
         times = []
         for _ in range(6):
             torch.cuda.synchronize(device)
@@ -135,13 +123,9 @@ def memory_builds(device: torch.device) -> list[dict]:
                     memory.add(tokens[i : i + 1], positions[i : i + 1])
             torch.cuda.synchronize(device)
             times.append(time.perf_counter() - start)
-        rows.append(
-            {"kernel": kernel, "segments": segments, "seconds": round(statistics.median(times[1:]), 4)}
-        )
-        print(
-            f"memory of {KEYFRAMES} keyframes, {kernel} {segments}: {rows[-1]['seconds']:.4f} s", flush=True
-        )
-    prefix_attention.SEGMENTS = default_segments
+        rows.append({"kernel": kernel, "seconds": round(statistics.median(times[1:]), 4)})
+        print(f"memory of {KEYFRAMES} keyframes, {kernel}: {rows[-1]['seconds']:.4f} s", flush=True)
+    choose_prefix_kernel(device, torch.bfloat16, probed)
     return rows
 
 
@@ -164,10 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         for row in measure(stored, args.iterations, (q, keys, values), buckets)
     ]
     memory_ms = {}
-    for kernel, splits in VARIANTS:
-        times = [r["ms"] for r in rows if (r["kernel"], r["splits"]) == (kernel, splits)]
-        if times:
-            memory_ms[f"{kernel}/{splits}"] = round(LAYERS * sum(times), 1)
+    for kernel in PREFIX_KERNELS:
+        memory_ms[kernel] = round(LAYERS * sum(r["ms"] for r in rows if r["kernel"] == kernel), 1)
     print("attention of a 50-keyframe memory's single updates (ms):", memory_ms)
     report = {
         "benchmark": "tests/benchmarks/prefix_attention.py",

@@ -27,35 +27,23 @@ def _qkv(batch: int, dtype: torch.dtype):
 def test_a_fused_kernel_is_chosen_for_half_types(dtype):
     from panst3r_core.model.prefix_attention import prefix_kernel
 
-    assert prefix_kernel(torch.device("cuda"), dtype) in ("flash_segments", "flash")
+    assert prefix_kernel(torch.device("cuda"), dtype) == "flash"
 
 
-@pytest.mark.parametrize("kernel", ["flash_segments", "flash"])
-@pytest.mark.parametrize("batch", [1, 2])  # batch 2 takes the masked form: the fused kernels take one scene
-@pytest.mark.parametrize("length", [2, 768, 2001, 4096])  # 2: two of the four segments are empty
-def test_fused_kernels_equal_the_masked_form(kernel, batch, length):
+@pytest.mark.parametrize("batch", [1, 2])  # batch 2 takes the masked form: the fused kernel takes one scene
+@pytest.mark.parametrize("length", [2, 768, 2001, 4096])
+def test_the_fused_kernel_equals_the_masked_form(batch, length):
     from panst3r_core.model.prefix_attention import KeyPrefix, attend_prefix
 
     q, k, v = _qkv(batch, torch.bfloat16)
     prefix = KeyPrefix(torch.tensor([length], dtype=torch.int32, device="cuda"))
     reference = attend_prefix(q, k, v, prefix, "mask")
-    out = attend_prefix(q, k, v, prefix, kernel)
+    out = attend_prefix(q, k, v, prefix, "flash")
     assert torch.isfinite(out).all()
     assert _rel(out, reference) < 1e-2
 
 
-@pytest.mark.parametrize("segments", [2, 8, 16])
-def test_any_segment_count_gives_the_masked_form(segments):
-    from panst3r_core.model.prefix_attention import KeyPrefix, attend_prefix
-
-    q, k, v = _qkv(1, torch.float16)
-    prefix = KeyPrefix(torch.tensor([3001], dtype=torch.int32, device="cuda"))
-    reference = attend_prefix(q, k, v, prefix, "mask")
-    assert _rel(attend_prefix(q, k, v, prefix, "flash_segments", splits=segments), reference) < 1e-2
-
-
-@pytest.mark.parametrize("kernel", ["flash_segments", "flash"])
-def test_a_captured_graph_replays_at_the_length_written_before(kernel):
+def test_a_captured_graph_replays_at_the_length_written_before():
     from panst3r_core.model.prefix_attention import KeyPrefix, attend_prefix
 
     q, k, v = _qkv(1, torch.bfloat16)
@@ -64,10 +52,10 @@ def test_a_captured_graph_replays_at_the_length_written_before(kernel):
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        attend_prefix(q, k, v, prefix, kernel)  # warm-up before capture
+        attend_prefix(q, k, v, prefix, "flash")  # warm-up before capture
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, stream=side):
-            out = attend_prefix(q, k, v, prefix, kernel)
+            out = attend_prefix(q, k, v, prefix, "flash")
     torch.cuda.current_stream().wait_stream(side)
     for count in (1536, 3000, 4096):
         length.fill_(count)
