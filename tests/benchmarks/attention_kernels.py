@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
 import torch
+from cuda_timing import time_calls
 
 from panst3r_core.model.attention_kernels import attention_kernel
 from panst3r_core.model.blocks import attention
@@ -50,21 +50,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=20, help="timed calls per kernel and shape")
     parser.add_argument("--out", default="runs/benchmarks/attention_kernels.json")
     return parser.parse_args(argv)
-
-
-def time_calls(fn, iterations: int) -> float:
-    """Median milliseconds of `fn()` over `iterations` calls after three untimed ones."""
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(iterations):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def xformers_operator(q, k, v) -> str:

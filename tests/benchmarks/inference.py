@@ -34,6 +34,7 @@ Thousands of views: --chunk-views 64 --discard-outputs --distinct-views 200.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import statistics
@@ -264,29 +265,26 @@ def run_one(
 def measure(args, predictor, views, embeddings, class_names, num_keyframes: int, device) -> dict:
     """Timings of one configuration (median of the repeats after the warm-up), or its out-of-memory error."""
     try:
-        discard = args.discard_outputs
+        once = functools.partial(
+            run_one,
+            predictor,
+            views,
+            embeddings,
+            class_names,
+            num_keyframes,
+            args.postprocess,
+            device,
+            args.discard_outputs,
+        )
         for _ in range(args.warmup):
-            run_one(
-                predictor, views, embeddings, class_names, num_keyframes, args.postprocess, device, discard
-            )
+            once()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         runs = []
         for _ in range(max(1, args.repeats)):
             if runs:  # a caller done with a scene's result: its pinned host buffers serve the next scene
                 runs[-1]["recon"] = None
-            runs.append(
-                run_one(
-                    predictor,
-                    views,
-                    embeddings,
-                    class_names,
-                    num_keyframes,
-                    args.postprocess,
-                    device,
-                    discard,
-                )
-            )
+            runs.append(once())
     except torch.cuda.OutOfMemoryError as exc:  # one configuration too large: record and go on
         return {"error": f"out of memory: {str(exc).splitlines()[0]}"}
     seconds = statistics.median(r["seconds"] for r in runs)
@@ -308,7 +306,7 @@ def measure(args, predictor, views, embeddings, class_names, num_keyframes: int,
         "peak_gpu_mem_gib": (
             round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
         ),
-        "recon": None if discard else runs[-1]["recon"],
+        "recon": None if args.discard_outputs else runs[-1]["recon"],
     }
 
 

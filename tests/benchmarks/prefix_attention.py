@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import torch
+from cuda_timing import time_calls
 
 from panst3r_core.model.must3r_memory_graphs import MemoryStepGraphs
 from panst3r_core.model.prefix_attention import (
@@ -51,21 +52,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--memory", action="store_true", help="also time whole memory builds per kernel")
     parser.add_argument("--out", default="runs/benchmarks/prefix_attention.json")
     return parser.parse_args(argv)
-
-
-def time_calls(fn, iterations: int) -> float:
-    """Median milliseconds of `fn()` over `iterations` calls after three untimed ones."""
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(iterations):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def measure(stored: int, iterations: int, buffers, buckets: list[int]) -> list[dict]:
