@@ -226,15 +226,13 @@ def deviation(reference, recon) -> dict:
     }
 
 
-def profile_one(
-    predictor, views, embeddings, class_names, num_keyframes, postprocess, device, path: Path
-) -> None:
-    """One extra run under torch.profiler: the ops table sorted by device time, written as text."""
+def profile_one(once, device, path: Path) -> None:
+    """One extra run of `once()` under torch.profiler: the ops table sorted by device time, written as text."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities, record_shapes=False) as prof:
-        run_one(predictor, views, embeddings, class_names, num_keyframes, postprocess, device)
+        once()
     sort_key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(prof.key_averages().table(sort_by=sort_key, row_limit=40) + "\n")
@@ -262,20 +260,10 @@ def run_one(
     return {"seconds": seconds, "timings": recon.timings, "segments": len(recon.segments), "recon": recon}
 
 
-def measure(args, predictor, views, embeddings, class_names, num_keyframes: int, device) -> dict:
-    """Timings of one configuration (median of the repeats after the warm-up), or its out-of-memory error."""
+def measure(args, once, num_views: int, device) -> dict:
+    """Timings of one configuration, `once()` being one run of it (median of the repeats after the warm-up),
+    or its out-of-memory error."""
     try:
-        once = functools.partial(
-            run_one,
-            predictor,
-            views,
-            embeddings,
-            class_names,
-            num_keyframes,
-            args.postprocess,
-            device,
-            args.discard_outputs,
-        )
         for _ in range(args.warmup):
             once()
         if device.type == "cuda":
@@ -293,10 +281,10 @@ def measure(args, predictor, views, embeddings, class_names, num_keyframes: int,
     }
     return {
         "end_to_end_s": round(seconds, 4),
-        "images_per_s": round(len(views) / seconds, 2),
+        "images_per_s": round(num_views / seconds, 2),
         "forward_s": round(median_stage.get("inference", float("nan")), 4),
         # the official table's images/s is views / forward time (post-processing excluded)
-        "forward_images_per_s": round(len(views) / median_stage["inference"], 2)
+        "forward_images_per_s": round(num_views / median_stage["inference"], 2)
         if median_stage.get("inference")
         else None,
         "postprocess_s": round(median_stage.get("postprocess", float("nan")), 4),
@@ -370,7 +358,18 @@ def benchmark(args: argparse.Namespace) -> dict:
                     "distinct_views": distinct,
                     "resolution": f"{args.width}x{args.height}",
                 }
-                row.update(measure(args, predictor, views, embeddings, class_names, num_keyframes, device))
+                once = functools.partial(
+                    run_one,
+                    predictor,
+                    views,
+                    embeddings,
+                    class_names,
+                    num_keyframes,
+                    args.postprocess,
+                    device,
+                    args.discard_outputs,
+                )
+                row.update(measure(args, once, len(views), device))
                 recon = row.pop("recon", None)
                 key = (precision, num_views)
                 if recon is not None and key not in references:
@@ -389,16 +388,7 @@ def benchmark(args: argparse.Namespace) -> dict:
                         f"_{compiled}_{num_views}views.txt"
                     )
                     table = Path(args.profile) / name
-                    profile_one(
-                        predictor,
-                        views,
-                        embeddings,
-                        class_names,
-                        num_keyframes,
-                        args.postprocess,
-                        device,
-                        table,
-                    )
+                    profile_one(once, device, table)
                     row["profile"] = str(table)
                 results.append(row)
                 print_row(row)
