@@ -20,12 +20,10 @@ largest absolute difference from the `sdpa` kernel's output on the same inputs. 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import torch
-from cuda_timing import time_calls
+from cuda_timing import cuda_or_none, time_calls, write_report
 
 from panst3r_core.model.attention_kernels import attention_kernel
 from panst3r_core.model.blocks import attention
@@ -97,23 +95,11 @@ def measure_shape(name: str, kernels: list[str], iterations: int, device: torch.
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not torch.cuda.is_available():
-        print("attention_kernels.py times CUDA kernels: no GPU here", file=sys.stderr)
+    device = cuda_or_none("attention_kernels.py")
+    if device is None:
         return 2
-    device = torch.device("cuda")
     rows = [row for name in args.shapes for row in measure_shape(name, args.kernels, args.iterations, device)]
-    report = {
-        "benchmark": "tests/benchmarks/attention_kernels.py",
-        "device": torch.cuda.get_device_name(device),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version(),
-        "results": rows,
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"results written to {out}")
+    write_report(args.out, "attention_kernels.py", device, {"results": rows})
     return 0
 
 

@@ -23,14 +23,12 @@ median of 5 builds after one) with each kernel in turn. CUDA only.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
-from cuda_timing import time_calls
+from cuda_timing import cuda_or_none, time_calls, write_report
 
 from panst3r_core.model.must3r_memory_graphs import MemoryStepGraphs
 from panst3r_core.model.prefix_attention import (
@@ -117,10 +115,9 @@ def memory_builds(device: torch.device) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not torch.cuda.is_available():
-        print("prefix_attention.py times CUDA kernels: no GPU here", file=sys.stderr)
+    device = cuda_or_none("prefix_attention.py")
+    if device is None:
         return 2
-    device = torch.device("cuda")
     capacity = KEYFRAMES * TOKENS
     gen = torch.Generator(device=device).manual_seed(0)
     shape = (1, HEADS, capacity, DIM)
@@ -137,20 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     for kernel in PREFIX_KERNELS:
         memory_ms[kernel] = round(LAYERS * sum(r["ms"] for r in rows if r["kernel"] == kernel), 1)
     print("attention of a 50-keyframe memory's single updates (ms):", memory_ms)
-    report = {
-        "benchmark": "tests/benchmarks/prefix_attention.py",
-        "device": torch.cuda.get_device_name(device),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
+    fields = {
         "kernel_chosen_by_probe": prefix_kernel(device, torch.bfloat16),
         "memory_attention_ms": memory_ms,
         "results": rows,
         "memory_builds": memory_builds(device) if args.memory else None,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"results written to {out}")
+    write_report(args.out, "prefix_attention.py", device, fields)
     return 0
 
 
