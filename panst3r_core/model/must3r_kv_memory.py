@@ -141,8 +141,8 @@ class KVMemory:
     ) -> list[torch.Tensor]:
         """The decoder pass of one update: the new images attend to the first `key_count` stored keys
         (`allowed`: bool mask broadcastable to (new tokens, key_count), a `KeyPrefix`, or None), and their
-        stored tokens are written at `at`. With `attends_new` the provisional keys of the new tokens are written first (they
-        are among the attended ones). Does not advance `length`."""
+        stored tokens are written at `at`. With `attends_new` the provisional keys of the new tokens are
+        written first (they are among the attended ones). Does not advance `length`."""
         dec = self.decoder
         n = len(x_enc)
         first = self.num_images == 0

@@ -57,11 +57,15 @@ def attend_prefix(
     kernel: one of `PREFIX_KERNELS`, or None for the one that passed this device's probe (`flash` runs for
     batch 1 and half types only; other inputs take the masked form)."""
     kernel = kernel or prefix_kernel(q.device, q.dtype)
-    if kernel not in PREFIX_KERNELS:
-        raise ValueError(f"prefix attention kernel {kernel!r}: choose one of {', '.join(PREFIX_KERNELS)}")
+    _check_kernel(kernel)
     if kernel == "flash" and q.shape[0] == 1 and q.dtype in _FUSED_DTYPES:
         return _flash(q, k, v, prefix.length)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=prefix.mask(k.shape[-2]))
+
+
+def _check_kernel(kernel: str) -> None:
+    if kernel not in PREFIX_KERNELS:
+        raise ValueError(f"prefix attention kernel {kernel!r}: choose one of {', '.join(PREFIX_KERNELS)}")
 
 
 def _key(device: torch.device, dtype: torch.dtype) -> tuple[str, torch.dtype]:
@@ -83,8 +87,7 @@ def prefix_kernel(device: torch.device, dtype: torch.dtype) -> str:
 def choose_prefix_kernel(device: torch.device, dtype: torch.dtype, kernel: str) -> None:
     """Use `kernel` on (device, dtype) from now on in this process instead of the probe's choice (to time or
     compare the kernels)."""
-    if kernel not in PREFIX_KERNELS:
-        raise ValueError(f"prefix attention kernel {kernel!r}: choose one of {', '.join(PREFIX_KERNELS)}")
+    _check_kernel(kernel)
     _chosen[_key(device, dtype)] = kernel
 
 
