@@ -39,8 +39,11 @@ def submit_plain(
     retries: int,
     retry_delay_seconds: float,
     is_permanent: Callable[[BaseException], bool],
+    worker: str | None = None,
 ) -> distributed.Future:
-    """Run `fn(*args)` on a worker under the key `name` (made unique), retried as described above."""
+    """Run `fn(*args)` under the key `name` (made unique), retried as described above, on `worker` when given
+    (or elsewhere should it leave the cluster), else where Dask places it."""
+    placement = {"workers": [worker], "allow_other_workers": True} if worker else {}
     return client.submit(
         run_with_retries,
         name,
@@ -51,6 +54,7 @@ def submit_plain(
         is_permanent,
         key=f"{name}-{uuid4().hex}",
         pure=False,
+        **placement,
     )
 
 

@@ -1,10 +1,11 @@
 """Prefect flow `preprocess`: ScanNet++ scenes -> Zarr store + Parquet tables, tasks on Dask.
 
 The flow process decides what to do (skip scenes whose committed version has the same source hash,
-config hash and code version), creates the store, submits one task per remaining scene (or, for a
-long scene in a directory store, one plain Dask task per frame chunk and a commit task once they all
-succeeded), records failures and rebuilds the tables as tasks finish. Workers only read inputs and
-commit their own scene. Import this module only after `flows.prefect_env.configure_prefect_env`
+config hash and code version; flows.plan_feed, in a thread), creates the store, runs one task per remaining
+scene (or, for a long scene in a directory store, one plain Dask task per frame chunk and a commit task once
+they all succeeded), placing each task on a worker itself (flows.chunk_dispatch: a scene's chunks stay on
+the worker that has its mesh, no worker idles while a task waits), records failures and rebuilds the tables
+as tasks finish. Workers only read inputs and commit their own scene. Import this module only after `flows.prefect_env.configure_prefect_env`
 (Prefect reads settings at import).
 """
 
@@ -15,7 +16,7 @@ import queue
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect_dask import DaskTaskRunner
 
 from datasets.preprocess.chunk_job import (
+    FrameChunk,
     StagedScene,
     commit_chunked_scene,
     run_frame_chunk,
@@ -42,8 +44,10 @@ from datasets.store.reader import read_scene_attrs
 from datasets.store.splits import scene_splits
 from datasets.store.staleness import CurrentVersion, committed_by_this_run
 from datasets.store.writer import open_or_create_store, sweep_staging
+from flows.chunk_dispatch import ChunkDispatcher, Job
 from flows.dask_cluster import ClusterChoice, choose_cluster
 from flows.plain_dask_tasks import flow_run_client, plain_outcome, submit_plain
+from flows.plan_feed import Planned, PlanningDone, PlanningFailed, start_planning
 from flows.preprocess_runner import preprocess_task_runner
 from flows.task_futures import task_outcome as _collect
 
@@ -101,7 +105,7 @@ def preprocess_scene_task(
 
 # A scene split into frame chunks (datasets.preprocess.chunk_job): its chunks run as plain Dask tasks
 # (flows.plain_dask_tasks: Prefect's per-task cost is paid per scene, not per chunk), then one commit task,
-# ahead of the chunks still queued, so that finished scenes become visible while the run goes on.
+# placed and run ahead of any chunk, so that finished scenes become visible while the run goes on.
 COMMIT_PRIORITY = 1
 
 
@@ -177,7 +181,7 @@ def preprocess(
     with backend_for(store_path).lock():
         return _preprocess_selected(
             logger, started, root_path, store_path, pairs_path, selected, config, set(redo or []), frames_per_task
-        )
+        )  # fmt: skip
 
 
 def _check_scene_names(
@@ -209,32 +213,29 @@ def _preprocess_selected(
     sweep_staging(store_path)  # leftovers of killed runs; nothing is writing yet
     backend = backend_for(store_path)
     jobs = _SceneJobs(str(root_path), str(store_path), str(pairs_path) if pairs_path else None, config)
-    splits = scene_splits(root_path)
     planner = ScenePlanner(store_path, root_path, pairs_path, config)
-    store_plan, futures = _submit_as_planned(jobs, planner, selected, redo, splits, frames_per_task)
-    _log_plan(logger, store_plan, store_path)
-    skipped = store_plan.skipped
-    _emit({"event": "planned", "total": len(store_plan.to_run), "skipped": len(skipped)})
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    # Until planning ends, committed scenes are compared with the source hashes of the scenes planned so far.
+    planned_so_far = CurrentVersion(planner.config_hash, planner.code_version, {})
+    collector = _Collector(
+        logger, backend, started_at, jobs, scene_splits(root_path), events, store_path, planned_so_far
+    )
+    start_planning(planner, selected, redo, jobs.stager(frames_per_task), events)
+    outcome, store_plan = collector.run()
     current = store_plan.current_version()
-    # The tables' modules (pandas) load only now, while the first tasks run: a run's start waits for none
-    # of it (served runs start their first scene in about 2 s).
-    from datasets.store.finalize import finalize_store
-    from datasets.store.tables import TableBuilder
-
-    builder = TableBuilder(store_path)
-    collector = _Collector(logger, backend, current, started_at, builder, jobs)
-    outcome = collector.run(futures)
     # Every task has ended, so nothing writes into staging any more: a write that failed half-way (a full
     # disk) may have left files that its own clean-up raced with.
     sweep_staging(store_path)
+    from datasets.store.finalize import finalize_store  # the tables' modules: see _Collector.tables
+
     tables = None
     with _bookkeeping(logger, "write the tables"):
-        tables = finalize_store(store_path, config.cls_sep, current, builder)
+        tables = finalize_store(store_path, config.cls_sep, current, collector.tables())
     backend.refresh()
     committed = set(backend.committed_scene_ids()) - set(outcome.failed)
     summary = {
         "done": sorted(outcome.done),
-        "skipped": sorted(skipped),
+        "skipped": sorted(store_plan.skipped),
         "failed": dict(sorted(outcome.failed.items())),
         "unknown_labels": dict(sorted(outcome.unknown_labels.items())),
         "frames": outcome.frames,
@@ -262,36 +263,6 @@ def _version_of(logger, store_path: StoreLocation) -> str | None:
         return None
     logger.info("store %s is now at %s %s", store_path, version.kind.replace("_", " "), version.id)
     return version.id
-
-
-def _submit_as_planned(
-    jobs: _SceneJobs,
-    planner: ScenePlanner,
-    selected: list[str],
-    redo: set[str],
-    splits: dict[str, str],
-    frames_per_task: int,
-) -> tuple[StorePlan, dict]:
-    """Every selected scene's plan, and the futures of the tasks of those to run: a scene's tasks are
-    submitted as soon as it is decided, so the workers start while later scenes' inputs are still hashed."""
-    plans, futures = [], {}
-    for planned in planner.plans(selected):
-        plan = replace(_redone(planned, redo), record=None)  # a run's thousands of records would add up
-        plans.append(plan)
-        if not plan.run:
-            continue
-        work = _SceneWork(plan, splits.get(plan.scene_id, ""))
-        if plan.source_hash is not None:
-            work.staged = stage_chunked_scene(
-                jobs.store, jobs.root, plan.scene_id, jobs.config, jobs.pairs, frames_per_task, planned.record
-            )
-        futures.update(jobs.submit_scene(work))
-    return planner.finish(plans), futures
-
-
-def _redone(plan: ScenePlan, redo: set[str]) -> ScenePlan:
-    """`redo` scenes are redone whatever their plan says (e.g. after `status --verify` found damage)."""
-    return replace(plan, run=True, why=f"asked to redo ({plan.why})") if plan.scene_id in redo else plan
 
 
 def _log_plan(logger, store_plan: StorePlan, store_path: StoreLocation) -> None:
@@ -348,77 +319,160 @@ class _SceneWork:
 
 @dataclass(frozen=True)
 class _SceneJobs:
-    """Submits a scene's tasks; every future maps to (its scene, its step: "scene", "commit" or a chunk index).
-    A chunk's future is a plain Dask future, the others Prefect's."""
+    """A scene's tasks as jobs for the dispatcher (flows.chunk_dispatch); each job's tag is (its scene's work,
+    its step: "scene", "commit" or a chunk index). A chunk runs as a plain Dask task, the others as Prefect
+    tasks; each is submitted to the worker the dispatcher chose."""
 
     root: str
     store: str
     pairs: str | None
     config: PreprocessConfig
 
-    def submit_scene(self, work: _SceneWork) -> dict:
+    def stager(self, frames_per_task: int) -> Callable[[ScenePlan], StagedScene | None]:
+        """Stages a planned scene for frame chunks (None: it runs as one task); called in the planning thread."""
+
+        def stage(plan: ScenePlan) -> StagedScene | None:
+            return stage_chunked_scene(
+                self.store, self.root, plan.scene_id, self.config, self.pairs, frames_per_task, plan.record
+            )
+
+        return stage
+
+    def scene_jobs(self, work: _SceneWork) -> list[Job]:
         plan, config = work.plan, asdict(self.config)
         if work.staged is None:
             args = (self.root, self.store, plan.scene_id, config, self.pairs, work.split, plan.source_hash)
-            return {preprocess_scene_task.submit(*args): (work, "scene")}
+            return [Job(plan.scene_id, _prefect_submit(preprocess_scene_task, args), tag=(work, "scene"))]
         client = flow_run_client()
-        return {
-            submit_plain(
+
+        def chunk_submit(chunk: FrameChunk) -> Callable[[str], Any]:
+            return lambda worker: submit_plain(
                 client, f"chunk-{plan.scene_id}-{chunk.camera}-{chunk.start}", run_frame_chunk,
                 self.root, self.store, plan.scene_id, self.config, self.pairs, plan.source_hash, work.staged.staging,
                 chunk, retries=TASK_RETRIES, retry_delay_seconds=RETRY_DELAY_SECONDS, is_permanent=is_permanent,
-            ): (work, index)
-            for index, chunk in enumerate(work.staged.chunks)
-        }  # fmt: skip
-
-    def submit_commit(self, work: _SceneWork) -> dict:
-        results = [work.chunk_results[i] for i in range(len(work.staged.chunks))]
-        with dask.annotate(priority=COMMIT_PRIORITY):
-            future = commit_scene_task.submit(
-                self.root, self.store, work.plan.scene_id, asdict(self.config), self.pairs, work.split,
-                work.plan.source_hash, work.staged.staging, results,
+                worker=worker,
             )  # fmt: skip
-        return {future: (work, "commit")}
+
+        return [
+            Job(plan.scene_id, chunk_submit(chunk), tag=(work, index))
+            for index, chunk in enumerate(work.staged.chunks)
+        ]
+
+    def commit_job(self, work: _SceneWork) -> Job:
+        results = [work.chunk_results[i] for i in range(len(work.staged.chunks))]
+        args = (
+            self.root, self.store, work.plan.scene_id, asdict(self.config), self.pairs, work.split,
+            work.plan.source_hash, work.staged.staging, results,
+        )  # fmt: skip
+        submit = _prefect_submit(commit_scene_task, args, priority=COMMIT_PRIORITY)
+        return Job(work.plan.scene_id, submit, commit=True, tag=(work, "commit"))
+
+
+def _prefect_submit(prefect_task, args: tuple, **annotations) -> Callable[[str], Any]:
+    """Submits `prefect_task(*args)` to a given worker (or elsewhere, should it leave the cluster)."""
+
+    def submit(worker: str):
+        with dask.annotate(workers=[worker], allow_other_workers=True, **annotations):
+            return prefect_task.submit(*args)
+
+    return submit
+
+
+# How often the loop looks again for workers when jobs wait and no task is running (workers still starting).
+IDLE_POLL_SECONDS = 0.5
 
 
 @dataclass
 class _Collector:
-    """Records each scene as its last task ends (submitting a chunked scene's commit once all its chunks
-    succeeded); the tables follow along every few seconds."""
+    """The flow's loop: takes planned scenes from the planning thread, places their jobs on the workers
+    (flows.chunk_dispatch), records each scene as its last task ends (queueing a chunked scene's commit once
+    all its chunks succeeded); the tables follow along every few seconds."""
 
     logger: Any
     backend: StoreBackend
-    current: CurrentVersion
     started_at: str
-    builder: TableBuilder
     jobs: _SceneJobs
+    splits: dict[str, str]
+    events: queue.SimpleQueue
+    store_path: StoreLocation
+    current: CurrentVersion | None = None
+    """What committed scenes are compared with (staleness, a commit made by this run)."""
     outcome: _Outcome = field(default_factory=_Outcome)
+    _builder: TableBuilder | None = None
 
-    def run(self, futures: dict) -> _Outcome:
-        # Tasks join while others run (a scene's commit once its chunks are done), which prefect's
-        # as_completed over a fixed list cannot follow: every future reports its end into one queue.
-        ended: queue.SimpleQueue = queue.SimpleQueue()
-        pending: dict = {}
-
-        def watch(new: dict) -> None:
-            pending.update(new)
-            for future in new:
-                future.add_done_callback(ended.put)
-
-        watch(futures)
-        last_tables = 0.0
-        while pending:
-            future = ended.get()
-            work, step = pending.pop(future)
-            outcome = self._chunk_outcome(work, step, future) if isinstance(step, int) else _collect(future)
-            watch(self._finished(work, step, *outcome))
+    def run(self) -> tuple[_Outcome, StorePlan]:
+        dispatcher = ChunkDispatcher(workers=flow_run_client().nthreads)
+        in_flight: dict = {}
+        store_plan, last_tables = None, time.monotonic()
+        while store_plan is None or in_flight or dispatcher.waiting:
+            idle = dispatcher.waiting and not in_flight  # e.g. workers still starting: look again soon
+            try:
+                event = self.events.get(timeout=IDLE_POLL_SECONDS if idle else None)
+            except queue.Empty:
+                event = None
+            store_plan = self._handle(event, dispatcher, in_flight) or store_plan
+            for future, job in dispatcher.place(more_coming=store_plan is None).items():
+                in_flight[future] = job
+                future.add_done_callback(self.events.put)
             if time.monotonic() - last_tables > TABLE_REFRESH_SECONDS:
                 with _bookkeeping(self.logger, "write the tables"):
-                    self.builder.write(self.current)
+                    self.tables().write(self.current)
                 last_tables = time.monotonic()
-        return self.outcome
+        return self.outcome, store_plan
 
-    def _chunk_outcome(self, work: _SceneWork, index: int, future) -> tuple[dict | None, BaseException | None]:
+    def _handle(self, event, dispatcher: ChunkDispatcher, in_flight: dict) -> StorePlan | None:
+        """One event of the loop: a planned scene, the end of planning (its StorePlan returned), an ended task."""
+        if isinstance(event, PlanningFailed):
+            raise event.error
+        if isinstance(event, PlanningDone):
+            self._planning_done(event.store_plan)
+            return event.store_plan
+        if isinstance(event, Planned):
+            if event.plan.source_hash is not None:
+                self.current.source_hashes[event.plan.scene_id] = event.plan.source_hash
+            work = _SceneWork(event.plan, self.splits.get(event.plan.scene_id, ""), event.staged)
+            dispatcher.add(self.jobs.scene_jobs(work))
+        elif event is not None:  # a task's future
+            dispatcher.ended(event)
+            work, step = in_flight.pop(event).tag
+            dispatcher.add(self._ended(work, step, event, dispatcher))
+        return None
+
+    def tables(self) -> TableBuilder:
+        """The run's table builder, made on first use: its modules (pandas) load only once tasks run, so that a
+        run's start waits for none of it (served runs start their first scene in about 2 s)."""
+        if self._builder is None:
+            from datasets.store.tables import TableBuilder
+
+            self._builder = TableBuilder(self.store_path)
+        return self._builder
+
+    def _planning_done(self, store_plan: StorePlan) -> None:
+        _log_plan(self.logger, store_plan, self.store_path)
+        _emit({"event": "planned", "total": len(store_plan.to_run), "skipped": len(store_plan.skipped)})
+        self.current = store_plan.current_version()
+
+    def _ended(self, work: _SceneWork, step, future, dispatcher: ChunkDispatcher) -> list[Job]:
+        """Handle one ended task; the jobs it leads to (a commit), if any."""
+        if step in ("scene", "commit"):
+            self._scene_ended(work.plan, *_collect(future))
+            return []
+        result, exc = self._chunk_outcome(work, step, future)
+        if work.failed:
+            return []  # the scene failed already (another chunk); its staging group is swept at the end
+        if exc is not None:
+            work.failed = True
+            dispatcher.drop(work.plan.scene_id)
+            self._scene_failed(work.plan.scene_id, exc)
+            return []
+        work.chunk_results[step] = result
+        if len(work.chunk_results) < len(work.staged.chunks):
+            return []
+        return [self.jobs.commit_job(work)]
+
+    def _chunk_outcome(
+        self, work: _SceneWork, index: int, future
+    ) -> tuple[dict | None, BaseException | None]:
         result, exc, retried = plain_outcome(future)
         if retried:
             chunk = work.staged.chunks[index]
@@ -428,24 +482,10 @@ class _Collector:
             )  # fmt: skip
         return result, exc
 
-    def _finished(self, work: _SceneWork, step, result: dict | None, exc: BaseException | None) -> dict:
-        """Handle one ended task; the futures it leads to (a commit), if any."""
-        if step in ("scene", "commit"):
-            self._scene_ended(work.plan, result, exc)
-            return {}
-        if work.failed:
-            return {}  # the scene failed already (another chunk); its staging group is swept at the end
-        if exc is not None:
-            work.failed = True
-            self._scene_failed(work.plan.scene_id, exc)
-            return {}
-        work.chunk_results[step] = result
-        if len(work.chunk_results) < len(work.staged.chunks):
-            return {}
-        return self.jobs.submit_commit(work)
-
     def _scene_ended(self, plan: ScenePlan, result: dict | None, exc: BaseException | None) -> None:
-        if exc is not None and committed_by_this_run(self.backend, plan.scene_id, self.current, self.started_at):
+        if exc is not None and committed_by_this_run(
+            self.backend, plan.scene_id, self.current, self.started_at
+        ):
             # The scene reached the store; whatever failed after that (e.g. reporting to a Prefect server
             # that is gone) does not undo the commit, which is the truth about the scene.
             attrs = read_scene_attrs(self.backend, plan.scene_id)

@@ -39,7 +39,7 @@ def test_a_chunk_that_succeeded_after_retries_is_reported_in_the_flow_log(caplog
     logger = logging.getLogger("test-flow-run")
     work = _SceneWork(ScenePlan("0a5c013435", True, "hash", "not in the store"), "train")
     work.staged = StagedScene("staging-1", [FrameChunk("dslr", 0, 16), FrameChunk("dslr", 16, 32)])
-    collector = _Collector(logger, None, None, "", None, None)
+    collector = _Collector(logger, None, "", None, {}, None, None)
     with in_process_client(1) as client, caplog.at_level(logging.WARNING, logger="test-flow-run"):
         future = client.submit(_succeeds_after_one_retry)
         assert collector._chunk_outcome(work, 1, future) == ({"frames": 16}, None)
