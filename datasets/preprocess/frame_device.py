@@ -52,29 +52,43 @@ class CpuFrameOps:
 
 
 class TorchFrameOps:
-    """The same two steps on a torch device; remap tables and resize weights are kept per camera and size."""
+    """The same two steps on a torch device; remap tables and resize weights are kept per camera and size.
+
+    On a CUDA device both steps of a frame are one CUDA graph (captured once per camera and size): the eager
+    steps are about a hundred small kernels a frame, and with one GPU shared by a host's workers every launch
+    of a process whose context is not the one running waits its turn; a graph is one launch. The kernels are
+    the same, so are the pixels."""
 
     CACHED = 4  # cameras (and sizes) whose tables stay on the device: a scene has one or two
 
-    def __init__(self, device, remap_variant: str):
+    def __init__(self, device, remap_variant: str, graphs: bool | None = None):
         import torch
 
         self.torch = torch
         self.device = str(device)
         self._device = torch.device(device)
         self.remap_variant = remap_variant
+        self.graphs = self._device.type == "cuda" if graphs is None else graphs
         self._remaps: OrderedDict[int, tuple] = OrderedDict()
         self._resizes: OrderedDict[tuple, object] = OrderedDict()
+        self._graphs: OrderedDict[tuple, FrameGraph] = OrderedDict()
 
     def undistort(self, rgb: np.ndarray, maps: UndistortMaps):
-        """-> the undistorted frame as a device tensor (the GPU may still be working on it); `rgb` is left as
-        it was. FrameDeviceError when the device fails."""
+        """-> the undistorted frame as a device tensor (the GPU may still be working on it), or, with graphs,
+        the camera's frame uploaded for `rescale` to run both steps; `rgb` is left as it was. FrameDeviceError
+        when the device fails."""
         with self._device_errors():
-            return self._remap(maps)(self.torch.from_numpy(rgb).to(self._device))
+            frame = self.torch.from_numpy(rgb)
+            if self.graphs:
+                self._remap(maps).upload(frame)
+                return _Uploaded(maps)
+            return self._remap(maps)(frame.to(self._device))
 
     def rescale(self, image, plan: RescalePlan) -> np.ndarray:
         """Device tensor -> (H', W', 3) uint8 on the host (waits for the device). FrameDeviceError when it fails."""
         with self._device_errors():
+            if isinstance(image, _Uploaded):
+                return self._graph(image.maps, plan).replay().cpu().numpy()
             return self._resize(plan)(image).cpu().numpy()
 
     @contextmanager
@@ -106,6 +120,46 @@ class TorchFrameOps:
             while len(self._resizes) > self.CACHED:
                 self._resizes.popitem(last=False)
         return self._resizes[key]
+
+    def _graph(self, maps: UndistortMaps, plan: RescalePlan) -> FrameGraph:
+        remap, resize = self._remap(maps), self._resize(plan)
+        key = (id(remap), id(resize))
+        entry = self._graphs.get(key)
+        if entry is None or entry.remap is not remap or entry.resize is not resize:
+            entry = self._graphs[key] = FrameGraph(remap, resize)
+            while len(self._graphs) > self.CACHED:
+                self._graphs.popitem(last=False)
+        return entry
+
+
+class _Uploaded:
+    """A frame in its camera's device buffer (TorchRemap.upload), waiting for its graph."""
+
+    def __init__(self, maps: UndistortMaps):
+        self.maps = maps
+
+
+class FrameGraph:
+    """One camera's remap followed by one resize, captured as a CUDA graph that reads the camera's upload buffer
+    (TorchRemap.upload) and writes one output buffer; `replay()` returns that buffer (valid until the next)."""
+
+    def __init__(self, remap, resize):
+        import torch
+
+        self.remap, self.resize = remap, resize
+        source = remap.buffer
+        side = torch.cuda.Stream(source.device)
+        side.wait_stream(torch.cuda.current_stream(source.device))
+        with torch.cuda.stream(side):  # one eager run first: lazy initialisation must not happen in capture
+            resize(remap(source))
+        torch.cuda.current_stream(source.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.output = resize(remap(source))
+
+    def replay(self):
+        self.graph.replay()
+        return self.output
 
 
 _ops: CpuFrameOps | TorchFrameOps | None = None

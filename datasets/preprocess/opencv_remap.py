@@ -58,6 +58,23 @@ class TorchRemap:
         )
         self.index = torch.as_tensor(flat.reshape(4, -1), device=device)
         self.weights = [torch.as_tensor(w.reshape(-1, 1), device=device) for w in weights]
+        self.source_shape = (height, width, 3)
+        self._buffer = None
+
+    @property
+    def buffer(self):
+        """The device buffer that `upload` fills, for a captured CUDA graph to read (made on first use)."""
+        if self._buffer is None:
+            import torch
+
+            self._buffer = torch.empty(self.source_shape, dtype=torch.uint8, device=self.index.device)
+        return self._buffer
+
+    def upload(self, frame):
+        """Copy a (H, W, 3) uint8 host frame of this camera into `buffer`; returns the buffer."""
+        if tuple(frame.shape) != self.source_shape:
+            raise ValueError(f"frame of shape {tuple(frame.shape)} for a camera of {self.source_shape}")
+        return self.buffer.copy_(frame)
 
     def __call__(self, image):
         """(H, W, 3) uint8 tensor -> (H', W', 3) uint8 tensor (H', W' = the maps' shape)."""

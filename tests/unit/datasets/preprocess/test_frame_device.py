@@ -95,6 +95,26 @@ def test_a_dslr_frame_is_identical_with_torch(device):
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("graphs", [pytest.param(True, marks=CUDA), pytest.param(False, marks=CUDA)])
+def test_successive_frames_of_two_sizes_through_cuda_graphs_are_identical(graphs):
+    """A graph reads the camera's one upload buffer and writes one output buffer: each frame must still get
+    its own pixels, for either output size."""
+    rng = np.random.default_rng(5)
+    maps = undistortion_maps(DSLR)
+    cpu = CpuFrameOps()
+    ops = TorchFrameOps("cuda", matching_remap_variant("cuda"), graphs=graphs)
+    for target in (920, 920, 512, 920):
+        rgb = rng.integers(0, 256, (DSLR.height, DSLR.width, 3), dtype=np.uint8)
+        plan = rescale_plan(DSLR.width, DSLR.height, target)
+        expected = np.asarray(cpu.rescale(cpu.undistort(rgb, maps), plan))
+        np.testing.assert_array_equal(ops.rescale(ops.undistort(rgb, maps), plan), expected)
+    assert len(ops._graphs) == (2 if graphs else 0)
+
+
+def test_graphs_are_for_cuda_devices_only():
+    assert not TorchFrameOps("cpu", matching_remap_variant("cpu")).graphs
+
+
 def test_tables_are_kept_per_camera_and_size():
     ops = TorchFrameOps("cpu", matching_remap_variant("cpu"))
     maps = undistortion_maps(DSLR)
