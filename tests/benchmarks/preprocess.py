@@ -21,6 +21,20 @@ worker's peak resident memory (ru_maxrss of the worker process over the row's ru
 1-worker row of ScanNet++-sized scenes fits a time limit); `--keep-root DIR` keeps the generated scenes for
 later runs with `--root DIR/root --pairs DIR/pairs`.
 
+`--runner flow processes` adds, per worker count, a row of the same scenes with no orchestration at all: no
+Dask, no Prefect. This process plans and stages them with the library as the flow process does, then w plain
+processes (spawned with the environment of the flow's workers, each running their preload before the clock
+starts) wait on a barrier and each runs a static share, scene i in process i % w: its frame chunks in order,
+then its commit. The row is timed from the barrier's release to the last process's end (its flow_seconds;
+planning, staging and process start are in wall_seconds and cluster_start_seconds). Its task seconds per
+frame are the frames' own slowdown beside w-1 other workers (shared memory bandwidth, all-core clock, one
+shared GPU), and its frames/s the ceiling any scheduler can reach on that host (for scenes of equal size, as
+`--scenes-per-worker` runs them): the gap between a flow row and the processes row of the same w is the
+orchestration's. Each runner is its own efficiency base.
+
+    .venv/bin/python tests/benchmarks/preprocess.py --scenes 4 --frames 32 --workers 1 2 \
+        --scenes-per-worker 2 --runner flow processes --frames-per-task 16
+
 Prints a table and writes it (JSON + Markdown) under --out (default runs/benchmarks/); --json also writes
 the JSON to that file (settings without local paths, fit to commit under docs/benchmarks/).
 """
@@ -40,8 +54,18 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-REPO = Path(__file__).resolve().parents[2]
+if TYPE_CHECKING:
+    from datasets.preprocess.result import PreprocessConfig
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+if str(HERE) not in sys.path:
+    # Spawned processes import this script by its module name: run as a script, it is their main module;
+    # loaded as a module (the tests load it as `preprocess`), they find it here. Appended, so that this
+    # folder's scripts shadow no installed module.
+    sys.path.append(str(HERE))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -113,6 +137,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("auto", "cpu", "cuda"),
         help="PANST3R_FRAME_DEVICE of the workers (where they undistort and rescale RGB), one set of rows "
         "each (default auto)",
+    )
+    parser.add_argument(
+        "--runner",
+        nargs="+",
+        default=["flow"],
+        choices=("flow", "processes"),
+        help="flow: the preprocess flow on a Dask cluster; processes: the same scenes in plain processes with "
+        "no Dask or Prefect (see above); one set of rows each (default flow)",
     )
     parser.add_argument(
         "--baseline",
@@ -279,11 +311,10 @@ def object_store(args: argparse.Namespace, work: Path):
 
 
 def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, work: Path, s3) -> list[dict]:
-    """The flow into a fresh store per worker count and store kind, all against one Prefect server."""
+    """Each runner into a fresh store per worker count and store kind; the flow's runs against one Prefect
+    server."""
     from datasets.preprocess.frame_device import FRAME_DEVICE_ENV
     from datasets.scannetpp.reader import list_scenes
-    from datasets.store.tables import read_table
-    from flows.prefect_env import LocalServer, drain_prefect_clients, free_port
 
     all_scenes = list_scenes(root, pairs)
     if len(all_scenes) < args.scenes_per_worker * max(args.workers):
@@ -291,80 +322,320 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
             f"--scenes-per-worker {args.scenes_per_worker} x {max(args.workers)} workers needs "
             f"{args.scenes_per_worker * max(args.workers)} scenes; {root} has {len(all_scenes)}"
         )
-    server = LocalServer(free_port()).start()
-    os.environ["PREFECT_API_URL"] = server.api_url
     rows = []
-    try:
-        from flows.preprocess import run_preprocess
-
+    with prefect_server("flow" in args.runner):
         runs = itertools.product(
-            range(args.repeat), args.frame_devices, args.frames_per_task, args.workers, args.stores
+            range(args.repeat),
+            args.frame_devices,
+            args.runner,
+            args.frames_per_task,
+            args.workers,
+            args.stores,
         )
-        for attempt, frame_device, frames_per_task, workers, kind in runs:
-            name = f"store_w{workers}_{kind}_f{frames_per_task}_{frame_device}_{attempt}"
+        for attempt, frame_device, runner, frames_per_task, workers, kind in runs:
+            name = f"store_w{workers}_{kind}_f{frames_per_task}_{frame_device}_{runner}_{attempt}"
             os.environ[FRAME_DEVICE_ENV] = frame_device  # the row's workers inherit it
             store = str(work / name) if kind == "local" else s3.url(f"bench/{name}-{time.time_ns()}")
-            started = time.perf_counter()
-            with worker_cluster(workers) as (address, client):
-                cluster_seconds = time.perf_counter() - started
-                flow_started = time.time()  # the task stream's clock
-                summary = run_preprocess(
-                    str(root),
-                    str(store),
-                    pairs=str(pairs) if pairs else None,
-                    scenes=all_scenes[: args.scenes_per_worker * workers] if args.scenes_per_worker else None,
-                    target_resolution=args.target_resolution,
-                    dask_address=address,
-                    frames_per_task=frames_per_task,
+            scenes = all_scenes[: args.scenes_per_worker * workers] if args.scenes_per_worker else None
+            if runner == "flow":
+                measured = flow_row(args, root, pairs, store, scenes, workers, frames_per_task)
+            else:
+                measured = processes_row(
+                    args, root, pairs, store, scenes or all_scenes, workers, frames_per_task
                 )
-                flow_ended = time.time()
-                busy = worker_busy_seconds(client)
-                idle = worker_idle_seconds(client, flow_started, flow_ended)
-                memory = worker_memory(client)
-            wall = time.perf_counter() - started
-            if summary["failed"]:
-                raise SystemExit(f"benchmark scenes failed: {summary['failed']}")
-            frames = summary["frames"]
-            scenes_table = read_table(store, "scenes")
-            stages = {
-                c.removeprefix("seconds_"): round(float(scenes_table[c].sum()) / frames, 4)
-                for c in scenes_table
-                if c.startswith("seconds_")
-            }
-            commits = sorted(summary["commit_seconds"].values())
-            busy_list = sorted(busy.values(), reverse=True) + [0.0] * (workers - len(busy))
             rows.append(
                 {
+                    "runner": runner,
                     "store": kind,
                     "workers": workers,
                     "frames_per_task": frames_per_task,
                     "frame_device": frame_device,
-                    "frame_devices_used": memory["frame_devices"],
-                    "scenes": len(summary["done"]),
-                    "frames": frames,
-                    "cluster_start_seconds": round(cluster_seconds, 2),
-                    "flow_seconds": round(summary["seconds"], 2),
-                    "wall_seconds": round(wall, 2),
-                    "frames_per_second": round(frames / summary["seconds"], 3),
-                    "frames_per_second_wall": round(frames / wall, 3),
-                    "commit_seconds_median": round(statistics.median(commits), 4),
-                    "commit_seconds_max": round(commits[-1], 4),
-                    "task_seconds_per_frame_by_stage": stages,
-                    "task_seconds_per_frame": round(float(scenes_table["seconds"].sum()) / frames, 4),
-                    "worker_busy_seconds": [round(b, 2) for b in busy_list],
-                    "busy_fraction": round(sum(busy_list) / (workers * summary["seconds"]), 3),
-                    "idle_seconds_per_worker": idle,
-                    "peak_rss_mb_per_worker": sorted(memory["peak_rss_mb"], reverse=True),
-                    "mesh_builds": memory["mesh_builds"],
+                    **measured,
                 }
             )
             if kind == "local":
                 shutil.rmtree(store, ignore_errors=True)
+    earlier = json.loads(Path(args.baseline).read_text())["rows"] if args.baseline else []
+    return add_efficiency(median_rows(rows), earlier)
+
+
+@contextmanager
+def prefect_server(needed: bool):
+    """A local Prefect server with PREFECT_API_URL pointing at it, while the flow rows run (the processes rows
+    need none). Prefect reads its settings at import: flows.preprocess is imported only inside."""
+    if not needed:
+        yield
+        return
+    from flows.prefect_env import LocalServer, drain_prefect_clients, free_port
+
+    server = LocalServer(free_port()).start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        yield
     finally:
         drain_prefect_clients()
         server.stop()
-    earlier = json.loads(Path(args.baseline).read_text())["rows"] if args.baseline else []
-    return add_efficiency(median_rows(rows), earlier)
+
+
+def flow_row(
+    args: argparse.Namespace,
+    root: Path,
+    pairs: Path | None,
+    store: str,
+    scenes: list[str] | None,
+    workers: int,
+    frames_per_task: int,
+) -> dict:
+    """The `preprocess` flow on its own cluster of `workers` (None scenes: all of them)."""
+    from datasets.store.tables import read_table
+    from flows.preprocess import run_preprocess
+
+    started = time.perf_counter()
+    with worker_cluster(workers) as (address, client):
+        cluster_seconds = time.perf_counter() - started
+        flow_started = time.time()  # the task stream's clock
+        summary = run_preprocess(
+            str(root),
+            str(store),
+            pairs=str(pairs) if pairs else None,
+            scenes=scenes,
+            target_resolution=args.target_resolution,
+            dask_address=address,
+            frames_per_task=frames_per_task,
+        )
+        flow_ended = time.time()
+        busy = worker_busy_seconds(client)
+        idle = worker_idle_seconds(client, flow_started, flow_ended)
+        memory = worker_memory(client)
+    wall = time.perf_counter() - started
+    if summary["failed"]:
+        raise SystemExit(f"benchmark scenes failed: {summary['failed']}")
+    frames = summary["frames"]
+    scenes_table = read_table(store, "scenes")
+    stages = {
+        c.removeprefix("seconds_"): round(float(scenes_table[c].sum()) / frames, 4)
+        for c in scenes_table
+        if c.startswith("seconds_")
+    }
+    commits = sorted(summary["commit_seconds"].values())
+    busy_list = sorted(busy.values(), reverse=True) + [0.0] * (workers - len(busy))
+    return {
+        "frame_devices_used": memory["frame_devices"],
+        "scenes": len(summary["done"]),
+        "frames": frames,
+        "cluster_start_seconds": round(cluster_seconds, 2),
+        "flow_seconds": round(summary["seconds"], 2),
+        "wall_seconds": round(wall, 2),
+        "frames_per_second": round(frames / summary["seconds"], 3),
+        "frames_per_second_wall": round(frames / wall, 3),
+        "commit_seconds_median": round(statistics.median(commits), 4),
+        "commit_seconds_max": round(commits[-1], 4),
+        "task_seconds_per_frame_by_stage": stages,
+        "task_seconds_per_frame": round(float(scenes_table["seconds"].sum()) / frames, 4),
+        "worker_busy_seconds": [round(b, 2) for b in busy_list],
+        "busy_fraction": round(sum(busy_list) / (workers * summary["seconds"]), 3),
+        "idle_seconds_per_worker": idle,
+        "peak_rss_mb_per_worker": sorted(memory["peak_rss_mb"], reverse=True),
+        "mesh_builds": memory["mesh_builds"],
+    }
+
+
+PRELOAD_TIMEOUT_SECONDS = 1800
+"""How long the processes runner waits for its processes to start and preload (CUDA warm-up, cold imports on a
+lent host) before it gives up on one that never reaches the barrier."""
+
+
+def processes_row(
+    args: argparse.Namespace,
+    root: Path,
+    pairs: Path | None,
+    store: str,
+    scenes: list[str],
+    workers: int,
+    frames_per_task: int,
+) -> dict:
+    """`scenes` with no orchestration: planned and staged here, then run by `workers` plain processes, scene i
+    in process i % workers (`run_processes`). The keys of a flow row; task seconds from the scenes' attrs, as
+    the flow's scenes table has them (the chunks' stage seconds summed, plus the commit's)."""
+    from datasets.preprocess.frame_device import FRAME_DEVICE_ENV
+    from datasets.preprocess.result import PreprocessConfig
+    from datasets.store.reader import read_scene_attrs
+    from flows.dask_cluster import allocator_env, worker_env
+
+    started = time.perf_counter()
+    config = PreprocessConfig(target_resolution=args.target_resolution)
+    jobs = stage_scenes(root, pairs, store, scenes, config, frames_per_task)
+    env = {**worker_env(), **allocator_env(), FRAME_DEVICE_ENV: os.environ[FRAME_DEVICE_ENV]}
+    reports, start_seconds = run_processes([jobs[i::workers] for i in range(workers)], env)
+    wall = time.perf_counter() - started
+    errors = [r["error"] for r in reports if "error" in r]
+    if errors:
+        raise SystemExit("benchmark scenes failed in the plain processes:\n" + "\n".join(errors))
+    released, ended = min(r["released"] for r in reports), max(r["ended"] for r in reports)
+    seconds = ended - released
+    results = [result for r in reports for result in r["results"]]
+    frames = sum(result["frames"] for result in results)
+    timings = [read_scene_attrs(store, result["scene_id"])["timings"] for result in results]
+    commits = sorted(result["commit_seconds"] for result in results)
+    busy = sorted((sum(stop - start for start, stop in r["spans"]) for r in reports), reverse=True)
+    return {
+        "frame_devices_used": sorted({r["frame_device"] for r in reports if r["frame_device"]}),
+        "scenes": len(results),
+        "frames": frames,
+        "cluster_start_seconds": round(start_seconds, 2),  # spawn and preload
+        "flow_seconds": round(seconds, 2),  # the timed part: barrier release to the last process's end
+        "wall_seconds": round(wall, 2),
+        "frames_per_second": round(frames / seconds, 3),
+        "frames_per_second_wall": round(frames / wall, 3),
+        "commit_seconds_median": round(statistics.median(commits), 4),
+        "commit_seconds_max": round(commits[-1], 4),
+        "task_seconds_per_frame_by_stage": stage_seconds_per_frame(timings, frames),
+        "task_seconds_per_frame": round(sum(t["total"] for t in timings) / frames, 4),
+        "worker_busy_seconds": [round(b, 2) for b in busy],
+        "busy_fraction": round(sum(busy) / (workers * seconds), 3),
+        "idle_seconds_per_worker": idle_seconds([r["spans"] for r in reports if r["spans"]], released, ended),
+        "peak_rss_mb_per_worker": sorted((round(r["peak_rss_mb"], 1) for r in reports), reverse=True),
+        "mesh_builds": sum(r["mesh_builds"] for r in reports),
+    }
+
+
+def stage_scenes(
+    root: Path,
+    pairs: Path | None,
+    store: str,
+    scenes: list[str],
+    config: PreprocessConfig,
+    frames_per_task: int,
+) -> list[dict]:
+    """Create the store, plan `scenes` and stage their frame chunks as the flow process does; one job per scene
+    to run (in a fresh store: all of them, in order), with its chunks (`staged` None: one whole-scene task)."""
+    from datasets.preprocess.chunk_job import stage_chunked_scene
+    from datasets.preprocess.scene_job import plan_scenes
+    from datasets.store.splits import scene_splits
+    from datasets.store.writer import open_or_create_store
+
+    root, pairs = Path(root).resolve(), Path(pairs).resolve() if pairs else None  # as the flow resolves them
+    open_or_create_store(store)
+    splits = scene_splits(root)
+    jobs = []
+    for plan in plan_scenes(store, root, scenes, pairs, config).to_run:
+        staged = None
+        # An unreadable input stays one whole-scene task, which fails with the reader's reason (as in the flow).
+        if plan.source_hash is not None:
+            staged = stage_chunked_scene(
+                store, root, plan.scene_id, config, pairs, frames_per_task, plan.record
+            )
+        jobs.append(
+            {
+                "common": (str(root), store, plan.scene_id, config, str(pairs) if pairs else None),
+                "split": splits.get(plan.scene_id, ""),
+                "source_hash": plan.source_hash,
+                "staged": staged,
+            }
+        )
+    return jobs
+
+
+def run_processes(shares: list[list[dict]], env: dict[str, str]) -> tuple[list[dict], float]:
+    """One spawned process per share of scene jobs, started with `env` in its environment (glibc reads the
+    allocator settings when a process starts), released together once all have preloaded. Their reports
+    (`process_main`) and the seconds from the first spawn to the release."""
+    import multiprocessing
+    import queue
+    import threading
+
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter, as a Dask worker is
+    barrier = context.Barrier(len(shares) + 1)  # and this process, which notices one that never arrives
+    reports = context.Queue()
+    started = time.perf_counter()
+    with environment(env):
+        processes = [context.Process(target=process_main, args=(share, barrier, reports)) for share in shares]
+        for process in processes:
+            process.start()
+    try:
+        barrier.wait(timeout=PRELOAD_TIMEOUT_SECONDS)
+    except threading.BrokenBarrierError:
+        pass  # a process failed before the barrier and reports why
+    start_seconds = time.perf_counter() - started
+    collected = []
+    while len(collected) < len(processes):
+        try:
+            collected.append(reports.get(timeout=5))
+        except queue.Empty:
+            # A process that exits with 0 has put its report: only a crash leaves none.
+            died = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+            if died:
+                for process in processes:
+                    process.terminate()
+                raise SystemExit(f"a benchmark process died without a report (exit codes {died})") from None
+    for process in processes:
+        process.join()
+    return collected, start_seconds
+
+
+@contextmanager
+def environment(values: dict[str, str]):
+    """os.environ with `values` set (what a process spawned meanwhile starts with), restored after."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def process_main(jobs: list[dict], barrier, reports) -> None:
+    """A plain process of the processes runner: the flow workers' preload, the barrier, then its scene jobs
+    in order. Puts one report into `reports`: clock times at release and end, each task call's (start, stop),
+    the scenes' results, peak RSS, meshes built and the frame device used; or the error."""
+    import traceback
+
+    report: dict = {"spans": [], "results": [], "released": time.time()}
+    try:
+        # What the flow's workers preload: the tasks' modules, pyrender, the frame device (CUDA warm-up).
+        import flows.preprocess_preload  # noqa: F401
+
+        barrier.wait()
+        report["released"] = time.time()
+        for job in jobs:
+            report["results"].append(run_scene_job(job, report["spans"]))
+    except BaseException:  # noqa: BLE001 - reported to the parent, which fails the row with it
+        barrier.abort()  # nobody waits for this process (no effect once they are released)
+        report["error"] = traceback.format_exc()
+    report.update(ended=time.time(), peak_rss_mb=_peak_rss_mb(), mesh_builds=_mesh_builds())
+    report["frame_device"] = _frame_device() if "error" not in report else None
+    reports.put(report)
+
+
+def run_scene_job(job: dict, spans: list[tuple[float, float]]) -> dict:
+    """One scene as the flow's tasks run it: every frame chunk in order, then the commit; or one whole-scene
+    task. Each call's (start, stop) clock times join `spans` (what a task stream records as compute)."""
+    from datasets.preprocess.chunk_job import commit_chunked_scene, run_frame_chunk
+    from datasets.preprocess.scene_job import run_scene
+
+    def timed(fn, *call_args):
+        start = time.time()
+        result = fn(*call_args)
+        spans.append((start, time.time()))
+        return result
+
+    common, split, source_hash, staged = job["common"], job["split"], job["source_hash"], job["staged"]
+    if staged is None:
+        return timed(run_scene, *common, split, source_hash)
+    chunk_results = [
+        timed(run_frame_chunk, *common, source_hash, staged.staging, chunk) for chunk in staged.chunks
+    ]
+    return timed(commit_chunked_scene, *common, split, source_hash, staged.staging, chunk_results)
+
+
+def stage_seconds_per_frame(timings: list[dict[str, float]], frames: int) -> dict[str, float]:
+    """Each stage's seconds over the scenes' timings (attrs), per frame; `total` is the task seconds."""
+    stages = sorted({stage for t in timings for stage in t if stage != "total"})
+    return {stage: round(sum(t.get(stage, 0.0) for t in timings) / frames, 4) for stage in stages}
 
 
 @contextmanager
@@ -427,22 +698,28 @@ def worker_busy_seconds(client) -> dict[str, float]:
 
 
 def worker_idle_seconds(client, flow_started: float, flow_ended: float) -> dict[str, float]:
-    """Where the workers waited during the flow, in seconds averaged over the workers that ran a task:
-    `before_first_task` (flow start to a worker's first compute), `between_tasks` (gaps between its tasks:
-    scheduling and Prefect's task-run bookkeeping) and `after_last_task` (its last compute to the flow's end:
-    the tail of the slowest worker, the commits and the tables)."""
+    """`idle_seconds` of the flow's workers, from the scheduler's task stream."""
     spans: dict[str, list[tuple[float, float]]] = {}
     for record in client.get_task_stream(start=flow_started):
         for s in record.get("startstops", ()):
             if s["action"] == "compute":
                 spans.setdefault(record["worker"], []).append((s["start"], s["stop"]))
+    return idle_seconds(list(spans.values()), flow_started, flow_ended)
+
+
+def idle_seconds(spans: list[list[tuple[float, float]]], started: float, ended: float) -> dict[str, float]:
+    """Where the workers waited during the run, in seconds averaged over the workers that ran a task (`spans`:
+    each one's task (start, stop) times): `before_first_task` (run start to a worker's first compute),
+    `between_tasks` (gaps between its tasks: scheduling and Prefect's task-run bookkeeping) and
+    `after_last_task` (its last compute to the run's end: the tail of the slowest worker, the commits and the
+    tables)."""
     if not spans:
         return {"before_first_task": 0.0, "between_tasks": 0.0, "after_last_task": 0.0}
     before, between, after = [], [], []
-    for worker_spans in spans.values():
-        worker_spans.sort()
-        before.append(worker_spans[0][0] - flow_started)
-        after.append(flow_ended - max(stop for _, stop in worker_spans))
+    for worker_spans in spans:
+        worker_spans = sorted(worker_spans)
+        before.append(worker_spans[0][0] - started)
+        after.append(ended - max(stop for _, stop in worker_spans))
         covered = worker_spans[-1][1] - worker_spans[0][0]
         between.append(covered - sum(stop - start for start, stop in worker_spans))
     return {
@@ -454,7 +731,8 @@ def worker_idle_seconds(client, flow_started: float, flow_ended: float) -> dict[
 
 def add_efficiency(rows: list[dict], earlier: list[dict] = ()) -> list[dict]:
     """scaling_efficiency = frames/s at w workers / (w / w0 x frames/s at w0), w0 the fewest workers measured
-    for that store kind, here or in `earlier` rows (1 when measured: throughput(w) / (w x throughput(1)))."""
+    for that runner, store kind, task size and frame device (`_kind`), here or in `earlier` rows (1 when
+    measured: throughput(w) / (w x throughput(1)))."""
     for row in rows:
         same = [r for r in [*earlier, *rows] if _kind(r) == _kind(row)]
         base = min(same, key=lambda r: r["workers"])
@@ -464,14 +742,19 @@ def add_efficiency(rows: list[dict], earlier: list[dict] = ()) -> list[dict]:
 
 
 def _kind(row: dict) -> tuple:
-    """What a row's efficiency is relative to: the same store kind, task size and frame device (older JSONs:
-    one task per scene, the CPU)."""
-    return row["store"], row.get("frames_per_task", 0), row.get("frame_device", "auto")
+    """What a row's efficiency is relative to: the same runner, store kind, task size and frame device (older
+    JSONs: the flow, one task per scene, the CPU)."""
+    return (
+        row.get("runner", "flow"),
+        row["store"],
+        row.get("frames_per_task", 0),
+        row.get("frame_device", "auto"),
+    )
 
 
 def median_rows(rows: list[dict]) -> list[dict]:
-    """One row per (store, frames per task, workers): the median of every number over the repeats (stages
-    of the first)."""
+    """One row per (runner, store, frames per task, frame device, workers): the median of every number over
+    the repeats (stages of the first)."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((*_kind(row), row["workers"]), []).append(row)
@@ -494,24 +777,32 @@ def report(args: argparse.Namespace, rows: list[dict], generation: dict | None =
     for row in rows:
         row["speedup"] = round(row["frames_per_second"] / base, 2)
     header = [
-        "store", "frame_device", "frames_per_task", "workers", "scenes", "frames", "flow_seconds", "wall_seconds", "frames_per_second", "speedup",
+        "runner", "store", "frame_device", "frames_per_task", "workers", "scenes", "frames", "flow_seconds", "wall_seconds", "frames_per_second", "speedup",
         "scaling_efficiency", "task_seconds_per_frame", "busy_fraction", "commit_seconds_median",
         "commit_seconds_max", "peak_rss_mb_per_worker", "mesh_builds",
     ]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(row.get(h, "")) for h in header) + " |" for row in rows]
     stages = sorted({stage for row in rows for stage in row["task_seconds_per_frame_by_stage"]})
-    lines += ["", "| frame_device | frames_per_task | workers | " + " | ".join(stages) + " |", "|" + "---|" * (len(stages) + 3)]
     lines += [
-        f"| {row['frame_device']} | {row['frames_per_task']} | {row['workers']} | " + " | ".join(str(row["task_seconds_per_frame_by_stage"].get(s, "")) for s in stages)
+        "",
+        "| runner | frame_device | frames_per_task | workers | " + " | ".join(stages) + " |",
+        "|" + "---|" * (len(stages) + 4),
+    ]
+    lines += [
+        f"| {row['runner']} | {row['frame_device']} | {row['frames_per_task']} | {row['workers']} | " + " | ".join(str(row["task_seconds_per_frame_by_stage"].get(s, "")) for s in stages)
         + " |"
         for row in rows
     ]  # fmt: skip
     lines += [
         "",
-        "worker busy seconds: " + "; ".join(f"{r['workers']}: {r['worker_busy_seconds']}" for r in rows),
+        "worker busy seconds: "
+        + "; ".join(f"{r['runner']} {r['workers']}: {r['worker_busy_seconds']}" for r in rows),
         "idle seconds per worker (before the first task / between tasks / after the last): "
-        + "; ".join(f"{r['workers']}: {' / '.join(map(str, r['idle_seconds_per_worker'].values()))}" for r in rows),
+        + "; ".join(
+            f"{r['runner']} {r['workers']}: {' / '.join(map(str, r['idle_seconds_per_worker'].values()))}"
+            for r in rows
+        ),
     ]
     table = "\n".join(lines)
     machine = machine_description()
