@@ -34,7 +34,7 @@ if str(HERE) not in sys.path:
     # tests); appended, so that the folder's scripts shadow no installed module.
     sys.path.append(str(HERE))
 
-from preprocess import cpu_description  # noqa: E402  (tests/benchmarks/preprocess.py)
+from preprocess import cpu_description, environment  # noqa: E402  (tests/benchmarks/preprocess.py)
 
 KERNELS = ("zlib", "copy")
 ZLIB_BYTES = 256 * 1024
@@ -80,20 +80,12 @@ def measure(processes: int, seconds: float) -> dict:
     context = multiprocessing.get_context("spawn")  # fresh interpreters: the thread settings apply at import
     barrier = context.Barrier(processes)
     results = context.Queue()
-    saved = {key: os.environ.get(key) for key in ONE_THREAD}
-    os.environ.update(ONE_THREAD)
-    try:
+    with environment(ONE_THREAD):
         workers = [
             context.Process(target=run_kernels, args=(barrier, results, seconds)) for _ in range(processes)
         ]
         for worker in workers:
             worker.start()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     reports = [results.get(timeout=60 + 10 * seconds) for _ in workers]
     for worker in workers:
         worker.join()
