@@ -88,7 +88,11 @@ class TorchFrameOps:
         """Device tensor -> (H', W', 3) uint8 on the host (waits for the device). FrameDeviceError when it fails."""
         with self._device_errors():
             if isinstance(image, _Uploaded):
-                return self._graph(image.maps, plan).replay().cpu().numpy()
+                graph = self._graph(image.maps, plan)
+                if graph is not None:
+                    return graph.replay().cpu().numpy()
+                remap = self._remap(image.maps)
+                image = remap(remap.buffer)
             return self._resize(plan)(image).cpu().numpy()
 
     @contextmanager
@@ -121,12 +125,19 @@ class TorchFrameOps:
                 self._resizes.popitem(last=False)
         return self._resizes[key]
 
-    def _graph(self, maps: UndistortMaps, plan: RescalePlan) -> FrameGraph:
+    def _graph(self, maps: UndistortMaps, plan: RescalePlan) -> FrameGraph | None:
+        """The graph of this camera and size (captured now if new); None when capture failed: the frames then
+        run eagerly on the device from now on."""
         remap, resize = self._remap(maps), self._resize(plan)
         key = (id(remap), id(resize))
         entry = self._graphs.get(key)
         if entry is None or entry.remap is not remap or entry.resize is not resize:
-            entry = self._graphs[key] = FrameGraph(remap, resize)
+            try:
+                entry = self._graphs[key] = FrameGraph(remap, resize)
+            except RuntimeError as exc:
+                log.warning("frames run eagerly on %s: capturing a CUDA graph failed (%s)", self.device, exc)
+                self.graphs = False
+                return None
             while len(self._graphs) > self.CACHED:
                 self._graphs.popitem(last=False)
         return entry

@@ -115,6 +115,17 @@ def test_graphs_are_for_cuda_devices_only():
     assert not TorchFrameOps("cpu", matching_remap_variant("cpu")).graphs
 
 
+def test_a_graph_that_cannot_be_captured_leaves_the_frames_eager_with_the_same_pixels(caplog):
+    """Asked for graphs where none can be captured (here: no CUDA), the uploaded frame is remapped eagerly."""
+    rng = np.random.default_rng(6)
+    rgb = rng.integers(0, 256, (DSLR.height, DSLR.width, 3), dtype=np.uint8)
+    maps, plan, cpu = undistortion_maps(DSLR), rescale_plan(DSLR.width, DSLR.height, 920), CpuFrameOps()
+    ops = TorchFrameOps("cpu", matching_remap_variant("cpu"), graphs=True)
+    got = ops.rescale(ops.undistort(rgb, maps), plan)
+    np.testing.assert_array_equal(got, np.asarray(cpu.rescale(cpu.undistort(rgb, maps), plan)))
+    assert not ops.graphs and "capturing a CUDA graph failed" in caplog.text
+
+
 def test_tables_are_kept_per_camera_and_size():
     ops = TorchFrameOps("cpu", matching_remap_variant("cpu"))
     maps = undistortion_maps(DSLR)
