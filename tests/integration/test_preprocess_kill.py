@@ -48,16 +48,22 @@ def test_killing_the_whole_run_then_rerunning(tmp_path, prefect_server, frames, 
     assert not StoreLayout(store).staging_dir.exists(), "the re-run sweeps killed writers' staging dirs"
 
 
-def test_killing_a_worker_loses_nothing(tmp_path, prefect_server):
-    root, pairs = make_root(tmp_path / "data", num_scenes=4, seed=6)
+@pytest.mark.parametrize(
+    "frames, tasks",
+    [(3, ()), (SHARD_FRAMES + 4, ("--frames-per-task", str(SHARD_FRAMES)))],
+    ids=["one-task-per-scene", "frame-chunks"],
+)
+def test_killing_a_worker_loses_nothing(tmp_path, prefect_server, frames, tasks):
+    root, pairs = make_root(tmp_path / "data", num_scenes=4, seed=6, frames=frames)
     scene_ids = sorted(p.name for p in (root / "data").iterdir())
     env = cli_env(*prefect_server)
     store = tmp_path / "store"
-    process = start_preprocess(env, root, pairs, store, "--workers", "2")
+    process = start_preprocess(env, root, pairs, store, "--workers", "2", *tasks)
     kill_a_worker_after_a_commit(process, store)
     first = assert_store_consistent(store)
-    # Dask restarts the worker and reschedules its scene; whatever did not finish is redone now.
-    _, summary = run_preprocess(env, root, pairs, store, tmp_path / "s.json", "--workers", "2")
+    # The nanny restarts the worker under a new address and the flow places the killed worker's tasks again:
+    # the run ends with every scene committed, or (a task that failed on the way) the re-run redoes the rest.
+    _, summary = run_preprocess(env, root, pairs, store, tmp_path / "s.json", "--workers", "2", *tasks)
     assert summary["skipped"] == first
     assert sorted(summary["done"] + summary["skipped"]) == scene_ids
     assert assert_store_consistent(store) == scene_ids

@@ -115,8 +115,14 @@ def test_graphs_are_for_cuda_devices_only():
     assert not TorchFrameOps("cpu", matching_remap_variant("cpu")).graphs
 
 
-def test_a_graph_that_cannot_be_captured_leaves_the_frames_eager_with_the_same_pixels(caplog):
-    """Asked for graphs where none can be captured (here: no CUDA), the uploaded frame is remapped eagerly."""
+def test_a_graph_that_cannot_be_captured_leaves_the_frames_eager_with_the_same_pixels(monkeypatch, caplog):
+    """A capture that fails (a driver without graph support, out of memory) leaves the uploaded frame to be
+    remapped eagerly, here and from then on."""
+
+    def refuse(*_):
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(frame_device, "FrameGraph", refuse)
     rng = np.random.default_rng(6)
     rgb = rng.integers(0, 256, (DSLR.height, DSLR.width, 3), dtype=np.uint8)
     maps, plan, cpu = undistortion_maps(DSLR), rescale_plan(DSLR.width, DSLR.height, 920), CpuFrameOps()
