@@ -407,6 +407,7 @@ def flow_row(
         busy = worker_busy_seconds(client)
         idle = worker_idle_seconds(client, flow_started, flow_ended)
         memory = worker_memory(client)
+        moved = tasks_moved_by_stealing(client)
     wall = time.perf_counter() - started
     if summary["failed"]:
         raise SystemExit(f"benchmark scenes failed: {summary['failed']}")
@@ -437,7 +438,14 @@ def flow_row(
         "idle_seconds_per_worker": idle,
         "peak_rss_mb_per_worker": sorted(memory["peak_rss_mb"], reverse=True),
         "mesh_builds": memory["mesh_builds"],
+        "tasks_moved_by_stealing": moved,
     }
+
+
+def tasks_moved_by_stealing(client) -> int:
+    """Tasks that Dask's work stealing moved to another worker during the row (its cluster's whole life): the
+    flow places every task itself, and a move would put its placement out of step with the workers."""
+    return sum(1 for _, message in client.get_events("stealing") if message[0] == "confirm")
 
 
 PRELOAD_TIMEOUT_SECONDS = 1800

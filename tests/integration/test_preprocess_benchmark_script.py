@@ -61,3 +61,5 @@ def test_worker_list_reports_efficiency_stages_and_busy_time(tmp_path):
         assert all(seconds >= 0 for seconds in idle.values())
         busy = [seconds for seconds in row["worker_busy_seconds"] if seconds > 0]
         assert sum(idle.values()) + sum(busy) / len(busy) <= row["wall_seconds"] + 0.1
+        # The flow places every task on its worker strictly: Dask's work stealing moves none of them.
+        assert row["tasks_moved_by_stealing"] == 0
