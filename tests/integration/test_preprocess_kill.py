@@ -21,12 +21,15 @@ from datasets.store.schema import SHARD_FRAMES, StoreLayout
 
 pytestmark = pytest.mark.slow
 
-
-@pytest.mark.parametrize(
+# Scenes of one task each, and scenes of two frame chunks each.
+TASK_LAYOUTS = pytest.mark.parametrize(
     "frames, tasks",
     [(3, ()), (SHARD_FRAMES + 4, ("--frames-per-task", str(SHARD_FRAMES)))],
     ids=["one-task-per-scene", "frame-chunks"],
 )
+
+
+@TASK_LAYOUTS
 def test_killing_the_whole_run_then_rerunning(tmp_path, prefect_server, frames, tasks):
     root, pairs = make_root(tmp_path / "data", num_scenes=4, seed=5, frames=frames)
     scene_ids = sorted(p.name for p in (root / "data").iterdir())
@@ -48,11 +51,7 @@ def test_killing_the_whole_run_then_rerunning(tmp_path, prefect_server, frames, 
     assert not StoreLayout(store).staging_dir.exists(), "the re-run sweeps killed writers' staging dirs"
 
 
-@pytest.mark.parametrize(
-    "frames, tasks",
-    [(3, ()), (SHARD_FRAMES + 4, ("--frames-per-task", str(SHARD_FRAMES)))],
-    ids=["one-task-per-scene", "frame-chunks"],
-)
+@TASK_LAYOUTS
 def test_killing_a_worker_loses_nothing(tmp_path, prefect_server, frames, tasks):
     root, pairs = make_root(tmp_path / "data", num_scenes=4, seed=6, frames=frames)
     scene_ids = sorted(p.name for p in (root / "data").iterdir())
