@@ -13,11 +13,13 @@ waits for the flow between two tasks), choosing for a worker with a free slot:
 4. else the last job of the scene with the most jobs left: no worker idles while a job waits, and the tail of
    the run is split job by job (where a worker gets a second job only while jobs enough wait for all).
 
-A job is submitted to one worker strictly: Dask's work stealing moves tasks with a loose restriction to idle
-workers, which made the flow's count of each worker's jobs wrong and left workers idle for a whole chunk
-(measured at 16 workers: 14.7 s between tasks per worker, against 0.98 s at 8). Should a worker leave, its
-jobs are queued again and placed elsewhere, and their futures handed back to be cancelled. Workers that join
-later (Slurm jobs that start late) are used from the next placement on.
+A job is submitted to one worker with `allow_other_workers`: should that worker leave, Dask runs the job
+elsewhere (a strict restriction would leave a job, or a finished result lost with its worker, waiting for
+that worker forever). Dask's work stealing would move such jobs between workers behind the dispatcher's back
+(measured on 16 workers: the count of each worker's jobs went wrong and workers sat idle for whole chunks,
+14.7 s between tasks per worker), so the schedulers the project starts for preprocessing do no stealing
+(flows.dask_cluster.schedule_without_work_stealing). Workers that join later (Slurm jobs that start late)
+are used from the next placement on.
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ class ChunkDispatcher:
     _started: set[str] = field(default_factory=set)
     _homes: dict[str, str] = field(default_factory=dict)
     """Worker -> the scene it was last given a job of."""
-    _placed: dict[Any, tuple[str, Job]] = field(default_factory=dict)
-    """Future of a placed job -> the worker it was placed on, and the job."""
+    _placed: dict[Any, str] = field(default_factory=dict)
+    """Future of a placed job -> the worker it was placed on."""
     _load: dict[str, int] = field(default_factory=dict)
     """Worker -> its placed jobs that have not ended."""
 
@@ -81,15 +83,14 @@ class ChunkDispatcher:
 
     def ended(self, future: Any) -> None:
         """A placed job's future ended (whatever its outcome): its worker has a free slot again."""
-        worker, _ = self._placed.pop(future, (None, None))
+        worker = self._placed.pop(future, None)
         if worker in self._load:
             self._load[worker] -= 1
 
-    def place(self, more_coming: bool = False) -> tuple[dict[Any, Job], list[Any]]:
-        """Submit jobs into the workers' free slots: the new futures and their jobs, and the futures of jobs
-        whose worker has left (queued again here; the caller cancels them). `more_coming`: scenes are still
-        being planned, so the run is not in its tail yet."""
-        threads, lost = self._current_workers()
+    def place(self, more_coming: bool = False) -> dict[Any, Job]:
+        """Submit jobs into the workers' free slots; the new futures and their jobs. `more_coming`: scenes are
+        still being planned, so the run is not in its tail yet."""
+        threads = self._current_workers()
         placed: dict[Any, Job] = {}
         # Breadth first: every worker gets a first job before any gets a second. In the tail a second job is
         # placed only while there are jobs enough for everyone: queued behind a long chunk it would wait for
@@ -101,37 +102,22 @@ class ChunkDispatcher:
                 while self._load[worker] < slot * threads[worker] and (self._commits or not tail):
                     job = self._next_job(worker)
                     if job is None:
-                        return placed, lost
+                        return placed
                     future = job.submit(worker)
-                    self._placed[future] = (worker, job)
+                    self._placed[future] = worker
                     self._load[worker] += 1
                     placed[future] = job
-        return placed, lost
+        return placed
 
-    def _current_workers(self) -> tuple[dict[str, int], list[Any]]:
-        """The workers now (address -> threads), and the futures of jobs placed on workers that have left."""
+    def _current_workers(self) -> dict[str, int]:
         threads = {address: max(1, int(n)) for address, n in self.workers().items()}
-        lost = []
         for gone in set(self._load) - set(threads):
+            # Its jobs end elsewhere (Dask reruns them) or fail; they no longer count against any worker.
             del self._load[gone]
             self._homes.pop(gone, None)
-            for future, (worker, job) in list(self._placed.items()):
-                if worker == gone:
-                    del self._placed[future]
-                    lost.append(future)
-                    self._requeue(job)
         for address in threads:
             self._load.setdefault(address, 0)
-        return threads, lost
-
-    def _requeue(self, job: Job) -> None:
-        """A job of a worker that left, first in line again (its scene counts as not started, so that a
-        worker takes it up as its own)."""
-        if job.commit:
-            self._commits.appendleft(job)
-            return
-        self._pending.setdefault(job.scene, deque()).appendleft(job)
-        self._started.discard(job.scene)
+        return threads
 
     def _next_job(self, worker: str) -> Job | None:
         if self._commits:

@@ -22,6 +22,7 @@ from flows.dask_cluster import (
     ClusterChoice,
     local_cluster_kwargs,
     make_task_runner,
+    schedule_without_work_stealing,
     spawn_workers_with_allocator_env,
 )
 
@@ -56,6 +57,7 @@ class EarlyCluster:
     def __enter__(self) -> EarlyCluster:
         if self.choice.kind == "local":
             spawn_workers_with_allocator_env()  # dask's config is global: set here, not in the thread
+            schedule_without_work_stealing()
             self._thread.start()
         return self
 

@@ -41,10 +41,9 @@ def submit_plain(
     is_permanent: Callable[[BaseException], bool],
     worker: str | None = None,
 ) -> distributed.Future:
-    """Run `fn(*args)` under the key `name` (made unique), retried as described above, on `worker` only when
-    given (Dask's work stealing does not move it; should the worker leave, the task waits for the caller to
-    cancel it), else where Dask places it."""
-    placement = {"workers": [worker]} if worker else {}
+    """Run `fn(*args)` under the key `name` (made unique), retried as described above, on `worker` when given
+    (or elsewhere should it leave the cluster), else where Dask places it."""
+    placement = {"workers": [worker], "allow_other_workers": True} if worker else {}
     return client.submit(
         run_with_retries,
         name,

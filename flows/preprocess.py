@@ -369,18 +369,13 @@ class _SceneJobs:
 
 
 def _prefect_submit(prefect_task, args: tuple, **annotations) -> Callable[[str], Any]:
-    """Submits `prefect_task(*args)` to run on a given worker only (flows.chunk_dispatch says why)."""
+    """Submits `prefect_task(*args)` to a given worker (or elsewhere, should it leave the cluster)."""
 
     def submit(worker: str):
-        with dask.annotate(workers=[worker], **annotations):
+        with dask.annotate(workers=[worker], allow_other_workers=True, **annotations):
             return prefect_task.submit(*args)
 
     return submit
-
-
-def _cancel(future) -> None:
-    """Cancel a plain Dask future or a Prefect one (the Dask future it wraps)."""
-    getattr(future, "wrapped_future", future).cancel()
 
 
 # How often the loop looks again for workers when jobs wait and no task is running (workers still starting).
@@ -416,11 +411,7 @@ class _Collector:
             except queue.Empty:
                 event = None
             store_plan = self._handle(event, dispatcher, in_flight) or store_plan
-            placed, lost = dispatcher.place(more_coming=store_plan is None)
-            for future in lost:  # its worker left; the job is placed again
-                in_flight.pop(future, None)
-                _cancel(future)
-            for future, job in placed.items():
+            for future, job in dispatcher.place(more_coming=store_plan is None).items():
                 in_flight[future] = job
                 future.add_done_callback(self.events.put)
             if time.monotonic() - last_tables > TABLE_REFRESH_SECONDS:
@@ -441,7 +432,7 @@ class _Collector:
                 self.current.source_hashes[event.plan.scene_id] = event.plan.source_hash
             work = _SceneWork(event.plan, self.splits.get(event.plan.scene_id, ""), event.staged)
             dispatcher.add(self.jobs.scene_jobs(work))
-        elif event in in_flight:  # a task's future (not one cancelled after its worker left)
+        elif event is not None:  # a task's future
             dispatcher.ended(event)
             work, step = in_flight.pop(event).tag
             dispatcher.add(self._ended(work, step, event, dispatcher))

@@ -14,6 +14,7 @@ from flows.dask_cluster import (
     ClusterChoice,
     local_cluster_kwargs,
     make_task_runner,
+    schedule_without_work_stealing,
     spawn_workers_with_allocator_env,
 )
 from flows.warm_workers import find_warm_workers
@@ -48,6 +49,7 @@ def preprocess_task_runner(
     choice: ClusterChoice, worker_options: dict | None = PREPROCESS_WORKER_OPTIONS
 ) -> DaskTaskRunner:
     """The runner of `choice` for preprocessing: warm workers are considered for a local cluster only."""
+    schedule_without_work_stealing()
     if choice.kind == "local":
         return WarmOrLocalTaskRunner(choice, worker_options)
     return make_task_runner(choice, worker_options)

@@ -34,6 +34,7 @@ from flows.dask_cluster import (
     ClusterChoice,
     allocator_env,
     local_cluster_kwargs,
+    schedule_without_work_stealing,
     spawn_workers_with_allocator_env,
 )
 
@@ -152,6 +153,7 @@ class WarmWorkersHost:
 
     def __enter__(self) -> WarmWorkersHost:
         spawn_workers_with_allocator_env()  # dask's config is global: set here, not in the thread
+        schedule_without_work_stealing()
         # Every run's look-up opens and closes a TCP connection to the scheduler (find_warm_workers), which
         # its comm logger would report at INFO each time.
         logging.getLogger("distributed.comm.tcp").setLevel(logging.WARNING)

@@ -60,8 +60,8 @@ def test_killing_a_worker_loses_nothing(tmp_path, prefect_server, frames, tasks)
     process = start_preprocess(env, root, pairs, store, "--workers", "2", *tasks)
     kill_a_worker_after_a_commit(process, store)
     first = assert_store_consistent(store)
-    # The nanny restarts the worker under a new address and the flow places the killed worker's tasks again:
-    # the run ends with every scene committed, or (a task that failed on the way) the re-run redoes the rest.
+    # The nanny restarts the worker and Dask reruns the killed worker's tasks elsewhere (they are placed with a
+    # loose restriction); the run ends, and whatever did not finish is redone now.
     _, summary = run_preprocess(env, root, pairs, store, tmp_path / "s.json", "--workers", "2", *tasks)
     assert summary["skipped"] == first
     assert sorted(summary["done"] + summary["skipped"]) == scene_ids

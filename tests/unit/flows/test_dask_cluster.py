@@ -115,3 +115,17 @@ def test_local_workers_start_with_the_allocator_settings():
     with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
         environment = client.submit(_allocator_environment, pure=False).result(timeout=60)
     assert environment == ALLOCATOR_ENV
+
+
+def test_preprocessing_schedulers_do_no_work_stealing():
+    """The preprocess flow places its tasks itself: a scheduler started after its runner is made steals none."""
+    import dask
+    from distributed import LocalCluster
+
+    from flows.preprocess_runner import preprocess_task_runner
+
+    with dask.config.set({"distributed.scheduler.work-stealing": True}):
+        preprocess_task_runner(choose_cluster("local", 1))
+        assert dask.config.get("distributed.scheduler.work-stealing") is False
+        with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+            assert "stealing" not in cluster.scheduler.extensions
