@@ -34,7 +34,7 @@ if str(HERE) not in sys.path:
     # tests); appended, so that the folder's scripts shadow no installed module.
     sys.path.append(str(HERE))
 
-from preprocess import cpu_description, environment  # noqa: E402  (tests/benchmarks/preprocess.py)
+from host_info import cpu_description, environment  # noqa: E402  (tests/benchmarks/host_info.py)
 
 KERNELS = ("zlib", "copy")
 ZLIB_BYTES = 256 * 1024

@@ -62,10 +62,11 @@ if TYPE_CHECKING:
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 if str(HERE) not in sys.path:
-    # Spawned processes import this script by its module name: run as a script, it is their main module;
-    # loaded as a module (the tests load it as `preprocess`), they find it here. Appended, so that this
-    # folder's scripts shadow no installed module.
+    # The sibling import below; appended, so that this folder's scripts shadow no installed module. (Run as a
+    # script, this file is its spawned processes' main module.)
     sys.path.append(str(HERE))
+
+from host_info import cpu_description, environment  # noqa: E402  (tests/benchmarks/host_info.py)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -197,22 +198,6 @@ def machine_description() -> str:
         gpu = subprocess.run(query, capture_output=True, text=True).stdout.strip().replace("\n", ", ")
     cpus = f"{os.cpu_count()} CPUs ({cpu_description()})"
     return f"{platform.node()} {cpus} {platform.machine()}" + (f", GPU {gpu}" if gpu else "")
-
-
-def cpu_description() -> str:
-    """CPU model and physical cores from /proc/cpuinfo: two lent hosts with 16 CPUs ran the same frames 1.8x
-    apart, and workers on two hyperthreads of one core slow each other, so the rows need both."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown model"
-    model, cores = "", set()
-    for block in text.split("\n\n"):
-        fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in block.splitlines())}
-        model = model or fields.get("model name", "")
-        if "core id" in fields:
-            cores.add((fields.get("physical id", "0"), fields["core id"]))
-    return f"{model or 'unknown model'}, {len(cores) or '?'} physical cores"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -579,21 +564,6 @@ def run_processes(shares: list[list[dict]], env: dict[str, str]) -> tuple[list[d
     for process in processes:
         process.join()
     return collected, start_seconds
-
-
-@contextmanager
-def environment(values: dict[str, str]):
-    """os.environ with `values` set (what a process spawned meanwhile starts with), restored after."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def process_main(jobs: list[dict], barrier, reports) -> None:
