@@ -18,7 +18,7 @@ elsewhere (a strict restriction would leave a job, or a finished result lost wit
 that worker forever). Dask's work stealing would move such jobs between workers behind the dispatcher's back
 (measured on 16 workers: the count of each worker's jobs went wrong and workers sat idle for whole chunks,
 14.7 s between tasks per worker), so the schedulers the project starts for preprocessing do no stealing
-(flows.dask_cluster.schedule_without_work_stealing). Workers that join later (Slurm jobs that start late)
+(flows.dask_cluster.PREPROCESS_WORK_STEALING). Workers that join later (Slurm jobs that start late)
 are used from the next placement on.
 """
 

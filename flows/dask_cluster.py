@@ -45,6 +45,10 @@ ALLOCATOR_ENV = {
 # A preprocessing worker imports the tasks' modules while it starts (in parallel with the Prefect server's
 # boot and the flow run's creation) rather than when the first task reaches it: flows.preprocess_preload.
 PREPROCESS_WORKER_OPTIONS = {"preload": ["flows.preprocess_preload"]}
+# The preprocess flow places each task on a worker itself (flows.chunk_dispatch): the schedulers it starts do
+# no work stealing, which moved its queued tasks between workers behind its back (on a 16-worker host: 14.7 s
+# idle between tasks per worker).
+PREPROCESS_WORK_STEALING = False
 # Preloaded by every worker of the project's local and Slurm clusters, before any run-specific preload.
 COMMON_WORKER_PRELOAD = ("flows.worker_shutdown_log",)
 DEFAULT_SLURM_LOG_DIR = Path("runs") / "slurm"
@@ -118,10 +122,14 @@ def choose_cluster(
     return ClusterChoice(kind, workers, dask_address, slurm)
 
 
-def make_task_runner(choice: ClusterChoice, worker_options: dict | None = None) -> DaskTaskRunner:
+def make_task_runner(
+    choice: ClusterChoice, worker_options: dict | None = None, work_stealing: bool = True
+) -> DaskTaskRunner:
     """The DaskTaskRunner of `choice`; local and Slurm clusters live as long as the flow run.
     `worker_options`: more LocalCluster arguments for its workers (e.g. resources, plugins, preload); of
-    them, `preload` also reaches Slurm workers (dask-worker --preload)."""
+    them, `preload` also reaches Slurm workers (dask-worker --preload). `work_stealing`: whether the
+    scheduler of a cluster it starts moves queued tasks between workers (an address's scheduler is its
+    owner's)."""
     from prefect_dask import DaskTaskRunner
 
     if choice.kind == "address":
@@ -129,12 +137,14 @@ def make_task_runner(choice: ClusterChoice, worker_options: dict | None = None) 
     if choice.kind == "slurm":
         return DaskTaskRunner(
             cluster_class="dask_jobqueue.SLURMCluster",
-            cluster_kwargs=slurm_cluster_kwargs(choice.slurm, worker_env(), worker_preload(worker_options)),
+            cluster_kwargs=slurm_cluster_kwargs(
+                choice.slurm, worker_env(), worker_preload(worker_options), work_stealing
+            ),
         )
     spawn_workers_with_allocator_env()
     return DaskTaskRunner(
         cluster_class="distributed.LocalCluster",
-        cluster_kwargs=local_cluster_kwargs(choice, worker_options),
+        cluster_kwargs=local_cluster_kwargs(choice, worker_options, work_stealing),
     )
 
 
@@ -156,13 +166,15 @@ def spawn_workers_with_allocator_env() -> None:
     dask.config.set({f"distributed.nanny.pre-spawn-environ.{key}": value for key, value in allocator_env().items()})
 
 
-def schedule_without_work_stealing() -> None:
-    """Dask schedulers started from this process (local and Slurm clusters, warm workers) do no work stealing:
-    the preprocess flow places each task on a worker itself (flows.chunk_dispatch), and stealing moved its
-    queued tasks between workers behind its back (on a 16-worker host: 14.7 s between tasks per worker)."""
-    import dask
+def scheduler_options(work_stealing: bool) -> dict:
+    """Scheduler arguments for a cluster of ours: none, or Dask's default extensions less work stealing.
+    Given per cluster (the Scheduler's `extensions`), not through dask's global config, which would also
+    reach every other cluster this process starts (e.g. batch prediction's)."""
+    if work_stealing:
+        return {}
+    from distributed.scheduler import DEFAULT_EXTENSIONS
 
-    dask.config.set({"distributed.scheduler.work-stealing": False})
+    return {"extensions": {name: ext for name, ext in DEFAULT_EXTENSIONS.items() if name != "stealing"}}
 
 
 def worker_preload(worker_options: dict | None) -> list[str]:
@@ -170,7 +182,9 @@ def worker_preload(worker_options: dict | None) -> list[str]:
     return [*COMMON_WORKER_PRELOAD, *(worker_options or {}).get("preload", ())]
 
 
-def local_cluster_kwargs(choice: ClusterChoice, local_worker_options: dict | None = None) -> dict:
+def local_cluster_kwargs(
+    choice: ClusterChoice, local_worker_options: dict | None = None, work_stealing: bool = True
+) -> dict:
     """distributed.LocalCluster arguments: `choice.workers` single-threaded worker processes."""
     return {
         "n_workers": choice.workers,
@@ -180,10 +194,13 @@ def local_cluster_kwargs(choice: ClusterChoice, local_worker_options: dict | Non
         "env": worker_env(),
         **(local_worker_options or {}),
         "preload": worker_preload(local_worker_options),
+        "scheduler_kwargs": scheduler_options(work_stealing),
     }
 
 
-def slurm_cluster_kwargs(slurm: SlurmSettings, env: dict[str, str], preload: Sequence[str] = ()) -> dict:
+def slurm_cluster_kwargs(
+    slurm: SlurmSettings, env: dict[str, str], preload: Sequence[str] = (), work_stealing: bool = True
+) -> dict:
     """dask_jobqueue.SLURMCluster arguments: `cores` single-threaded workers per job, `jobs` jobs. `env` and
     the allocator settings are exported by the job script, before its Nanny spawns the workers."""
     env = {**env, **allocator_env()}
@@ -203,6 +220,6 @@ def slurm_cluster_kwargs(slurm: SlurmSettings, env: dict[str, str], preload: Seq
         "log_directory": str(log_dir),
         "job_name": "panst3r-preprocess",
         # no dashboard; its HTTP server (metrics) on a free port, so that two runs never collide on 8787
-        "scheduler_options": {"dashboard": False, "dashboard_address": ":0"},
+        "scheduler_options": {"dashboard": False, "dashboard_address": ":0", **scheduler_options(work_stealing)},
         "n_workers": slurm.jobs * slurm.cores,
     }

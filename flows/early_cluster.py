@@ -19,10 +19,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from flows.dask_cluster import (
+    PREPROCESS_WORK_STEALING,
     ClusterChoice,
     local_cluster_kwargs,
     make_task_runner,
-    schedule_without_work_stealing,
     spawn_workers_with_allocator_env,
 )
 
@@ -57,7 +57,6 @@ class EarlyCluster:
     def __enter__(self) -> EarlyCluster:
         if self.choice.kind == "local":
             spawn_workers_with_allocator_env()  # dask's config is global: set here, not in the thread
-            schedule_without_work_stealing()
             self._thread.start()
         return self
 
@@ -73,7 +72,9 @@ class EarlyCluster:
         try:
             from distributed import LocalCluster
 
-            self._cluster = LocalCluster(**local_cluster_kwargs(self.choice, self.worker_options))
+            self._cluster = LocalCluster(
+                **local_cluster_kwargs(self.choice, self.worker_options, PREPROCESS_WORK_STEALING)
+            )
         except BaseException as exc:  # noqa: BLE001 - handed to whoever takes the cluster
             self._error = exc
             return
@@ -97,7 +98,7 @@ class EarlyCluster:
     def task_runner(self) -> DaskTaskRunner:
         """The flow's runner: this cluster for `local`, else the usual runner of the choice (imports prefect)."""
         if self.choice.kind != "local":
-            return make_task_runner(self.choice, self.worker_options)
+            return make_task_runner(self.choice, self.worker_options, PREPROCESS_WORK_STEALING)
         from prefect_dask import DaskTaskRunner
 
         # A callable cluster class is instantiated (here: waited for) on the first submit and entered as a

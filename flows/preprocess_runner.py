@@ -10,11 +10,11 @@ from __future__ import annotations
 from prefect_dask import DaskTaskRunner
 
 from flows.dask_cluster import (
+    PREPROCESS_WORK_STEALING,
     PREPROCESS_WORKER_OPTIONS,
     ClusterChoice,
     local_cluster_kwargs,
     make_task_runner,
-    schedule_without_work_stealing,
     spawn_workers_with_allocator_env,
 )
 from flows.warm_workers import find_warm_workers
@@ -29,7 +29,7 @@ class WarmOrLocalTaskRunner(DaskTaskRunner):
         spawn_workers_with_allocator_env()
         super().__init__(
             cluster_class="distributed.LocalCluster",
-            cluster_kwargs=local_cluster_kwargs(choice, worker_options),
+            cluster_kwargs=local_cluster_kwargs(choice, worker_options, PREPROCESS_WORK_STEALING),
         )
 
     def duplicate(self) -> WarmOrLocalTaskRunner:
@@ -49,7 +49,6 @@ def preprocess_task_runner(
     choice: ClusterChoice, worker_options: dict | None = PREPROCESS_WORKER_OPTIONS
 ) -> DaskTaskRunner:
     """The runner of `choice` for preprocessing: warm workers are considered for a local cluster only."""
-    schedule_without_work_stealing()
     if choice.kind == "local":
         return WarmOrLocalTaskRunner(choice, worker_options)
-    return make_task_runner(choice, worker_options)
+    return make_task_runner(choice, worker_options, PREPROCESS_WORK_STEALING)

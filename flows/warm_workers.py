@@ -31,10 +31,10 @@ from urllib.parse import urlsplit
 from datasets.store.hashing import source_tree_digest
 from flows.cache_dir import cache_base
 from flows.dask_cluster import (
+    PREPROCESS_WORK_STEALING,
     ClusterChoice,
     allocator_env,
     local_cluster_kwargs,
-    schedule_without_work_stealing,
     spawn_workers_with_allocator_env,
 )
 
@@ -65,7 +65,10 @@ def pool_key(choice: ClusterChoice, worker_options: dict | None) -> str:
     source_root = Path(__file__).resolve().parents[1]
     identity = {
         "workers": choice.workers,
+        # the cluster's arguments but its scheduler's extension classes (importing them costs a served run
+        # 0.4 s): the flag that chooses them
         "cluster": {k: v for k, v in local_cluster_kwargs(choice, worker_options).items() if k != "n_workers"},
+        "work_stealing": PREPROCESS_WORK_STEALING,
         "allocator": allocator_env(),
         "python": sys.executable,
         "code": source_tree_digest(source_root / name for name in _WORKER_PACKAGES),
@@ -153,7 +156,6 @@ class WarmWorkersHost:
 
     def __enter__(self) -> WarmWorkersHost:
         spawn_workers_with_allocator_env()  # dask's config is global: set here, not in the thread
-        schedule_without_work_stealing()
         # Every run's look-up opens and closes a TCP connection to the scheduler (find_warm_workers), which
         # its comm logger would report at INFO each time.
         logging.getLogger("distributed.comm.tcp").setLevel(logging.WARNING)
@@ -171,7 +173,10 @@ class WarmWorkersHost:
             from distributed import LocalCluster
 
             # its HTTP server on a free port: a pool that lives as long as serving must not hold 8787
-            kwargs = {**local_cluster_kwargs(self.choice, self.worker_options), "dashboard_address": ":0"}
+            kwargs = {
+                **local_cluster_kwargs(self.choice, self.worker_options, PREPROCESS_WORK_STEALING),
+                "dashboard_address": ":0",
+            }
             self.cluster = LocalCluster(**kwargs)
         except Exception as exc:  # noqa: BLE001 - serving goes on; runs start their own clusters
             log.warning("warm preprocessing workers did not start (%s: %s); runs start their own", type(exc).__name__, exc)

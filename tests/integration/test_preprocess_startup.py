@@ -47,6 +47,7 @@ def test_a_cluster_no_flow_took_is_closed_at_exit():
         early._thread.join()  # as if every scene were up to date: nobody asks for the cluster
         cluster = early._cluster
         assert cluster is not None and len(cluster.workers) == 1
+        assert "stealing" not in cluster.scheduler.extensions, "the flow places its tasks itself"
     assert cluster.status.name == "closed"
 
 

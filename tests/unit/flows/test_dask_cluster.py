@@ -117,15 +117,30 @@ def test_local_workers_start_with_the_allocator_settings():
     assert environment == ALLOCATOR_ENV
 
 
-def test_preprocessing_schedulers_do_no_work_stealing():
-    """The preprocess flow places its tasks itself: a scheduler started after its runner is made steals none."""
+def test_preprocessing_schedulers_do_no_work_stealing(tmp_path):
+    """The preprocess flow places its tasks itself: the schedulers its runner, its early cluster and a Slurm
+    run start load no stealing extension (the early cluster's and warm workers' tests check theirs), and Dask's global setting is left alone for other clusters."""
     import dask
     from distributed import LocalCluster
 
     from flows.preprocess_runner import preprocess_task_runner
 
-    with dask.config.set({"distributed.scheduler.work-stealing": True}):
-        preprocess_task_runner(choose_cluster("local", 1))
-        assert dask.config.get("distributed.scheduler.work-stealing") is False
-        with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
-            assert "stealing" not in cluster.scheduler.extensions
+    before = dask.config.get("distributed.scheduler.work-stealing")
+    runner = preprocess_task_runner(choose_cluster("local", 1))
+    kwargs = {**runner.cluster_kwargs, "n_workers": 0, "processes": False}
+    with LocalCluster(**kwargs) as cluster:
+        assert "stealing" not in cluster.scheduler.extensions
+        assert "amm" in cluster.scheduler.extensions  # the other defaults stay
+    slurm = slurm_cluster_kwargs(SlurmSettings(log_dir=str(tmp_path)), {}, work_stealing=False)
+    assert "stealing" not in slurm["scheduler_options"]["extensions"]
+    assert dask.config.get("distributed.scheduler.work-stealing") == before
+
+
+def test_other_clusters_keep_work_stealing():
+    """Batch prediction's cluster (make_task_runner's default) keeps Dask's stealing."""
+    from distributed import LocalCluster
+
+    runner = make_task_runner(choose_cluster(workers=1))
+    kwargs = {**runner.cluster_kwargs, "n_workers": 0, "processes": False}
+    with LocalCluster(**kwargs) as cluster:
+        assert "stealing" in cluster.scheduler.extensions

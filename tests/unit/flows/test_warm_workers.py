@@ -84,6 +84,7 @@ def test_the_host_advertises_its_running_pool_and_withdraws_it():
         pool = find_warm_workers(choice, {})
         assert pool is not None and pool.address == host.cluster.scheduler_address
         assert len(host.cluster.scheduler_info["workers"]) == 1
+        assert "stealing" not in host.cluster.scheduler.extensions, "the flow places its tasks itself"
         cluster = host.cluster
     assert cluster.status.name == "closed"
     assert not record_path(pool_key(choice, {}), os.getpid()).exists()
