@@ -13,7 +13,7 @@ import pyrender  # noqa: F401 - imported by the first render otherwise; PYOPENGL
 
 import datasets.preprocess.chunk_job  # noqa: F401 - the frame-chunk and commit steps
 import datasets.preprocess.scene_job  # noqa: F401 - the whole-scene step and its readers/writers
-import flows.preprocess  # noqa: F401 - the tasks' module itself (prefect, the store)
+import flows.preprocess  # noqa: F401 - the flow (Prefect ships it with each task) and its tasks (prefect, the store)
 from datasets.preprocess.errors import WorkerSettingError  # noqa: E402
 from datasets.preprocess.frame_device import frame_ops  # noqa: E402
 

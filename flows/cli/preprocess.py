@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         EarlyCluster(cluster, PREPROCESS_WORKER_OPTIONS) as early,
     ):
         # imports prefect: after the env is set
-        from flows.preprocess import progress_listener, run_preprocess
+        from flows.preprocess import run_preprocess
+        from flows.preprocess_progress import progress_listener
 
         log.info("flow modules imported")
         with (

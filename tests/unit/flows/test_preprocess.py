@@ -11,7 +11,8 @@ from datasets.preprocess.chunk_job import FrameChunk, StagedScene
 from datasets.preprocess.errors import BadSceneInput, TransientSceneError
 from datasets.preprocess.scene_job import ScenePlan
 from flows.plain_dask_tasks import Attempts
-from flows.preprocess import _Collector, _retry_transient, _SceneWork
+from flows.preprocess_collector import Collector, SceneWork
+from flows.preprocess_tasks import retry_transient
 
 
 @pytest.mark.parametrize(
@@ -27,7 +28,7 @@ from flows.preprocess import _Collector, _retry_transient, _SceneWork
     ],
 )
 def test_only_transient_errors_are_retried(exc, retry):
-    assert _retry_transient(None, None, Failed(data=exc)) is retry
+    assert retry_transient(None, None, Failed(data=exc)) is retry
 
 
 
@@ -37,9 +38,9 @@ def _succeeds_after_one_retry():
 
 def test_a_chunk_that_succeeded_after_retries_is_reported_in_the_flow_log(caplog):
     logger = logging.getLogger("test-flow-run")
-    work = _SceneWork(ScenePlan("0a5c013435", True, "hash", "not in the store"), "train")
+    work = SceneWork(ScenePlan("0a5c013435", True, "hash", "not in the store"), "train")
     work.staged = StagedScene("staging-1", [FrameChunk("dslr", 0, 16), FrameChunk("dslr", 16, 32)])
-    collector = _Collector(logger, None, "", None, {}, None, None)
+    collector = Collector(logger, None, "", None, {}, None, None)
     with in_process_client(1) as client, caplog.at_level(logging.WARNING, logger="test-flow-run"):
         future = client.submit(_succeeds_after_one_retry)
         assert collector._chunk_outcome(work, 1, future) == ({"frames": 16}, None)
