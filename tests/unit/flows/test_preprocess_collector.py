@@ -1,35 +1,13 @@
-"""The preprocess flow's pieces that need no Prefect server: retry decisions, retried chunks in the flow log."""
+"""The preprocess flow's loop without a Prefect server: retried chunks in the flow log."""
 
-import errno
 import logging
 
-import pytest
 from _in_process_dask import in_process_client
-from prefect.states import Failed
 
 from datasets.preprocess.chunk_job import FrameChunk, StagedScene
-from datasets.preprocess.errors import BadSceneInput, TransientSceneError
 from datasets.preprocess.scene_job import ScenePlan
 from flows.plain_dask_tasks import Attempts
 from flows.preprocess_collector import Collector, SceneWork
-from flows.preprocess_tasks import retry_transient
-
-
-@pytest.mark.parametrize(
-    "exc, retry",
-    [
-        (BadSceneInput("scans/segments.json: segIndices are not 0..N-1"), False),
-        (FileNotFoundError("dslr/colmap/cameras.txt"), False),
-        (KeyError("DSC00001.JPG"), False),
-        (TransientSceneError("EGL context lost"), True),
-        (OSError(errno.ENOSPC, "No space left on device"), False),
-        (PermissionError(errno.EACCES, "Permission denied", "scans/segments.json"), False),
-        (OSError("EGL: eglMakeCurrent failed"), True),
-    ],
-)
-def test_only_transient_errors_are_retried(exc, retry):
-    assert retry_transient(None, None, Failed(data=exc)) is retry
-
 
 
 def _succeeds_after_one_retry():
