@@ -338,10 +338,23 @@ def measure_workers(args: argparse.Namespace, root: Path, pairs: Path | None, wo
                     **measured,
                 }
             )
+            print(row_line(rows[-1]), flush=True)
             if kind == "local":
                 shutil.rmtree(store, ignore_errors=True)
     earlier = json.loads(Path(args.baseline).read_text())["rows"] if args.baseline else []
     return add_efficiency(median_rows(rows), earlier)
+
+
+def row_line(row: dict) -> str:
+    """A row's numbers as soon as it is measured: a run cut short (a GPU call's time limit) keeps what its
+    output already shows, where the table and JSON come only at the end."""
+    idle = " / ".join(map(str, row["idle_seconds_per_worker"].values()))
+    return (
+        f"row measured: {row['runner']} w{row['workers']} f{row['frames_per_task']} {row['frame_device']}: "
+        f"{row['frames']} frames in {row['flow_seconds']} s = {row['frames_per_second']} frames/s, "
+        f"{row['task_seconds_per_frame']} task s/frame, busy {row['busy_fraction']}, idle s/worker {idle}, "
+        f"{row['mesh_builds']} mesh builds, {row.get('tasks_moved_by_stealing', 0)} moved by stealing"
+    )
 
 
 @contextmanager

@@ -32,6 +32,9 @@ def test_worker_list_reports_efficiency_stages_and_busy_time(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), *argv], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "scaling_efficiency" in result.stdout
+    # each row's numbers as it is measured, before the table (a call cut short keeps them)
+    measured = [line for line in result.stdout.splitlines() if line.startswith("row measured: flow w")]
+    assert [line.split()[3] for line in measured] == ["w1", "w2"], result.stdout[-2000:]
 
     text = result_file.read_text()
     assert str(tmp_path) not in text  # fit to commit
