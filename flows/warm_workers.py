@@ -65,9 +65,13 @@ def pool_key(choice: ClusterChoice, worker_options: dict | None) -> str:
     source_root = Path(__file__).resolve().parents[1]
     identity = {
         "workers": choice.workers,
-        # the cluster's arguments but its scheduler's extension classes (importing them costs a served run
-        # 0.4 s): the flag that chooses them
-        "cluster": {k: v for k, v in local_cluster_kwargs(choice, worker_options).items() if k != "n_workers"},
+        # The scheduler's extensions enter as the flag that chooses them: building them imports the scheduler,
+        # which would cost a served run's look-up 0.4 s.
+        "cluster": {
+            k: v
+            for k, v in local_cluster_kwargs(choice, worker_options).items()
+            if k not in ("n_workers", "scheduler_kwargs")
+        },
         "work_stealing": PREPROCESS_WORK_STEALING,
         "allocator": allocator_env(),
         "python": sys.executable,
