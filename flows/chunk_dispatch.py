@@ -62,6 +62,8 @@ class ChunkDispatcher:
     """Future of a placed job -> the worker it was placed on."""
     _load: dict[str, int] = field(default_factory=dict)
     """Worker -> its placed jobs that have not ended."""
+    _threads: dict[str, int] = field(default_factory=dict)
+    """The workers and their threads as the last placement saw them."""
 
     def add(self, jobs: list[Job]) -> None:
         """Queue `jobs` (a scene's chunks in order, a whole-scene task, or a commit)."""
@@ -80,6 +82,11 @@ class ChunkDispatcher:
     def waiting(self) -> int:
         """Jobs not yet submitted."""
         return len(self._commits) + sum(len(jobs) for jobs in self._pending.values())
+
+    @property
+    def free_slots(self) -> int:
+        """Slots the workers of the last placement have free: jobs they could take now and do not hold."""
+        return sum(max(0, self.depth * n - self._load.get(w, 0)) for w, n in self._threads.items())
 
     def ended(self, future: Any) -> None:
         """A placed job's future ended (whatever its outcome): its worker has a free slot again."""
@@ -117,6 +124,7 @@ class ChunkDispatcher:
             self._homes.pop(gone, None)
         for address in threads:
             self._load.setdefault(address, 0)
+        self._threads = threads
         return threads
 
     def _next_job(self, worker: str) -> Job | None:

@@ -153,6 +153,7 @@ def _preprocess_selected(
         "seconds": time.perf_counter() - started,
         "store": str(store_path),
         "commit_seconds": outcome.commit_seconds,
+        "loop_seconds": collector.clock.summary(),
         "committed_scenes": len(committed)
         if tables is None
         else int((tables["scenes"]["status"] != "failed").sum()),

@@ -24,6 +24,7 @@ from datasets.store.location import StoreLocation
 from datasets.store.reader import read_scene_attrs
 from datasets.store.staleness import CurrentVersion, committed_by_this_run
 from flows.chunk_dispatch import ChunkDispatcher, Job
+from flows.loop_clock import LoopClock
 from flows.plain_dask_tasks import flow_run_client, plain_outcome, submit_plain
 from flows.plan_feed import Planned, PlanningDone, PlanningFailed
 from flows.preprocess_progress import emit
@@ -145,6 +146,7 @@ class Collector:
     current: CurrentVersion | None = None
     """What committed scenes are compared with (staleness, a commit made by this run)."""
     outcome: Outcome = field(default_factory=Outcome)
+    clock: LoopClock = field(default_factory=LoopClock)
     _builder: TableBuilder | None = None
 
     def run(self) -> tuple[Outcome, StorePlan]:
@@ -153,18 +155,23 @@ class Collector:
         store_plan, last_tables = None, time.monotonic()
         while store_plan is None or in_flight or dispatcher.waiting:
             idle = dispatcher.waiting and not in_flight  # e.g. workers still starting: look again soon
-            try:
-                event = self.events.get(timeout=IDLE_POLL_SECONDS if idle else None)
-            except queue.Empty:
-                event = None
-            store_plan = self._handle(event, dispatcher, in_flight) or store_plan
-            for future, job in dispatcher.place(more_coming=store_plan is None).items():
-                in_flight[future] = job
-                future.add_done_callback(self.events.put)
+            starved = store_plan is None and not dispatcher.waiting and dispatcher.free_slots
+            with self.clock.timing("waiting_for_planning" if starved else "waiting_for_tasks"):
+                try:
+                    event = self.events.get(timeout=IDLE_POLL_SECONDS if idle else None)
+                except queue.Empty:
+                    event = None
+            with self.clock.timing("handling"):
+                store_plan = self._handle(event, dispatcher, in_flight) or store_plan
+            with self.clock.timing("placing"):
+                for future, job in dispatcher.place(more_coming=store_plan is None).items():
+                    in_flight[future] = job
+                    future.add_done_callback(self.events.put)
             if time.monotonic() - last_tables > TABLE_REFRESH_SECONDS:
-                with bookkeeping(self.logger, "write the tables"):
+                with self.clock.timing("tables"), bookkeeping(self.logger, "write the tables"):
                     self.tables().write(self.current)
                 last_tables = time.monotonic()
+        self.logger.info(self.clock.describe())
         return self.outcome, store_plan
 
     def _handle(self, event, dispatcher: ChunkDispatcher, in_flight: dict) -> StorePlan | None:

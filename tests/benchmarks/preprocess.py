@@ -354,7 +354,16 @@ def row_line(row: dict) -> str:
         f"{row['frames']} frames in {row['flow_seconds']} s = {row['frames_per_second']} frames/s, "
         f"{row['task_seconds_per_frame']} task s/frame, busy {row['busy_fraction']}, idle s/worker {idle}, "
         f"{row['mesh_builds']} mesh builds, {row.get('tasks_moved_by_stealing', 0)} moved by stealing"
+        + _loop_text(row.get("flow_loop_seconds"))
     )
+
+
+def _loop_text(loop: dict | None) -> str:
+    """The flow loop's seconds per activity (flows.loop_clock), the longest step of each in brackets."""
+    if not loop:
+        return ""  # a processes row: no flow
+    parts = (f"{name} {v['seconds']} ({v['longest']})" for name, v in loop.items())
+    return "; flow loop s: " + ", ".join(parts)
 
 
 @contextmanager
@@ -437,6 +446,7 @@ def flow_row(
         "peak_rss_mb_per_worker": sorted(memory["peak_rss_mb"], reverse=True),
         "mesh_builds": memory["mesh_builds"],
         "tasks_moved_by_stealing": moved,
+        "flow_loop_seconds": summary["loop_seconds"],
     }
 
 
@@ -635,13 +645,19 @@ def worker_cluster(workers: int):
     own (`make_task_runner`), with the scheduler's task stream recording from the start."""
     from distributed import Client, LocalCluster
 
-    from flows.dask_cluster import PREPROCESS_WORKER_OPTIONS, choose_cluster, make_task_runner
-
-    runner = make_task_runner(choose_cluster("local", workers), PREPROCESS_WORKER_OPTIONS)
-    with LocalCluster(**runner.cluster_kwargs) as cluster, Client(cluster) as client:
+    with LocalCluster(**cluster_kwargs(workers)) as cluster, Client(cluster) as client:
         client.wait_for_workers(workers)
         client.get_task_stream(count=0)  # installs the scheduler's task-stream plugin
         yield cluster.scheduler_address, client
+
+
+def cluster_kwargs(workers: int) -> dict:
+    """The LocalCluster arguments the preprocess flow's own runner gives a local cluster of `workers` (its worker
+    options, its scheduler without work stealing)."""
+    from flows.dask_cluster import choose_cluster
+    from flows.preprocess_runner import preprocess_task_runner
+
+    return preprocess_task_runner(choose_cluster("local", workers)).cluster_kwargs
 
 
 def worker_memory(client) -> dict:

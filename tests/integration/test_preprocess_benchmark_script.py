@@ -64,5 +64,12 @@ def test_worker_list_reports_efficiency_stages_and_busy_time(tmp_path):
         assert all(seconds >= 0 for seconds in idle.values())
         busy = [seconds for seconds in row["worker_busy_seconds"] if seconds > 0]
         assert sum(idle.values()) + sum(busy) / len(busy) <= row["wall_seconds"] + 0.1
-        # The flow places every task on its worker strictly: Dask's work stealing moves none of them.
+        # The flow places every task on its worker, on a scheduler without work stealing (as the flow's own).
         assert row["tasks_moved_by_stealing"] == 0
+        # Where the flow's loop spent its time: activities that fit inside the flow's run.
+        loop = row["flow_loop_seconds"]
+        assert set(loop) == {"waiting_for_planning", "waiting_for_tasks", "handling", "placing", "tables"}
+        assert all(0 <= v["longest"] <= v["seconds"] for v in loop.values())
+        assert 0 < sum(v["seconds"] for v in loop.values()) <= row["flow_seconds"]
+        assert loop["placing"]["seconds"] > 0
+    assert all("; flow loop s: waiting_for_planning " in line for line in measured)

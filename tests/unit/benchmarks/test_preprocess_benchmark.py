@@ -130,6 +130,16 @@ def test_bad_flag_combinations_are_one_clear_error(bench, tmp_path, capsys, argv
     assert message in capsys.readouterr().err
 
 
+def test_each_row_runs_on_a_cluster_made_as_the_flow_makes_its_own(bench):
+    from flows.dask_cluster import PREPROCESS_WORKER_OPTIONS, worker_preload
+
+    kwargs = bench.cluster_kwargs(3)
+    assert kwargs["n_workers"] == 3 and kwargs["threads_per_worker"] == 1
+    assert kwargs["preload"] == worker_preload(PREPROCESS_WORKER_OPTIONS)
+    extensions = kwargs["scheduler_kwargs"]["extensions"]
+    assert "stealing" not in extensions and "amm" in extensions, "the flow's scheduler does no work stealing"
+
+
 @pytest.mark.slow  # about 30 s on two cores: scene generation and two spawned, preloaded processes per row
 def test_the_processes_runner_runs_each_process_its_share_of_the_scenes(tmp_path):
     out = tmp_path / "result.json"

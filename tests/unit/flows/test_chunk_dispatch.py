@@ -121,6 +121,17 @@ def test_a_worker_with_two_threads_gets_two_jobs_per_slot():
     assert len(cluster.submitted) == 4
 
 
+def test_free_slots_count_what_the_workers_of_the_last_placement_could_still_take():
+    cluster = _Cluster("a", "b", threads=2)
+    dispatcher = _dispatcher(cluster)
+    assert dispatcher.free_slots == 0, "before any placement no worker is known"
+    dispatcher.add(cluster.jobs("s1", 5))
+    placed = dispatcher.place(more_coming=True)
+    assert len(placed) == 5 and dispatcher.free_slots == 3  # 2 workers x 2 threads x depth 2, 5 held
+    dispatcher.ended(next(iter(placed)))
+    assert dispatcher.free_slots == 4
+
+
 def _where_am_i() -> str:
     return distributed.get_worker().address
 
