@@ -642,7 +642,7 @@ def stage_seconds_per_frame(timings: list[dict[str, float]], frames: int) -> dic
 @contextmanager
 def worker_cluster(workers: int):
     """(scheduler address, client) of a Dask LocalCluster built with exactly the settings the flow gives its
-    own (`make_task_runner`), with the scheduler's task stream recording from the start."""
+    own (`cluster_kwargs`), with the scheduler's task stream recording from the start."""
     from distributed import Client, LocalCluster
 
     with LocalCluster(**cluster_kwargs(workers)) as cluster, Client(cluster) as client:

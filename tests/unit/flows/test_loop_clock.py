@@ -31,6 +31,6 @@ def test_a_step_that_raises_is_still_counted_and_an_unknown_activity_is_refused(
     clock = LoopClock()
     with pytest.raises(RuntimeError), clock.timing("tables"):
         raise RuntimeError("disk full")
-    assert clock.summary()["tables"]["seconds"] >= 0.0 and clock.total["tables"] > 0.0
+    assert clock.total["tables"] > 0.0 and clock.longest["tables"] == clock.total["tables"]
     with pytest.raises(ValueError, match="unknown loop activity 'sleeping'"):
         clock.add("sleeping", 1.0)
